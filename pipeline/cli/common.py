@@ -1,0 +1,42 @@
+"""Options and error handling shared by ``owl`` subcommands."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from pipeline.config import Site, load_site
+from pipeline.errors import OwlError
+
+site_option = click.option("--site", "site_dir", type=click.Path(file_okay=False),
+                           help="site directory (default: $OWL_SITE or the current directory)")
+config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                             help="site configuration file (default: <site>/owl.toml)")
+json_option = click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+
+
+def open_site(site_dir: str | None, config_file: str | None = None) -> Site:
+    return load_site(site_dir, config_file)
+
+
+def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn OwlErrors into one clear line on stderr and the error's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OwlError as exc:
+            click.echo(f"owl: {exc.line()}", err=True)
+            sys.exit(int(exc.code))
+
+    return wrapper
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,52 @@
+"""``owl init`` and ``owl config``: create a site and show its effective configuration."""
+
+from __future__ import annotations
+
+import click
+
+from pipeline.cli.common import config_option, echo_json, open_site, reports_errors, site_option
+from pipeline.config import init_site
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--name", help="site name written into owl.toml")
+@reports_errors
+def init(directory: str, name: str | None) -> None:
+    """Create a site in DIRECTORY: owl.toml, its areas and the OSF database."""
+    from pipeline.osf import Blackboard
+
+    site = init_site(directory, name=name)
+    Blackboard(site.database_url, site.database.busy_timeout)
+    click.echo(f"site {site.name!r} ready in {site.root}")
+    click.echo(f"  configuration: {site.config_file}")
+    click.echo(f"  database:      {site.database_url}")
+    click.echo(f"next: export OWL_SITE={site.root}   (or pass --site {site.root})")
+
+
+@click.group()
+def config() -> None:
+    """Inspect a site's configuration."""
+
+
+@config.command("show")
+@site_option
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of TOML-like text")
+@reports_errors
+def show(site_dir: str | None, config_file: str | None, as_json: bool) -> None:
+    """Print the effective configuration (file + OWL_* overrides) with resolved paths."""
+    site = open_site(site_dir, config_file)
+    data = site.model_dump(mode="json", exclude={"instruments"})
+    data["database_url"] = site.database_url
+    data["instruments"] = sorted(site.instruments)
+    if as_json:
+        echo_json(data)
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            click.echo(f"[{key}]")
+            for k, v in value.items():
+                click.echo(f"  {k} = {v}")
+        else:
+            click.echo(f"{key} = {value}")

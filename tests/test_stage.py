@@ -1,0 +1,116 @@
+"""The stage wrapper: OSF moves, exit codes, trailer lines, quarantine, crashes never left at p."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.exitcodes import DAGMAN_FATAL, ExitCode, dagman_code, is_retryable
+from pipeline.osf import Blackboard
+from tests.conftest import REPO
+
+
+def run_probe(site, *args, wait=True):
+    cmd = [sys.executable, "-m", "tests.stagekit", *args, "--site", str(site.root)]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def board(site):
+    return Blackboard(site.database_url)
+
+
+def test_success_moves_column_and_writes_trailer(site):
+    bb = board(site)
+    bb.create("j9cv58020")
+    bb.create("j9cv58abq", parent="j9cv58020")
+    bb.create("j9cv58acq", parent="j9cv58020")
+    r = run_probe(site, "j9cv58020")
+    assert r.returncode == 0, r.stderr
+    for name in ("j9cv58020", "j9cv58abq", "j9cv58acq"):
+        assert bb.get(name).letter("RF") == "c"
+    assert (site.areas.work / "j9cv58020" / "done.txt").read_text() == "j9cv58abq j9cv58acq"
+    lines = (site.areas.logs / "j9cv58020.trl").read_text().splitlines()
+    assert any("-I-INFO-owl-probe started" in line for line in lines)
+    assert any("probe did its job" in line for line in lines)
+    assert lines[-1].split("-", 3)[3].startswith("owl-probe completed j9cv58020")
+
+
+def test_rerun_of_complete_column_needs_force(site):
+    assert run_probe(site, "j9cv58abq").returncode == 0
+    r = run_probe(site, "j9cv58abq")
+    assert r.returncode == ExitCode.CONFLICT and "is 'c'" in r.stderr and "--force" in r.stderr
+    assert run_probe(site, "j9cv58abq", "--force").returncode == 0
+
+
+def test_bad_input_is_quarantined_never_deleted(site):
+    r = run_probe(site, "j9cv58abq", "--mode", "bad")
+    assert r.returncode == ExitCode.BAD_INPUT
+    assert r.stderr.count("\n") == 1 and "input.pod: packet 3: CRC mismatch" in r.stderr
+    moved = site.areas.quarantine / "input.pod"
+    assert moved.read_bytes() == b"\x00garbage"
+    assert "CRC mismatch" in (site.areas.quarantine / "input.pod.reason").read_text()
+    entry = board(site).get("j9cv58abq")
+    assert entry.letter("RF") == "e"
+    last = board(site).history("j9cv58abq")[-1]
+    assert (last.old, last.new, last.exit_code) == ("p", "e", ExitCode.BAD_INPUT)
+    assert "-E-ERROR-owl-probe: input.pod: packet 3" in (site.areas.logs / "j9cv58abq.trl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"),
+    [("missing", ExitCode.MISSING_REFERENCE), ("crash", ExitCode.INTERNAL),
+     ("oom", ExitCode.OUT_OF_MEMORY), ("eio", ExitCode.TRANSIENT_IO)],
+)
+def test_failures_map_to_exit_codes(site, mode, code):
+    r = run_probe(site, "j9cv58abq", "--mode", mode)
+    assert r.returncode == code, r.stderr
+    assert board(site).get("j9cv58abq").letter("RF") == "e"
+    trl = (site.areas.logs / "j9cv58abq.trl").read_text()
+    if mode == "crash":
+        assert "Traceback (most recent call last)" in trl and "RuntimeError: boom" in trl
+
+
+def test_sigterm_leaves_x_not_p(site):
+    proc = run_probe(site, "j9cv58abq", "--mode", "sleep", wait=False)
+    assert proc.stdout.readline().strip() == "sleeping"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == ExitCode.KILLED
+    assert board(site).get("j9cv58abq").letter("RF") == "x"
+    # A retry starts from x.
+    assert run_probe(site, "j9cv58abq").returncode == 0
+
+
+def test_sigkill_is_detected_as_x(site):
+    proc = run_probe(site, "j9cv58abq", "--mode", "sleep", wait=False)
+    assert proc.stdout.readline().strip() == "sleeping"
+    assert board(site).get("j9cv58abq").letter("RF") == "p"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(0.05)
+    assert board(site).reap() == [("j9cv58abq", "RF")]
+    assert board(site).get("j9cv58abq").letter("RF") == "x"
+
+
+def test_usage_errors(site):
+    r = run_probe(site, "../etc/passwd")
+    assert r.returncode == ExitCode.USAGE and "invalid dataset name" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "tests.stagekit", "j9cv58abq", "--site", str(site.root / "nope")],
+                       cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == ExitCode.CONFIG and "owl init" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "tests.stagekit", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0 and "Exit codes:" in r.stdout
+
+
+def test_exit_code_table():
+    assert not is_retryable(ExitCode.BAD_INPUT) and is_retryable(ExitCode.TRANSIENT_IO)
+    assert is_retryable(-9) and not is_retryable(0)
+    assert dagman_code(ExitCode.MISSING_REFERENCE) == DAGMAN_FATAL
+    assert dagman_code(ExitCode.LOCK_TIMEOUT) == ExitCode.LOCK_TIMEOUT
+    assert dagman_code(0) == 0

@@ -1,0 +1,60 @@
+"""Trailer lines in OPUS form, concurrent appends, and _trl.fits packaging."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import re
+
+from pipeline.trailer import Trailer, package_trailer, parse_line, read_trl_fits
+
+LINE_RE = re.compile(r"^\d{13}-(I-INFO|W-WARN|E-ERROR)-")
+
+
+def test_line_forms(tmp_path):
+    t = Trailer(tmp_path / "x.trl")
+    t.info("hello")
+    t.warn("careful")
+    t.error("broken\nsecond line")
+    lines = t.lines()
+    assert [LINE_RE.match(line).group(1) for line in lines] == ["I-INFO", "W-WARN", "E-ERROR"]
+    assert lines[2].endswith("-E-ERROR-broken second line")
+    assert parse_line(lines[1]).severity == "warn"
+    # STScI's own form, with a blank after INFO, parses too.
+    assert parse_line("2017181074130-I-INFO Partitioning from POD file").text == "Partitioning from POD file"
+
+
+def _append(path, who, n):
+    t = Trailer(path)
+    for i in range(n):
+        t.info(f"{who}:{i}:" + "x" * 300)
+
+
+def test_concurrent_appenders_never_interleave(tmp_path):
+    path = tmp_path / "c.trl"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_append, args=(path, f"p{k}", 200)) for k in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    lines = Trailer(path).lines()
+    assert len(lines) == 1200
+    assert all(LINE_RE.match(line) and line.endswith("x" * 300) for line in lines)
+    for k in range(6):
+        seq = [int(line.split(":")[1]) for line in lines if f"-p{k}:" in line]
+        assert seq == list(range(200))
+
+
+def test_package_round_trip(tmp_path, realdata):
+    t = Trailer(tmp_path / "j9cv58abq.trl")
+    t.info("short")
+    t.info("long " + "y" * 300)
+    out = package_trailer(t.path, tmp_path / "j9cv58abq_trl.fits", dataset="j9cv58abq")
+    rows = read_trl_fits(out)
+    assert rows[0] == t.lines()[0]
+    long_line = t.lines()[1]
+    assert rows[1] == long_line[:132]
+    assert rows[2:] == ["    " + long_line[132:260], "    " + long_line[260:]]
+    # STScI's own _trl.fits reads with the same reader.
+    stsci = read_trl_fits(realdata / "cos_fuv_ldfd01010/calibrated_stsci/ldfd01vnq_trl.fits.gz")
+    assert stsci[0].startswith("2017181074130-I-INFO")
