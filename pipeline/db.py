@@ -37,8 +37,15 @@ def engine_for(url: str, busy_timeout: float = 30.0) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(_with_driver(url), pool_pre_ping=True)
     return engine
+
+
+def _with_driver(url: str) -> str:
+    """Plain ``postgresql://`` URLs use psycopg 3 (SQLAlchemy's default would be psycopg2)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
 
 
 def is_lock_error(exc: BaseException) -> bool:

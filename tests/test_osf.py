@@ -9,11 +9,36 @@ from collections import Counter
 import pytest
 
 from pipeline.osf import COLUMNS, Blackboard, OSFError, TransitionConflict, UnknownDataset, aggregate
+from tests import pgserver
+
+
+@pytest.fixture(scope="module")
+def pg_server():
+    why = pgserver.available()
+    if why:
+        pytest.skip(why)
+    with pgserver.postgres_url() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """Every blackboard test runs on SQLite (the default) and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'osf.db'}"
+    url = request.getfixturevalue("pg_server")
+    from sqlalchemy import text
+
+    from pipeline.db import engine_for
+
+    with engine_for(url).begin() as conn:  # a clean schema per test
+        conn.execute(text("DROP TABLE IF EXISTS osf, osf_process, osf_history"))
+    return url
 
 
 @pytest.fixture
-def bb(tmp_path):
-    return Blackboard(f"sqlite:///{tmp_path / 'osf.db'}")
+def bb(db_url):
+    return Blackboard(db_url)
 
 
 def test_create_is_idempotent_and_validated(bb):
@@ -120,8 +145,8 @@ def _worker(url: str, seed: int, out: mp.Queue) -> None:
     out.put((won, lost))
 
 
-def test_concurrent_writers_no_lost_update_no_double_winner(tmp_path):
-    url = f"sqlite:///{tmp_path / 'race.db'}"
+def test_concurrent_writers_no_lost_update_no_double_winner(db_url):
+    url = db_url
     bb = Blackboard(url)
     names = _names()
     assert len(set(names)) == N_DATASETS
