@@ -11,7 +11,18 @@ COMMANDS: dict[str, str] = {
     "init": "pipeline.cli.site:init",
     "config": "pipeline.cli.site:config",
     "osf": "pipeline.cli.osf:osf",
+    "archive": "pipeline.archive_cli:archive",
     "bestrefs": "pipeline.refs_cli:bestrefs",
+    "watch": "pipeline.controller_cli:watch",
+    "submit": "pipeline.controller_cli:submit",
+    "retry": "pipeline.controller_cli:retry",
+    "status": "pipeline.controller_cli:status",
+    "dag": "pipeline.dag_cli:dag",
+    "demo": "pipeline.demo:demo",
+    "check": "pipeline.checks.cli:check",
+    "pod": "pipeline.telemetry.cli:pod",
+    "simulate": "pipeline.simulate.cli:simulate",
+    "calibrate": "pipeline.calib.cli:calibrate_cmd",
 }
 
 

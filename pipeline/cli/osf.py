@@ -207,3 +207,8 @@ def reap(site_dir, config_file) -> None:
     for dataset, column in reaped:
         click.echo(f"{dataset}: {column} p -> x")
     click.echo(f"{len(reaped)} crashed column(s) found")
+
+
+from pipeline.executors.hook_cli import hook  # noqa: E402  (DAG node hooks, owned by orchestration)
+
+osf.add_command(hook)

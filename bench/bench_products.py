@@ -1,0 +1,122 @@
+"""Products figures: AstroDrizzle on a full-frame WFC3/UVIS pair, previews per product, archive speed.
+
+MD is the slowest stage after calibration, so its wall time and memory on real-size inputs (two
+full-frame 2-chip ``_flt`` files, 4096 x 2051 per chip) decide how many MD nodes a machine runs at
+once (``throttles.max_jobs.md``). Previews run once per product; the archive figures cover ingest
+throughput and selecting among 100,000 catalogued datasets by header keywords (reprocessing).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import Result, median_time, peak_rss_mb
+
+REALDATA = Path(os.environ.get("OWL_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
+FULL = (2051, 4096)
+CATALOGUE = 100_000
+
+
+def _md(tmp: Path) -> tuple[list[Result], Path, Path]:
+    from pipeline.drizzle import drizzle
+    from pipeline.names import parse_dataset
+    from tests.products_data import Field, measured_offsets, star_field, write_flt
+
+    sky = star_field(Field(), 400, FULL, seed=11)
+    work = tmp / "work"
+    flts = [write_flt(work / f"idn101a{i + 1}q_flt.fits", sky, shape=FULL, asn_id="idn101010", seed=i,
+                      dither=(0.0, 0.0) if i == 0 else (15.5, 9.5), cosmic_rays=2000) for i in range(2)]
+    t0 = time.perf_counter()
+    from drizzlepac import astrodrizzle  # noqa: F401  (the import every MD process pays)
+
+    import_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    product = drizzle(flts, parse_dataset("idn101010"), work, cores=1)
+    md_s = time.perf_counter() - t0
+    offsets = measured_offsets(product.path, sky.stars)
+    results = [
+        Result("import drizzlepac", import_s, "s", goal=5.0),
+        Result("MD: AstroDrizzle full-frame UVIS pair (2 x 2 x 4096x2051), 1 core", md_s, "s", goal=120.0,
+               details={"peak_rss_mb": round(peak_rss_mb(), 1), "product_mb": round(product.path.stat().st_size / 2**20, 1)}),
+        Result("MD: median star offset from WCS in the full-frame _drz", float(sorted(offsets)[len(offsets) // 2]),
+               "pixel", goal=0.5, details={"stars": len(offsets)}),
+    ]
+    return results, flts[0], product.path
+
+
+def _previews(tmp: Path, flt: Path, drz: Path) -> list[Result]:
+    from pipeline.preview import make_previews
+
+    out = tmp / "previews"
+    sources = [("_flt full frame (2 chips)", flt), ("_drz full frame", drz)]
+    if (REALDATA / "acs_hrc_j8bt").is_dir():
+        raw = tmp / "j8bt05njq_raw.fits"
+        shutil.copy(REALDATA / "acs_hrc_j8bt/raw/j8bt05njq_raw.fits", raw)
+        x1dsum = tmp / "ldfd01010_x1dsum.fits.gz"
+        shutil.copy(REALDATA / "cos_fuv_ldfd01010/calibrated_stsci/ldfd01010_x1dsum.fits.gz", x1dsum)
+        sources += [("_raw ACS/HRC (real)", raw), ("_x1dsum COS/FUV plot (real)", x1dsum)]
+    results = []
+    for label, path in sources:
+        seconds, _ = median_time(lambda p=path: make_previews(p, out), repeats=3, warmup=1)
+        results.append(Result(f"PVW: preview {label}", seconds, "s", goal=5.0))
+    return results
+
+
+def _archive(tmp: Path, flt: Path, drz: Path) -> list[Result]:
+    from sqlalchemy import insert
+
+    from pipeline.archive import Archive, ArchiveVersion
+    from pipeline.config import init_site
+
+    site = init_site(tmp / "site")
+    arch = Archive(site)
+    size = flt.stat().st_size + drz.stat().st_size
+    t0 = time.perf_counter()
+    arch.ingest("idn101010", [(flt, "flt"), (drz, "drz")])
+    ingest_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report = arch.verify()
+    verify_s = time.perf_counter() - t0
+
+    rng = random.Random(7)
+    detectors = [("WFC3", "UVIS"), ("WFC3", "IR"), ("ACS", "WFC"), ("ACS", "HRC")]
+    rows = []
+    for i in range(CATALOGUE):
+        instrument, detector = rng.choice(detectors)
+        header = {"INSTRUME": instrument, "DETECTOR": detector, "CCDAMP": rng.choice(["ABCD", "A", "C"]),
+                  "CCDGAIN": rng.choice([1.0, 1.5, 2.0]), "FILTER": f"F{rng.randint(200, 900)}W",
+                  "DATE-OBS": f"20{rng.randint(10, 24)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+                  "EXPSTART": 55000 + rng.random() * 5000, "APERTURE": "FULL", "SUBARRAY": False}
+        rows.append({"dataset": f"i{i:05d}a{rng.randint(1, 9)}q", "version": 1, "ingested": time.time(),
+                     "instrument": instrument, "detector": detector, "header": header})
+    with arch.engine.begin() as conn:
+        conn.execute(insert(ArchiveVersion), rows)
+    t0 = time.perf_counter()
+    picked = [d for d, _v, h in arch.headers() if h["DETECTOR"] == "UVIS" and h["CCDAMP"] == "ABCD"]
+    scan_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    queried = arch.query(header={"DETECTOR": "UVIS", "CCDAMP": "ABCD"})
+    return [
+        Result("archive: ingest flt + drz (copy, hash, re-verify, catalogue)", size / 2**20 / ingest_s, "MiB/s",
+               goal=100.0, lower_is_better=False),
+        Result("archive: verify (re-hash every blob)", size / 2**20 / verify_s, "MiB/s", goal=200.0,
+               lower_is_better=False, details={"ok": report.ok}),
+        Result(f"archive: newest raw headers of {CATALOGUE:,} datasets, selected in Python", scan_s, "s", goal=10.0,
+               details={"selected": len(picked)}),
+        Result(f"archive: header-keyword query over {CATALOGUE:,} datasets in SQL", time.perf_counter() - t0, "s",
+               goal=5.0, details={"files": len(queried)}),
+    ]
+
+
+def run() -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        results, flt, drz = _md(tmp)
+        results += _previews(tmp, flt, drz)
+        results += _archive(tmp, flt, drz)
+    return results

@@ -1,0 +1,159 @@
+"""Post-SM4 ACS/WFC bias level: bias-shift, cross-talk and destriping (``blev_funcs_postsm4.c``).
+
+Each amp is handled as a 2068 x 2072 "amp array" with its amp at the origin (24 prescan columns
+then 2048 science columns). All arithmetic is double; results go back as float32.
+
+* Bias shift (DS_INT readouts at gain 2; ISR ACS 2012-02): a per-amp model of the DC offset the
+  pre-amp's AC coupling leaves behind, run along the serial clocking order with 146 virtual gap
+  pixels per row (filled with the "magic square" mean of rows 2057-2066, cols 13-22); the magic
+  square is measured again afterwards and subtracted.
+* Cross talk: ``SCI[j] += 9.1e-5 * SCI[nx-1-j]`` along each row, in place and left to right, so
+  the right half sees the already-corrected left half.
+* Destripe: the prescan column means (after removing each row's mean of columns 13-24, 4 x 5-sigma
+  clipping, skipping rows with columns 24-29 >= 50000) are subtracted from the prescan; rows are
+  judged good or bad; the amp's bias mean (6 x mean-absolute-deviation clipping, 5 to 10 passes) is
+  subtracted from the whole amp (MEANBLEV); the row stripe (mean over amps with a good row and
+  prescan std < 15, needing >= 2 amps) is interpolated along the serial clocking
+  ``i + (j - 11.5)/(2072 + 146)`` and subtracted from all amps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.signal import lfilter
+
+NBIAS_COLS = 24
+NOSCN_ROWS = 20
+SERIAL_FREQ = 1000.0 / 22.0
+PARALLEL_SHIFT = 3.212
+NGAP_PIX = int(SERIAL_FREQ * PARALLEL_SHIFT + 0.5)
+TIME_CONST = (37.290251, 36.180001, 37.867770, 42.461249)
+DC_RATIO = (0.3, 0.3, 0.3, 0.3)
+DSI_SENS = (2.9188919e-3, 10.805754e-3, 12.432145e-3, 3.8596253e-3)
+CROSS_SCALE = 9.1e-5
+
+
+def amp_view(chip_sci: np.ndarray, amp: int, full_frame: bool = True) -> np.ndarray:
+    """The amp array (a view) with the amp at [0, 0]: A/B flip rows, B/D flip columns."""
+    ny, nx = chip_sci.shape
+    half = nx // 2 if full_frame else nx
+    if amp == 0:
+        return chip_sci[::-1, :half]
+    if amp == 1:
+        return chip_sci[::-1, ::-1][:, :half]
+    if amp == 2:
+        return chip_sci[:, :half]
+    return chip_sci[:, ::-1][:, :half]
+
+
+def _magic_square(a: np.ndarray) -> float:
+    block = a[2057:2067, 13:23]
+    return float(np.cumsum(block.ravel())[-1] / block.size)
+
+
+def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
+    """Correct one amp array (double) for the DSI bias shift; returns (data, magic square removed)."""
+    rows, cols = ampdata.shape
+    magic = _magic_square(ampdata)
+    gap = np.full((rows, cols + NGAP_PIX), magic)
+    gap[:, :cols] = ampdata
+    x = gap.ravel()
+    factor = 1.0 - math.exp(-1.0 / (TIME_CONST[amp] * SERIAL_FREQ))
+    dc = np.empty(x.size + 1)
+    dc[0] = magic * DC_RATIO[amp]
+    # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1]
+    dc[1:], _ = lfilter([factor * DC_RATIO[amp]], [1.0, -(1.0 - factor)], x,
+                        zi=[(1.0 - factor) * dc[0]])
+    corrected = (x - DSI_SENS[amp] * dc[1:]) - (10.0 / 22.0) * (dc[1:] - dc[:-1])
+    out = corrected.reshape(rows, cols + NGAP_PIX)[:, :cols]
+    magic2 = _magic_square(out)
+    return out - magic2, magic2
+
+
+def cross_talk(sci: np.ndarray) -> None:
+    """In-place cross-talk removal, left to right (so the right half uses corrected values)."""
+    nx = sci.shape[1]
+    half = (nx + 1) // 2
+    left_src = sci[:, ::-1][:, :half].astype(np.float64) * CROSS_SCALE   # original right half, mirrored
+    sci[:, :half] += left_src.astype(np.float32)
+    right_src = sci[:, ::-1][:, half:].astype(np.float64) * CROSS_SCALE  # now-corrected left half
+    sci[:, half:] += right_src.astype(np.float32)
+
+
+def _calc_mean_std(values: np.ndarray, sig: float) -> tuple[float, float]:
+    """4 passes of sigma clipping around the mean (sample std)."""
+    mean = float(np.sum(values) / values.size)
+    std = math.sqrt(float(np.sum((values - mean) ** 2)) / (values.size - 1))
+    for _ in range(4):
+        keep = np.abs(values - mean) <= sig * std
+        n = int(keep.sum())
+        new_mean = float(np.sum(values[keep]) / n) if n else math.nan
+        new_std = math.sqrt(float(np.sum((values[keep] - mean) ** 2)) / (n - 1)) if n > 1 else math.nan
+        mean, std = new_mean, new_std
+    return mean, std
+
+
+def subtract_bias_column_means(a: np.ndarray) -> None:
+    rowmean = a[:, 12:NBIAS_COLS].sum(axis=1) / 12.0
+    minus = a[:, :NBIAS_COLS] - rowmean[:, None]
+    usable = np.all(a[:, 24:30] < 50000, axis=1)
+    for j in range(NBIAS_COLS):
+        mean, _ = _calc_mean_std(minus[usable, j], 5.0)
+        a[:, j] -= mean
+
+
+def find_good_rows(a: np.ndarray) -> np.ndarray:
+    rows, cols = a.shape
+    body = slice(0, rows - NOSCN_ROWS)
+    bias_mean = a[body, :NBIAS_COLS].sum() / ((rows - NOSCN_ROWS) * NBIAS_COLS)
+    amp_mean = (a[body, NBIAS_COLS:] - bias_mean).sum() / ((cols - NBIAS_COLS) * (rows - NOSCN_ROWS))
+    good = np.zeros(rows, bool)
+    ref = (a[1:, :NBIAS_COLS].sum(axis=1) + a[:-1, :NBIAS_COLS].sum(axis=1)) / (2 * NBIAS_COLS)
+    row_means = (a[1:, NBIAS_COLS:] - ref[:, None]).sum(axis=1) / (cols - NBIAS_COLS)
+    dev = np.trunc(row_means - amp_mean)  # C abs() on a double truncates to int first
+    bad = (np.abs(dev) > 100) | np.any(a[1:, 24:30] > 70000, axis=1)
+    good[1:] = ~bad
+    return good
+
+
+def bias_mean(a: np.ndarray, good_rows: np.ndarray) -> float:
+    """Mean of the good prescan pixels with 6 x mean-absolute-deviation clipping (5-10 passes)."""
+    vals = a[:, :NBIAS_COLS]
+    good = np.repeat(good_rows[:, None], NBIAS_COLS, axis=1)
+    ntot1 = int(good.sum())
+    nits = 0
+    while True:
+        ntot2 = ntot1
+        nits += 1
+        n = int(good.sum())
+        mean = float(vals[good].sum() / n) if n else 0.0
+        std = float(np.abs(vals[good] - mean).sum() / n) if n else 0.0
+        good &= ~(np.abs(vals - mean) > 6.0 * std)
+        ntot1 = int(good.sum())
+        if not (nits <= 5 or (nits <= 10 and ntot1 < ntot2)):
+            break
+    return float(vals[good].sum() / ntot1) if ntot1 else 0.0
+
+
+def remove_stripes(amps: list[np.ndarray], good: list[np.ndarray]) -> tuple[int, int]:
+    rows, cols = amps[0].shape
+    means = np.stack([a[:, :NBIAS_COLS].sum(axis=1) / NBIAS_COLS for a in amps])
+    stds = np.stack([np.sqrt(((a[:, :NBIAS_COLS] - m[:, None]) ** 2).sum(axis=1) / (NBIAS_COLS - 1))
+                     for a, m in zip(amps, means, strict=True)])
+    ok = np.stack(good) & ~(stds >= 15)
+    for g, o in zip(good, ok, strict=True):
+        g[...] = o
+    n = ok.sum(axis=0)
+    rowmeans = np.where(n >= 2, (np.where(ok, means, 0.0)).sum(axis=0) / np.maximum(n, 1), 0.0)
+    i = np.arange(rows, dtype=np.float64)[:, None]
+    j = np.arange(cols, dtype=np.float64)[None, :]
+    pt = i + (j - 11.5) / float(cols + 146)
+    lower = np.clip(np.floor(pt).astype(np.int64), 0, rows - 2)
+    dist = pt - lower
+    interp = rowmeans[lower] + dist * (rowmeans[lower + 1] - rowmeans[lower])
+    for a in amps:
+        a -= interp
+    fixed = int((n >= 2).sum())
+    return fixed, rows - fixed

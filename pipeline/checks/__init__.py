@@ -1,0 +1,1 @@
+"""Before- and after-calibration checks (BC, AC) as tables of named rules."""

@@ -1,0 +1,1 @@
+"""Executors run a workflow's DAG for one association: ``local`` (embedded) or ``condor`` (DAGMan)."""

@@ -1,0 +1,208 @@
+"""One exposure: from the sky in electrons to a raw file in DN, and the truth it was made from.
+
+Order of effects (each vectorised over the chip): scene (stars + sky, e-/s) x EXPTIME is the truth;
+times the flat response (and bad-column loss) plus dark current, Poisson-sampled; cosmic rays; charge
+lost to sinks; full-well saturation with bleeding along columns; readout through the amplifiers
+(divide by gain, add bias level, superbias pattern and read noise, round, clip to the 16-bit ADC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from pipeline.simulate import headers as hdr
+from pipeline.simulate.detector import Detector
+from pipeline.simulate.geometry import ChipReadout, Readout
+from pipeline.simulate.pointing import Pointing
+from pipeline.simulate.scene import StarField, cosmic_rays, scene_rate
+
+ADC_MAX = 65535
+
+
+@dataclass(frozen=True)
+class ExposureSpec:
+    """Everything that defines one exposure; the simulator turns it into pixels and headers."""
+
+    rootname: str
+    instrument: str  # 'wfc3' | 'acs'
+    readout: Readout
+    ccdgain: float
+    filter: str  # bandpass; ACS wheels follow photometry.ACS_WHEELS
+    exptime: float
+    expstart: float  # MJD
+    pointing: Pointing
+    seed: tuple[int, ...]  # entropy for this exposure's noise
+    targname: str = "SIMFIELD"
+    proposid: int = 90000
+    linenum: str = "01.001"
+    asn_id: str | None = None
+    asn_memtype: str | None = None
+    crsplit: int = 1
+    pattern: tuple[str, int, int] = ("NONE", 0, 0)
+
+    @property
+    def expend(self) -> float:
+        return self.expstart + self.exptime / 86400.0
+
+    @property
+    def darktime(self) -> float:
+        """Header DARKTIME: the exposure time (calacs adds its CCDTAB overhead itself)."""
+        return self.exptime
+
+
+@dataclass
+class ChipTruth:
+    """Noiseless truth of one chip, on the trimmed science pixels of the readout."""
+
+    ccdchip: int
+    extver: int
+    scene: np.ndarray  # e- from sky + stars over EXPTIME (before the flat; chip-2 values before FLUXCORR)
+    wcs_header: fits.Header  # TAN WCS of the trimmed pixels (what a calibrated _flt should carry)
+    det_origin: tuple[int, int]  # (x, y) of the first pixel in full-chip science coordinates
+    hot: np.ndarray
+    saturated: np.ndarray  # at full well (bleeding included) or at the ADC limit
+    atod: np.ndarray  # at the ADC limit (65535 DN)
+    cosmic: np.ndarray
+    bad: np.ndarray  # BPIXTAB pixels (response the flat does not describe)
+    sink: np.ndarray  # trapped sink pixels (turned on before EXPSTART)
+    dark: np.ndarray  # e- of dark current included (dark rate x the time calibration scales by)
+
+    MASKS = ("hot", "saturated", "atod", "cosmic", "bad", "sink")
+
+
+@dataclass
+class TruthProducts:
+    chips: list[ChipTruth]
+    stars: Table  # catalogue with per-chip pixel positions (0-based, trimmed) of this exposure
+
+    def chip(self, ccdchip: int) -> ChipTruth:
+        return next(c for c in self.chips if c.ccdchip == ccdchip)
+
+    def to_hdulist(self, rootname: str) -> fits.HDUList:
+        """``<root>_truth.fits``: SCENE and one uint8 extension per mask, per chip (EXTVER as in the raw)."""
+        primary = fits.PrimaryHDU()
+        primary.header["ROOTNAME"] = rootname
+        primary.header["FILETYPE"] = "SIMULATION TRUTH"
+        primary.header["BUNIT"] = "ELECTRONS"
+        hdus: list = [primary]
+        for c in self.chips:
+            scene = fits.ImageHDU(c.scene, header=c.wcs_header.copy(), name="SCENE", ver=c.extver)
+            scene.header["CCDCHIP"] = c.ccdchip
+            scene.header["DETX0"], scene.header["DETY0"] = c.det_origin
+            hdus.append(scene)
+            hdus.append(fits.ImageHDU(c.dark.astype(np.float32), name="DARK", ver=c.extver))
+            for name in ChipTruth.MASKS:
+                hdus.append(fits.ImageHDU(getattr(c, name).astype(np.uint8), name=name.upper(), ver=c.extver))
+        hdus.append(fits.BinTableHDU(self.stars, name="STARS"))
+        return fits.HDUList(hdus)
+
+
+@dataclass
+class SimulatedExposure:
+    rootname: str
+    raw: fits.HDUList  # exactly what <rootname>_raw.fits holds
+    truth: TruthProducts
+    spec: ExposureSpec = field(repr=False)
+
+
+def bleed(electrons: np.ndarray, full_well: np.ndarray) -> np.ndarray:
+    """Spill charge above full well up and down the column, in place; return the saturated mask.
+
+    Each run of over-full pixels keeps full well and shares its excess equally between the two
+    directions, filling neighbours up to their own full well; charge reaching the chip edge is lost.
+    """
+    saturated = electrons >= full_well
+    for col in np.flatnonzero((electrons > full_well).any(axis=0)):
+        q, cap = electrons[:, col], full_well[:, col]
+        over = np.flatnonzero(q > cap)
+        runs = np.split(over, np.flatnonzero(np.diff(over) > 1) + 1)
+        for run in runs:
+            lo, hi = run[0], run[-1]
+            excess = float(np.sum(q[lo:hi + 1] - np.minimum(q[lo:hi + 1], cap[lo:hi + 1])))
+            q[lo:hi + 1] = np.minimum(q[lo:hi + 1], cap[lo:hi + 1])
+            for start, step in ((hi + 1, 1), (lo - 1, -1)):
+                share, j = excess / 2.0, start
+                while share > 0 and 0 <= j < len(q):
+                    take = min(max(cap[j] - q[j], 0.0), share)
+                    q[j] += take
+                    share -= take
+                    j += step
+        saturated[:, col] = q >= cap
+    return saturated
+
+
+def _simulate_chip(spec: ExposureSpec, part: ChipReadout, det: Detector, stars: StarField,
+                   rng: np.random.Generator, offsets: dict[str, float]) -> tuple[np.ndarray, ChipTruth, np.ndarray]:
+    ro = spec.readout
+    wcs = spec.pointing.chip_wcs(ro, part)
+    shape = part.trimmed_shape
+    rate, x, y = scene_rate(stars, wcs, shape, spec.instrument, spec.filter, part.chip, spec.expstart)
+    scene = rate * spec.exptime
+    bad = det.bad_mask(part)
+    response = det.flat_response(part, spec.filter) * np.where(bad, 0.3, 1.0)
+    if spec.instrument == "wfc3":
+        dark_time = spec.exptime  # calwf3 scales the dark by EXPTIME only
+    else:
+        dark_time = det.acs_darktime(spec.darktime, False, hdr.acs_dark_overhead_applies(ro, spec.expstart))
+    dark = det.dark_rate(part) * dark_time
+    electrons = rng.poisson(scene * response + dark).astype(np.float64)
+    crs = cosmic_rays(rng, shape, spec.exptime)
+    electrons += crs.deposit
+    sink_mask = np.zeros(shape, dtype=bool)
+    col_det, row_det = det.camera.raw_col_det, det.camera.raw_row_det(part.chip)
+    for s in det.sinks(part):
+        if s.onset_mjd <= spec.expstart:
+            r, c = row_det[s.row] - part.det_y[0], col_det[s.col] - part.det_x[0]
+            electrons[r, c] -= min(electrons[r, c], s.depth)
+            sink_mask[r, c] = True
+    full_well = part.trim(det.full_well(part)).astype(np.float64)
+    saturated = bleed(electrons, full_well)
+
+    # readout: electrons -> DN through each amplifier, plus bias and read noise
+    gain = det.amp_columns(part, spec.ccdgain, "gain")
+    noise_dn = det.amp_columns(part, spec.ccdgain, "read_noise") / gain
+    raw_e = part.embed(electrons.astype(np.float64), fill=0.0)
+    dn = raw_e / gain[None, :] + det.bias_level(part, spec.ccdgain, offsets) + det.bias_pattern(part, spec.ccdgain)
+    dn += rng.standard_normal(part.shape) * noise_dn[None, :]
+    dn = np.rint(dn)
+    atod = part.trim(dn >= ADC_MAX)
+    raw = np.clip(dn, 0, ADC_MAX).astype(np.uint16)
+
+    wcs_header = wcs.to_header()
+    truth = ChipTruth(
+        ccdchip=part.chip, extver=part.extver, scene=scene.astype(np.float32), wcs_header=wcs_header,
+        det_origin=(int(part.det_x[0]), int(part.det_y[0])), hot=det.hot_mask(part),
+        saturated=saturated | atod, atod=atod, cosmic=crs.mask, bad=bad, sink=sink_mask,
+        dark=dark.astype(np.float32))
+    return raw, truth, np.column_stack([x, y])
+
+
+def simulate_exposure(spec: ExposureSpec, det: Detector, stars: StarField,
+                      switches: dict[str, str]) -> SimulatedExposure:
+    """Make the raw HDUList and the truth of one exposure."""
+    rng = np.random.default_rng(np.random.SeedSequence(spec.seed))
+    ro = spec.readout
+    amps = "ABCD"
+    offsets = dict(zip(amps, rng.normal(0.0, 2.0, 4), strict=True))
+    orientat = spec.pointing.orientat(ro.camera)
+    aperture_sky = spec.pointing.aperture_sky(ro)
+    primary = fits.PrimaryHDU(header=hdr.primary_header(spec, switches))
+    hdus: list = [primary]
+    truths = []
+    stars_table = stars.table()
+    for part in ro.chips:
+        raw, truth, xy = _simulate_chip(spec, part, det, stars, rng, offsets)
+        wcs = spec.pointing.chip_wcs(ro, part)
+        sci_h = hdr.sci_header(spec, part, wcs, orientat, aperture_sky)
+        sci = fits.ImageHDU(raw, header=sci_h)
+        hdus.append(sci)
+        for extname, bunit in (("ERR", "COUNTS"), ("DQ", "UNITLESS")):
+            hdus.append(fits.ImageHDU(header=hdr.constant_header(sci.header, extname, raw.shape, bunit)))
+        truths.append(truth)
+        stars_table[f"X_CHIP{part.chip}"] = xy[:, 0]
+        stars_table[f"Y_CHIP{part.chip}"] = xy[:, 1]
+    return SimulatedExposure(spec.rootname, fits.HDUList(hdus), TruthProducts(truths, stars_table), spec)

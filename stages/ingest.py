@@ -1,0 +1,68 @@
+"""owl-ingest: archive the received raw pods of an association or singleton (OSF column IN).
+
+Each pod is fully decoded first (packet CRCs, sequence counts, the on-board pixel CRC: the receipt
+copy may have rotted since it was checked), then stored in the content-addressed archive as kind
+``pod`` under its exposure, with catalogue fields read from the pod's own header cards so that
+reprocessing can select archived pods by instrument, detector, filter or date. The association's
+record from its DAN is archived too (kind ``dan_asn``), so reprocessing from the archive alone knows
+the association type. A rerun finds the identical newest file and adds no version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.archive import Archive, catalogue_fields, header_dict
+from pipeline.errors import BadInput
+from pipeline.fsutil import sha256_file
+from pipeline.names import DatasetName
+from pipeline.stage import Stage, StageContext, stage_main
+from pipeline.telemetry.decode import decode_pod
+from pipeline.telemetry.receipt import associations_dir, received_pod
+from pipeline.telemetry.sources import ASN_RECORD_KIND, POD_KIND, newest_archived
+
+
+class Ingest(Stage):
+    name = "ingest"
+    column = "IN"
+    scope = "association"
+    summary = "Archive the raw pod files (content-addressed, checksummed, catalogued)"
+
+    def run(self, ctx: StageContext) -> None:
+        archive = Archive(ctx.site)
+        association = ctx.dataset.name if ctx.dataset.is_association else None
+        for member in ctx.member_names():
+            pod = received_pod(ctx.site, member.name)
+            if not pod.exists():
+                if newest_archived(archive, member, POD_KIND) is None:
+                    raise BadInput(f"{member}: no received pod at {pod} and none in the archive")
+                ctx.log(f"{member}: pod no longer in receipt and already archived; nothing to do")
+                continue
+            decoded = decode_pod(pod)  # BadInput names the pod: the wrapper quarantines it
+            fields = {**catalogue_fields(header_dict(decoded.primary)), "association": association,
+                      "pod_packets": decoded.pod.n_packets}
+            self._archive(ctx, archive, member, pod, POD_KIND, fields)
+        if association is not None:
+            record = associations_dir(ctx.site) / f"{association}.json"
+            if record.exists():
+                self._archive(ctx, archive, ctx.dataset, record, ASN_RECORD_KIND, {"association": association})
+            elif newest_archived(archive, ctx.dataset, ASN_RECORD_KIND) is None:
+                raise BadInput(f"{ctx.dataset}: association record {record} missing (was the DAN received?)")
+
+    @staticmethod
+    def _archive(ctx: StageContext, archive: Archive, dataset: DatasetName, path: Path, kind: str,
+                 metadata: dict) -> None:
+        sha = sha256_file(path)
+        newest = newest_archived(archive, dataset, kind)
+        if newest is not None and newest[0] == sha:
+            ctx.log(f"{path.name} already archived as {dataset} version {newest[1]}")
+            return
+        version = archive.ingest(dataset, [(path, kind)], metadata)
+        ctx.log(f"archived {path.name} ({path.stat().st_size} bytes, sha256 {sha[:16]}...) "
+                f"as {dataset} version {version}")
+
+
+main = stage_main(Ingest)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""INGEST_PVW: archive the preview pictures PVW wrote, as new versions of their datasets."""
+
+from __future__ import annotations
+
+from pipeline import products
+from pipeline.archive import Archive
+from pipeline.errors import BadInput
+from pipeline.stage import Stage, StageContext, stage_main
+
+
+class IngestPreviews(Stage):
+    name = "ingest-pvw"
+    column = "IP"
+    scope = "association"
+    summary = "archive the preview JPEGs and spectrum plots (content-addressed, catalogued), all or nothing"
+
+    def run(self, ctx: StageContext) -> None:
+        found = products.preview_files(ctx.work, ctx.dataset, ctx.member_names())
+        if not found:
+            raise BadInput(f"{ctx.dataset}: no preview in {ctx.work} to archive (has PVW run?)")
+        batches = [(root, files, {"stage": "INGEST_PVW"}) for root, files in found.items()]
+        versions = Archive(ctx.site).ingest_many(batches)
+        for (root, files, _meta), version in zip(batches, versions, strict=True):
+            ctx.log(f"archived {len(files)} preview(s) of {root} as version {version}")
+
+
+main = stage_main(IngestPreviews)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""MD: AstroDrizzle an association's (or singleton's) calibrated exposures into ``_drz`` / ``_drc``."""
+
+from __future__ import annotations
+
+from pipeline import drizzle
+from pipeline.stage import Stage, StageContext, stage_main
+
+
+class Drizzle(Stage):
+    name = "md"
+    column = "MD"
+    scope = "association"
+    summary = ("AstroDrizzle the members' _flt into <name>_drz.fits and _flc into <name>_drc.fits "
+               "(offline, on copies; fails if drizzlepac drops any input)")
+
+    def run(self, ctx: StageContext) -> None:
+        members, skipped = drizzle.imaging_members(ctx.work, ctx.member_names())
+        for reason in skipped:
+            ctx.log(f"not drizzled: {reason}")
+        if not members:
+            ctx.log(f"no exposure of {ctx.dataset} is drizzled (spectroscopic or DRIZCORR omitted): no product")
+            return
+        cores = ctx.site.calibration.drizzle_cores
+        for kind, inputs in drizzle.association_inputs(ctx.work, members).items():
+            ctx.log(f"AstroDrizzle {len(inputs)} _{kind} input(s) on {cores} core(s): "
+                    + " ".join(p.name for p in inputs))
+            product = drizzle.drizzle(inputs, ctx.dataset, ctx.work, cores=cores, log=ctx.warn)
+            ctx.trailer.include(product.log, f"AstroDrizzle log for {product.path.name}")
+            ctx.log(f"wrote {product.path.name} from {len(product.inputs)} input(s) in {product.seconds:.1f} s")
+
+
+main = stage_main(Drizzle)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The local executor: DAGMan semantics on this machine, with kit stages (tests/orchkit.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from pipeline.config import init_site, load_site
+from pipeline.dag import owl_executable
+from pipeline.exitcodes import ExitCode
+from pipeline.executors.local import LocalExecutor, State
+from pipeline.osf import Blackboard
+from pipeline.workflow import load_workflow
+from tests.orchkit import KIT_WORKFLOW, kit_site, products, register
+
+ASN = "j9cv58020"
+ROWS = [ASN, "j9cv58abq", "j9cv58acq"]
+
+
+@pytest.fixture
+def kit(site, tmp_path, monkeypatch):
+    plan = kit_site(site, tmp_path, monkeypatch)
+    bb = Blackboard(site.database_url)
+    register(bb)
+    return bb, plan
+
+
+def run_local(site, bb, *, workers=2, events=None, datasets=(ASN,), priorities=None):
+    ex = LocalExecutor(site, bb, workers=workers,
+                       listener=(lambda e, d, n: events.append((e, d.dataset, n.name if n else None)))
+                       if events is not None else None)
+    wf = load_workflow(KIT_WORKFLOW)
+    runs = [ex.submit(wf, ds, priority=(priorities or {}).get(ds)) for ds in datasets]
+    ex.run()
+    return runs
+
+
+def column(bb, col, rows=ROWS):
+    return "".join(bb.get(r).letter(col) for r in rows)
+
+
+def test_runs_the_dag_to_completion(site, kit):
+    bb, _ = kit
+    events = []
+    [run] = run_local(site, bb, events=events)
+    assert run.succeeded and run.finished is not None
+    for col in ("IN", "RF", "CA", "MD", "PV", "CL"):
+        assert column(bb, col) == "ccc"
+    assert sorted(products(site)) == [f"{ASN}/{c}.out" for c in ("CL", "IN", "MD", "PV", "RF")] + [
+        "j9cv58abq/CA.out", "j9cv58acq/CA.out"]
+    starts = [n for e, _, n in events if e == "start"]
+    assert starts.index("RF") > starts.index("INGEST") and starts.index("MD") > starts.index("CA_j9cv58acq")
+    out = run.files.node_output("CA_j9cv58abq").read_text()
+    assert out.startswith("---- ") and "attempt 1: " in out
+
+
+def test_retryable_failure_is_retried(site, kit):
+    bb, plan = kit
+    plan.write_text(json.dumps({"CA": {"j9cv58abq": ["eio", "ok"]}}))
+    events = []
+    [run] = run_local(site, bb, events=events)
+    assert run.succeeded
+    assert ("retry", ASN, "CA_j9cv58abq") in events
+    history = [(h.old, h.new, h.exit_code) for h in bb.history("j9cv58abq") if h.column == "CA"]
+    assert history == [("_", "w", None), ("w", "p", None), ("p", "e", 30), ("e", "w", 30), ("w", "p", None),
+                       ("p", "c", 0)]
+
+
+def test_fatal_failure_is_not_retried_and_stops_the_dag(site, kit):
+    bb, plan = kit
+    plan.write_text(json.dumps({"MD": {"*": ["bad"]}}))
+    [run] = run_local(site, bb)
+    assert not run.succeeded
+    assert [n.name for n in run.failures()] == ["MD"]
+    assert run.nodes["MD"].exit_code == ExitCode.BAD_INPUT and run.nodes["MD"].retry == 0
+    assert run.nodes["PVW"].state is State.FUTILE
+    assert column(bb, "MD") == "eee" and column(bb, "PV") == "___" and column(bb, "CA") == "ccc"
+
+
+def test_rerun_resumes_like_a_rescue_dag(site, kit):
+    bb, plan = kit
+    plan.write_text(json.dumps({"MD": {"*": ["bad", "ok"]}}))
+    run_local(site, bb)
+    before = products(site)
+    events = []
+    [again] = run_local(site, bb, events=events)  # MD's second attempt succeeds
+    assert again.succeeded
+    started = [n for e, _, n in events if e == "start"]
+    assert started == ["MD", "PVW", "CL"]  # completed nodes are done, the failed one reruns
+    after = products(site)
+    assert {k: v for k, v in after.items() if k in before} == before
+
+
+def test_throttles_and_workers(site, tmp_path, monkeypatch):
+    tuned = load_site(site.root, overrides={"throttles.max_jobs": {"ca": 1}})
+    plan = kit_site(tuned, tmp_path, monkeypatch)
+    plan.write_text(json.dumps({"CA": {"*": ["sleep:0.4"]}}))
+    bb = Blackboard(tuned.database_url)
+    register(bb, ASN, ("j9cv58abq", "j9cv58acq", "j9cv58adq"))
+    run_local(tuned, bb, workers=3)
+    spans = []
+    for m in ("j9cv58abq", "j9cv58acq", "j9cv58adq"):
+        h = {x.new: x.time for x in bb.history(m) if x.column == "CA"}
+        spans.append((h["p"], h["c"]))
+    spans.sort()
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), "MAXJOBS ca 1 was exceeded"
+
+
+def test_priority_orders_ready_nodes(site, kit):
+    bb, _ = kit
+    register(bb, "j9cv59020", ("j9cv59abq",))
+    events = []
+    run_local(site, bb, workers=1, events=events, datasets=(ASN, "j9cv59020"),
+              priorities={ASN: 10, "j9cv59020": 90})
+    starts = [(d, n) for e, d, n in events if e == "start"]
+    assert starts[0] == ("j9cv59020", "INGEST")
+    assert starts.index(("j9cv59020", "CL")) < starts.index((ASN, "INGEST"))  # one worker: B drains first
+
+
+def test_held_dataset_waits(site, kit):
+    bb, _ = kit
+    bb.set_letter(ASN, "MD", "h")
+    ex = LocalExecutor(site, bb, workers=2)
+    run = ex.submit(load_workflow(KIT_WORKFLOW), ASN)
+    deadline = time.monotonic() + 30
+    while run.nodes["MD"].state is not State.READY or run.nodes["MD"].not_before == 0:
+        assert time.monotonic() < deadline
+        ex.step()
+        time.sleep(0.05)
+    assert column(bb, "MD", [ASN]) == "h"  # deferred, not failed
+    bb.set_letter(ASN, "MD", "_")  # operator releases it
+    ex.run()
+    assert run.succeeded
+
+
+def _submit_cmd(site, *extra):
+    return [str(owl_executable()), "submit", ASN, "--site", str(site.root), "--workflow", str(KIT_WORKFLOW),
+            "--workers", "2", *extra]
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _reference_products(tmp_path, monkeypatch) -> dict[str, str]:
+    """The products of an undisturbed run of the same association in another site."""
+    ref = init_site(tmp_path / "reference")
+    monkeypatch.setenv("OWL_SITE", str(ref.root))
+    bb = Blackboard(ref.database_url)
+    register(bb)
+    run_local(ref, bb)
+    return products(ref)
+
+
+@pytest.mark.parametrize("how", ["kill", "ctrl-c"])
+def test_killed_executor_leaves_x_or_w_and_resumes_to_the_same_products(site, kit, tmp_path, monkeypatch, how):
+    bb, plan = kit
+    plan.write_text(json.dumps({"CA": {"j9cv58acq": ["sleep:60", "ok"]}}))
+    proc = subprocess.Popen(_submit_cmd(site), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        _wait_for(lambda: bb.get("j9cv58acq").letter("CA") == "p" and bb.get("j9cv58abq").letter("CA") == "c")
+        if how == "kill":
+            proc.kill()  # the executor dies without a word; its children must not stay 'p'
+        else:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        proc.wait(timeout=60)
+        _wait_for(lambda: "p" not in column(bb, "CA"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert column(bb, "CA", ["j9cv58acq"]) in ("x", "w")
+    assert all(bb.get(r).letter(c) in "cwx_" for r in ROWS for c in ("IN", "RF", "CA", "MD", "PV", "CL"))
+    resumed = subprocess.run(_submit_cmd(site), capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "submission 1" in resumed.stdout  # the same submission, resumed
+    for col in ("IN", "RF", "CA", "MD", "PV", "CL"):
+        assert column(bb, col) == "ccc"
+    ca_runs = [h for h in bb.history("j9cv58abq") if h.column == "CA" and h.new == "p"]
+    assert len(ca_runs) == 1  # the finished member was not redone
+    assert products(site) == _reference_products(tmp_path, monkeypatch)
