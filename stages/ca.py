@@ -1,31 +1,42 @@
-"""CA: calibrate one exposure (one DAG node per member), and finish an association's combined product.
+"""CA: calibrate one exposure per DAG node; the last member of a CR-SPLIT finishes the association.
 
-Where CRCORR runs (see docs/calib.md): ``owl-ca <member>`` runs the basic CCD reduction and keeps
-``<member>_blv_tmp.fits`` in the association's work area; for an ordinary exposure it goes on to
-write ``<member>_flt.fits``. When the member belongs to a CR-SPLIT/REPEAT association with CRCORR
-(or RPTCORR) = PERFORM, its flt is deferred: ``owl-ca <association>``, run after all member nodes,
-rejects cosmic rays over the members' ``_blv_tmp`` files into ``<product>_crj.fits``, ORs the CR
-masks into the members, and writes every member's ``_flt`` — exactly calwf3's order (WF3CCD,
-WF3REJ, WF32D). COS associations are calibrated by calcos at the association node. With the hstcal
-engine the association node runs calwf3.e/calacs.e on the ``_asn`` table.
+Where CRCORR runs (see docs/calib.md). The OSF row of an association aggregates its members' CA
+letters, so there is no separate association node: the members do the association's work.
+
+* ``owl-ca <member>`` runs the basic CCD reduction and writes ``<member>_blv_tmp.fits`` in the
+  association's work area. An ordinary exposure goes on to its ``_flt``.
+* A member of a CR-SPLIT/REPEAT association with CRCORR (or RPTCORR) = PERFORM stops there. Under
+  an exclusive lock on the association's work area it then looks at its siblings: the member that
+  finds every sibling's ``_blv_tmp`` present (and newer than the ``_crj``) rejects cosmic rays into
+  ``<product>_crj.fits``, ORs the CR masks into the members and writes every member's ``_flt`` —
+  calwf3's order (WF3CCD, WF3REJ, WF32D). Re-running any member redoes the combination, so a
+  retry converges. The intermediates stay until CL cleans the work area.
+* COS members mark themselves ready; the last one runs calcos on the association. With the hstcal
+  engine the last CR-SPLIT member runs calwf3.e/calacs.e on the ``_asn`` table.
+
+``owl-ca <association>`` (with ``--force`` once the members are done) redoes the association's work.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from astropy.io import fits
 
-from pipeline.asntable import read_asn_table
+from pipeline.asntable import AsnTable, read_asn_table
 from pipeline.calib import builtin
-from pipeline.calib.api import choose_engine, log_sink
+from pipeline.calib.api import LogSink, choose_engine, log_sink
 from pipeline.calib.cos import run_calcos
 from pipeline.calib.hstcal import run_hstcal
 from pipeline.calib.imageio import read_exposure
 from pipeline.errors import BadInput
 from pipeline.names import DatasetName, parse_dataset
 from pipeline.stage import Stage, StageContext, stage_main
+from pipeline.trailer import Trailer
 
 CR_SWITCHES = ("CRCORR", "RPTCORR")
 
@@ -38,23 +49,34 @@ def _raw(work: Path, name: DatasetName) -> Path:
     raise BadInput(f"no raw file for {name} in {work}: has 2FITS run?")
 
 
-def _header(path: Path) -> fits.Header:
-    return fits.getheader(path, 0)
-
-
 def _cr_stack(header: fits.Header, n_members: int) -> bool:
     return n_members >= 2 and any(str(header.get(s, "")).strip().upper() == "PERFORM" for s in CR_SWITCHES)
+
+
+@contextmanager
+def association_lock(work: Path, asn: DatasetName) -> Iterator[None]:
+    """Serialise the "am I the last member?" decision between parallel CA nodes."""
+    fd = os.open(work / f".{asn.name}_ca.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _ready_marker(work: Path, member: DatasetName) -> Path:
+    return work / f".{member.name}_ca.ready"
 
 
 class Calibrate(Stage):
     name = "ca"
     column = "CA"
     scope = "exposure"
-    summary = "calibrate an exposure (built-in engine, hstcal or calcos); an association node combines CR-SPLITs"
+    summary = "calibrate an exposure (built-in engine, hstcal or calcos); the last CR-SPLIT member combines"
 
     def run(self, ctx: StageContext) -> None:
         if ctx.dataset.is_association:
-            self._association(ctx)
+            self._finish(ctx, ctx.dataset, ctx.work, log_sink(ctx.trailer))
         else:
             self._exposure(ctx)
 
@@ -63,73 +85,106 @@ class Calibrate(Stage):
         entry = ctx.osf.find(ctx.dataset)
         parent = parse_dataset(entry.parent) if entry is not None and entry.parent else None
         work = ctx.site.work_dir(parent) if parent is not None else ctx.work
-        siblings = ctx.osf.members(parent.name) if parent is not None else []
         raw = _raw(work, ctx.dataset)
-        header = _header(raw)
+        header = fits.getheader(raw, 0)
         instrument = str(header.get("INSTRUME", "")).strip().upper()
         log = log_sink(ctx.trailer)
+        asn = self._asn(work, parent) if parent is not None else None
         if instrument == "COS":
-            if parent is not None:
-                ctx.log(f"{ctx.dataset}: COS member; calcos runs on association {parent}")
+            if asn is None:
+                products = run_calcos(raw, work, site=ctx.site, log=log)
+                ctx.log(f"{ctx.dataset}: calcos wrote {', '.join(p.name for p in products)}")
                 return
-            products = run_calcos(raw, work, site=ctx.site, log=log)
-            ctx.log(f"{ctx.dataset}: calcos wrote {', '.join(p.name for p in products)}")
+            _ready_marker(work, ctx.dataset).touch()
+            self._maybe_finish(ctx, asn, work, log)
             return
         engine = choose_engine(ctx.site.calibration.engine, instrument, dict(os.environ))
-        deferred = parent is not None and _cr_stack(header, len(siblings))
+        stacked = asn is not None and asn.asn_type in ("CR-SPLIT", "REPEAT") and _cr_stack(header, len(asn.members))
         ctx.log(f"{ctx.dataset}: calibration engine {engine}")
         if engine == "hstcal":
-            if deferred:
-                ctx.log(f"{ctx.dataset}: CR-SPLIT member; calibrated with its association {parent}")
+            if stacked:
+                _ready_marker(work, ctx.dataset).touch()
+                self._maybe_finish(ctx, asn, work, log)
                 return
             products = run_hstcal(instrument, raw, [], work, site=ctx.site, log=log)
             ctx.log(f"{ctx.dataset}: wrote {', '.join(p.name for p in products)}")
             return
         blv = builtin.ccd_phase(raw, site=ctx.site, log=log)
-        builtin.save_intermediate(blv, work / ctx.dataset.file("blv_tmp"))
-        if deferred:
-            ctx.log(f"{ctx.dataset}: {ctx.dataset.file('blv_tmp')} kept; flt follows CR rejection at {parent}")
+        blv_path = work / ctx.dataset.file("blv_tmp")
+        if not stacked:
+            out = builtin.twod_phase(blv, work / ctx.dataset.file("flt"), site=ctx.site, log=log)
+            ctx.log(f"{ctx.dataset}: wrote {out.name}")
             return
-        out = builtin.twod_phase(blv, work / ctx.dataset.file("flt"), site=ctx.site, log=log)
-        (work / ctx.dataset.file("blv_tmp")).unlink()
-        ctx.log(f"{ctx.dataset}: wrote {out.name}")
+        builtin.save_intermediate(blv, blv_path)
+        ctx.log(f"{ctx.dataset}: wrote {blv_path.name}; the last member of {parent} combines")
+        self._maybe_finish(ctx, asn, work, log)
 
     # ------------------------------------------------------------------------------- association
-    def _association(self, ctx: StageContext) -> None:
-        work = ctx.work
-        asn_path = work / ctx.dataset.file("asn")
+    @staticmethod
+    def _asn(work: Path, parent: DatasetName) -> AsnTable | None:
+        path = work / parent.file("asn")
+        return read_asn_table(path) if path.is_file() else None
+
+    def _maybe_finish(self, ctx: StageContext, asn: AsnTable, work: Path, log: LogSink | None) -> None:
+        """Finish the association if every member is ready (decided under the association lock)."""
+        name = parse_dataset(asn.name)
+        members = [parse_dataset(m) for m in asn.members if asn.present.get(m, True)]
+        with association_lock(work, name):
+            ready = [self._readiness(work, m) for m in members]
+            if not all(p.is_file() for p in ready):
+                waiting = [m.name for m, p in zip(members, ready, strict=True) if not p.is_file()]
+                ctx.log(f"{asn.name}: waiting for {', '.join(waiting)}; the last member combines")
+                return
+            done = work / f".{asn.name}_ca.done"
+            if done.is_file() and done.stat().st_mtime >= max(p.stat().st_mtime for p in ready):
+                ctx.log(f"{asn.name}: already combined by another member")
+                return
+            both = self._tee(log, Trailer(ctx.site.trailer_path(name)))
+            self._finish(ctx, name, work, both)
+            done.touch()
+
+    @staticmethod
+    def _readiness(work: Path, member: DatasetName) -> Path:
+        blv = work / member.file("blv_tmp")
+        return blv if blv.is_file() else _ready_marker(work, member)
+
+    @staticmethod
+    def _tee(log: LogSink | None, trailer: Trailer) -> Callable[[str, str], None]:
+        def sink(severity: str, text: str) -> None:
+            trailer.write(severity, text)
+            if log is not None:
+                log(severity, text)
+        return sink
+
+    def _finish(self, ctx: StageContext, name: DatasetName, work: Path, log: LogSink | None) -> None:
+        asn_path = work / name.file("asn")
         if not asn_path.is_file():
-            ctx.log(f"{ctx.dataset}: no association table; nothing to combine")
+            ctx.log(f"{name}: no association table; nothing to combine")
             return
-        instrument = str(_header(asn_path).get("INSTRUME", "")).strip().upper()
-        log = log_sink(ctx.trailer)
+        instrument = str(fits.getval(asn_path, "INSTRUME", 0)).strip().upper()
         if instrument == "COS":
             products = run_calcos(asn_path, work, site=ctx.site, log=log)
-            ctx.log(f"{ctx.dataset}: calcos wrote {len(products)} products")
+            ctx.log(f"{name}: calcos wrote {len(products)} products")
             return
         asn = read_asn_table(asn_path)
         members = [parse_dataset(m) for m in asn.members if asn.present.get(m, True)]
-        first = _header(_raw(work, members[0]))
+        first = fits.getheader(_raw(work, members[0]), 0)
         if not (asn.asn_type in ("CR-SPLIT", "REPEAT") and _cr_stack(first, len(members)) and asn.products):
-            ctx.log(f"{ctx.dataset}: {asn.asn_type} association; members were calibrated individually")
+            ctx.log(f"{name}: {asn.asn_type} association; members are calibrated individually")
             return
-        product = asn.products[0]
         engine = choose_engine(ctx.site.calibration.engine, instrument, dict(os.environ))
         if engine == "hstcal":
-            raws = [_raw(work, m) for m in members]
-            products = run_hstcal(instrument, asn_path, raws, work, site=ctx.site, log=log)
-            ctx.log(f"{ctx.dataset}: wrote {', '.join(p.name for p in products)}")
-            return
-        blv_paths = [work / m.file("blv_tmp") for m in members]
-        missing = [p.name for p in blv_paths if not p.is_file()]
-        if missing:
-            raise BadInput(f"{ctx.dataset}: member intermediates missing ({', '.join(missing)}); "
-                           "run owl-ca on every member first")
-        blvs = [read_exposure(p) for p in blv_paths]
-        outputs = builtin.finish_stack(blvs, work, product, site=ctx.site, log=log)
-        for p in blv_paths:
-            p.unlink()
-        ctx.log(f"{ctx.dataset}: wrote {', '.join(p.name for p in outputs)}")
+            products = run_hstcal(instrument, asn_path, [_raw(work, m) for m in members], work, site=ctx.site,
+                                  log=log)
+        else:
+            blv_paths = [work / m.file("blv_tmp") for m in members]
+            missing = [p.name for p in blv_paths if not p.is_file()]
+            if missing:
+                raise BadInput(f"{name}: member intermediates missing ({', '.join(missing)}); run owl-ca on "
+                               "every member first")
+            products = builtin.finish_stack([read_exposure(p) for p in blv_paths], work, asn.products[0],
+                                            site=ctx.site, log=log)
+        ctx.log(f"{name}: wrote {', '.join(p.name for p in products)}")
 
 
 main = stage_main(Calibrate)

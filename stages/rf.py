@@ -15,11 +15,12 @@ class BestRefsStage(Stage):
 
     def run(self, ctx: StageContext) -> None:
         cache = refs.cache_root(ctx.site)
+        members = ctx.member_names()
         context = refs.load_context(cache, site_default=ctx.site.crds.context or None,
-                                    site_mode=ctx.site.crds.mode)
+                                    site_mode=ctx.site.crds.mode, instruments={m.instrument for m in members})
         ctx.log(f"CRDS context {context.name} from cache {cache}")
         raws = []
-        for member in ctx.member_names():
+        for member in members:
             found = refs.member_raws(ctx.work, member.name)
             if not found:
                 raise BadInput(f"no raw file for {member} in {ctx.work} ({member.file('raw')}, "

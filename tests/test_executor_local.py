@@ -164,8 +164,12 @@ def _reference_products(tmp_path, monkeypatch) -> dict[str, str]:
 def test_killed_executor_leaves_x_or_w_and_resumes_to_the_same_products(site, kit, tmp_path, monkeypatch, how):
     bb, plan = kit
     plan.write_text(json.dumps({"CA": {"j9cv58acq": ["sleep:60", "ok"]}}))
+    def interactive() -> None:  # a background test runner may ignore SIGINT; a terminal does not
+        os.setsid()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     proc = subprocess.Popen(_submit_cmd(site), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            preexec_fn=interactive)
     try:
         _wait_for(lambda: bb.get("j9cv58acq").letter("CA") == "p" and bb.get("j9cv58abq").letter("CA") == "c")
         if how == "kill":

@@ -3,7 +3,6 @@ present and matching (FILETYPE, DETECTOR, FILTER, CCDGAIN, CCDAMP, binning) in i
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from astropy.io import fits
 
@@ -12,26 +11,11 @@ from pipeline.checks import bc
 
 
 def simulated_raws(directory, seed=7):
-    """One subarray raw per instrument, made the way ``owl simulate`` makes a downlink's exposures."""
-    from pipeline.config import load_instrument_defaults
-    from pipeline.simulate.associations import plan_downlink
-    from pipeline.simulate.detector import DETECTOR_SEED, Detector
-    from pipeline.simulate.exposure import simulate_exposure
-    from pipeline.simulate.headers import switches_for
-    from pipeline.simulate.scene import make_star_field
+    """A dithered pair per instrument, written as ``owl simulate --fits`` writes them."""
+    from pipeline.simulate.downlink import simulate_downlink, write_fits
 
-    defaults = load_instrument_defaults()
-    paths = []
-    for plan in plan_downlink(seed, "subarray", 2, ["wfc3", "acs"]):
-        spec = plan.members[0]
-        rng = np.random.default_rng(np.random.SeedSequence(plan.field_seed))
-        stars = make_star_field(rng, spec.instrument, spec.pointing.ra_targ, spec.pointing.dec_targ, 60.0)
-        switches = switches_for(defaults[spec.instrument], spec.readout.camera.detector, spec.crsplit)
-        exposure = simulate_exposure(spec, Detector(spec.instrument, DETECTOR_SEED), stars, switches)
-        path = directory / f"{spec.rootname}_raw.fits"
-        exposure.raw.writeto(path)
-        paths.append(path)
-    return paths
+    written = write_fits(simulate_downlink(seed, "subarray", 2, ["wfc3", "acs"]), directory)
+    return sorted(p for p in written if p.name.endswith("_raw.fits"))
 
 
 @pytest.fixture(scope="module")

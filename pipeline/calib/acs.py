@@ -112,9 +112,12 @@ def make_chip(ctx: CalContext, imset: Imset, *, raw: bool) -> Chip:
         assert path is not None
         row = read_oscntab(path, ccdamp=ccdamp, chip=imset.chip, binaxis=binaxis,
                            columns=ACS_OSCNTAB_COLUMNS, size=(nx, ny))
-        if row is None:
-            ctx.warn(f"chip {imset.chip}: no OSCNTAB row for {nx}x{ny}; no overscan")
-        else:
+        if row is None and ctx.perform("BLEVCORR"):
+            # calacs only warns, then its ACS2D stops on the untrimmed image; say why here instead
+            raise MissingReference(f"OSCNTAB {path.name}: no row for CCDAMP {ccdamp}, CCDCHIP {imset.chip}, "
+                                   f"NX {nx}, NY {ny}: the overscan of this readout is unknown", keyword="OSCNTAB",
+                                   path=path)
+        if row is not None:
             oscn = Overscan(trimx=[row.trimx[0], row.trimx[1], 0, 0], trimy=list(row.trimy),
                             vx=[row.vx[0] - 1, row.vx[1] - 1, 0, 0], vy=[row.vy[0] - 1, row.vy[1] - 1, 0, 0],
                             biassect={a: (s[0] - 1, s[1] - 1) if a in "AB" else (0, 0)

@@ -384,7 +384,9 @@ def combine(members: list[Member], par: CRRejParams, noise: ChipNoise) -> RejRes
 def chip_noise(primary: dict | object, chip: int, ampx: int) -> ChipNoise:  # type: ignore[type-arg]
     """Read noise (converted to DN: READNSE/ATODGN) and gain of the chip's two amp slots, from the
     primary ``READNSEx``/``ATODGNx`` that WF3CCD wrote."""
-    get = (lambda k: float(np.float32(primary.get(k, 0.0))))  # type: ignore[attr-defined]
+    def get(k: str) -> float:
+        return float(np.float32(primary.get(k, 0.0)))  # type: ignore[attr-defined]
+
     gains = tuple(get(f"ATODGN{a}") for a in "ABCD")
     rons = tuple(get(f"READNSE{a}") for a in "ABCD")
     if not any(g > 0 for g in gains):

@@ -40,6 +40,20 @@ def _scaled(hdu: fits.ImageHDU | fits.PrimaryHDU, dtype: type) -> np.ndarray:
     return (raw * bscale + bzero).astype(dtype)
 
 
+def _mapped(hdu: fits.ImageHDU, dtype: type) -> np.ndarray | None:
+    """A zero-copy view of an unscaled extension whose stored type already is ``dtype`` (byte order
+    aside); None when a conversion is needed."""
+    if hdu.header.get("NAXIS", 0) == 0 or hdu.data is None:
+        return None
+    if float(hdu.header.get("BZERO", 0.0)) != 0.0 or float(hdu.header.get("BSCALE", 1.0)) != 1.0:
+        return None
+    raw = hdu.data
+    want = np.dtype(dtype)
+    if raw.dtype.itemsize != want.itemsize or raw.dtype.kind not in ("f" if want.kind == "f" else "iu"):
+        return None
+    return raw.view(want.newbyteorder(raw.dtype.byteorder if raw.dtype.byteorder != "|" else "="))
+
+
 def _constant_or_data(hdu: fits.ImageHDU, shape: tuple[int, int], dtype: type) -> np.ndarray:
     """An extension's array, expanding an empty HDU into ``PIXVALUE`` (default 0) of ``shape``."""
     if hdu.header.get("NAXIS", 0) == 0 or hdu.data is None:
@@ -195,6 +209,8 @@ class RefImset:
         return int(self.header["NAXIS2"])
 
     def _array(self, extname: str, dtype: type) -> np.ndarray:
+        """The extension's pixels. Unscaled float32/16-bit data come back as the read-only memory map
+        itself (big-endian, viewed as ``dtype``): the arithmetic reads it once, with no converted copy."""
         with fits.open(self.ref.path, **OPEN_KW) as hdul:
             hdu = _find(hdul, extname, self.extver)
             if hdu is None:
@@ -202,7 +218,8 @@ class RefImset:
                     raise MissingReference(f"{self.ref.keyword} {self.ref.path.name}: SCI,{self.extver} "
                                            "missing", keyword=self.ref.keyword, path=self.ref.path)
                 return np.zeros((self.ny, self.nx), dtype)
-            return _constant_or_data(hdu, (self.ny, self.nx), dtype)
+            direct = _mapped(hdu, dtype)
+            return direct if direct is not None else _constant_or_data(hdu, (self.ny, self.nx), dtype)
 
     def sci(self) -> np.ndarray:
         return self._array("SCI", np.float32)

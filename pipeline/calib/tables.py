@@ -13,6 +13,7 @@ what hstcal reports as ``Matching row not found`` or ``Column ... not found``.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,19 +43,28 @@ def same_flt(row_value: Any, value: float) -> bool:
 
 def same_string(row_value: Any, value: str) -> bool:
     row = str(row_value).strip()
-    return row == STRING_WILDCARD or row == value
+    return row in (STRING_WILDCARD, value)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_table(path: str, mtime_ns: int, ext: int | str) -> tuple[fits.Header, fits.Header, Any]:
+    """A table read once per process (keyed by modification time): every chip and every member
+    of an association selects its rows from the same few tables."""
+    with fits.open(path, memmap=False) as hdul:
+        hdu = hdul[ext]
+        data = hdu.data
+        return hdul[0].header.copy(), hdu.header.copy(), (data.copy() if data is not None else None)
 
 
 @contextlib.contextmanager
 def open_table(path: Path, keyword: str, ext: int | str = 1) -> Iterator[tuple[fits.Header, fits.Header, Any]]:
     """(primary header, table header, table data) of a FITS table, errors naming the keyword."""
     try:
-        with fits.open(path, memmap=False) as hdul:
-            hdu = hdul[ext]
-            yield hdul[0].header, hdu.header, hdu.data
+        loaded = _load_table(str(path), path.stat().st_mtime_ns, ext)
     except (OSError, KeyError, IndexError) as exc:
         raise MissingReference(f"{keyword} {path.name}: cannot read table extension {ext!r}: {exc}",
                                keyword=keyword, path=path) from None
+    yield loaded
 
 
 def columns_of(data: Any) -> dict[str, str]:
@@ -114,7 +124,7 @@ def read_ccdtab(path: Path, *, ccdamp: str, chip: int, ccdgain: float, binaxis: 
     ``clip_ampx``: calwf3 sets ``ampx = min(AMPX, dimx)`` for UVIS (and calacs for WFC) so single-amp
     rows carry an AMPX larger than the image.
     """
-    with open_table(path, "CCDTAB") as (_, thdr, data):
+    with open_table(path, "CCDTAB") as (_, _thdr, data):
         cols = require_columns(data, CCDTAB_COLUMNS, "CCDTAB", path)
         col = {k: np.asarray(data[v]) for k, v in cols.items()}
         int_gain = np.issubdtype(col["CCDGAIN"].dtype, np.integer)
@@ -133,7 +143,9 @@ def read_ccdtab(path: Path, *, ccdamp: str, chip: int, ccdgain: float, binaxis: 
                 mean_gain = np.float32(mean_gain + g)
             mean_gain = float(np.float32(mean_gain / np.float32(4.0)))
             ampx = int(col["AMPX"][i])
-            pick = (lambda name, j=i: float(np.float32(col[name][j])) if name in col else None)
+            def pick(name: str, j: int = i) -> float | None:
+                return float(np.float32(col[name][j])) if name in col else None
+
             return CCDParams(
                 row=i + 1, ccdamp=ccdamp, chip=chip,
                 atodgain=tuple(float(g) if u else 0.0 for g, u in zip(gains, used, strict=True)),  # type: ignore[arg-type]
@@ -194,7 +206,9 @@ def read_oscntab(path: Path, *, ccdamp: str, chip: int, binaxis: tuple[int, int]
     with open_table(path, "OSCNTAB") as (_, _thdr, data):
         cols = require_columns(data, columns, "OSCNTAB", path)
         col = {k: np.asarray(data[v]) for k, v in cols.items()}
-        get = (lambda name, i: int(col[name][i]) if name in col else 0)
+        def get(name: str, i: int) -> int:
+            return int(col[name][i]) if name in col else 0
+
         for i in range(len(data)):
             if not (same_string(col["CCDAMP"][i], ccdamp) and same_int(col["CCDCHIP"][i], chip)
                     and same_int(col["BINX"][i], binaxis[0]) and same_int(col["BINY"][i], binaxis[1])):
@@ -320,9 +334,8 @@ def read_crrejtab(path: Path, *, nimages: int, mean_exptime: float) -> CRRejPara
         mindiff = np.float32(0)
         for i in range(len(data)):
             diff = np.float32(meanexp[i] - exp_in)
-            if crsplit[i] == want and diff >= 0:
-                if best is None or diff <= mindiff:
-                    best, mindiff = i, diff
+            if crsplit[i] == want and diff >= 0 and (best is None or diff <= mindiff):
+                best, mindiff = i, diff
         if best is None:
             raise MissingReference(f"CRREJTAB {path.name}: no row with CRSPLIT={want} and "
                                    f"MEANEXP >= {float(exp_in):g}", keyword="CRREJTAB", path=path)
@@ -431,6 +444,17 @@ def read_imphttab(path: Path, obsmode: str) -> PhotValues:
     grids. A value outside a grid gives -9999, except for ``mjd#`` when the primary header has
     ``EXTRAP = T``: then the last two grid points are extended in a straight line (hstcal 2013+).
     """
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise MissingReference(f"IMPHTTAB {path.name}: cannot open: {exc}", keyword="IMPHTTAB",
+                               path=path) from None
+    return _read_imphttab(str(path), mtime, obsmode)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_imphttab(path_str: str, mtime_ns: int, obsmode: str) -> PhotValues:
+    path = Path(path_str)
     key, pars = split_obsmode(obsmode)
     try:
         hdul = fits.open(path, memmap=False)

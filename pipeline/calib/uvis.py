@@ -141,7 +141,7 @@ def make_chip(ctx: CalContext, imset: Imset, *, raw: bool) -> Chip:
     ccdamp = ctx.key("CCDAMP", str)
     ccdtab = ctx.reference_path("CCDTAB")
     assert ccdtab is not None
-    ny, nx = imset.sci.shape
+    nx = imset.sci.shape[1]
     ccd = read_ccdtab(ccdtab, ccdamp=ccdamp, chip=imset.chip, ccdgain=ctx.key("CCDGAIN", float),
                       binaxis=binaxis, ccdofst=[ctx.key(f"CCDOFST{a}", int, 3) for a in "ABCD"], dimx=nx)
     subarray = ctx.key("SUBARRAY", bool)
@@ -171,13 +171,14 @@ def trim_overscan(chip: Chip) -> Imset:
         x1, dx = nx // 2 + tx[2], tx[2] + tx[3]
         out_cols = np.where(out_cols >= x1 - dx, out_cols + dx, out_cols)
     rows = slice(ty[0], ty[0] + sizey)
-    split = int(np.searchsorted(np.diff(out_cols), 2)) + 1 if np.any(np.diff(out_cols) > 1) else sizex
+    gaps = np.flatnonzero(np.diff(out_cols) > 1)
+    pieces = np.split(np.arange(sizex), gaps + 1)
 
     def cut(a: np.ndarray) -> np.ndarray:
-        if split == sizex:
-            return np.ascontiguousarray(a[rows, out_cols[0]:out_cols[0] + sizex])
-        return np.concatenate([a[rows, out_cols[0]:out_cols[split - 1] + 1],
-                               a[rows, out_cols[split]:out_cols[-1] + 1]], axis=1)
+        out = np.empty((sizey, sizex), a.dtype)
+        for piece in pieces:
+            out[:, piece[0]:piece[-1] + 1] = a[rows, out_cols[piece[0]]:out_cols[piece[-1]] + 1]
+        return out
 
     im = chip.imset
     headers = [im.sci_header.copy(), im.err_header.copy(), im.dq_header.copy()]
@@ -246,13 +247,11 @@ def twod(ctx: CalContext, exposure: Exposure, flags: UvisFlags) -> list[Chip]:
         if not ctx.perform("PHOTCORR"):
             chip.sci_keywords["PHOTMODE"] = uvis_photmode(chip.number, ctx.key("FILTER", str),
                                                           ctx.key("EXPSTART", float))
-        compute_stats(chip)
         chips.append(chip)
     if ctx.perform("FLUXCORR"):
-        scaled = FluxCorr().run(ctx, chips)
-        if scaled is not None:
-            compute_stats(scaled)
-    for chip in chips:
+        FluxCorr().run(ctx, chips)
+    for chip in chips:  # dostat after FLUXCORR: the scaled chip's statistics are the ones kept
+        compute_stats(chip)
         _apply_chip_keywords(chip)
     for switch in (*TWOD_SWITCHES, "FLUXCORR", "EXPSCORR"):
         ctx.done(switch)

@@ -9,8 +9,8 @@ across all DAGs this executor runs, since they share one machine), under a pool 
 Resuming needs no rescue file: the OSF is the record. A node whose column is complete is done; any
 other node runs again. Children die with the executor (``PR_SET_PDEATHSIG``), so a crash leaves
 their columns ``x`` (the stage wrapper's SIGTERM handler) rather than ``p``; Ctrl-C and
-:meth:`LocalExecutor.stop` terminate them, run their POST hooks (``x`` -> ``w`` while retries
-remain) and reap anything that died too hard to say so.
+:meth:`LocalExecutor.stop` terminate them and, as ``condor_rm`` of a DAG does, run no POST hook:
+the stages record ``x`` themselves and the reaper catches any that died too hard to say so.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class DagRun:
 
 
 #: ``listener(event, dag, node)``; events: ``start``, ``done``, ``retry``, ``failed``, ``skipped``,
-#: ``deferred``, ``dag-done`` (node is None).
+#: ``deferred``, ``stopped``, ``dag-done`` (node is None).
 Listener = Callable[[str, DagRun, NodeRun | None], None]
 
 
@@ -330,13 +330,11 @@ class LocalExecutor:
         n.returncode = returncode
         n.exit_code = returncode
         n.proc = None
-        spec = n.node.stage
-        verdict = hooks.post(self.bb, self._ref(n), returncode, n.retry, spec.retries)
-        if stopping:
+        if stopping:  # like condor_rm of a DAG: no POST hook; the stage left x (or the reaper will)
             n.state = State.FUTILE
-            self._emit("failed", n.dag, n)
+            self._emit("stopped", n.dag, n)
             return
-        self._settle(n, verdict)
+        self._settle(n, hooks.post(self.bb, self._ref(n), returncode, n.retry, n.node.stage.retries))
 
     def _settle(self, n: NodeRun, verdict: int) -> None:
         """DAGMan's rule: success, else retry unless the code is the UNLESS-EXIT value or retries ran out."""

@@ -1,4 +1,6 @@
-"""``owl simulate``: a downlink into the site inbox (pods + DAN) and/or plain FITS; ``owl simulate refs``: the CRDS cache.
+"""``owl simulate``: a downlink into the site inbox (pods + DAN) and/or plain FITS.
+
+``owl simulate refs``: the site's CRDS cache of simulated reference files, and reference deliveries.
 
 Examples::
 
@@ -54,7 +56,8 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
               help="associations in the downlink (cycling DITHER, CR-SPLIT, SINGLETON per instrument)")
 @click.option("--instruments", default="wfc3,acs", show_default=True, help="comma list: wfc3, acs")
 @click.option("--seed", type=int, default=1, show_default=True, help="same seed, same downlink")
-@click.option("--fits", "fits_dir", type=click.Path(file_okay=False), help="also/only write _raw.fits and _asn.fits here")
+@click.option("--fits", "fits_dir", type=click.Path(file_okay=False),
+              help="also/only write _raw.fits and _asn.fits here")
 @site_option
 @json_option
 @click.pass_context
@@ -113,8 +116,10 @@ def _also_fits(stream: Iterator, directory: Path, written: list[Path], write_fit
 @click.option("--instruments", default="wfc3,acs", show_default=True, help="comma list: wfc3, acs")
 @click.option("--seed", "detector_seed", type=int, default=None, help="detector seed (default: the standard detector)")
 @click.option("--crds-path", type=click.Path(file_okay=False), help="cache directory (default: the site's crds area)")
-@click.option("--bump", "bump_type", metavar="TYPE", help="deliver a new reference of TYPE (e.g. darkfile) and a new context")
-@click.option("--detector", type=click.Choice(["UVIS", "WFC"], case_sensitive=False), help="with --bump: only this detector")
+@click.option("--bump", "bump_type", metavar="TYPE",
+              help="deliver a new reference of TYPE (e.g. darkfile) and a new context")
+@click.option("--detector", type=click.Choice(["UVIS", "WFC"], case_sensitive=False),
+              help="with --bump: only this detector")
 @click.option("--ccdamp", help="with --bump: only this amplifier configuration (e.g. ABCD, C)")
 @site_option
 @json_option

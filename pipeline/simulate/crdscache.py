@@ -160,6 +160,10 @@ def _next_delivery_time(root: Path) -> datetime:
     return reffiles.DELIVERY_BASE + timedelta(minutes=count)
 
 
+def _new_name(root: Path, det: Detector, reftype: str) -> str:
+    return reffiles.cdbs_name(_next_delivery_time(root), det.camera.letter, reffiles.REFTYPES[reftype][0])
+
+
 def read_marker(root: Path) -> dict[str, Any]:
     path = config_dir(root) / MARKER
     if not path.is_file():
@@ -194,7 +198,7 @@ def build_reference_cache(crds_root: Path | str, instruments: Sequence[str] = ("
             det = Detector(inst, seed)
             by_type: dict[str, list[Path]] = {}
             for spec in reffiles.initial_specs(det, size):
-                name = reffiles.cdbs_name(_next_delivery_time(root), det.camera.letter, reffiles.REFTYPES[spec.reftype][0])
+                name = _new_name(root, det, spec.reftype)
                 hdul = reffiles.make_reference(det, spec, name, reffiles.INITIAL_USEAFTER)
                 by_type.setdefault(spec.reftype, []).append(_write_reference(root, hdul, name))
             rmaps = {}
@@ -297,7 +301,7 @@ def _deliver(root: Path, inst: str, reftype: str, ccdamp: str | None, old_imap: 
     generation = len(old_rmap.reference_names()) // len(specs)
     new_paths = []
     for spec in specs:
-        name = reffiles.cdbs_name(_next_delivery_time(root), det.camera.letter, reffiles.REFTYPES[reftype][0])
+        name = _new_name(root, det, reftype)
         hdul = reffiles.make_reference(det, replace(spec, variant=generation), name, reffiles.INITIAL_USEAFTER)
         path = _write_reference(root, hdul, name)
         probe = _rows(old_rmap.insert_reference(str(path)))

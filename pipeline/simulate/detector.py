@@ -16,7 +16,8 @@ How each effect enters the raw DN, and which calibration step removes it:
   CCDTAB overhead (ACS), as calwf3/calacs scale the DARKFILE.
 * **flat**: the true response times, for WFC3, ``mean_gain / gain_amp``: calwf3 converts every amp
   with the mean CCDTAB gain at FLATCORR, so the per-amp gain ratio lives in the PFLTFILE.
-* **full well** (e-): charge above it bleeds along the column; the SATUFILE holds it per pixel.
+* **full well** (e-): charge above it bleeds along the column; the SATUFILE holds it per pixel,
+  less a small margin (and, for WFC3, with the same mean-gain factor as the flat).
 * **sinks** (charge traps): a trapped pixel loses charge; the SNKCFILE holds the turn-on MJD.
 * **bad columns**: a response the flat does not know about (a third of normal); listed in the
   BPIXTAB, so calibrated values there are flagged rather than right.
@@ -111,8 +112,9 @@ class BadRun:
 class Detector:
     """The time-stable properties of one camera, generated from ``seed``."""
 
-    #: e-: ACS stripe gradient is common to all amplifiers (removed by the destriping BLEVCORR).
-    ACS_STRIPE_SLOPE = 3.0e-4
+    #: e- per readout row: an ACS bias gradient common to all four amplifiers in electrons, as the
+    #: destriping BLEVCORR (which works in electrons on rows read at the same time) assumes.
+    ACS_STRIPE_SLOPE = 6.0e-4
     #: seconds added to DARKTIME by calacs (CCDTAB OVRHUFLS / OVRHFLS; approximate values).
     ACS_DARK_OVERHEAD = (3.0, 22.0)
 
@@ -178,15 +180,19 @@ class Detector:
         """An exposure's bias level (DN, readout format) before the fixed pattern.
 
         WFC3: CCDBIAS + offset + row_slope * raw row, per amplifier. ACS: CCDBIAS + offset per
-        amplifier plus a gradient along the readout direction common to all four amplifiers.
+        amplifier plus a gradient along the readout direction, the same in electrons on all four.
         """
         base = self.amp_columns(part, ccdgain, "bias") + np.array([offsets[a] for a in part.amp_of_col()])
         rows = part.raw_rows.astype(np.float64)
         if self.instrument == "wfc3":
-            slope = self.amp_columns(part, ccdgain, "row_slope")
-            return (base[None, :] + slope[None, :] * rows[:, None]).astype(np.float64)
-        readout_row = rows if self.camera.virtual_rows_on_top(part.chip) else self.camera.raw_ny - 1 - rows
-        return base[None, :] + self.ACS_STRIPE_SLOPE * readout_row[:, None]
+            per_row = self.amp_columns(part, ccdgain, "row_slope")
+        else:
+            per_row = self.ACS_STRIPE_SLOPE / self.amp_columns(part, ccdgain, "gain")
+            if not self.camera.virtual_rows_on_top(part.chip):
+                rows = self.camera.raw_ny - 1 - rows  # rows counted from the serial register
+        level = np.multiply.outer(rows.astype(np.float32), per_row.astype(np.float32))
+        level += base.astype(np.float32)[None, :]
+        return level
 
     def superbias(self, part: ChipReadout, ccdgain: float) -> np.ndarray:
         """The BIASFILE SCI for a readout (DN).
@@ -239,7 +245,8 @@ class Detector:
             x = part.det_x.astype(np.float64)[None, :]
             fk = rf.uniform(self._key("flat-shape", filt), np.arange(4))
             u, v = (x - cam.nx / 2) / cam.nx, (y - cam.ny / 2) / cam.ny
-            large = 1.0 - (0.04 + 0.02 * fk[0]) * (u ** 2 + v ** 2) + 0.01 * (fk[1] - 0.5) * u + 0.01 * (fk[2] - 0.5) * v
+            large = 1.0 - (0.04 + 0.02 * fk[0]) * (u ** 2 + v ** 2)
+            large += 0.01 * (fk[1] - 0.5) * u + 0.01 * (fk[2] - 0.5) * v
             large = large + (0.012 if part.chip == 1 else -0.012) * fk[3]
             pix = 1.0 + 0.006 * rf.normal(self._key("flat-pix", part.chip), part.det_y[:, None], part.det_x[None, :])
             return (large * pix * self._motes(part)).astype(np.float32)
@@ -282,14 +289,29 @@ class Detector:
 
     # ------------------------------------------------------------------ full well, sinks, bad pixels
 
+    #: e- below full well where the SATUFILE draws the line: far above read noise, so a pixel at
+    #: full well is flagged whatever its noise, and a pixel flagged is at most 0.3% short of it.
+    FULL_WELL_MARGIN = 200.0
+
     def full_well(self, part: ChipReadout) -> np.ndarray:
-        """Full-well depth (e-) in readout format; the SATUFILE image."""
+        """Full-well depth (e-) in readout format: where charge starts to bleed."""
         def make() -> np.ndarray:
             rows, cols = part.raw_rows.astype(np.float64), part.raw_cols.astype(np.float64)
             smooth = 1500.0 * np.sin(rows[:, None] / 700.0 + part.chip) * np.cos(cols[None, :] / 1100.0)
             pix = 300.0 * rf.normal(self._key("fullwell", part.chip), part.raw_rows[:, None], part.raw_cols[None, :])
             return (self.full_well_mean[part.chip] + smooth + pix).astype(np.float32)
         return self._memo(("fullwell", *self._region(part, False)), make)
+
+    def saturation_threshold(self, part: ChipReadout, ccdgain: float) -> np.ndarray:
+        """The SATUFILE SCI (readout format): full well less the margin, in e-.
+
+        calwf3 compares it, divided by the *mean* gain, with DN that were converted by each
+        amplifier's own gain, so for WFC3 the image carries ``mean_gain / gain_amp`` (as the flat does).
+        """
+        level = self.full_well(part) - self.FULL_WELL_MARGIN
+        if self.instrument == "wfc3":
+            level = level * (self.gain_mode(ccdgain).mean_gain / self.amp_columns(part, ccdgain, "gain"))[None, :]
+        return level.astype(np.float32)
 
     @cached_property
     def _sinks(self) -> dict[int, tuple[Sink, ...]]:
@@ -367,10 +389,12 @@ class Detector:
         return (ys == run.y)[:, None] & ((xs >= run.x) & (xs < run.x + run.length))[None, :]
 
     def bad_mask(self, part: ChipReadout) -> np.ndarray:
-        mask = np.zeros(part.trimmed_shape, dtype=bool)
-        for run in self.bad_runs(part.chip):
-            mask |= self._run_mask(part, run)
-        return mask
+        def make() -> np.ndarray:
+            mask = np.zeros(part.trimmed_shape, dtype=bool)
+            for run in self.bad_runs(part.chip):
+                mask |= self._run_mask(part, run)
+            return mask
+        return self._memo(("bad", *self._region(part, True)), make)
 
     def prescan_columns(self, part: ChipReadout) -> np.ndarray:
         return np.flatnonzero(part.col_det == PRESCAN)

@@ -64,7 +64,7 @@ class ChipTruth:
     wcs_header: fits.Header  # TAN WCS of the trimmed pixels (what a calibrated _flt should carry)
     det_origin: tuple[int, int]  # (x, y) of the first pixel in full-chip science coordinates
     hot: np.ndarray
-    saturated: np.ndarray  # at full well (bleeding included) or at the ADC limit
+    saturated: np.ndarray  # within the SATUFILE margin of full well, reached by a bleed, or at the ADC limit
     atod: np.ndarray  # at the ADC limit (65535 DN)
     cosmic: np.ndarray
     bad: np.ndarray  # BPIXTAB pixels (response the flat does not describe)
@@ -114,24 +114,26 @@ def bleed(electrons: np.ndarray, full_well: np.ndarray) -> np.ndarray:
 
     Each run of over-full pixels keeps full well and shares its excess equally between the two
     directions, filling neighbours up to their own full well; charge reaching the chip edge is lost.
+    The mask holds every pixel at full well and every pixel the spill reached (the partly filled
+    ends of a bleed trail are as wrong as the saturated core).
     """
     saturated = electrons >= full_well
     for col in np.flatnonzero((electrons > full_well).any(axis=0)):
-        q, cap = electrons[:, col], full_well[:, col]
+        q, cap, hit = electrons[:, col], full_well[:, col], saturated[:, col]
         over = np.flatnonzero(q > cap)
-        runs = np.split(over, np.flatnonzero(np.diff(over) > 1) + 1)
-        for run in runs:
+        for run in np.split(over, np.flatnonzero(np.diff(over) > 1) + 1):
             lo, hi = run[0], run[-1]
             excess = float(np.sum(q[lo:hi + 1] - np.minimum(q[lo:hi + 1], cap[lo:hi + 1])))
             q[lo:hi + 1] = np.minimum(q[lo:hi + 1], cap[lo:hi + 1])
+            hit[lo:hi + 1] = True
             for start, step in ((hi + 1, 1), (lo - 1, -1)):
                 share, j = excess / 2.0, start
                 while share > 0 and 0 <= j < len(q):
                     take = min(max(cap[j] - q[j], 0.0), share)
                     q[j] += take
+                    hit[j] = True
                     share -= take
                     j += step
-        saturated[:, col] = q >= cap
     return saturated
 
 
@@ -141,15 +143,15 @@ def _simulate_chip(spec: ExposureSpec, part: ChipReadout, det: Detector, stars: 
     wcs = spec.pointing.chip_wcs(ro, part)
     shape = part.trimmed_shape
     rate, x, y = scene_rate(stars, wcs, shape, spec.instrument, spec.filter, part.chip, spec.expstart)
-    scene = rate * spec.exptime
+    scene = (rate * spec.exptime).astype(np.float32)
     bad = det.bad_mask(part)
-    response = det.flat_response(part, spec.filter) * np.where(bad, 0.3, 1.0)
+    response = det.flat_response(part, spec.filter) * np.where(bad, np.float32(0.3), np.float32(1.0))
     if spec.instrument == "wfc3":
         dark_time = spec.exptime  # calwf3 scales the dark by EXPTIME only
     else:
         dark_time = det.acs_darktime(spec.darktime, False, hdr.acs_dark_overhead_applies(ro, spec.expstart))
-    dark = det.dark_rate(part) * dark_time
-    electrons = rng.poisson(scene * response + dark).astype(np.float64)
+    dark = det.dark_rate(part) * np.float32(dark_time)
+    electrons = rng.poisson(scene * response + dark).astype(np.float32)
     crs = cosmic_rays(rng, shape, spec.exptime)
     electrons += crs.deposit
     sink_mask = np.zeros(shape, dtype=bool)
@@ -159,16 +161,20 @@ def _simulate_chip(spec: ExposureSpec, part: ChipReadout, det: Detector, stars: 
             r, c = row_det[s.row] - part.det_y[0], col_det[s.col] - part.det_x[0]
             electrons[r, c] -= min(electrons[r, c], s.depth)
             sink_mask[r, c] = True
-    full_well = part.trim(det.full_well(part)).astype(np.float64)
-    saturated = bleed(electrons, full_well)
+    full_well = part.trim(det.full_well(part))
+    saturated = bleed(electrons, full_well) | (electrons >= full_well - det.FULL_WELL_MARGIN)
 
-    # readout: electrons -> DN through each amplifier, plus bias and read noise
-    gain = det.amp_columns(part, spec.ccdgain, "gain")
-    noise_dn = det.amp_columns(part, spec.ccdgain, "read_noise") / gain
-    raw_e = part.embed(electrons.astype(np.float64), fill=0.0)
-    dn = raw_e / gain[None, :] + det.bias_level(part, spec.ccdgain, offsets) + det.bias_pattern(part, spec.ccdgain)
-    dn += rng.standard_normal(part.shape) * noise_dn[None, :]
-    dn = np.rint(dn)
+    # readout: electrons -> DN through each amplifier, plus bias and read noise (float32 throughout)
+    gain = det.amp_columns(part, spec.ccdgain, "gain").astype(np.float32)
+    noise_dn = (det.amp_columns(part, spec.ccdgain, "read_noise") / gain).astype(np.float32)
+    dn = part.embed(electrons, fill=0.0)
+    dn /= gain[None, :]
+    dn += det.bias_level(part, spec.ccdgain, offsets)
+    dn += det.bias_pattern(part, spec.ccdgain)
+    noise = rng.standard_normal(part.shape, dtype=np.float32)
+    noise *= noise_dn[None, :]
+    dn += noise
+    np.rint(dn, out=dn)
     atod = part.trim(dn >= ADC_MAX)
     raw = np.clip(dn, 0, ADC_MAX).astype(np.uint16)
 
@@ -177,7 +183,7 @@ def _simulate_chip(spec: ExposureSpec, part: ChipReadout, det: Detector, stars: 
         ccdchip=part.chip, extver=part.extver, scene=scene.astype(np.float32), wcs_header=wcs_header,
         det_origin=(int(part.det_x[0]), int(part.det_y[0])), hot=det.hot_mask(part),
         saturated=saturated | atod, atod=atod, cosmic=crs.mask, bad=bad, sink=sink_mask,
-        dark=dark.astype(np.float32))
+        dark=dark)
     return raw, truth, np.column_stack([x, y])
 
 

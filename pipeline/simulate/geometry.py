@@ -238,10 +238,8 @@ def corner_subarray(camera: Camera, amp: str, aperture: str, size: int = 512) ->
     chip = Camera.chip_of_amp(amp)
     left = amp == Camera.amps(chip)[0]
     cols = np.arange(size) if left else np.arange(camera.raw_nx - size, camera.raw_nx)
-    if camera.virtual_rows_on_top(chip):  # amplifiers at the bottom
-        rows = np.arange(size)
-    else:
-        rows = np.arange(camera.raw_ny - size, camera.raw_ny)
+    bottom = camera.virtual_rows_on_top(chip)  # then the amplifiers are at the bottom
+    rows = np.arange(size) if bottom else np.arange(camera.raw_ny - size, camera.raw_ny)
     return Readout(camera, aperture, amp, True, (ChipReadout(camera, chip, rows, cols),))
 
 

@@ -9,6 +9,7 @@ writes, with CRCORR set to PERFORM for CR-SPLIT members.
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS

@@ -226,7 +226,9 @@ def fullwell_image(det: Detector, spec: RefSpec, name: str, useafter: datetime) 
     assert ro is not None
     h = _primary(det, spec, name, useafter, "Full-well saturation map in electrons")
     _selection(det, spec, h)
-    return _image_file(h, [[_array_hdu(det.full_well(p), p, "SCI", False, "ELECTRONS")] for p in ro.chips])
+    gain = min(det.gain_modes)
+    return _image_file(h, [[_array_hdu(det.saturation_threshold(p, gain), p, "SCI", False, "ELECTRONS")]
+                           for p in ro.chips])
 
 
 def sink_image(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> fits.HDUList:
@@ -354,6 +356,17 @@ def crrej_table(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> 
     return _table(h, "CRR", columns)
 
 
+def _phot_value(inst: str, ext: str, filter_name: str, chip: int, mjd: float) -> float:
+    """One IMPHTTAB value. PHTFLAM1/PHTFLAM2 hold chip 1/chip 2 values on every row, so calwf3 finds
+    the other chip's sensitivity whichever row it reads."""
+    filt = FILTERS[inst][filter_name]
+    if ext == "PHOTPLAM":
+        return filt.photplam
+    if ext == "PHOTBW":
+        return filt.photbw
+    return photflam(inst, filter_name, {"PHTFLAM1": 1, "PHTFLAM2": 2}.get(ext, chip), mjd)
+
+
 def photometry_table(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> fits.HDUList:
     """IMPHTTAB: PHOTFLAM/PHOTPLAM/PHOTBW (+ PHTFLAM1/PHTFLAM2 for WFC3) with MJD#-parameterised rows."""
     cam = det.camera
@@ -376,27 +389,20 @@ def photometry_table(det: Detector, spec: RefSpec, name: str, useafter: datetime
     hdus = [fits.PrimaryHDU(header=h)]
     for ext in extensions:
         rows = []
-        for fname, filt in FILTERS[inst].items():
+        for fname in FILTERS[inst]:
             for det_mode, chip in modes:
-                def value(mjd: float, ext: str = ext, chip: int = chip, fname: str = fname) -> float:
-                    if ext == "PHOTPLAM":
-                        return filt.photplam
-                    if ext == "PHOTBW":
-                        return filt.photbw
-                    source_chip = {"PHTFLAM1": 1, "PHTFLAM2": 2}.get(ext, chip)
-                    return photflam(inst, fname, source_chip, mjd)
                 base = f"{inst},{det_mode},{fname.lower()}"
-                rows.append((base, ext, value(55000.0), np.zeros(1), 0, "", np.zeros(1)))
-                rows.append((f"{base},mjd#", f"{ext}1", 0.0, np.array([value(m) for m in grid]),
-                             len(grid), "MJD#", grid))
-        n = len(rows)
+                rows.append((base, ext, _phot_value(inst, ext, fname, chip, 55000.0), np.zeros(1), 0, "", np.zeros(1)))
+                rows.append((f"{base},mjd#", f"{ext}1", 0.0,
+                             np.array([_phot_value(inst, ext, fname, chip, m) for m in grid]), len(grid), "MJD#", grid))
+        n, vla = len(rows), f"PD({len(grid)})"
         columns = [
             fits.Column(name="OBSMODE", format="40A", array=np.array([r[0] for r in rows])),
             fits.Column(name="DATACOL", format="12A", array=np.array([r[1] for r in rows])),
             fits.Column(name=ext, format="D", array=np.array([r[2] for r in rows])),
-            fits.Column(name=f"{ext}1", format=f"PD({len(grid)})", array=np.array([r[3] for r in rows], dtype=object)),
+            fits.Column(name=f"{ext}1", format=vla, array=np.array([r[3] for r in rows], dtype=object)),
             fits.Column(name="PAR1NAMES", format="8A", array=np.array([r[5] for r in rows])),
-            fits.Column(name="PAR1VALUES", format=f"PD({len(grid)})", array=np.array([r[6] for r in rows], dtype=object)),
+            fits.Column(name="PAR1VALUES", format=vla, array=np.array([r[6] for r in rows], dtype=object)),
             fits.Column(name="NELEM1", format="I", array=np.array([r[4] for r in rows])),
             fits.Column(name="PEDIGREE", format="30A", array=np.array([h["PEDIGREE"]] * n)),
             fits.Column(name="DESCRIP", format="110A", array=np.array(["owlpipe simulated sensitivity"] * n)),

@@ -92,7 +92,8 @@ def render_stars(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, rate: np.
     rows = np.floor(y + 0.5)[:, None] + offsets[None, :]
     stamp = np.zeros((len(x), len(offsets), len(offsets)))
     for fraction, sigma in PSF:
-        stamp += fraction * _pixel_profile(y, offsets, sigma)[:, :, None] * _pixel_profile(x, offsets, sigma)[:, None, :]
+        profile_y, profile_x = _pixel_profile(y, offsets, sigma), _pixel_profile(x, offsets, sigma)
+        stamp += fraction * profile_y[:, :, None] * profile_x[:, None, :]
     stamp *= rate[:, None, None]
     rr = np.broadcast_to(rows[:, :, None], stamp.shape)
     cc = np.broadcast_to(cols[:, None, :], stamp.shape)

@@ -19,11 +19,10 @@ from astropy.io import fits
 from pipeline.errors import BadInput, Unsupported
 from pipeline.telemetry.decode import DecodedPod
 
-#: SCI keywords repeated in the ERR and DQ headers of archive raw files.
-CONSTANT_HDU_KEYWORDS = (
-    "ROOTNAME", "EXPNAME", "WCSAXES", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CTYPE1",
-    "CTYPE2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "LTV1", "LTV2", "LTM1_1", "LTM2_2", "ORIENTAT",
-    "RA_APER", "DEC_APER", "PA_APER", "VAFACTOR",
+#: SCI WCS keywords repeated in the ERR and DQ headers of archive raw files.
+WCS_KEYWORDS = (
+    "WCSAXES", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CTYPE1", "CTYPE2", "CD1_1", "CD1_2", "CD2_1",
+    "CD2_2", "LTV1", "LTV2", "LTM1_1", "LTM2_2", "ORIENTAT", "RA_APER", "DEC_APER", "PA_APER", "VAFACTOR",
 )
 #: Engineering snapshot fields → spt UDL keywords (name, comment).
 ENGINEERING_KEYWORDS = {
@@ -71,17 +70,31 @@ def calibration_switches(instrument_defaults: Mapping[str, Any], instrument: str
 
 def _constant_hdu(extname: str, chip: int, sci: fits.Header, shape: tuple[int, int],
                   pixvalue: float | int, bunit: str) -> fits.ImageHDU:
-    hdu = fits.ImageHDU(name=extname, ver=chip)
-    h = hdu.header
+    """An ERR or DQ extension laid out as in archive raws: identity, constant-array keywords, WCS."""
+    h = fits.Header()
     h["INHERIT"] = (True, "inherit the primary header")
-    for key in CONSTANT_HDU_KEYWORDS:
+    h["EXTNAME"] = (extname, "extension name")
+    h["EXTVER"] = (chip, "extension version number")
+    for key in ("ROOTNAME", "EXPNAME"):
         if key in sci:
-            h[key] = (sci[key], sci.comments[key])
+            h.append(_same_card(sci, key), end=True)
     h["BUNIT"] = (bunit, "brightness units")
     h["NPIX1"] = (shape[1], "length of constant array axis 1")
     h["NPIX2"] = (shape[0], "length of constant array axis 2")
     h["PIXVALUE"] = (pixvalue, "values of pixels in constant array")
-    return hdu
+    wcs = [key for key in WCS_KEYWORDS if key in sci]
+    if wcs:
+        h.append(fits.Card("", ""), end=True)
+        h.append(fits.Card("", "/ World Coordinate System and Related Parameters"), end=True)
+        h.append(fits.Card("", ""), end=True)
+        for key in wcs:
+            h.append(_same_card(sci, key), end=True)
+    return fits.ImageHDU(header=h)
+
+
+def _same_card(header: fits.Header, key: str) -> fits.Card:
+    """A copy of a card with its text untouched (re-formatting a float could change its digits)."""
+    return fits.Card.fromstring(header.cards[key].image)
 
 
 def _place_switches(header: fits.Header, switches: Mapping[str, str]) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 from pipeline.calib.chip import Chip, Step
 from pipeline.calib.context import CalContext
 from pipeline.calib.geometry import AmpRegion, amp_index, amp_regions
+from pipeline.calib.numerics import row_blocks
 from pipeline.errors import BadInput
 
 FLT_MIN = float(np.finfo(np.float32).tiny)
@@ -127,7 +128,7 @@ class BlevCorr(Step):
                            keyword="BINAXIS1")
         ccdbias = self.default_bias(chip)
         if not chip.oscn.overscan:
-            chip.sci -= np.float32(ccdbias)
+            chip.sci[...] -= np.float32(ccdbias)
             chip.sci_keywords["MEANBLEV"] = float(np.float32(ccdbias))
             chip.blev[chip.ccd.ccdamp[0]] = ccdbias
             ctx.warn(f"chip {chip.number}: no overscan in the image; CCDTAB bias {ccdbias:g} subtracted")
@@ -214,11 +215,11 @@ class BlevCorr(Step):
                 average_drift = (sizex / 2.0 - zerocol) * dslope
 
         block = sci[reg.begy:reg.endy, reg.begx:reg.endx]
-        tmp = block.astype(np.float64)
-        tmp -= level[:, None]
-        if drift is not None:
-            tmp -= drift[None, :]
-        block[...] = tmp
+        for rows in row_blocks(block.shape[0]):       # (pix - level) - drift in double, then float
+            tmp = np.subtract(block[rows], level[rows, None], dtype=np.float64)
+            if drift is not None:
+                tmp -= drift[None, :]
+            block[rows] = tmp
         return float(np.cumsum(level + average_drift)[-1] / sizey)
 
     def _drift(self, chip: Chip, reg: AmpRegion, sections: list[tuple[int, int]],

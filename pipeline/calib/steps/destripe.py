@@ -37,7 +37,7 @@ CROSS_SCALE = 9.1e-5
 
 def amp_view(chip_sci: np.ndarray, amp: int, full_frame: bool = True) -> np.ndarray:
     """The amp array (a view) with the amp at [0, 0]: A/B flip rows, B/D flip columns."""
-    ny, nx = chip_sci.shape
+    nx = chip_sci.shape[1]
     half = nx // 2 if full_frame else nx
     if amp == 0:
         return chip_sci[::-1, :half]

@@ -150,7 +150,7 @@ def _first_last(ltm: tuple[float, float], ltv: tuple[float, float], snpix: tuple
     tol = 0.001
     rbin, first, last, sfirst = [0, 0], [0, 0], [0, 0], [0, 0]
     for k in range(2):
-        rbin[k] = int(round(1.0 / ltm[k]))
+        rbin[k] = round(1.0 / ltm[k])
         for i in range(npix[k]):
             scr = (i - 0.5 - ltv[k]) / ltm[k]
             if scr + tol >= -0.5:

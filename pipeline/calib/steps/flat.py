@@ -41,8 +41,7 @@ class FlatCorr(Step):
                                        path=ref.ref.path)
             if applygain:
                 k = np.float32(np.float32(1.0) / np.float32(chip.ccd.mean_gain))
-                block.sci *= k
-                block.err *= k
+                block = block.scaled(k)
                 applygain = False
             div1d(chip, block)
             used.append(ref.ref.path.name)
@@ -71,8 +70,6 @@ class ShadCorr(Step):
                               "built-in engine", keyword="SHADFILE", path=ref.ref.path)
         eff = np.float32(np.float32(exptime) / np.float32(chip.ncombine))
         k = np.float32(1.0 / float(eff))
-        block.sci *= k
-        block.err *= k
-        block.sci += np.float32(1.0)
+        block = block.scaled(k, offset=np.float32(1.0))
         div1d(chip, block)
         ctx.log(f"chip {chip.number}: shutter shading {ref.ref.path.name} applied")

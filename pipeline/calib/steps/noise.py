@@ -6,6 +6,7 @@ import numpy as np
 
 from pipeline.calib.chip import Chip, Step
 from pipeline.calib.context import CalContext
+from pipeline.calib.numerics import row_blocks
 from pipeline.errors import MissingReference
 
 
@@ -47,10 +48,13 @@ class ErrInit(Step):
                     f"CCDTAB row {chip.ccd.row}: no valid gain/read noise for amp slot "
                     f"{'AC'[slot] if chip.number == 2 else 'AB'[slot]} of chip {chip.number} to initialise ERR",
                     keyword="CCDTAB")
-            value = chip.sci[:, cols] - np.float32(biases[slot])
-            value *= gain
-            np.maximum(value, np.float32(0), out=value)
-            value += rn * rn
-            chip.err[:, cols] = np.sqrt(value, dtype=np.float64) / np.float64(gain)
+            for rows in row_blocks(chip.sci.shape[0]):
+                value = chip.sci[rows, cols] - np.float32(biases[slot])   # float32, as in C
+                value *= gain
+                np.maximum(value, np.float32(0), out=value)
+                value += rn * rn
+                root = np.sqrt(value, dtype=np.float64)                  # double sqrt and division
+                root /= np.float64(gain)
+                chip.err[rows, cols] = root
         ctx.log(f"chip {chip.number}: ERR initialised (read noise {rns[0]:.5g},{rns[1]:.5g} e-, "
                 f"gain {gains[0]:.5g},{gains[1]:.5g})")

@@ -128,8 +128,8 @@ class FluxCorr:
             return None
         other = chips[1] if len(chips) > 1 else None
         ratio, flam1, flam2 = flux_ratio(first, other)
-        for arr in (first.sci, first.err):
-            arr[...] = arr.astype(np.float64) * ratio
+        for arr in (first.sci, first.err):  # float(double(pix) * ratio), no full-size temporary
+            np.multiply(arr, ratio, out=arr, dtype=np.float64, casting="unsafe")
         first.sci_keywords.update(PHTRATIO=ratio, PHTFLAM1=flam1)
         ctx.primary_updates.update(PHTRATIO=ratio, PHTFLAM1=flam1, PHTFLAM2=flam2)
         ctx.log(f"FLUXCORR: chip {first.number} scaled by PHTRATIO = {ratio:.8g}")

@@ -14,17 +14,29 @@ import numpy as np
 
 from pipeline.calib.chip import Chip
 from pipeline.calib.imageio import RefImset, find_line
+from pipeline.calib.numerics import row_blocks
 from pipeline.calib.steps.dqi import BADFLAT
 from pipeline.errors import MissingReference
 
 
 @dataclass
 class RefBlock:
-    """Reference SCI/ERR/DQ over the science array (``trim1d`` of each line)."""
+    """Reference SCI/ERR/DQ over the science array (``trim1d`` of each line).
+
+    The arrays may be read-only views of the reference file (memory-mapped, big-endian): scale
+    them into new arrays (:meth:`scaled`), never in place.
+    """
 
     sci: np.ndarray
     err: np.ndarray
     dq: np.ndarray
+
+    def scaled(self, k: np.ndarray | np.float32, offset: np.float32 | None = None) -> RefBlock:
+        """SCI and ERR times ``k`` (a scalar or a per-column row) in float32; ``offset`` added to SCI."""
+        sci = np.multiply(self.sci, k, dtype=np.float32)
+        if offset is not None:
+            sci += offset
+        return RefBlock(sci, np.multiply(self.err, k, dtype=np.float32), self.dq)
 
 
 #: Column rule for a subarray of a raw-format (untrimmed, 4-amp) reference: (x0, nx) -> columns.
@@ -54,44 +66,47 @@ def cut_reference(chip: Chip, ref: RefImset, *, columns: ColumnRule | None = Non
     contiguous = bool(cols.size == 0 or (cols[-1] - cols[0] == cols.size - 1))
     take = (lambda a: a[rows, cols[0]:cols[-1] + 1]) if contiguous else (lambda a: a[rows][:, cols])
     sci = take(ref.sci())
-    err = take(ref.err()) if need_err else np.zeros_like(sci)
+    err = take(ref.err()) if need_err else np.zeros(sci.shape, np.float32)
     dq = take(ref.dq()) if need_dq else np.zeros(sci.shape, np.uint16)
-    return RefBlock(np.ascontiguousarray(sci), np.ascontiguousarray(err), np.ascontiguousarray(dq))
+    return RefBlock(sci, err, dq)
 
 
-def sub1d(chip: Chip, ref: RefBlock, rows: slice = slice(None), cols: slice = slice(None)) -> None:
-    sci, err, dq = chip.sci[rows, cols], chip.err[rows, cols], chip.dq[rows, cols]
+def sub1d(chip: Chip, ref: RefBlock) -> None:
+    sci, err, dq = chip.sci, chip.err, chip.dq
     sci -= ref.sci
-    np.square(err, out=err)
-    err += np.square(ref.err)
-    np.sqrt(err, out=err)
+    for rows in row_blocks(sci.shape[0]):
+        e = err[rows]
+        np.square(e, out=e)
+        e += np.square(ref.err[rows], dtype=np.float32)
+        np.sqrt(e, out=e)
     dq |= ref.dq
 
 
 def div1d(chip: Chip, ref: RefBlock) -> None:
-    sci, err, dq = chip.sci, chip.err, chip.dq
-    f, fe = ref.sci, ref.err
-    zero = f == 0
-    np.bitwise_or(dq, np.uint16(BADFLAT), out=dq, where=zero)
-    ok = ~zero
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        a_expr = err / f
-        b_expr = fe * sci
-        b_expr /= f
-        b_expr /= f
-        np.divide(sci, f, out=sci, where=ok)
-        np.square(a_expr, out=a_expr)
-        np.square(b_expr, out=b_expr)
-        a_expr += b_expr
-        np.sqrt(a_expr, out=err, where=ok)
-    dq |= ref.dq
+    for rows in row_blocks(chip.sci.shape[0]):
+        sci, err, dq = chip.sci[rows], chip.err[rows], chip.dq[rows]
+        f, fe = ref.sci[rows], ref.err[rows]
+        zero = f == 0
+        np.bitwise_or(dq, np.uint16(BADFLAT), out=dq, where=zero)
+        ok = ~zero
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            a_expr = np.divide(err, f, dtype=np.float32)
+            b_expr = np.multiply(fe, sci, dtype=np.float32)
+            b_expr /= f
+            b_expr /= f
+            np.divide(sci, f, out=sci, where=ok)
+            np.square(a_expr, out=a_expr)
+            np.square(b_expr, out=b_expr)
+            a_expr += b_expr
+            np.sqrt(a_expr, out=err, where=ok)
+        dq |= ref.dq[rows]
 
 
-def scale_by_amp(block: RefBlock, k_left: np.float32, k_right: np.float32, ampx: int) -> None:
+def scale_by_amp(block: RefBlock, k_left: np.float32, k_right: np.float32, ampx: int) -> RefBlock:
     """``multgn1d``: columns < ampx times ``k_left``, the rest times ``k_right`` (SCI and ERR)."""
-    for k, cols in ((k_left, slice(0, ampx)), (k_right, slice(ampx, None))):
-        block.sci[:, cols] *= k
-        block.err[:, cols] *= k
+    k = np.full(block.sci.shape[1], k_right, np.float32)
+    k[:ampx] = k_left
+    return block.scaled(k[None, :])
 
 
 def gain_factors(k0: float, gains: tuple[float, float]) -> tuple[np.float32, np.float32]:
@@ -107,7 +122,7 @@ def line_weighted_mean(values: np.ndarray, dq: np.ndarray, sdqflags: int) -> flo
     """MEANDARK/MEANFLSH: Σ_lines(mean_good * frac_good) / Σ_lines frac_good (float sums per line)."""
     good = (dq & np.uint16(sdqflags)) == 0
     ngood = good.sum(axis=1)
-    sums = np.where(good, values, 0).astype(np.float64).sum(axis=1)
+    sums = np.add.reduce(values, axis=1, where=good, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(ngood > 0, (sums / np.maximum(ngood, 1)).astype(np.float32), np.float32(0))
     weights = np.where(ngood > 0, ngood.astype(np.float32) / np.float32(values.shape[1]), np.float32(0))

@@ -84,8 +84,8 @@ class SinkPixels(Step):
                                        f"chip {chip.sci.shape}", keyword="SNKCFILE", path=sink.path)
             n = detect_sinks(chip.sci, chip.dq, ref, expstart, upstream_down=group == 2)
         else:
-            x0 = int(round(-frame.ltv[0])) + 25
-            y0 = int(round(-frame.ltv[1]))
+            x0 = round(-frame.ltv[0]) + 25
+            y0 = round(-frame.ltv[1])
             ny, nx = chip.sci.shape
             if x0 < 0 or y0 < 0 or x0 + nx > RAZ_SHAPE[1] or y0 + ny > RAZ_SHAPE[0]:
                 raise MissingReference(f"SNKCFILE {sink.path.name}: subarray at ({x0},{y0}) lies outside the "

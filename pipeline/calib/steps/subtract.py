@@ -77,14 +77,13 @@ class FlshCorrUvis(Step):
         gains = chip.gains()
         if full:
             kl, kr = gain_factors(flashdur, gains)
-            scale_by_amp(block, kl, kr, chip.ampx)
+            block = scale_by_amp(block, kl, kr, chip.ampx)
             mean_source = block
         else:
             letter = chip.ccd.ccdamp.strip().upper()
             gain = chip.ccd.atodgain["ABCD".index(letter)] if letter in "ABCD" and len(letter) == 1 else 0.0
             k = np.float32(np.float32(flashdur) / np.float32(gain)) if gain else np.float32(0.0)
-            block.sci *= k
-            block.err *= k
+            block = block.scaled(k)
             mean_source = _straddle_line(ctx, chip, ref, k)
         meanflash = line_weighted_mean(mean_source.sci, mean_source.dq, chip.sdqflags)
         sub1d(chip, block)
@@ -128,11 +127,10 @@ class DarkCorr(Step):
         block = cut_reference(chip, ctx.ref_image(keyword).for_chip(chip.number))
         if self.electrons:
             k = np.float32(ctx.key("DARKTIME", float, 0.0))
-            block.sci *= k
-            block.err *= k
+            block = block.scaled(k)
         else:
             kl, kr = gain_factors(ctx.key("EXPTIME", float), chip.gains())
-            scale_by_amp(block, kl, kr, chip.ampx)
+            block = scale_by_amp(block, kl, kr, chip.ampx)
         meandark = line_weighted_mean(block.sci, block.dq, chip.sdqflags)
         sub1d(chip, block)
         chip.sci_keywords["MEANDARK"] = meandark
@@ -152,9 +150,7 @@ class FlshCorrAcs(Step):
             ctx.done("FLSHCORR", SKIPPED)
             return
         block = cut_reference(chip, ctx.ref_image("FLSHFILE").for_chip(chip.number))
-        k = np.float32(flashdur)
-        block.sci *= k
-        block.err *= k
+        block = block.scaled(np.float32(flashdur))
         meanflash = line_weighted_mean(block.sci, block.dq, chip.sdqflags)
         sub1d(chip, block)
         chip.sci_keywords["MEANFLSH"] = meanflash
