@@ -7,7 +7,6 @@ to ``.bench/results.json``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import multiprocessing as mp
 import pkgutil
@@ -15,12 +14,7 @@ import sys
 from pathlib import Path
 
 import bench
-from bench.common import machine
-
-
-def _run_module(name: str, queue: mp.Queue) -> None:
-    module = importlib.import_module(f"bench.{name}")
-    queue.put([r.as_dict() for r in module.run()])
+from bench.common import machine, run_module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.modules or available:
         print(f"== {name}", flush=True)
         queue: mp.Queue = ctx.Queue()
-        proc = ctx.Process(target=_run_module, args=(name, queue))
+        proc = ctx.Process(target=run_module, args=(name, queue))
         proc.start()
         proc.join()
         if proc.exitcode != 0:

@@ -48,6 +48,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def run_module(name: str, queue) -> None:
+    """Child-process entry of ``python -m bench``: run one ``bench_<area>`` module, send its results back.
+
+    It lives here, not in ``bench/__main__``, because spawned children cannot import ``__main__``'s functions.
+    """
+    import importlib
+
+    module = importlib.import_module(f"bench.{name}")
+    queue.put([r.as_dict() for r in module.run()])
+
+
 def machine() -> str:
     import os
 

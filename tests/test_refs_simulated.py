@@ -49,3 +49,26 @@ def test_simulated_raws_pass_every_before_calibration_rule(simulated):
     refs.assign_bestrefs(raws, refs.load_context(cache))
     for raw in raws:
         assert [f.line() for f in bc.check_raw(raw, cache, environ={})] == []
+
+
+def test_a_delivered_dark_becomes_the_best_reference_under_the_new_context(simulated, tmp_path):
+    import shutil
+
+    from pipeline.simulate import bump_reference
+
+    cache, first, raws = simulated
+    copy = tmp_path / "crds"
+    shutil.copytree(cache, copy)
+    before = refs.load_context(copy, first)
+    newer = bump_reference(copy, "darkfile", detector="UVIS")
+    after = refs.load_context(copy)  # the delivery made the new context operational
+    assert after.name == newer != first
+    assert refs.changed_types(before, after) == {"WFC3": ["darkfile"]}
+    uvis = next(p for p in raws if p.name.startswith("i"))
+    params = refs.dataset_parameters(uvis)
+    old_dark = refs.best_references(params, before, ["darkfile"])["darkfile"]
+    new_dark = refs.best_references(params, after, ["darkfile"])["darkfile"]
+    assert new_dark != old_dark and (copy / "references" / "hst" / new_dark).is_file()
+    acs = next(p for p in raws if p.name.startswith("j"))
+    assert refs.best_references(refs.dataset_parameters(acs), after) == refs.best_references(
+        refs.dataset_parameters(acs), before)
