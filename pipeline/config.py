@@ -63,7 +63,7 @@ class Throttles(_Section):
 
 
 class Crds(_Section):
-    #: Context to use (``hst_0002.pmap``); empty means the newest context in the cache.
+    #: Context to use (``hst_0002.pmap``); empty means the cache's operational context (server_config).
     context: str = ""
     mode: Literal["local", "auto", "remote"] = "local"
 

@@ -68,5 +68,6 @@ class CheckFailed(OwlError):
 
     def __init__(self, failures: list[str], *, path: Path | str | None = None) -> None:
         self.failures = list(failures)
-        summary = f"{len(self.failures)} check(s) failed: " + "; ".join(self.failures)
-        super().__init__(summary, path=path)
+        first = self.failures[0] if self.failures else "no detail"
+        more = f" (and {len(self.failures) - 1} more in the trailer)" if len(self.failures) > 1 else ""
+        super().__init__(f"{len(self.failures)} check(s) failed; first: {first}{more}", path=path)
