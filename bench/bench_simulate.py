@@ -21,8 +21,8 @@ from pipeline.simulate.associations import plan_downlink
 from pipeline.simulate.detector import Detector
 from pipeline.simulate.downlink import field_half_width
 from pipeline.simulate.exposure import simulate_exposure
-from pipeline.simulate.headers import switches_for
 from pipeline.simulate.scene import make_star_field
+from pipeline.telemetry.rawfits import calibration_switches
 
 
 def run() -> list[Result]:
@@ -30,7 +30,7 @@ def run() -> list[Result]:
     spec = plan.members[0]
     rng = np.random.default_rng(np.random.SeedSequence(plan.field_seed))
     stars = make_star_field(rng, "wfc3", spec.pointing.ra_targ, spec.pointing.dec_targ, field_half_width(spec.readout))
-    switches = switches_for(load_instrument_defaults()["wfc3"], "UVIS", 1)
+    switches = calibration_switches(load_instrument_defaults()["wfc3"], "wfc3", "UVIS", "DITHER")
     det = Detector("wfc3")
 
     t0 = time.perf_counter()

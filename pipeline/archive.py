@@ -14,8 +14,9 @@ the catalogue commits, so a file that changed in between is refused with nothing
 new blob left behind.
 
 Each version also carries the catalogue fields (instrument, detector, target, filters, ...) and the
-primary header keywords of its raw file (else its first FITS file) as JSON, so reprocessing can
-select among many datasets by CRDS parameters without reopening FITS files. Fields a call cannot
+primary header keywords of its raw file (else its first FITS file), plus those only its first
+extension holds, as JSON, so reprocessing can select among many datasets by CRDS parameters
+without reopening FITS files. Fields a call cannot
 supply (pods before 2FITS, previews) are carried forward from the dataset's previous version.
 """
 
@@ -434,8 +435,8 @@ class Archive:
             if headers is None:
                 raise BadInput(f"{path.name}: not a readable FITS file", path=path)
             primary, science = headers
-            if header is None:
-                header = primary
+            if header is None:  # primary wins; the first extension adds what crds matches there (NAXIS1, LTV1, CCDCHIP)
+                header = {**(science or {}), **primary}
             for key, value in catalogue_fields(primary, science).items():
                 if key == "software":
                     fields["software"] = {**value, **fields.get("software", {})}

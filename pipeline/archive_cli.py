@@ -121,6 +121,9 @@ def versions(dataset, site_dir, config_file, as_json) -> None:
     for info in infos:
         ctx = info.fields.get("crds_context") or "-"
         click.echo(f"{info.dataset} version {info.version}  ingested {_when(info.ingested)}  CRDS {ctx}")
+        software = info.fields.get("software") or {}
+        if software:
+            click.echo("    software " + "  ".join(f"{k}={v}" for k, v in software.items()))
         for f in info.files:
             click.echo(f"    {f.kind:<12} {f.name:<32} {_size(f.size):>10}  sha256 {f.sha256[:16]}...")
 

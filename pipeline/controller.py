@@ -231,8 +231,12 @@ class Controller:
         self._set(sub_id, state="queued")
 
     # -- dispatching ---------------------------------------------------------------------------
-    def dispatch(self) -> list[Submission]:
-        """Hand every unstarted submission of this executor kind to its executor."""
+    def dispatch(self, *, raise_errors: bool = False) -> list[Submission]:
+        """Hand every unstarted submission of this executor kind to its executor.
+
+        A submission that cannot start is marked failed with its reason (the watcher goes on with
+        the others); ``raise_errors`` re-raises it for a command that submitted one dataset.
+        """
         started = []
         for sub in self.submissions(states=("new", "queued", "running") if self.kind == "local"
                                     else ("new", "queued")):
@@ -252,6 +256,8 @@ class Controller:
                     continue
                 self._set(sub.id, state="failed", message=exc.line())
                 self.say(f"{sub.dataset}: submission {sub.id} failed to start: {exc.line()}")
+                if raise_errors:
+                    raise
                 continue
             started.append(self.get(sub.id))
         return started
@@ -371,7 +377,7 @@ class Controller:
 
     def run_local(self) -> None:
         """Run queued local submissions to completion (``owl submit``, ``owl retry``)."""
-        self.dispatch()
+        self.dispatch(raise_errors=True)
         self.local.run()
 
     def stop(self) -> None:

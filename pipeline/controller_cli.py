@@ -148,11 +148,8 @@ def submit(dataset, site_dir, config_file, workflow, priority, fresh, executor, 
 
 def _run_submission(console, ctl, dataset: str) -> None:
     if ctl.kind == "condor":
-        for started in ctl.dispatch():
+        for started in ctl.dispatch(raise_errors=True):
             console.print(f"{started.dataset}: {started.message}; follow with 'owl dag status {started.dataset}'")
-        failed = [s for s in ctl.submissions(dataset) if s.state == "failed"]
-        if failed and failed[-1].message:
-            sys.exit(1)
         return
     code = run_with_display(ctl, console, ctl.run_local)
     _show_row(console, ctl, dataset)

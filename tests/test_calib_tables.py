@@ -87,12 +87,13 @@ def test_real_acs_imphttab_scalar_and_interpolated_rows(tmp_path: Path) -> None:
         t.read_imphttab(path, "acs,wfc1,f999x")
 
 
-def test_extrap_extends_the_last_two_mjd_points_in_a_straight_line(tmp_path: Path) -> None:
+def test_extrap_holds_the_end_values_of_the_mjd_grid(tmp_path: Path) -> None:
     path = tmp_path / "x_imp.fits"
     write_imphttab(path, flam={"uvis1": [1.0, 2.0, 4.0], "uvis2": [1.0, 1.0, 1.0]}, mjds=[55000, 56000, 57000],
                    extrap=True)
-    assert t.read_imphttab(path, "wfc3,uvis1,f606w,mjd#58000").values["PHOTFLAM"] == pytest.approx(6.0)
-    assert t.read_imphttab(path, "wfc3,uvis1,f606w,mjd#54000").values["PHOTFLAM"] == pytest.approx(0.0)
+    assert t.read_imphttab(path, "wfc3,uvis1,f606w,mjd#58000").values["PHOTFLAM"] == pytest.approx(4.0)
+    assert t.read_imphttab(path, "wfc3,uvis1,f606w,mjd#54000").values["PHOTFLAM"] == pytest.approx(1.0)
+    assert t.read_imphttab(path, "wfc3,uvis1,f606w,mjd#56500").values["PHOTFLAM"] == pytest.approx(3.0)
     write_imphttab(path, flam={"uvis1": [1.0, 2.0, 4.0], "uvis2": [1.0, 1.0, 1.0]}, mjds=[55000, 56000, 57000])
     assert t.read_imphttab(path, "wfc3,uvis1,f606w,mjd#58000").values["PHOTFLAM"] == -9999.0
 

@@ -7,8 +7,8 @@ import subprocess
 import pytest
 
 from pipeline.dag import owl_executable
-from pipeline.exitcodes import DAGMAN_FATAL, ExitCode
 from pipeline.executors import hooks
+from pipeline.exitcodes import DAGMAN_FATAL, ExitCode
 from pipeline.osf import Blackboard
 from tests.orchkit import register
 

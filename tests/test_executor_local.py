@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -12,8 +13,8 @@ import pytest
 
 from pipeline.config import init_site, load_site
 from pipeline.dag import owl_executable
-from pipeline.exitcodes import ExitCode
 from pipeline.executors.local import LocalExecutor, State
+from pipeline.exitcodes import ExitCode
 from pipeline.osf import Blackboard
 from pipeline.workflow import load_workflow
 from tests.orchkit import KIT_WORKFLOW, kit_site, products, register
@@ -108,7 +109,7 @@ def test_throttles_and_workers(site, tmp_path, monkeypatch):
         h = {x.new: x.time for x in bb.history(m) if x.column == "CA"}
         spans.append((h["p"], h["c"]))
     spans.sort()
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), "MAXJOBS ca 1 was exceeded"
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), "MAXJOBS ca 1 was exceeded"
 
 
 def test_priority_orders_ready_nodes(site, kit):

@@ -11,8 +11,8 @@ from pipeline.simulate.associations import plan_downlink
 from pipeline.simulate.detector import Detector
 from pipeline.simulate.downlink import field_half_width
 from pipeline.simulate.exposure import simulate_exposure
-from pipeline.simulate.headers import switches_for
 from pipeline.simulate.scene import make_star_field
+from pipeline.telemetry.rawfits import calibration_switches
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,8 @@ def exposure():
     rng = np.random.default_rng(np.random.SeedSequence(plan.field_seed))
     stars = make_star_field(rng, "wfc3", spec.pointing.ra_targ, spec.pointing.dec_targ, field_half_width(spec.readout))
     det = Detector("wfc3")
-    return simulate_exposure(spec, det, stars, switches_for(load_instrument_defaults()["wfc3"], "UVIS", 1)), det
+    switches = calibration_switches(load_instrument_defaults()["wfc3"], "wfc3", "UVIS", "DITHER")
+    return simulate_exposure(spec, det, stars, switches), det
 
 
 def test_full_frame_layout_in_pixels(exposure):

@@ -97,7 +97,7 @@ def test_bad_workflows_fail_clearly(tmp_path, extra, message):
 ])
 def test_bad_workflow_headers(tmp_path, head_change, message):
     path = _write(tmp_path, GOOD_HEAD.replace(*head_change))
-    with pytest.raises(WorkflowError, match="bad.toml") as err:
+    with pytest.raises(WorkflowError, match=r"bad\.toml") as err:
         load_workflow(path)
     assert message in err.value.line()
 

@@ -415,7 +415,7 @@ def interpolate_nd(grids: Sequence[np.ndarray], results: np.ndarray, point: Sequ
     """N-D multilinear interpolation as ``ComputeValue`` does it.
 
     ``results`` is flat with the first parameter varying fastest. Outside a grid the two end points
-    define a straight line (used only where extrapolation is allowed).
+    define a straight line (callers clamp points to the grid where extrapolation is allowed).
     """
     ndim = len(grids)
     lo_hi = [_bounds(g, float(p)) for g, p in zip(grids, point, strict=True)]
@@ -442,7 +442,8 @@ def read_imphttab(path: Path, obsmode: str) -> PhotValues:
     The science obsmode's ``par#value`` tokens are split off; the row whose OBSMODE matches the rest
     is used. Parameterised rows (DATACOL ``PHOTFLAM1``...) are interpolated in their PARnVALUES
     grids. A value outside a grid gives -9999, except for ``mjd#`` when the primary header has
-    ``EXTRAP = T``: then the last two grid points are extended in a straight line (hstcal 2013+).
+    ``EXTRAP = T``: then the value is held at the grid's end (constant-end extrapolation, as
+    ccd-calibration.md §7.9 specifies).
     """
     try:
         mtime = path.stat().st_mtime_ns
@@ -493,7 +494,8 @@ def _row_value(data: Any, cols: dict[str, str], row: int, name: str, pars: list[
     npar = int(suffix) if suffix.isdigit() else 0
     if npar == 0:
         return float(data[cols[name]][row])
-    grids, point = [], []
+    grids: list[np.ndarray] = []
+    point: list[float] = []
     for n in range(1, npar + 1):
         need = (f"{name}{n}", f"NELEM{n}", f"PAR{n}NAMES", f"PAR{n}VALUES")
         c = require_columns(data, need, "IMPHTTAB", path)
@@ -504,8 +506,10 @@ def _row_value(data: Any, cols: dict[str, str], row: int, name: str, pars: list[
         if value == 0.0:
             raise MissingReference(f"IMPHTTAB {path.name}: obsmode gives no value for parameter {parname}",
                                    keyword="IMPHTTAB", path=path)
-        if (value < grid[0] or value > grid[-1]) and not (extrap and parname == "mjd#"):
-            return -9999.0
+        if value < grid[0] or value > grid[-1]:
+            if not (extrap and parname == "mjd#"):
+                return -9999.0
+            value = min(max(value, float(grid[0])), float(grid[-1]))  # constant-end extrapolation
         grids.append(grid)
         point.append(value)
     results = np.asarray(data[cols[f"{name}{npar}"]][row], dtype=np.float64)

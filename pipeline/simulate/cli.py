@@ -13,11 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline.cli.common import echo_json, json_option, open_site, reports_errors, site_option
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.simulate.associations import AssociationPlan
+    from pipeline.simulate.downlink import SimulatedAssociation
 
 SIZES = click.Choice(["full", "subarray"])
 
@@ -71,18 +76,18 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
     """
     if ctx.invoked_subcommand is not None:
         return
-    from pipeline.simulate.downlink import iter_downlink, write_fits
+    from pipeline.simulate.downlink import iter_downlink
 
     names = _instruments(instruments)
 
-    def progress(plan) -> None:  # type: ignore[no-untyped-def]
+    def progress(plan: AssociationPlan) -> None:
         members = ", ".join(m.rootname for m in plan.members)
         click.echo(f"simulating {plan.name} {plan.asn_type} ({members})", err=True)
 
     stream = iter_downlink(seed, size, n_associations, names, progress=None if as_json else progress)
     written: list[Path] = []
     if fits_dir is not None:
-        stream = _also_fits(stream, Path(fits_dir), written, write_fits)
+        stream = _also_fits(stream, Path(fits_dir), written)
     summary: dict = {"seed": seed, "size": size, "associations": n_associations, "instruments": names}
     if fits_dir is None or site_dir is not None:
         from pipeline.telemetry.dan import write_downlink
@@ -104,7 +109,11 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         click.echo(f"{len(written)} FITS files in {fits_dir} (truth in {Path(fits_dir) / 'truth'})")
 
 
-def _also_fits(stream: Iterator, directory: Path, written: list[Path], write_fits) -> Iterator:  # type: ignore[no-untyped-def]
+def _also_fits(stream: Iterator[SimulatedAssociation], directory: Path,
+               written: list[Path]) -> Iterator[SimulatedAssociation]:
+    """Write each association as FITS on its way to the telemetry encoder (one in memory at a time)."""
+    from pipeline.simulate.downlink import write_fits
+
     for asn in stream:
         written.extend(write_fits([asn], directory))
         yield asn

@@ -25,6 +25,7 @@ How each effect enters the raw DN, and which calibration step removes it:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from types import MappingProxyType
@@ -32,7 +33,7 @@ from types import MappingProxyType
 import numpy as np
 
 from pipeline.simulate import randomfields as rf
-from pipeline.simulate.geometry import PRESCAN, Camera, ChipReadout, camera_for
+from pipeline.simulate.geometry import Camera, ChipReadout, camera_for
 
 #: Detector seed used unless told otherwise: the references in a site's CRDS cache and every
 #: downlink simulated for that site must come from the same detector.
@@ -136,7 +137,7 @@ class Detector:
     def _key(self, *labels: object) -> int:
         return rf.field_key(self.instrument, self.seed, *labels)
 
-    def _memo(self, key: tuple, make) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def _memo(self, key: tuple, make: Callable[[], np.ndarray]) -> np.ndarray:
         if key not in self._cache:
             value = make()
             value.setflags(write=False)
@@ -395,6 +396,3 @@ class Detector:
                 mask |= self._run_mask(part, run)
             return mask
         return self._memo(("bad", *self._region(part, True)), make)
-
-    def prescan_columns(self, part: ChipReadout) -> np.ndarray:
-        return np.flatnonzero(part.col_det == PRESCAN)

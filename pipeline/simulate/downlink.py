@@ -16,8 +16,8 @@ from pipeline.simulate.associations import AssociationPlan, plan_downlink
 from pipeline.simulate.detector import DETECTOR_SEED, Detector
 from pipeline.simulate.exposure import SimulatedExposure, simulate_exposure
 from pipeline.simulate.geometry import Readout
-from pipeline.simulate.headers import switches_for
 from pipeline.simulate.scene import make_star_field
+from pipeline.telemetry.rawfits import calibration_switches
 
 #: Extra sky (arcsec) around the readout so dithered members see the same stars at their edges.
 FIELD_MARGIN = 6.0
@@ -52,17 +52,13 @@ def field_half_width(readout: Readout) -> float:
     return pixels * cam.pixel_scale / 2.0 + FIELD_MARGIN
 
 
-def _simulate(plan: AssociationPlan, detectors: dict[str, Detector],
-              switches: dict[str, dict[str, str]]) -> SimulatedAssociation:
+def _simulate(plan: AssociationPlan, detectors: dict[str, Detector], switches: dict[str, str]) -> SimulatedAssociation:
     first = plan.members[0]
     det = detectors[first.instrument]
     rng = np.random.default_rng(np.random.SeedSequence(plan.field_seed))
     stars = make_star_field(rng, first.instrument, first.pointing.ra_targ, first.pointing.dec_targ,
                             field_half_width(first.readout))
-    members = []
-    for spec in plan.members:
-        key = f"{spec.instrument}:{spec.crsplit}"
-        members.append(simulate_exposure(spec, det, stars, switches[key]))
+    members = [simulate_exposure(spec, det, stars, switches) for spec in plan.members]
     return SimulatedAssociation(plan.name, plan.asn_type, members)
 
 
@@ -73,14 +69,12 @@ def iter_downlink(seed: int, size: str = "subarray", n_associations: int = 3,
     plans = plan_downlink(seed, size, n_associations, instruments)
     defaults = load_instrument_defaults()
     detectors = {inst: Detector(inst, detector_seed) for inst in {p.members[0].instrument for p in plans}}
-    switches = {}
-    for plan in plans:
-        for spec in plan.members:
-            switches[f"{spec.instrument}:{spec.crsplit}"] = switches_for(
-                defaults.get(spec.instrument, {}), spec.readout.camera.detector, spec.crsplit)
     for plan in plans:
         if progress is not None:
             progress(plan)
+        first = plan.members[0]
+        switches = calibration_switches(defaults.get(first.instrument, {}), first.instrument,
+                                        first.readout.camera.detector, plan.asn_type)
         yield _simulate(plan, detectors, switches)
 
 

@@ -143,21 +143,21 @@ class ChipReadout:
     def col_right(self) -> np.ndarray:
         return self.camera.raw_col_right[self.raw_cols]
 
-    @property
+    @cached_property
     def sci_cols(self) -> np.ndarray:
         """Readout column indices that hold science pixels, in science order."""
         return np.flatnonzero(self.col_det >= 0)
 
-    @property
+    @cached_property
     def sci_rows(self) -> np.ndarray:
         return np.flatnonzero(self.row_det >= 0)
 
-    @property
+    @cached_property
     def det_x(self) -> np.ndarray:
         """Science columns delivered (full-chip det coordinates)."""
         return self.col_det[self.sci_cols]
 
-    @property
+    @cached_property
     def det_y(self) -> np.ndarray:
         return self.row_det[self.sci_rows]
 

@@ -2,13 +2,14 @@
 
 Groups and keyword order follow real raws (the ACS/HRC raws in ``realdata`` and the WFC3 headers in
 ``headers_only_samples``). Reference-file keywords are left out: the RF stage fills them from CRDS.
-Calibration switches come from ``config/instruments/<instrument>.toml``, the same defaults 2FITS
-writes, with CRCORR set to PERFORM for CR-SPLIT members.
+Calibration switches are the ones 2FITS writes (``pipeline.telemetry.rawfits.calibration_switches``
+on ``config/instruments/<instrument>.toml``), so a raw made here equals the raw 2FITS makes from its pod.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from astropy.io import fits
 from astropy.time import Time
@@ -16,6 +17,9 @@ from astropy.wcs import WCS
 
 from pipeline.simulate.geometry import ChipReadout, Readout
 from pipeline.simulate.photometry import ACS_WHEELS
+
+if TYPE_CHECKING:
+    from pipeline.simulate.exposure import ExposureSpec
 
 OPUS_VER = "OWLPIPE SIM 1.0"
 #: Days between the end of an exposure and its raw file (fixed, so output is reproducible).
@@ -45,15 +49,6 @@ def date_time(mjd: float) -> tuple[str, str]:
     return iso[:10], iso[11:19]
 
 
-def switches_for(instrument_defaults: Mapping[str, object], detector: str, crsplit: int) -> dict[str, str]:
-    """Calibration switches from the instrument defaults; CRCORR runs for CR-SPLIT members."""
-    table = instrument_defaults.get("switches", {})
-    switches = dict(table.get(detector, {})) if isinstance(table, dict) else {}
-    if crsplit > 1 and "CRCORR" in switches:
-        switches["CRCORR"] = "PERFORM"
-    return {k: str(v) for k, v in switches.items()}
-
-
 def acs_dark_overhead_applies(readout: Readout, expstart: float) -> bool:
     """calacs adds the CCDTAB DARKTIME overhead to full frames after SM4 and to listed subarrays after Cycle 24."""
     if not readout.subarray:
@@ -61,7 +56,7 @@ def acs_dark_overhead_applies(readout: Readout, expstart: float) -> bool:
     return readout.aperture in ACS_DARK_SUBARRAYS and expstart >= CYCLE24_MJD
 
 
-def primary_header(spec, switches: Mapping[str, str]) -> fits.Header:  # type: ignore[no-untyped-def]
+def primary_header(spec: ExposureSpec, switches: Mapping[str, str]) -> fits.Header:
     """Primary header of a raw file for an :class:`~pipeline.simulate.exposure.ExposureSpec`."""
     ro: Readout = spec.readout
     cam = ro.camera
@@ -188,7 +183,8 @@ def primary_header(spec, switches: Mapping[str, str]) -> fits.Header:  # type: i
     return h
 
 
-def sci_header(spec, part: ChipReadout, wcs: WCS, orientat: float, aperture_sky: tuple[float, float]) -> fits.Header:  # type: ignore[no-untyped-def]
+def sci_header(spec: ExposureSpec, part: ChipReadout, wcs: WCS, orientat: float,
+               aperture_sky: tuple[float, float]) -> fits.Header:
     """Keywords of a raw SCI extension (the WCS refers to raw pixels: CRPIX = trimmed CRPIX + LTV)."""
     ltv1, ltv2 = part.ltv
     h = fits.Header()

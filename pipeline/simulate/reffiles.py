@@ -21,7 +21,7 @@ import numpy as np
 from astropy.io import fits
 
 from pipeline.simulate.detector import Detector
-from pipeline.simulate.geometry import Camera, ChipReadout, Readout, readout_for
+from pipeline.simulate.geometry import PRESCAN, Camera, ChipReadout, Readout, readout_for
 from pipeline.simulate.photometry import ACS_WHEELS, FILTERS, MJD_GRID, PHOTZPT, photflam
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -74,13 +74,6 @@ class RefSpec:
     filter: str | None = None
     ccdamp: str | None = None  # header CCDAMP (selection); default from the readout
     variant: int = 0  # delivery generation: later deliveries are better measured (smaller ERR)
-
-
-@dataclass
-class RefFile:
-    name: str
-    reftype: str
-    hdul: fits.HDUList
 
 
 # --------------------------------------------------------------------------------------- headers
@@ -312,9 +305,26 @@ def overscan_table(det: Detector, spec: RefSpec, name: str, useafter: datetime) 
                             "BIASSECTA1": 3, "BIASSECTA2": p - 2,
                             "BIASSECTB1": cam.raw_nx - p + 3, "BIASSECTB2": cam.raw_nx - 2})
             rows.append(row)
+    if cam.instrument == "ACS":
+        rows.append(_acs_subarray_overscan_row(readout_for("acs", "subarray")))
     columns = [fits.Column(name=k, format="4A" if k == "CCDAMP" else "I", array=np.array([r[k] for r in rows]))
                for k in rows[0]]
     return _table(h, "OSCNTAB", columns)
+
+
+def _acs_subarray_overscan_row(readout: Readout) -> dict[str, object]:
+    """A row for the subarray itself (NX/NY = its size), after the full-chip rows.
+
+    calacs 10 takes the first CCDAMP/CCDCHIP/binning match (the full-chip row) and derives the
+    subarray trims from LTV; older calacs, and tables of that era, key subarrays by NX/NY. Keeping
+    both rows serves either reading.
+    """
+    (part,) = readout.chips
+    prescan = int(np.sum(part.col_det == PRESCAN))
+    ny, nx = part.shape
+    return {"CCDAMP": readout.ccdamp, "CCDCHIP": part.chip, "BINX": 1, "BINY": 1, "NX": nx, "NY": ny,
+            "TRIMX1": prescan, "TRIMX2": 0, "TRIMY1": 0, "TRIMY2": 0, "VX1": 0, "VX2": 0, "VY1": 0, "VY2": 0,
+            "BIASSECTA1": 3, "BIASSECTA2": prescan - 2, "BIASSECTB1": 0, "BIASSECTB2": 0}
 
 
 def badpix_table(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> fits.HDUList:
