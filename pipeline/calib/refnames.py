@@ -26,11 +26,14 @@ def is_na(value: object) -> bool:
 
 
 def crds_cache(site: object | None, environ: Mapping[str, str]) -> Path | None:
-    """The CRDS cache to fall back on: the site's, else ``$CRDS_PATH``, else none."""
-    if site is not None:
-        return Path(site.areas.crds)  # type: ignore[attr-defined]
+    """The CRDS cache to fall back on: ``$CRDS_PATH``, else the site's, else none.
+
+    Same precedence as :func:`pipeline.refs.cache_root`, so RF and CA always read one cache.
+    """
     if environ.get("CRDS_PATH"):
         return Path(environ["CRDS_PATH"]).expanduser()
+    if site is not None:
+        return Path(site.areas.crds)  # type: ignore[attr-defined]
     return None
 
 
