@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import math
 import os
 import re
@@ -36,7 +35,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint, and_, func, or_, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    and_,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -99,15 +111,17 @@ class ArchiveVersion(Base):
 
 class ArchiveFile(Base):
     __tablename__ = "archive_file"
-    __table_args__ = (UniqueConstraint("version_id", "name"),)
+    #: (dataset, kind, version) finds "the newest file of each kind" without scanning: 100,000s of rows
+    __table_args__ = (UniqueConstraint("version_id", "name"), Index("ix_archive_file_newest", "dataset", "kind",
+                                                                     "version"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("archive_version.id"), index=True)
-    dataset: Mapped[str] = mapped_column(String(9), index=True)
+    dataset: Mapped[str] = mapped_column(String(9))
     version: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(32), index=True)
     name: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
     ingested: Mapped[float] = mapped_column(Float)
 
 
@@ -660,7 +674,9 @@ class Archive:
         primary header keywords exactly (``{"DETECTOR": "UVIS", "CCDAMP": "ABCD"}``).
         """
         v, f = ArchiveVersion, ArchiveFile
-        stmt = select(f, v).join(v, f.version_id == v.id)
+        columns = [f.dataset, f.version, f.kind, f.name, f.sha256, f.size, f.ingested,
+                   *(getattr(v, k) for k in FIELDS)]  # not the header JSON: selection only, fast on 100,000s
+        stmt = select(*columns).join(v, f.version_id == v.id)
         for column, value in ((v.dataset, dataset), (v.target, target)):
             if value is not None:
                 stmt = stmt.where(_matches(column, value))
@@ -695,9 +711,8 @@ class Archive:
             stmt = stmt.join(newest, and_(f.dataset == newest.c.dataset, f.kind == newest.c.kind,
                                           f.version == newest.c.mv))
         stmt = stmt.order_by(f.dataset, f.version, f.kind, f.name)
-        with Session(self.engine) as session:
-            rows = session.execute(stmt).all()
-        out = [_entry(fr, vr) for fr, vr in rows]
+        with self.engine.connect() as conn:
+            out = [CatalogueEntry(*row) for row in conn.execute(stmt)]
         if ra is not None and dec is not None and radius is not None:
             out = [e for e in out if e.ra is not None and e.dec is not None
                    and _separation(ra, dec, e.ra, e.dec) <= radius]
@@ -767,17 +782,8 @@ def _name(dataset: DatasetName | str) -> DatasetName:
     return dataset if isinstance(dataset, DatasetName) else parse_dataset(dataset)
 
 
-def _entry(f: ArchiveFile, v: ArchiveVersion) -> CatalogueEntry:
-    return CatalogueEntry(f.dataset, f.version, f.kind, f.name, f.sha256, f.size, f.ingested,
-                          **{k: getattr(v, k) for k in FIELDS})
-
-
 def _separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
     """Great-circle distance in degrees (haversine: stable at small separations)."""
     r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
     a = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
     return math.degrees(2 * math.asin(min(1.0, math.sqrt(a))))
-
-
-def version_json(infos: Iterable[VersionInfo]) -> str:
-    return json.dumps([i.as_dict() for i in infos], indent=2, default=str)

@@ -384,6 +384,37 @@ class Controller:
         if self._local is not None:
             self._local.stop()
 
+    def stage_fits(self, dataset: str, directory: Path) -> list[str]:
+        """Register an association (or singleton) given as raw FITS and stage its files for the
+        recalibrate workflow's INGEST (``owl-ingest-fits``); return the member names."""
+        from pipeline.asntable import read_asn_table
+        from pipeline.fsutil import copy_atomic
+        from stages.ingest_fits import staging_dir
+
+        ds = parse_dataset(dataset)
+        directory = Path(directory)
+        files = []
+        if ds.is_association:
+            table = directory / ds.file("asn")
+            if not table.exists():
+                raise ControllerError(f"{ds}: no {table.name} in {directory}")
+            members = list(read_asn_table(table).members)
+            files.append(table)
+        else:
+            members = []
+        files += [directory / parse_dataset(m).file("raw") for m in (members or [ds.name])]
+        missing = [f.name for f in files if not f.exists()]
+        if missing:
+            raise ControllerError(f"{ds}: missing from {directory}: {', '.join(missing)}")
+        dest = staging_dir(self.site, ds)
+        for f in files:
+            copy_atomic(f, dest / f.name)
+        who = "owl submit --fits"
+        self.bb.create(ds, who=who)
+        for m in members:
+            self.bb.create(m, parent=ds, who=who)
+        return members
+
     # -- operator actions ----------------------------------------------------------------------
     def reset(self, dataset: str, workflow: Workflow, from_stage: str | None = None) -> list[str]:
         """``owl retry``: put failed (or, from a stage on, all) workflow columns back to ``_``."""

@@ -134,13 +134,22 @@ def _show_row(console, ctl, dataset: str) -> None:
               help="workflow name (workflows/*.toml) or path to a workflow file")
 @click.option("--priority", type=int, help="DAG priority (default: the site's priority for the workflow)")
 @click.option("--fresh", is_flag=True, help="reset the workflow's columns first (reprocess a completed dataset)")
+@click.option("--fits", "fits_dir", type=click.Path(exists=True, file_okay=False),
+              help="raw FITS (<asn>_asn.fits, <exp>_raw.fits) to recalibrate: registers the dataset and "
+                   "stages the files (use with --workflow recalibrate)")
 @executor_option
 @workers_option
 @reports_errors
-def submit(dataset, site_dir, config_file, workflow, priority, fresh, executor, workers) -> None:
+def submit(dataset, site_dir, config_file, workflow, priority, fresh, fits_dir, executor, workers) -> None:
     """Submit one association's DAG; the local executor runs it now, with a progress display."""
+    from pathlib import Path
+
     console = _console()
     ctl = _controller(site_dir, config_file, executor, workers)
+    if fits_dir:
+        members = ctl.stage_fits(dataset, Path(fits_dir))
+        console.print(f"{dataset}: staged raw FITS from {fits_dir}" + (f" ({len(members)} members)" if members
+                                                                       else " (singleton)"))
     sub = ctl.submit(dataset, workflow, priority=priority, fresh=fresh)
     console.print(f"{sub.dataset}: submission {sub.id}, workflow {sub.workflow}, priority {sub.priority}")
     _run_submission(console, ctl, sub.dataset)

@@ -16,6 +16,7 @@ completed after the file was written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -27,9 +28,9 @@ from pathlib import Path
 
 from pipeline.config import Site
 from pipeline.errors import ConfigError, OwlError
-from pipeline.executors.hooks import PRE_DEFER_CODE, PRE_DEFER_SECONDS, PRE_SKIP_CODE, node_letters
+from pipeline.executors.hooks import PRE_DEFER_CODE, PRE_DEFER_SECONDS, PRE_SKIP_CODE
 from pipeline.exitcodes import ExitCode
-from pipeline.fsutil import atomic_path, atomic_write
+from pipeline.fsutil import fsync_dir
 from pipeline.names import parse_dataset
 from pipeline.osf import Blackboard
 from pipeline.workflow import DatasetGraph, Node, StageSpec, Workflow, WorkflowError, find_executable
@@ -284,9 +285,14 @@ def archive_run_files(files: DagFiles) -> Path | None:
 
 
 def done_nodes(bb: Blackboard, graph: DatasetGraph) -> set[str]:
-    """Nodes whose rows are all complete (or not applicable) on the OSF."""
-    return {n.name for n in graph.nodes.values()
-            if set(node_letters(bb, n.stage.column, n.dataset).values()) <= {"c", "n"}}
+    """Nodes whose rows are all complete (or not applicable) on the OSF (one query for the family)."""
+    family = {e.dataset: e for e in [bb.get(graph.dataset), *bb.query(parent=graph.dataset)]}
+    done = set()
+    for node in graph.nodes.values():
+        rows = [family[node.dataset]] + ([e for e in family.values() if e.parent == node.dataset])
+        if all(e.letter(node.stage.column) in "cn" for e in rows):
+            done.add(node.name)
+    return done
 
 
 def expand(bb: Blackboard, workflow: Workflow, dataset: str) -> DatasetGraph:
@@ -311,19 +317,37 @@ def write_dag(site: Site, workflow: Workflow, dataset: str, bb: Blackboard, *, p
     files.directory.mkdir(parents=True, exist_ok=True)
     archive_run_files(files)
     files.node_dir.mkdir(exist_ok=True)
-    for spec in workflow.node_stages:
-        _write_text(files.submit_file(spec.name), submit_description(site, files, spec, workflow))
-    _write_text(files.config, dagman_config(site))
+    texts = {files.submit_file(spec.name): submit_description(site, files, spec, workflow)
+             for spec in workflow.node_stages}
+    texts[files.config] = dagman_config(site)
     dag = build_dag(site, graph, files, done, workflow.priority(site) if priority is None else priority)
-    with atomic_path(files.dag) as tmp:
-        dags.write_dag(dag, files.directory, dag_file_name=tmp.name, node_name_formatter=_NodeNames())
-        tmp.write_text(dag_text(tmp.read_text(), files, workflow.max_jobs(site)))
-        tmp.chmod(0o644)
+    with tempfile.TemporaryDirectory(dir=files.directory, prefix=".render-") as scratch:
+        dags.write_dag(dag, Path(scratch), dag_file_name=files.dag.name, node_name_formatter=_NodeNames())
+        texts[files.dag] = dag_text((Path(scratch) / files.dag.name).read_text(), files, workflow.max_jobs(site))
+    write_files(files.directory, texts)
     return files
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Atomically, and readable by the pool's job owner (who may not be the site's owner)."""
-    with atomic_write(path, "w") as fh:
-        fh.write(text)
-        os.fchmod(fh.fileno(), 0o644)
+def write_files(directory: Path, texts: dict[Path, str]) -> None:
+    """Replace files in one directory atomically, each readable by the pool's job owner (who may not be
+    the site's owner); unchanged files are left alone, and the directory is synced once."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, text in texts.items():
+            if path.exists() and path.read_text() == text:
+                continue
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+            staged.append((tmp, path))
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fchmod(fd, 0o644)
+                os.fsync(fd)
+        for tmp, path in staged:
+            os.replace(tmp, path)
+        fsync_dir(directory)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise

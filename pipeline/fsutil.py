@@ -17,6 +17,17 @@ if TYPE_CHECKING:
 _CHUNK = 1 << 20
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Mode for files we create: what open() would give (mkstemp's 0600 would hide products from the
+#: pool's job owner, who may be another Unix user than the site's owner).
+FILE_MODE = 0o666 & ~_umask()
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
@@ -37,6 +48,7 @@ def atomic_write(path: Path | str, mode: str = "wb") -> Iterator[IO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -58,6 +70,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f"{target.suffix}.tmp", dir=target.parent)
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

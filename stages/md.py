@@ -14,6 +14,9 @@ class Drizzle(Stage):
                "(offline, on copies; fails if drizzlepac drops any input)")
 
     def run(self, ctx: StageContext) -> None:
+        if ctx.dataset.instrument.upper() not in drizzle.DRIZZLED_INSTRUMENTS:
+            ctx.log(f"MD does not apply to {ctx.dataset.instrument.upper()} data: no drizzled product")
+            return
         members, skipped = drizzle.imaging_members(ctx.work, ctx.member_names())
         for reason in skipped:
             ctx.log(f"not drizzled: {reason}")

@@ -241,3 +241,36 @@ def test_cli_query_versions_get(site, tmp_path):
     assert res.exit_code == 0 and (tmp_path / "g" / "idn101a1q_raw.fits").read_bytes() == first
     res = runner.invoke(owl, ["archive", "get", "idn101a1q", "--version", "7", "--site", str(site.root)])
     assert res.exit_code == 2 and "no archived files of version 7" in res.output
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    from tests import pgserver
+
+    why = pgserver.available()
+    if why:
+        pytest.skip(why)
+    with pgserver.postgres_url() as url:
+        yield url
+
+
+def test_catalogue_on_postgresql(site, tmp_path, pg_url):
+    """The same catalogue on a site database in PostgreSQL: JSON header selection, versions, verify."""
+    from sqlalchemy import text
+
+    from pipeline.config import Database
+    from pipeline.db import engine_for
+
+    with engine_for(pg_url).begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS archive_file, archive_version"))
+    arch = Archive(site.model_copy(update={"database": Database(url=pg_url)}))
+    raw = _fits(tmp_path / "idn101a1q_raw.fits")
+    assert arch.ingest("idn101a1q", [(raw, "raw")]) == 1
+    fits.setval(raw, "PROCTIME", value=60400.5)
+    assert arch.ingest("idn101a1q", [(raw, "raw")], {"campaign": "x"}) == 2
+    assert [e.version for e in arch.query(header={"CCDAMP": "ABCD", "EXPTIME": 350})] == [2]
+    assert arch.query(header={"CCDAMP": "A"}) == []
+    assert arch.query(target="ngc-6*", filters="F606W")[0].dataset == "idn101a1q"
+    assert arch.metadata("idn101a1q")["campaign"] == "x"
+    assert [d for d, _v, _h in arch.headers()] == ["idn101a1q"]
+    assert arch.verify().ok

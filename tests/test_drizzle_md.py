@@ -74,6 +74,12 @@ def test_singleton(site, sky):
     assert np.median(measured_offsets(product, sky.stars)) < 0.5
 
 
+def test_spectroscopic_instrument_has_no_drizzled_product(site):
+    Blackboard(site.database_url).create("ldfd01010")
+    assert run_stage(Drizzle, ["ldfd01010"]) == 0
+    assert "MD does not apply to COS data" in site.trailer_path(parse_dataset("ldfd01010")).read_text()
+
+
 def _failed(site, capsys, code=20) -> str:
     assert run_stage(Drizzle, [ASN]) == code
     err = capsys.readouterr().err

@@ -70,6 +70,7 @@ def test_reference_files_are_cdbs_named_with_selection_headers(cache):
         for key in ("FILENAME", "FILETYPE", "INSTRUME", "DETECTOR", "USEAFTER", "PEDIGREE", "DESCRIP"):
             assert key in h, f"{path.name}: {key}"
         assert h["FILENAME"] == path.name
+        assert h["NEXTEND"] == len(fits.open(path)) - 1
         assert path.name[8] == ("i" if h["INSTRUME"] == "WFC3" else "j")
         assert path.stat().st_mode & 0o044 == 0o044, "cache files must be readable by every stage"
     imp = next(p for p in files if p.name.endswith("i_imp.fits"))

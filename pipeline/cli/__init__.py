@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "pod": "pipeline.telemetry.cli:pod",
     "simulate": "pipeline.simulate.cli:simulate",
     "calibrate": "pipeline.calib.cli:calibrate_cmd",
+    "reprocess": "pipeline.reprocess_cli:reprocess", "request": "pipeline.reprocess_cli:request",
 }
 
 

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -247,6 +248,15 @@ def _rows(rmapping: Any) -> dict[tuple, list[tuple[str, str]]]:
     return rows
 
 
+def _match_row(rmapping: Any, hdul: Any, name: str) -> tuple:
+    """The match tuple crds would file ``hdul`` under (probed on a scratch copy of the file)."""
+    with tempfile.TemporaryDirectory(prefix="owl-refprobe-") as scratch:
+        probe = Path(scratch) / name
+        hdul.writeto(probe)
+        rows = _rows(rmapping.insert_reference(str(probe)))
+    return next(match for match, entries in rows.items() if any(ref == name for _, ref in entries))
+
+
 def bump_reference(crds_root: Path | str, reftype: str, detector: str | None = None,
                    ccdamp: str | None = None) -> str:
     """Deliver a new ``reftype`` reference and a new context; return the new context name.
@@ -281,7 +291,7 @@ def bump_reference(crds_root: Path | str, reftype: str, detector: str | None = N
 
 def _deliver(root: Path, inst: str, reftype: str, ccdamp: str | None, old_imap: str, marker: dict[str, Any]) -> str:
     """Write the new reference(s), rmap and imap for one instrument; return the new imap name."""
-    from crds.core import rmap, utils
+    from crds.core import rmap
 
     det = Detector(inst, marker["detector_seed"])
     rmaps = _selector(root, old_imap)
@@ -303,16 +313,11 @@ def _deliver(root: Path, inst: str, reftype: str, ccdamp: str | None, old_imap: 
     for spec in specs:
         name = _new_name(root, det, reftype)
         hdul = reffiles.make_reference(det, replace(spec, variant=generation), name, reffiles.INITIAL_USEAFTER)
-        path = _write_reference(root, hdul, name)
-        probe = _rows(old_rmap.insert_reference(str(path)))
-        row = next(match for match, entries in probe.items() if any(ref == name for _, ref in entries))
+        row = _match_row(old_rmap, hdul, name)
         if row in existing:  # a newer file for a known configuration
             newest = max(datetime.fromisoformat(date) for date, _ in existing[row])
             hdul[0].header["USEAFTER"] = reffiles.useafter_text(newest + timedelta(days=1))
-            path.unlink()
-            _write_reference(root, hdul, name)
-            utils.clear_function_caches()  # crds memoises file headers by path
-        new_paths.append(path)
+        new_paths.append(_write_reference(root, hdul, name))
     new_rmap = mappings_dir(root) / rmap_name(inst, reftype, _next_serial(root, f"hst_{inst}_{reftype}_[0-9]*.rmap"))
     _insert(old_rmap_path, new_rmap, new_paths)
     rmaps[reftype] = new_rmap.name

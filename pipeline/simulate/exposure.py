@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
+from astropy.wcs import WCS
 
 from pipeline.simulate import headers as hdr
 from pipeline.simulate.detector import Detector
@@ -137,10 +138,9 @@ def bleed(electrons: np.ndarray, full_well: np.ndarray) -> np.ndarray:
     return saturated
 
 
-def _simulate_chip(spec: ExposureSpec, part: ChipReadout, det: Detector, stars: StarField,
+def _simulate_chip(spec: ExposureSpec, part: ChipReadout, wcs: WCS, det: Detector, stars: StarField,
                    rng: np.random.Generator, offsets: dict[str, float]) -> tuple[np.ndarray, ChipTruth, np.ndarray]:
     ro = spec.readout
-    wcs = spec.pointing.chip_wcs(ro, part)
     shape = part.trimmed_shape
     rate, x, y = scene_rate(stars, wcs, shape, spec.instrument, spec.filter, part.chip, spec.expstart)
     scene = (rate * spec.exptime).astype(np.float32)
@@ -192,8 +192,7 @@ def simulate_exposure(spec: ExposureSpec, det: Detector, stars: StarField,
     """Make the raw HDUList and the truth of one exposure."""
     rng = np.random.default_rng(np.random.SeedSequence(spec.seed))
     ro = spec.readout
-    amps = "ABCD"
-    offsets = dict(zip(amps, rng.normal(0.0, 2.0, 4), strict=True))
+    offsets = dict(zip("ABCD", rng.normal(0.0, 2.0, 4), strict=True))  # this exposure's bias levels, DN
     orientat = spec.pointing.orientat(ro.camera)
     aperture_sky = spec.pointing.aperture_sky(ro)
     primary = fits.PrimaryHDU(header=hdr.primary_header(spec, switches))
@@ -201,8 +200,8 @@ def simulate_exposure(spec: ExposureSpec, det: Detector, stars: StarField,
     truths = []
     stars_table = stars.table()
     for part in ro.chips:
-        raw, truth, xy = _simulate_chip(spec, part, det, stars, rng, offsets)
         wcs = spec.pointing.chip_wcs(ro, part)
+        raw, truth, xy = _simulate_chip(spec, part, wcs, det, stars, rng, offsets)
         sci_h = hdr.sci_header(spec, part, wcs, orientat, aperture_sky)
         sci = fits.ImageHDU(raw, header=sci_h)
         hdus.append(sci)

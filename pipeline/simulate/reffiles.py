@@ -128,11 +128,9 @@ def _constant_hdu(value: float | int, shape: tuple[int, int], part: ChipReadout,
 
 
 def _image_file(primary: fits.Header, planes: Iterable[list[fits.ImageHDU]]) -> fits.HDUList:
-    hdus = [fits.PrimaryHDU(header=primary)]
-    for group in planes:
-        hdus.extend(group)
-    primary["NEXTEND"] = (len(hdus) - 1, "number of extensions")
-    return fits.HDUList(hdus)
+    extensions = [hdu for group in planes for hdu in group]
+    primary["NEXTEND"] = (len(extensions), "number of extensions")
+    return fits.HDUList([fits.PrimaryHDU(header=primary), *extensions])
 
 
 # --------------------------------------------------------------------------------------- images
@@ -396,7 +394,8 @@ def photometry_table(det: Detector, spec: RefSpec, name: str, useafter: datetime
         modes = [("wfc1", 1)]
         extensions = ("PHOTFLAM", "PHOTPLAM", "PHOTBW")
     grid = np.array(MJD_GRID)
-    hdus = [fits.PrimaryHDU(header=h)]
+    h["NEXTEND"] = (len(extensions), "number of extensions")
+    hdus: list = [fits.PrimaryHDU(header=h)]
     for ext in extensions:
         rows = []
         for fname in FILTERS[inst]:
@@ -417,9 +416,7 @@ def photometry_table(det: Detector, spec: RefSpec, name: str, useafter: datetime
             fits.Column(name="PEDIGREE", format="30A", array=np.array([h["PEDIGREE"]] * n)),
             fits.Column(name="DESCRIP", format="110A", array=np.array(["owlpipe simulated sensitivity"] * n)),
         ]
-        table = fits.BinTableHDU.from_columns(columns, name=ext)
-        hdus.append(table)
-    h["NEXTEND"] = (len(extensions), "number of extensions")
+        hdus.append(fits.BinTableHDU.from_columns(columns, name=ext))
     return fits.HDUList(hdus)
 
 

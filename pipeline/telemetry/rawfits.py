@@ -54,7 +54,11 @@ def _file_keywords(header: fits.Header, filename: str, filetype: str, nextend: i
 
 def calibration_switches(instrument_defaults: Mapping[str, Any], instrument: str, detector: str,
                          asn_type: str | None) -> dict[str, str]:
-    """The switch values for one exposure: detector defaults, CR rejection on for CR-SPLIT/REPEAT."""
+    """The switch values for one exposure: detector defaults, then image combination for associations.
+
+    CR-SPLIT members get ``CRCORR = PERFORM``; REPEAT members get ``RPTCORR = PERFORM`` where the
+    instrument has that switch (ACS), else ``CRCORR``: real CR-SPLIT raws keep ``RPTCORR = OMIT``.
+    """
     per_detector = instrument_defaults.get("switches", {})
     if detector not in per_detector:
         known = ", ".join(sorted(per_detector)) or "none"
@@ -62,9 +66,9 @@ def calibration_switches(instrument_defaults: Mapping[str, Any], instrument: str
                           f"config/instruments (detectors configured: {known})", keyword="DETECTOR")
     switches = {k: str(v) for k, v in per_detector[detector].items()}
     if asn_type in CR_COMBINED_TYPES:
-        for key in ("CRCORR", "RPTCORR"):
-            if key in switches:
-                switches[key] = "PERFORM"
+        key = "RPTCORR" if asn_type == "REPEAT" and "RPTCORR" in switches else "CRCORR"
+        if key in switches:
+            switches[key] = "PERFORM"
     return switches
 
 
