@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pipeline import refs
-from pipeline.archive import Archive, NotArchived
+from pipeline.archive import Archive
 from pipeline.config import Site
 from pipeline.controller import ACTIVE, Controller, Submission, SubmissionRow
 from pipeline.db import Base, engine_for
@@ -308,13 +308,10 @@ class CampaignRun:
         """Why a finished DAG did not reprocess its exposures as the campaign wants (None: it did)."""
         for exposure in row.exposures:
             name = exposure["dataset"]
-            try:
-                versions = self.archive.versions(name)
-                context = self.archive.metadata(name).get("crds_context")
-            except NotArchived:
-                return f"{name}: no longer in the archive"
+            versions = self.archive.versions(name)
             if not versions or versions[-1] <= exposure["version"]:
                 return f"{name}: no new archive version (newest is {versions[-1] if versions else 'none'})"
+            context = self.archive.metadata(name).get("crds_context")
             if context != self.campaign.new_context:
                 return f"{name}: newest version {versions[-1]} was calibrated with {context}, " \
                        f"not {self.campaign.new_context}"
@@ -387,7 +384,10 @@ class CampaignRun:
         self.refresh(recheck_failed=True)
         every = REFRESH_LOCAL if self.kind == "local" else REFRESH_CONDOR
         try:
-            while not (stop and stop()):
+            while True:
+                if stop is not None and stop():
+                    self.ctl.stop()  # running nodes end x or w; a rerun resumes them
+                    break
                 self.top_up()
                 self.ctl.dispatch()
                 if self.kind == "local":

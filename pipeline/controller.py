@@ -108,7 +108,7 @@ class Controller:
         self.engine = self.bb.engine
         self.kind = executor or site.executor.kind
         self.say = say or (lambda text: None)
-        self._listener = listener
+        self.listener = listener
         self._workers = workers
         self._local = None
         self._runs: dict[int, object] = {}  # submission id -> local DagRun
@@ -145,7 +145,7 @@ class Controller:
         with self.engine.connect() as conn:
             return [_submission(r) for r in conn.execute(stmt)]
 
-    def _set(self, sub_id: int, **values) -> None:
+    def update_submission(self, sub_id: int, **values) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(SubmissionRow).where(SubmissionRow.id == sub_id)
                          .values(**values, updated=time.time()))
@@ -228,7 +228,7 @@ class Controller:
         with self.engine.begin() as conn:
             conn.execute(update(OSFRow).where(OSFRow.dataset.in_(rows))
                          .values(workflow=wf.name, priority=sub.priority, updated=time.time()))
-        self._set(sub_id, state="queued")
+        self.update_submission(sub_id, state="queued")
 
     # -- dispatching ---------------------------------------------------------------------------
     def dispatch(self, *, raise_errors: bool = False) -> list[Submission]:
@@ -250,11 +250,18 @@ class Controller:
                 else:
                     self._dispatch_condor(sub)
             except OwlError as exc:
+                from pipeline.executors.condor import NoSchedd
                 from pipeline.executors.local import DagBusy
 
                 if isinstance(exc, DagBusy):
                     continue
-                self._set(sub.id, state="failed", message=exc.line())
+                if isinstance(exc, NoSchedd):  # the pool may come back: keep it queued
+                    self.update_submission(sub.id, state="queued", message=exc.line())
+                    self.say(f"{sub.dataset}: submission {sub.id} waits: {exc.line()}")
+                    if raise_errors:
+                        raise
+                    continue
+                self.update_submission(sub.id, state="failed", message=exc.line())
                 self.say(f"{sub.dataset}: submission {sub.id} failed to start: {exc.line()}")
                 if raise_errors:
                     raise
@@ -267,7 +274,7 @@ class Controller:
 
         run = self.local.submit(self.workflow(sub.workflow), sub.dataset, priority=sub.priority, submission=sub.id)
         self._runs[sub.id] = run
-        self._set(sub.id, state="running", message=f"local executor pid {os.getpid()}")
+        self.update_submission(sub.id, state="running", message=f"local executor pid {os.getpid()}")
         self.say(f"{sub.dataset}: running {sub.workflow} DAG locally ({len(run.nodes)} nodes, "
                  f"{run.count(State.DONE)} already done)")
 
@@ -277,34 +284,35 @@ class Controller:
         if cluster is None:
             cluster = condor.submit(self.workflow(sub.workflow), sub.dataset, priority=sub.priority,
                                     submission=sub.id)
-        self._set(sub.id, state="submitted", cluster=cluster, message=f"DAGMan job {cluster}")
+        self.update_submission(sub.id, state="submitted", cluster=cluster, message=f"DAGMan job {cluster}")
         self.say(f"{sub.dataset}: DAG submitted to HTCondor as job {cluster}")
 
     def _on_local(self, event: str, dag, node) -> None:
         if event == "dag-done" and dag.submission is not None:
             self._runs.pop(dag.submission, None)
             self._finish_local(dag.submission, dag)
-        if self._listener is not None:
-            self._listener(event, dag, node)
+        if self.listener is not None:
+            self.listener(event, dag, node)
 
     def _finish_local(self, sub_id: int, dag) -> None:
         from pipeline.executors.local import State
 
         if dag.succeeded:
-            self._set(sub_id, state="done", message=f"all {len(dag.nodes)} nodes done")
+            self.update_submission(sub_id, state="done", message=f"all {len(dag.nodes)} nodes done")
             return
         if self.get(sub_id).state == "removed":
             return
         if dag.files.halt.exists():
-            self._set(sub_id, state="held", message="halted: 'owl dag release' resumes it")
+            self.update_submission(sub_id, state="held", message="halted: 'owl dag release' resumes it")
             return
         failed = dag.failures()
         if failed:
             text = "; ".join(f"{n.name} exit {n.exit_code} ({meaning(n.exit_code or 0)})" for n in failed)
-            self._set(sub_id, state="failed", message=text)
+            self.update_submission(sub_id, state="failed", message=text)
         else:  # stopped (Ctrl-C, halt): left for the next run to resume
             left = dag.count(State.FUTILE, State.WAITING, State.READY)
-            self._set(sub_id, state="queued", message=f"stopped with {left} node(s) to go; resumes on next run")
+            self.update_submission(sub_id, state="queued",
+                                   message=f"stopped with {left} node(s) to go; resumes on the next run")
 
     # -- receiving -----------------------------------------------------------------------------
     def inbox_dans(self) -> list[Path]:

@@ -83,7 +83,7 @@ def _controller(site_dir, config_file, executor=None, workers=None, workflow="ne
 def run_with_display(ctl, console, action) -> int:
     """Run ``action`` (which drives the local executor) under a progress display; Ctrl-C stops cleanly."""
     display = RunDisplay(console)
-    ctl._listener = display
+    ctl.listener = display
     ctl.say = display.say
     with display:
         try:

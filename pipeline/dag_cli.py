@@ -99,20 +99,20 @@ def _control(action: str, association: str, site_dir, config_file) -> None:
         cluster = ctl.condor().act(action, sub.dataset)
         click.echo(f"{sub.dataset}: DAGMan job {cluster} {action}{'d' if action != 'hold' else ''}")
         if action == "remove":
-            ctl._set(sub.id, state="removed", message=f"removed DAGMan job {cluster}")
+            ctl.update_submission(sub.id, state="removed", message=f"removed DAGMan job {cluster}")
         return
     if action == "release":
         files.halt.unlink(missing_ok=True)
         if sub.state == "held":
-            ctl._set(sub.id, state="queued", message="released")
+            ctl.update_submission(sub.id, state="queued", message="released")
         click.echo(f"{sub.dataset}: released; 'owl submit', 'owl watch' or 'owl watch --once' resumes it")
         return
     files.halt.parent.mkdir(parents=True, exist_ok=True)
     files.halt.write_text(f"{action} by operator\n")
     if action == "remove":
-        ctl._set(sub.id, state="removed", message="removed by operator")
+        ctl.update_submission(sub.id, state="removed", message="removed by operator")
     elif sub.state in ("new", "queued", "running"):
-        ctl._set(sub.id, state="held", message="held by operator")
+        ctl.update_submission(sub.id, state="held", message="held by operator")
     click.echo(f"{sub.dataset}: {action} requested ({files.halt.name}); running nodes finish, no new node starts")
 
 

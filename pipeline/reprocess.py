@@ -348,7 +348,7 @@ def _judge(params: dict[str, Any], plans: list[TypePlan], old: refs.RefContext, 
             selection.spared += 1
             continue
         if plan.breakpoints is not None and date is not None:
-            when: Any = bisect.bisect_right(plan.breakpoints, date[:7])
+            when: Any = bisect.bisect_right(plan.breakpoints, date)
         else:
             when = tuple(params.get(k) for k in plan.date_keys)
         key = (tuple(params.get(k) for k in plan.keys), when)

@@ -213,3 +213,60 @@ def sample(site, count: int, seed: int = 3) -> list[tuple[str, str, dict]]:
     return [tuple(r) for r in random.Random(seed).sample(rows, min(count, len(rows)))]
 
 
+
+
+def _header_value(text: str, current: Any) -> Any:
+    """A header value matching one rmap match field (its first alternative; numbers as numbers)."""
+    first = text.replace("|", ",").split(",")[0].strip()
+    try:
+        number = float(first)
+    except ValueError:
+        return first
+    return int(number) if isinstance(current, int) and number.is_integer() else number
+
+
+def add_boundary_exposures(site, old, new, cases: list[tuple[str, str, str]], per_type: int = 6,
+                           seed: int = 5) -> int:
+    """Exposures observed one second before, at and after USEAFTER dates of the rules of ``cases``
+    ((instrument, reftype, template path)): where ``old`` and ``new`` differ and where they agree.
+
+    Dates next to a USEAFTER are where a selection that shares lookups between exposures would go
+    wrong if it grouped them carelessly. Returns how many were inserted.
+    """
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from pipeline.archive import Archive, ArchiveVersion, catalogue_fields
+
+    rng = random.Random(seed)
+    rows = []
+    for instrument, reftype, path in cases:
+        template = _template(REALDATA / path)
+        rules = [ctx.pmap.get_imap(instrument).get_rmap(reftype) for ctx in (old, new)]
+        flat = [{tuple(r[:-1]) for r in rm.todict()["selections"]} for rm in rules]
+        differing, common = sorted(flat[0] ^ flat[1]), sorted(flat[0] & flat[1])
+        parkeys = list(rules[1].parkey[0])
+        earliest = [min(differing, key=lambda m: m[-1])] if differing else []  # where the USEAFTER test cuts
+        chosen = earliest + rng.sample(differing, min(per_type, len(differing))) \
+            + rng.sample(common, min(per_type, len(common)))
+        for match in chosen:
+            useafter = dt.datetime.fromisoformat(match[-1])
+            for shift in (-1, 0, 1):
+                header = dict(template)
+                for key, value in zip(parkeys, match[:-1], strict=True):
+                    if value not in ("N/A", "*"):
+                        header[key] = _header_value(value, header.get(key))
+                when = useafter + dt.timedelta(seconds=shift)
+                if when.year < 1990:
+                    continue
+                header["DATE-OBS"], header["TIME-OBS"] = when.strftime("%Y-%m-%d"), when.strftime("%H:%M:%S")
+                name = f"{template['INSTRUME'][0].lower()}zz{_b36(len(rows), 4)}q"
+                header.update(CRDS_CTX=old.name, ROOTNAME=name.upper(), ASN_ID="NONE")
+                fields = catalogue_fields(header)
+                rows.append({"dataset": name, "version": 1, "ingested": time.time(), "header": header,
+                             "extra": None, **{k: fields.get(k) for k in ("association", "instrument", "detector",
+                                                                          "date_obs", "crds_context")}})
+    with Archive(site).engine.begin() as conn:
+        conn.execute(insert(ArchiveVersion), rows)
+    return len(rows)

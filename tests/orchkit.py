@@ -83,6 +83,8 @@ def install(bin_dir: Path) -> Path:
 
 
 KIT_WORKFLOW = REPO / "tests" / "data" / "workflows" / "kit.toml"
+#: INGEST -> CA per member -> CL: for tests about submissions rather than node semantics.
+KIT_SHORT = REPO / "tests" / "data" / "workflows" / "kit_short.toml"
 
 
 def kit_site(site, tmp_path: Path, monkeypatch) -> Path:

@@ -12,10 +12,10 @@ from pipeline.controller import Controller, ControllerError, watcher_lock
 from pipeline.dag import owl_executable
 from pipeline.osf import Blackboard
 from tests.front_data import write_test_downlink
-from tests.orchkit import KIT_WORKFLOW, kit_site
+from tests.orchkit import KIT_SHORT, kit_site
 
 ASN, SINGLE = "ib1f01010", "ib1f02b1q"
-KIT_COLUMNS = ("IN", "RF", "CA", "MD", "PV", "CL")
+KIT_COLUMNS = ("IN", "CA", "CL")
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def plan(site, tmp_path, monkeypatch):
 
 
 def controller(site) -> Controller:
-    return Controller(site, executor="local", workflow=str(KIT_WORKFLOW))
+    return Controller(site, executor="local", workflow=str(KIT_SHORT))
 
 
 def all_complete(bb: Blackboard) -> bool:
@@ -43,7 +43,7 @@ def test_watch_once_runs_each_received_association(site, plan):
     assert all_complete(ctl.bb)
     assert not list(site.areas.inbox.glob("*.dan.json"))
     assert ctl.bb.members(ASN) == ["ib1f01a1q", "ib1f01a2q"]
-    assert {e.workflow for e in ctl.bb.query()} == {"kit"}
+    assert {e.workflow for e in ctl.bb.query()} == {"kit_short"}
     assert all(e.letter("BC") == "n" for e in ctl.bb.query())  # not in the workflow
     check_status_command()
 
@@ -84,9 +84,9 @@ def test_watcher_restarted_after_receipt_submits_once(site, plan):
     first = controller(site)
     assert first.receive(dan).exit_code == 0  # the watcher dies here, before submitting
     assert first.ready_datasets() == [ASN, SINGLE]
-    sub = first.submit(ASN, str(KIT_WORKFLOW), key=f"auto:{ASN}")  # ... or here, before running it
+    sub = first.submit(ASN, str(KIT_SHORT), key=f"auto:{ASN}")  # ... or here, before running it
     assert sub.state == "queued"
-    assert first.submit(ASN, str(KIT_WORKFLOW), key=f"auto:{ASN}") is None  # the key admits one
+    assert first.submit(ASN, str(KIT_SHORT), key=f"auto:{ASN}") is None  # the key admits one
     second = controller(site)
     second.watch(once=True)
     assert auto_submissions(second) == {ASN: "done", SINGLE: "done"}
@@ -95,7 +95,7 @@ def test_watcher_restarted_after_receipt_submits_once(site, plan):
 
 
 def _watch_cmd(site):
-    return [str(owl_executable()), "watch", "--once", "--site", str(site.root), "--workflow", str(KIT_WORKFLOW)]
+    return [str(owl_executable()), "watch", "--once", "--site", str(site.root), "--workflow", str(KIT_SHORT)]
 
 
 def test_watcher_killed_mid_dag_resumes_without_resubmitting(site, plan):
@@ -135,8 +135,8 @@ def test_submit_refuses_members_and_duplicates(site, plan):
     ctl = controller(site)
     ctl.receive(next(site.areas.inbox.glob("*.dan.json")))
     with pytest.raises(ControllerError, match="member of association ib1f01010"):
-        ctl.submit("ib1f01a1q", str(KIT_WORKFLOW))
-    ctl.submit(ASN, str(KIT_WORKFLOW))
+        ctl.submit("ib1f01a1q", str(KIT_SHORT))
+    ctl.submit(ASN, str(KIT_SHORT))
     with pytest.raises(ControllerError, match="already has submission 1"):
         ctl.submit(ASN, "new_science")
 
@@ -148,13 +148,13 @@ def test_retry_from_a_stage_reruns_only_what_follows(site, plan):
 
     write_test_downlink(site.areas.inbox)
     controller(site).watch(once=True)
-    result = CliRunner().invoke(main, ["retry", ASN, "--from", "MD"])
+    result = CliRunner().invoke(main, ["retry", ASN, "--from", "CA"])
     assert result.exit_code == 0, result.output
-    assert "reset 9 column(s)" in result.output  # MD, PVW, CL on the association and its two members
+    assert "reset 6 column(s)" in result.output  # CA and CL on the association and its two members
     bb = Blackboard(site.database_url)
     assert all_complete(bb)
-    runs = {c: sum(1 for h in bb.history(ASN) if h.column == c and h.new == "p") for c in ("RF", "MD", "CL")}
-    assert runs == {"RF": 1, "MD": 2, "CL": 2}
+    runs = {c: sum(1 for h in bb.history("ib1f01a1q") if h.column == c and h.new == "p") for c in ("IN", "CA", "CL")}
+    assert runs == {"IN": 1, "CA": 2, "CL": 2}
 
 
 def test_condor_without_a_schedd_says_so_in_one_line(site, plan, monkeypatch):
@@ -162,7 +162,7 @@ def test_condor_without_a_schedd_says_so_in_one_line(site, plan, monkeypatch):
     dan = write_test_downlink(site.areas.inbox)
     controller(site).receive(dan)
     result = subprocess.run([str(owl_executable()), "submit", ASN, "--executor", "condor", "--site", str(site.root),
-                             "--workflow", str(KIT_WORKFLOW)], capture_output=True, text=True, timeout=60)
+                             "--workflow", str(KIT_SHORT)], capture_output=True, text=True, timeout=60)
     lines = [ln for ln in result.stdout.splitlines() + result.stderr.splitlines() if "schedd" in ln]
     assert result.returncode != 0 and len(lines) == 1
     assert "no HTCondor schedd reachable" in lines[0] and "Traceback" not in result.stderr

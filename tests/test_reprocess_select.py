@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from pipeline import refs, reprocess
 from pipeline.archive import ArchiveVersion
 from pipeline.db import engine_for
-from tests.catalogue_synth import NEWEST, REALDATA, full_changes, sample, synthesise
+from tests.catalogue_synth import NEWEST, REALDATA, add_boundary_exposures, full_changes, sample, synthesise
 from tests.refs_support import real_cache
 
 EXPOSURES = 500
@@ -26,6 +26,11 @@ def catalogue(tmp_path_factory):
     site = init_site(tmp_path_factory.mktemp("catalogue") / "site")
     real_cache(site.root, REALDATA, NEWEST)
     synthesise(site, EXPOSURES)
+    cache = refs.cache_root(site)
+    add_boundary_exposures(site, refs.load_context(cache, "hst_0300.pmap"), refs.load_context(cache, NEWEST), [
+        ("WFC3", "darkfile", "headers_only_samples/ib4606c5q_flc_10x10sample.fits"),
+        ("ACS", "darkfile", "headers_only_samples/jbt122x8q_flc_header.fits"),
+        ("ACS", "biasfile", "headers_only_samples/jbt122x8q_flc_header.fits")])
     yield site
     mp.undo()
 

@@ -221,7 +221,8 @@ class CondorExecutor:
         for sub in controller.submissions(states=("submitted",)):
             view = self.follow(sub.dataset, controller.workflow(sub.workflow))
             if view.status == "done":
-                controller._set(sub.id, state="done", message="DAGMan: all nodes done")
+                controller.update_submission(sub.id, state="done", message="DAGMan: all nodes done")
             elif view.status == "error":
                 failed = [n.name for n in view.nodes.values() if n.status == "error"]
-                controller._set(sub.id, state="failed", message=f"DAGMan: failed node(s) {', '.join(failed)}")
+                controller.update_submission(sub.id, state="failed",
+                                             message=f"DAGMan: failed node(s) {', '.join(failed)}")
