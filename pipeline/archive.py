@@ -23,7 +23,6 @@ supply (pods before 2FITS, previews) are carried forward from the dataset's prev
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import math
 import os
@@ -54,9 +53,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from pipeline.config import Site
 from pipeline.db import Base, engine_for, is_lock_error, lock_timeout
-from pipeline.errors import BadInput, LockTimeout, OwlError
+from pipeline.errors import BadInput, OwlError
 from pipeline.exitcodes import ExitCode
-from pipeline.fsutil import _CHUNK, atomic_write, fsync_dir, sha256_file
+from pipeline.fsutil import _CHUNK, atomic_write, file_lock, fsync_dir, sha256_file
 from pipeline.names import DatasetName, parse_dataset
 
 _KIND_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -344,25 +343,9 @@ class Archive:
             raise ArchiveError(f"invalid sha256 {sha256!r} in the catalogue")
         return self.blobs / sha256[:2] / sha256
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
         """Serialise blob placement + catalogue commit across processes (short: no copying inside)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise LockTimeout(f"archive lock {self.root / '.lock'} busy for "
-                                          f"{self.lock_timeout:g} s") from None
-                    time.sleep(0.05)
-            yield
-        finally:
-            os.close(fd)
+        return file_lock(self.root / ".lock", self.lock_timeout, "archive")
 
     # -- ingest ----------------------------------------------------------------------------------
     def ingest(

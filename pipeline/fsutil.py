@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -137,3 +139,30 @@ def quarantine(path: Path | str, quarantine_dir: Path | str, reason: str) -> Pat
     with atomic_write(moved.with_name(moved.name + ".reason"), "w") as fh:
         fh.write(reason.rstrip("\n") + "\n")
     return moved
+
+
+@contextlib.contextmanager
+def file_lock(path: Path | str, timeout: float, what: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block.
+
+    Waits up to ``timeout`` seconds, then raises a retryable :class:`~pipeline.errors.LockTimeout`
+    naming ``what`` and the lock file, so a stuck holder never hangs a pipeline node for ever.
+    """
+    from pipeline.errors import LockTimeout
+
+    lock = Path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LockTimeout(f"{what}: lock {lock} still held after {timeout:g} s") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

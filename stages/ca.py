@@ -19,10 +19,9 @@ letters, so there is no separate association node: the members do the associatio
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from astropy.io import fits
@@ -34,6 +33,7 @@ from pipeline.calib.cos import run_calcos
 from pipeline.calib.hstcal import run_hstcal
 from pipeline.calib.imageio import read_exposure
 from pipeline.errors import BadInput
+from pipeline.fsutil import file_lock
 from pipeline.names import DatasetName, parse_dataset
 from pipeline.stage import Stage, StageContext, stage_main
 from pipeline.trailer import Trailer
@@ -53,15 +53,9 @@ def _cr_stack(header: fits.Header, n_members: int) -> bool:
     return n_members >= 2 and any(str(header.get(s, "")).strip().upper() == "PERFORM" for s in CR_SWITCHES)
 
 
-@contextmanager
-def association_lock(work: Path, asn: DatasetName) -> Iterator[None]:
+def association_lock(work: Path, asn: DatasetName, timeout: float) -> AbstractContextManager[None]:
     """Serialise the "am I the last member?" decision between parallel CA nodes."""
-    fd = os.open(work / f".{asn.name}_ca.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return file_lock(work / f".{asn.name}_ca.lock", timeout, f"CA of {asn.name}")
 
 
 def _ready_marker(work: Path, member: DatasetName) -> Path:
@@ -129,7 +123,7 @@ class Calibrate(Stage):
         """Finish the association if every member is ready (decided under the association lock)."""
         name = parse_dataset(asn.name)
         members = [parse_dataset(m) for m in asn.members if asn.present.get(m, True)]
-        with association_lock(work, name):
+        with association_lock(work, name, ctx.site.database.busy_timeout):
             ready = [self._readiness(work, m) for m in members]
             if not all(p.is_file() for p in ready):
                 waiting = [m.name for m, p in zip(members, ready, strict=True) if not p.is_file()]

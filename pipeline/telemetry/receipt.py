@@ -17,20 +17,16 @@ Nothing is deleted: every input file ends in ``receipt/`` or ``quarantine/``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
-import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import Site
-from pipeline.errors import BadInput, LockTimeout
+from pipeline.errors import BadInput
 from pipeline.exitcodes import ExitCode
-from pipeline.fsutil import atomic_write, move_file, quarantine
+from pipeline.fsutil import atomic_write, file_lock, move_file, quarantine
 from pipeline.names import parse_dataset
 from pipeline.osf import Blackboard
 from pipeline.telemetry.dan import DAN_SUFFIX, DOWNLINK_ID_RE, AssociationEntry, Dan, PodEntry, parse_dan
@@ -116,24 +112,9 @@ class ReceiptReport:
 
 
 # -- the station -------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _receipt_lock(site: Site) -> Iterator[None]:
+def _receipt_lock(site: Site) -> contextlib.AbstractContextManager[None]:
     """One receipt at a time per site: pods of two downlinks never race for the same name."""
-    site.areas.receipt.mkdir(parents=True, exist_ok=True)
-    fd = os.open(site.areas.receipt / ".receipt.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + site.database.busy_timeout
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise LockTimeout("another owl-dan-receipt holds the receipt lock") from None
-                time.sleep(0.1)
-        yield
-    finally:
-        os.close(fd)
+    return file_lock(site.areas.receipt / ".receipt.lock", site.database.busy_timeout, "another owl-dan-receipt")
 
 
 def _sha256(data: bytes) -> str:
