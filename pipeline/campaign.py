@@ -12,9 +12,9 @@ here, finds the submission instead of making a second one. A rerun of the campai
 finished rows stay finished, submitted ones are followed (an orphaned local DAG resumes where the
 OSF says it stopped), pending ones are submitted as the throttle allows.
 
-Done means more than "the DAG finished": every affected exposure's newest archive version must be
-newer than the one selected and calibrated with the campaign's context; otherwise the row fails
-with the reason.
+Done means more than "the DAG finished": every affected exposure must have a raw version in the
+archive newer than the one selected, calibrated with the campaign's context; otherwise the row
+fails with the reason.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pipeline.errors import ConfigError, OwlError
 from pipeline.exitcodes import ExitCode
 from pipeline.names import parse_dataset
 from pipeline.osf import Blackboard, OSFRow
-from pipeline.reprocess import Selection
+from pipeline.reprocess import Selection, parameter_version
 
 WORKFLOW = "reprocess"
 STATES = ("pending", "submitted", "done", "failed")
@@ -265,7 +265,6 @@ class CampaignRun:
         self.max_in_flight = max_in_flight or site.throttles.max_dags_in_flight
         self.ctl = Controller(site, executor=executor, workers=workers, listener=listener)
         self.say = say or (lambda text: None)
-        self.archive = Archive(site)
         self._key_prefix = f"reprocess:{campaign.name}:"
 
     @property
@@ -308,12 +307,11 @@ class CampaignRun:
         """Why a finished DAG did not reprocess its exposures as the campaign wants (None: it did)."""
         for exposure in row.exposures:
             name = exposure["dataset"]
-            versions = self.archive.versions(name)
-            if not versions or versions[-1] <= exposure["version"]:
-                return f"{name}: no new archive version (newest is {versions[-1] if versions else 'none'})"
-            context = self.archive.metadata(name).get("crds_context")
-            if context != self.campaign.new_context:
-                return f"{name}: newest version {versions[-1]} was calibrated with {context}, " \
+            found = parameter_version(self.site, name)
+            if found is None or found[0] <= exposure["version"]:
+                return f"{name}: no new raw version in the archive (newest is {found[0] if found else 'none'})"
+            if found[1] != self.campaign.new_context:
+                return f"{name}: its new version {found[0]} was calibrated with {found[1]}, " \
                        f"not {self.campaign.new_context}"
         return None
 
@@ -367,7 +365,7 @@ class CampaignRun:
             return
         bb.create(row.dataset, who=f"campaign {self.campaign.name}")
         if parse_dataset(row.dataset).is_association:
-            members = sorted({e.dataset for e in self.archive.query(association=row.dataset, kind="pod")
+            members = sorted({e.dataset for e in Archive(self.site).query(association=row.dataset, kind="pod")
                               if parse_dataset(e.dataset).is_exposure})
             for member in members:
                 bb.create(member, parent=row.dataset, who=f"campaign {self.campaign.name}")
@@ -388,6 +386,7 @@ class CampaignRun:
                 if stop is not None and stop():
                     self.ctl.stop()  # running nodes end x or w; a rerun resumes them
                     break
+                self.refresh()
                 self.top_up()
                 self.ctl.dispatch()
                 if self.kind == "local":
@@ -401,6 +400,8 @@ class CampaignRun:
                 if not report.counts["pending"] and not report.counts["submitted"]:
                     break
                 if self.kind == "local" and not self.ctl.local.busy:
+                    if self.top_up():  # slots freed by DAGs that just ended
+                        continue
                     break  # what is left is held, or waits for DAGs another owl process runs: rerun later
                 self._wait(every)
         except KeyboardInterrupt:

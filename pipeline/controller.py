@@ -275,7 +275,7 @@ class Controller:
         run = self.local.submit(self.workflow(sub.workflow), sub.dataset, priority=sub.priority, submission=sub.id)
         self._runs[sub.id] = run
         self.update_submission(sub.id, state="running", message=f"local executor pid {os.getpid()}")
-        self.say(f"{sub.dataset}: running {sub.workflow} DAG locally ({len(run.nodes)} nodes, "
+        self.say(f"{sub.dataset}: running the {run.graph.workflow.name} DAG locally ({len(run.nodes)} nodes, "
                  f"{run.count(State.DONE)} already done)")
 
     def _dispatch_condor(self, sub: Submission) -> None:
@@ -358,7 +358,7 @@ class Controller:
         for ds in self.ready_datasets():
             sub = self.submit(ds, self.auto_workflow, key=f"auto:{ds}")
             if sub is not None:
-                self.say(f"{ds}: complete; submission {sub.id} queued ({sub.workflow})")
+                self.say(f"{ds}: complete; submission {sub.id} queued ({self.workflow(sub.workflow).name})")
         self.dispatch()
         if self.kind == "condor":
             self.condor().follow_all(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
@@ -85,6 +86,11 @@ def run_with_display(ctl, console, action) -> int:
     display = RunDisplay(console)
     ctl.listener = display
     ctl.say = display.say
+
+    def terminated(signum, _frame):  # a service manager's stop: the same clean stop as Ctrl-C
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminated)
     with display:
         try:
             action()
@@ -151,7 +157,8 @@ def submit(dataset, site_dir, config_file, workflow, priority, fresh, fits_dir, 
         console.print(f"{dataset}: staged raw FITS from {fits_dir}" + (f" ({len(members)} members)" if members
                                                                        else " (singleton)"))
     sub = ctl.submit(dataset, workflow, priority=priority, fresh=fresh)
-    console.print(f"{sub.dataset}: submission {sub.id}, workflow {sub.workflow}, priority {sub.priority}")
+    console.print(f"{sub.dataset}: submission {sub.id}, workflow {ctl.workflow(sub.workflow).name}, "
+                  f"priority {sub.priority}")
     _run_submission(console, ctl, sub.dataset)
 
 
@@ -191,7 +198,7 @@ def retry(dataset, site_dir, config_file, from_stage, workflow, executor, worker
     console.print(f"{entry.dataset}: reset {len(changed)} column(s) to '_'" + (f": {', '.join(changed)}" if changed
                                                                              else " (nothing failed)"))
     sub = ctl.submit(entry.dataset, name)
-    console.print(f"{sub.dataset}: submission {sub.id}, workflow {sub.workflow}")
+    console.print(f"{sub.dataset}: submission {sub.id}, workflow {ctl.workflow(sub.workflow).name}")
     _run_submission(console, ctl, sub.dataset)
 
 

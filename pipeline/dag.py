@@ -168,7 +168,9 @@ def submit_description(site: Site, files: DagFiles, spec: StageSpec, workflow: W
         "request_cpus": str(spec.request_cpus),
         "request_memory": str(spec.request_memory),
         "request_disk": str(spec.request_disk * 1024),
-        "environment": condor_environment(site.environment()),
+        # the site and CRDS variables, and PATH as the DAG's writer sees it: a job finds the same
+        # external tools (hstcal's calwf3.e, ...) as a local run of the same stage would
+        "environment": condor_environment({**site.environment(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}),
         "should_transfer_files": "NO",
         "My.OwlWorkflow": f'"{workflow.name}"',
         "My.OwlAssociation": f'"{files.dataset}"',

@@ -62,13 +62,10 @@ def _simulate(root: Path, associations: int, seed: int, say) -> None:
     owl = Path(sys.executable).parent / "owl"
     argv = [str(owl if owl.exists() else "owl"), "simulate", "--site", str(root), "--size", "subarray",
             "--associations", str(associations), "--instruments", "wfc3,acs", "--seed", str(seed)]
-    say(f"simulating a downlink: {' '.join(argv[1:])}")
-    proc = subprocess.run(argv, env={**os.environ, "OWL_SITE": str(root)}, text=True, capture_output=True)
-    for line in proc.stdout.strip().splitlines()[-6:]:
-        say(f"  {line}")
+    say(f"simulating a downlink: owl {' '.join(argv[1:])}")
+    proc = subprocess.run(argv, env={**os.environ, "OWL_SITE": str(root)})
     if proc.returncode != 0:
-        raise click.ClickException(f"owl simulate failed (exit {proc.returncode}): "
-                                   f"{(proc.stderr.strip().splitlines() or ['no message'])[-1]}")
+        raise click.ClickException(f"owl simulate failed (exit {proc.returncode}); see its message above")
 
 
 def _products(root: Path, console) -> None:
@@ -80,18 +77,15 @@ def _products(root: Path, console) -> None:
     bb = Blackboard(site.database_url)
     archive = Archive(site)
     tops = [e.dataset for e in bb.query() if e.parent is None]
-    console.print("\n[bold]products[/bold] (content-addressed archive; copy out with "
+    console.print(f"\n[bold]products[/bold] (archive {site.areas.archive}; copy out with "
                   "'owl archive get DATASET --kind KIND --dest DIR')")
     for ds in tops:
-        files = archive.files(ds)
-        shown = [f for f in files if f.kind in ("drz", "drc") or f.name.endswith((".jpg", ".png"))]
+        shown = [f for f in archive.files(ds) if f.kind in ("drz", "drc") or f.name.endswith((".jpg", ".png"))]
         if not shown:
             console.print(f"  {ds}: no drizzled product or preview archived")
-            continue
         for f in sorted(shown, key=lambda f: f.name):
-            console.print(f"  {ds}: {f.name:<28} v{f.version}  {f.path}")
-    work = [p for p in site.areas.work.iterdir()] if site.areas.work.exists() else []
-    if work:
+            console.print(f"  {f.name:<26} v{f.version}  {f.path.relative_to(site.root)}")
+    if site.areas.work.exists() and any(site.areas.work.iterdir()):
         console.print(f"  work areas kept (incomplete or failed datasets): {site.areas.work}")
 
 

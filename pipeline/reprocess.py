@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, exists, func, select
 
 from pipeline import refs
-from pipeline.archive import ArchiveVersion
+from pipeline.archive import ArchiveFile, ArchiveVersion
 from pipeline.config import Site
 from pipeline.db import engine_for
 from pipeline.errors import ConfigError, OwlError
@@ -47,6 +47,8 @@ OMITTED = "-"
 _PLAIN_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PLAIN_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}$")
 _EXPOSURE_DIGITS = tuple("0123456789")
+#: The archive kind of raw files (INGEST_SCI archives each file with its suffix as kind).
+RAW_KIND = "raw"
 
 
 @dataclass(frozen=True)
@@ -230,15 +232,25 @@ def _value(ctx: refs.RefContext, params: dict[str, Any], reftype: str) -> tuple[
 
 
 # -- the catalogue ----------------------------------------------------------------------------------
-def _newest():
-    v = ArchiveVersion
-    return select(v.dataset.label("ds"), func.max(v.version).label("mv")).group_by(v.dataset).subquery()
+def _parameter_versions():
+    """Per dataset, the version whose catalogued header holds its CRDS parameters: the newest with a
+    raw file (what RF assigned references in), else the newest whose header names an instrument.
+
+    The newest version alone will not do: trailers and previews are archived as later versions whose
+    header is theirs, not the raw's.
+    """
+    v, f = ArchiveVersion, ArchiveFile
+    has_raw = exists().where(f.version_id == v.id, f.kind == RAW_KIND)
+    rank = func.row_number().over(partition_by=v.dataset, order_by=(case((has_raw, 0), else_=1), v.version.desc()))
+    return (select(v.id.label("vid"), rank.label("rn"))
+            .where(v.header["INSTRUME"].as_string().is_not(None)).subquery())
 
 
-def _scope(stmt, newest, *, instruments: list[str] | None, since: str | None):
-    """Restrict a catalogue query to the newest version of each exposure (not association) in scope."""
+def _scope(stmt, *, instruments: list[str] | None, since: str | None):
+    """Restrict a catalogue query to the parameter version of each exposure (not association) in scope."""
     v = ArchiveVersion
-    stmt = stmt.join(newest, and_(v.dataset == newest.c.ds, v.version == newest.c.mv))
+    chosen = _parameter_versions()
+    stmt = stmt.join(chosen, and_(v.id == chosen.c.vid, chosen.c.rn == 1))
     stmt = stmt.where(func.substr(v.dataset, 9, 1).not_in(_EXPOSURE_DIGITS), v.instrument.is_not(None))
     if instruments:
         stmt = stmt.where(func.upper(v.instrument).in_([i.upper() for i in instruments]))
@@ -247,13 +259,23 @@ def _scope(stmt, newest, *, instruments: list[str] | None, since: str | None):
     return stmt
 
 
+def parameter_version(site: Site, dataset: str) -> tuple[int, str | None] | None:
+    """(version, CRDS context) of the version a selection reads for ``dataset``; None if it has none."""
+    v = ArchiveVersion
+    chosen = _parameter_versions()
+    stmt = (select(v.version, v.crds_context).join(chosen, and_(v.id == chosen.c.vid, chosen.c.rn == 1))
+            .where(v.dataset == dataset))
+    with engine_for(site.database_url, site.database.busy_timeout).connect() as conn:
+        row = conn.execute(stmt).first()
+    return None if row is None else (row[0], row[1])
+
+
 def catalogue_groups(site: Site, *, instruments: list[str] | None = None,
                      since: str | None = None) -> dict[tuple[str | None, str], int]:
-    """{(CRDS context or None, INSTRUME): exposures} over the newest version of every archived exposure."""
+    """{(CRDS context or None, INSTRUME): exposures} over the parameter version of every archived exposure."""
     v = ArchiveVersion
     engine = engine_for(site.database_url, site.database.busy_timeout)
-    newest = _newest()
-    stmt = _scope(select(v.crds_context, func.upper(v.instrument), func.count()), newest,
+    stmt = _scope(select(v.crds_context, func.upper(v.instrument), func.count()),
                   instruments=instruments, since=since).group_by(v.crds_context, func.upper(v.instrument))
     with engine.connect() as conn:
         return {(ctx, inst): n for ctx, inst, n in conn.execute(stmt)}
@@ -262,13 +284,13 @@ def catalogue_groups(site: Site, *, instruments: list[str] | None = None,
 def catalogue_rows(site: Site, instrument: str, context: str | None, keys: Iterable[str], *,
                    any_context: bool = False, since: str | None = None) -> Iterator[tuple[str, int, str | None,
                                                                                            dict[str, Any]]]:
-    """(dataset, version, association, {keyword: value}) of the newest version of each exposure of
+    """(dataset, version, association, {keyword: value}) of the parameter version of each exposure of
     ``instrument`` processed with ``context`` (any, with ``any_context``): only ``keys`` are read
     from each catalogued header, in SQL."""
     v = ArchiveVersion
     keys = list(dict.fromkeys(keys))
     engine = engine_for(site.database_url, site.database.busy_timeout)
-    stmt = _scope(select(v.dataset, v.version, v.association, *[v.header[k] for k in keys]), _newest(),
+    stmt = _scope(select(v.dataset, v.version, v.association, *[v.header[k] for k in keys]),
                   instruments=[instrument], since=since)
     if not any_context:
         stmt = stmt.where(v.crds_context.is_(None) if context is None else v.crds_context == context)

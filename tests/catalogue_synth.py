@@ -4,8 +4,9 @@ Each exposure starts from a real header as INGEST_SCI catalogues it (primary + f
 real ACS/WFC, ACS/HRC, WFC3/UVIS, WFC3/IR, WFPC2 and NICMOS files) and varies what CRDS matches
 on over realistic values: dates over each instrument's life, amplifiers, gains (including the
 do-not-reprocess WFC gains), binning, subarrays, filters, IR sample sequences. Each is recorded as
-processed with one of several real 2015 contexts; a fifth also have an older version. Rows go
-straight into the catalogue table, as an archive of that size would hold them.
+processed with one of several real 2015 contexts; a fifth also have an older version and half a
+later trailer version (whose header is the trailer's). Rows go straight into the catalogue tables,
+as an archive of that size would hold them.
 
 :func:`full_changes` is the slow reference answer (every type, whole header, one dataset at a time).
 """
@@ -25,6 +26,9 @@ PROCESSED_WITH = ("hst_0300.pmap", "hst_0320.pmap", "hst_0340.pmap", "hst_0348.p
 NEWEST = "hst_0349.pmap"
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+#: What the catalogue holds as header for a ``_trl.fits`` version (its table's header, no INSTRUME).
+TRAILER_HEADER = {"XTENSION": "TABLE", "BITPIX": 8, "NAXIS": 2, "NAXIS1": 132, "NAXIS2": 40, "PCOUNT": 0,
+                  "GCOUNT": 1, "TFIELDS": 1, "TTYPE1": "TEXT_FILE", "TFORM1": "A132", "EXTNAME": "TRAILER"}
 
 
 def _template(path: Path) -> dict[str, Any]:
@@ -133,19 +137,37 @@ MIX = [("headers_only_samples/jbt122x8q_flc_header.fits", "j", 35, _acs_wfc),
        ("headers_only_samples/n8xtzcawq_nicmos_header_only.fits", "n", 5, _old)]
 
 
+def _insert(engine, versions: list[dict]) -> None:
+    """Catalogue rows with their files: a raw file (INGEST_SCI), or the trailer of ``kind`` "trl" (CL)."""
+    import hashlib
+
+    from sqlalchemy import func, insert, select
+
+    from pipeline.archive import ArchiveFile, ArchiveVersion
+
+    with engine.begin() as conn:
+        first = (conn.execute(select(func.max(ArchiveVersion.id))).scalar() or 0) + 1
+        kinds = [row.pop("kind", "raw") for row in versions]
+        for i, row in enumerate(versions):
+            row["id"] = first + i
+        conn.execute(insert(ArchiveVersion), versions)
+        conn.execute(insert(ArchiveFile), [
+            {"version_id": row["id"], "dataset": row["dataset"], "version": row["version"], "kind": kind,
+             "name": f"{row['dataset']}_{kind}.fits", "size": 2 ** 21, "ingested": row["ingested"],
+             "sha256": hashlib.sha256(f"{row['dataset']} {row['version']}".encode()).hexdigest()}
+            for row, kind in zip(versions, kinds, strict=True)])
+
+
 def synthesise(site, count: int, seed: int = 7) -> float:
     """Insert ``count`` catalogued exposures (a fifth with an older version too); return seconds taken."""
-    from sqlalchemy import insert
-
-    from pipeline.archive import Archive, ArchiveVersion, catalogue_fields
+    from pipeline.archive import Archive, catalogue_fields
 
     t0 = time.perf_counter()
-    Archive(site)  # creates the catalogue tables
+    engine = Archive(site).engine  # creates the catalogue tables
     rng = random.Random(seed)
     templates = [(_template(REALDATA / path), letter, share, vary) for path, letter, share, vary in MIX]
     weights = [t[2] for t in templates]
     rows: list[dict] = []
-    engine = Archive(site).engine
     now = time.time()
     for i in range(count):
         base, letter, _share, vary = rng.choices(templates, weights=weights)[0]
@@ -160,19 +182,19 @@ def synthesise(site, count: int, seed: int = 7) -> float:
                   **{k: fields.get(k) for k in ("association", "instrument", "detector", "target", "ra", "dec",
                                                 "filters", "exptime", "date_obs", "expstart", "program",
                                                 "crds_context", "software")}}
-        if rng.random() < 0.2:  # processed before with an older context: the newest version is what counts
+        version = 1
+        if rng.random() < 0.2:  # processed before with an older context: the newest raw is what counts
             rows.append({**record, "version": 1, "crds_context": "hst_0250.pmap",
                          "header": {**header, "CRDS_CTX": "hst_0250.pmap"}})
-            rows.append({**record, "version": 2})
-        else:
-            rows.append({**record, "version": 1})
+            version = 2
+        rows.append({**record, "version": version})
+        if rng.random() < 0.5:  # CL archived the trailer afterwards: a later version with the trailer's header
+            rows.append({**record, "version": version + 1, "kind": "trl", "header": TRAILER_HEADER})
         if len(rows) >= 5000:
-            with engine.begin() as conn:
-                conn.execute(insert(ArchiveVersion), rows)
+            _insert(engine, rows)
             rows = []
     if rows:
-        with engine.begin() as conn:
-            conn.execute(insert(ArchiveVersion), rows)
+        _insert(engine, rows)
     return time.perf_counter() - t0
 
 
@@ -197,14 +219,15 @@ def full_changes(header: dict, old, new) -> set[str]:
 
 
 def sample(site, count: int, seed: int = 3) -> list[tuple[str, str, dict]]:
-    """(dataset, CRDS context, full header) of ``count`` random ACS and WFC3 exposures (all, if fewer),
-    newest versions."""
+    """(dataset, CRDS context, raw header) of ``count`` random ACS and WFC3 exposures (all, if fewer),
+    from each one's newest version holding a raw file."""
     from sqlalchemy import func, select
 
-    from pipeline.archive import Archive, ArchiveVersion
+    from pipeline.archive import Archive, ArchiveFile, ArchiveVersion
 
-    v = ArchiveVersion
-    newest = select(v.dataset.label("ds"), func.max(v.version).label("mv")).group_by(v.dataset).subquery()
+    v, f = ArchiveVersion, ArchiveFile
+    newest = (select(f.dataset.label("ds"), func.max(f.version).label("mv")).where(f.kind == "raw")
+              .group_by(f.dataset).subquery())
     stmt = (select(v.dataset, v.crds_context, v.header).join(newest, (v.dataset == newest.c.ds)
                                                               & (v.version == newest.c.mv))
             .where(v.instrument.in_(["ACS", "WFC3"])))
@@ -233,11 +256,7 @@ def add_boundary_exposures(site, old, new, cases: list[tuple[str, str, str]], pe
     Dates next to a USEAFTER are where a selection that shares lookups between exposures would go
     wrong if it grouped them carelessly. Returns how many were inserted.
     """
-    import datetime as dt
-
-    from sqlalchemy import insert
-
-    from pipeline.archive import Archive, ArchiveVersion, catalogue_fields
+    from pipeline.archive import Archive, catalogue_fields
 
     rng = random.Random(seed)
     rows = []
@@ -267,6 +286,5 @@ def add_boundary_exposures(site, old, new, cases: list[tuple[str, str, str]], pe
                 rows.append({"dataset": name, "version": 1, "ingested": time.time(), "header": header,
                              "extra": None, **{k: fields.get(k) for k in ("association", "instrument", "detector",
                                                                           "date_obs", "crds_context")}})
-    with Archive(site).engine.begin() as conn:
-        conn.execute(insert(ArchiveVersion), rows)
+    _insert(Archive(site).engine, rows)
     return len(rows)

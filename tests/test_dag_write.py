@@ -30,7 +30,7 @@ def kit(site, tmp_path, monkeypatch):
 def expected(name: str, site, tmp_path) -> list[str]:
     text = (DATA / name).read_text()
     return (text.replace("{site}", str(site.root)).replace("{owl}", str(owl_executable()))
-            .replace("{bin}", str(tmp_path / "bin"))).splitlines()
+            .replace("{bin}", str(tmp_path / "bin")).replace("{PATH}", os.environ["PATH"])).splitlines()
 
 
 def test_kit_dag_text_line_by_line(site, kit, tmp_path):

@@ -72,7 +72,7 @@ def test_a_finished_dag_that_archived_nothing_new_is_a_failure(kit):
     workflow.write_text(campaign_kit.WORKFLOW.split("[stages.INGEST_SCI]")[0])  # nothing archives
     report = CampaignRun(site, _campaign(site, workflow, units=2), max_in_flight=2).run()
     assert report.counts["failed"] == 2
-    assert all("no new archive version" in why for _d, why in report.failed)
+    assert all("no new raw version in the archive" in why for _d, why in report.failed)
 
 
 def test_rerun_continues_and_never_submits_twice(kit):
