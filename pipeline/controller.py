@@ -225,9 +225,7 @@ class Controller:
                     if entry.letter(spec.column) in "cewx":
                         self.bb.transition(ds, spec.column, "cewx", "_", who=who,
                                            message=f"reset for {wf.name} (submission {sub.id})")
-        with self.engine.begin() as conn:
-            conn.execute(update(OSFRow).where(OSFRow.dataset.in_(rows))
-                         .values(workflow=wf.name, priority=sub.priority, updated=time.time()))
+        self.bb.set_workflow(rows, wf.name, sub.priority)
         self.update_submission(sub_id, state="queued")
 
     # -- dispatching ---------------------------------------------------------------------------

@@ -13,10 +13,11 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import Float, Integer, String, Text, delete, func, insert, literal, select, update
+from sqlalchemy import Float, Integer, Select, String, Text, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -164,9 +165,7 @@ def aggregate(letters: Iterable[str]) -> str:
         return "n"
     if s <= {"c", "n"}:
         return "c"
-    if "c" in s:
-        return "p"
-    return "w" if "w" in s else "_"
+    return "w" if s & {"c", "w"} else "_"  # some done, the rest waiting: the association waits
 
 
 def _process_start(pid: int) -> int:
@@ -270,6 +269,7 @@ class Blackboard:
         parent: str | None = None,
         workflow: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[OSFEntry]:
         """Rows matching every given filter; ``letter`` may list several letters (``'ex'``)."""
         stmt = select(OSFRow)
@@ -289,18 +289,27 @@ class Blackboard:
         stmt = stmt.order_by(OSFRow.created, OSFRow.dataset)
         if limit is not None:
             stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
         with self.engine.connect() as conn:
             return [_entry(r) for r in conn.execute(stmt)]
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Per column, how many rows carry each letter (computed in SQL: fast on 100,000 rows)."""
-        out: dict[str, dict[str, int]] = {}
+    def counts(self, restrict: Callable[[Select], Select] | None = None) -> dict[str, dict[str, int]]:
+        """Per column, how many rows hold each letter (letters in ``LETTERS`` order).
+
+        One grouped query over the distinct status strings, which are few even on 100,000 rows;
+        ``restrict`` may add WHERE clauses to that query (the status grid's filters).
+        """
+        stmt = select(OSFRow.status, func.count()).group_by(OSFRow.status)
+        if restrict is not None:
+            stmt = restrict(stmt)
+        per_column: dict[str, Counter] = {c: Counter() for c in COLUMNS}
         with self.engine.connect() as conn:
-            for i, col in enumerate(COLUMNS):
-                letter = func.substr(OSFRow.status, i + 1, 1)
-                rows = conn.execute(select(letter, func.count()).group_by(letter))
-                out[col] = {r[0]: r[1] for r in rows}
-        return out
+            for status, n in conn.execute(stmt):
+                for col, letter in zip(COLUMNS, status, strict=True):
+                    per_column[col][letter] += n
+        order = list(LETTERS)
+        return {c: dict(sorted(cnt.items(), key=lambda kv: order.index(kv[0]))) for c, cnt in per_column.items()}
 
     def history(self, dataset: DatasetName | str | None = None, limit: int | None = None) -> list[HistoryEntry]:
         stmt = select(OSFHistory).order_by(OSFHistory.id)
@@ -411,6 +420,13 @@ class Blackboard:
         with self.engine.begin() as conn:
             conn.execute(update(OSFRow).where(OSFRow.dataset == str(dataset).lower())
                          .values(priority=priority, updated=time.time()))
+
+    def set_workflow(self, datasets: Sequence[DatasetName | str], workflow: str, priority: int) -> None:
+        """Record which workflow (and at what priority) now drives these rows."""
+        names = [str(d).lower() for d in datasets]
+        with self.engine.begin() as conn:
+            conn.execute(update(OSFRow).where(OSFRow.dataset.in_(names))
+                         .values(workflow=workflow, priority=priority, updated=time.time()))
 
     def delete(self, dataset: DatasetName | str, *, who: str = "operator") -> None:
         """Remove a dataset's row (``osf_delete``); its history is kept."""

@@ -6,7 +6,6 @@ query, and only one page of rows is ever read and rendered. Members follow their
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, fields
 
 from sqlalchemy import case, func, select
@@ -59,17 +58,6 @@ class Grid:
                 "counts": self.counts, "rows": [r.as_dict() for r in self.rows]}
 
 
-def letter_counts(bb: Blackboard, filters: Filters) -> dict[str, dict[str, int]]:
-    """Per column, how many matching rows hold each letter: one grouped query over distinct status strings."""
-    stmt = filters.apply(select(OSFRow.status, func.count()).group_by(OSFRow.status))
-    per_column: dict[str, Counter] = {c: Counter() for c in COLUMNS}
-    with bb.engine.connect() as conn:
-        for status, n in conn.execute(stmt):
-            for col, letter in zip(COLUMNS, status, strict=True):
-                per_column[col][letter] += n
-    return {c: dict(sorted(cnt.items(), key=lambda kv: list(LETTERS).index(kv[0]))) for c, cnt in per_column.items()}
-
-
 def grid(bb: Blackboard, filters: Filters = Filters(), *, limit: int = 50, offset: int = 0) -> Grid:
     """One page of the grid (associations with their members right after them) plus the counts."""
     family = func.coalesce(OSFRow.parent, OSFRow.dataset)
@@ -79,7 +67,7 @@ def grid(bb: Blackboard, filters: Filters = Filters(), *, limit: int = 50, offse
         total = conn.execute(filters.apply(select(func.count()).select_from(OSFRow))).scalar_one()
         rows = [OSFEntry(**{f.name: getattr(r, f.name) for f in fields(OSFEntry)})
                 for r in conn.execute(stmt.limit(limit).offset(offset))]
-    return Grid(total, offset, rows, letter_counts(bb, filters))
+    return Grid(total, offset, rows, bb.counts(filters.apply))
 
 
 def render(grid_: Grid, console, *, title: str = "") -> None:

@@ -228,12 +228,15 @@ def sample(site, count: int, seed: int = 3) -> list[tuple[str, str, dict]]:
     v, f = ArchiveVersion, ArchiveFile
     newest = (select(f.dataset.label("ds"), func.max(f.version).label("mv")).where(f.kind == "raw")
               .group_by(f.dataset).subquery())
-    stmt = (select(v.dataset, v.crds_context, v.header).join(newest, (v.dataset == newest.c.ds)
-                                                              & (v.version == newest.c.mv))
-            .where(v.instrument.in_(["ACS", "WFC3"])))
-    with Archive(site).engine.connect() as conn:
-        rows = conn.execute(stmt).all()
-    return [tuple(r) for r in random.Random(seed).sample(rows, min(count, len(rows)))]
+    chosen = select(v.id).join(newest, (v.dataset == newest.c.ds) & (v.version == newest.c.mv)) \
+        .where(v.instrument.in_(["ACS", "WFC3"]))
+    engine = Archive(site).engine
+    with engine.connect() as conn:
+        ids = [r[0] for r in conn.execute(chosen)]
+        picked = random.Random(seed).sample(ids, min(count, len(ids)))
+        rows = conn.execute(select(v.dataset, v.crds_context, v.header).where(v.id.in_(picked))
+                            .order_by(v.dataset)).all()
+    return [tuple(r) for r in rows]
 
 
 

@@ -83,10 +83,11 @@ def test_parent_aggregates_members(bb):
     bb.transition("j9cv58abq", "CA", "_", "p")
     assert bb.get("j9cv58020").letter("CA") == "p"
     bb.transition("j9cv58abq", "CA", "p", "c")
-    assert bb.get("j9cv58020").letter("CA") == "p"  # one of two done
+    assert bb.get("j9cv58020").letter("CA") == "w"  # one of two done, the other still waiting
     bb.transition("j9cv58acq", "CA", "_", "c")
     assert bb.get("j9cv58020").letter("CA") == "c"
     assert aggregate("ce") == "e" and aggregate("nn") == "n" and aggregate("w_") == "w"
+    assert aggregate("cp") == "p" and aggregate("c_") == "w" and aggregate("cn") == "c" and aggregate("__") == "_"
 
 
 def test_queries_and_opus_name(bb):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import lfilter
 
 NBIAS_COLS = 24
 NOSCN_ROWS = 20
@@ -55,6 +54,8 @@ def _magic_square(a: np.ndarray) -> float:
 
 def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
     """Correct one amp array (double) for the DSI bias shift; returns (data, magic square removed)."""
+    from scipy.signal import lfilter  # 0.8 s to import: only this DS_INT bias-shift path needs it
+
     rows, cols = ampdata.shape
     magic = _magic_square(ampdata)
     gap = np.full((rows, cols + NGAP_PIX), magic)
