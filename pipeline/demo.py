@@ -69,6 +69,7 @@ def _simulate(root: Path, associations: int, seed: int, say) -> None:
 
 
 def _products(root: Path, console) -> None:
+    """Copy each association's drizzled product and previews out of the archive into ``products/<asn>/``."""
     from pipeline.archive import Archive
     from pipeline.config import load_site
     from pipeline.osf import Blackboard
@@ -76,15 +77,16 @@ def _products(root: Path, console) -> None:
     site = load_site(root)
     bb = Blackboard(site.database_url)
     archive = Archive(site)
-    tops = [e.dataset for e in bb.query() if e.parent is None]
-    console.print(f"\n[bold]products[/bold] (archive {site.areas.archive}; copy out with "
-                  "'owl archive get DATASET --kind KIND --dest DIR')")
-    for ds in tops:
+    out_root = root / "products"
+    console.print(f"\n[bold]products[/bold] (copied out of the archive {site.areas.archive} into {out_root}; "
+                  "more with 'owl archive get DATASET --kind KIND --dest DIR')")
+    for ds in (e.dataset for e in bb.query() if e.parent is None):
         shown = [f for f in archive.files(ds) if f.kind in ("drz", "drc") or f.name.endswith((".jpg", ".png"))]
         if not shown:
             console.print(f"  {ds}: no drizzled product or preview archived")
-        for f in sorted(shown, key=lambda f: f.name):
-            console.print(f"  {f.name:<26} v{f.version}  {f.path.relative_to(site.root)}")
+            continue
+        copied = [p for f in shown for p in archive.get(ds, kind=f.kind, version=f.version, dest=out_root / ds)]
+        console.print(f"  {ds}/  " + "  ".join(sorted(p.name for p in copied)))
     if site.areas.work.exists() and any(site.areas.work.iterdir()):
         console.print(f"  work areas kept (incomplete or failed datasets): {site.areas.work}")
 
