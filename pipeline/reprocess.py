@@ -33,7 +33,7 @@ from sqlalchemy import and_, case, exists, func, select
 from pipeline import refs
 from pipeline.archive import ArchiveFile, ArchiveVersion
 from pipeline.config import Site
-from pipeline.db import engine_for
+from pipeline.db import Base, engine_for
 from pipeline.errors import ConfigError, OwlError
 
 #: Keywords crds reads besides a type's own matching ones: ``INSTRUME`` picks the rules, and HST's
@@ -232,6 +232,13 @@ def _value(ctx: refs.RefContext, params: dict[str, Any], reftype: str) -> tuple[
 
 
 # -- the catalogue ----------------------------------------------------------------------------------
+def _catalogue(site: Site):
+    """The site database's engine, with the catalogue tables present (an archive may be empty yet)."""
+    engine = engine_for(site.database_url, site.database.busy_timeout)
+    Base.metadata.create_all(engine, tables=[ArchiveVersion.__table__, ArchiveFile.__table__])
+    return engine
+
+
 def _parameter_versions():
     """Per dataset, the version whose catalogued header holds its CRDS parameters: the newest with a
     raw file (what RF assigned references in), else the newest whose header names an instrument.
@@ -265,7 +272,7 @@ def parameter_version(site: Site, dataset: str) -> tuple[int, str | None] | None
     chosen = _parameter_versions()
     stmt = (select(v.version, v.crds_context).join(chosen, and_(v.id == chosen.c.vid, chosen.c.rn == 1))
             .where(v.dataset == dataset))
-    with engine_for(site.database_url, site.database.busy_timeout).connect() as conn:
+    with _catalogue(site).connect() as conn:
         row = conn.execute(stmt).first()
     return None if row is None else (row[0], row[1])
 
@@ -274,7 +281,7 @@ def catalogue_groups(site: Site, *, instruments: list[str] | None = None,
                      since: str | None = None) -> dict[tuple[str | None, str], int]:
     """{(CRDS context or None, INSTRUME): exposures} over the parameter version of every archived exposure."""
     v = ArchiveVersion
-    engine = engine_for(site.database_url, site.database.busy_timeout)
+    engine = _catalogue(site)
     stmt = _scope(select(v.crds_context, func.upper(v.instrument), func.count()),
                   instruments=instruments, since=since).group_by(v.crds_context, func.upper(v.instrument))
     with engine.connect() as conn:
@@ -289,7 +296,7 @@ def catalogue_rows(site: Site, instrument: str, context: str | None, keys: Itera
     from each catalogued header, in SQL."""
     v = ArchiveVersion
     keys = list(dict.fromkeys(keys))
-    engine = engine_for(site.database_url, site.database.busy_timeout)
+    engine = _catalogue(site)
     stmt = _scope(select(v.dataset, v.version, v.association, *[v.header[k] for k in keys]),
                   instruments=[instrument], since=since)
     if not any_context:

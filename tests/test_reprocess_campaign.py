@@ -65,6 +65,12 @@ def test_throttled_in_order_requested_first_and_verified(kit):
     assert failed == "i9cv53020" and "CA_i9cv53acq exit 20" in why
     bb = Blackboard(site.database_url)
     assert bb.get("i9cv51020").status == "cnncnccncnnn"  # DR from receipt; RF CA MD IS by the campaign
+    # the operator fixes the cause and retries the failed DAG by hand: the campaign notices on its next run
+    plan.write_text("{}")
+    res = CliRunner().invoke(owl, ["retry", failed, "--site", str(site.root)])
+    assert res.exit_code == 0, res.output
+    again = CampaignRun(site, campaign).run()
+    assert again.counts["done"] == 4 and again.failed == []
 
 
 def test_a_finished_dag_that_archived_nothing_new_is_a_failure(kit):
