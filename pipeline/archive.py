@@ -44,6 +44,8 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     and_,
+    case,
+    exists,
     func,
     or_,
     select,
@@ -324,6 +326,20 @@ def _is_fits(path: Path) -> bool:
 
 
 # -- the archive ---------------------------------------------------------------------------------
+def parameter_versions():
+    """Subquery (vid, rn): per dataset, its versions ranked by how well their header gives its CRDS parameters.
+
+    ``rn == 1`` is the newest version holding a raw file (the header RF assigned references in), else the
+    newest whose catalogued header names an instrument. The newest version alone will not do: trailers and
+    previews are archived as later versions whose header is theirs, not the raw's.
+    """
+    v, f = ArchiveVersion, ArchiveFile
+    has_raw = exists().where(f.version_id == v.id, f.kind == "raw")
+    rank = func.row_number().over(partition_by=v.dataset, order_by=(case((has_raw, 0), else_=1), v.version.desc()))
+    return (select(v.id.label("vid"), rank.label("rn"))
+            .where(v.header["INSTRUME"].as_string().is_not(None)).subquery())
+
+
 class Archive:
     """Content-addressed store + catalogue of one site."""
 
@@ -702,12 +718,11 @@ class Archive:
         return out[:limit] if limit is not None else out
 
     def headers(self, datasets: Iterable[str] | None = None) -> Iterator[tuple[str, int, dict]]:
-        """(dataset, version, header keywords) of each dataset's newest version: reprocessing selection."""
+        """(dataset, version, header keywords) of each dataset's parameter version (:func:`parameter_versions`)."""
         v = ArchiveVersion
-        newest = select(v.dataset, func.max(v.version).label("mv")).group_by(v.dataset).subquery()
-        stmt = (select(v.dataset, v.version, v.header)
-                .join(newest, and_(v.dataset == newest.c.dataset, v.version == newest.c.mv))
-                .where(v.header.is_not(None)).order_by(v.dataset))
+        chosen = parameter_versions()
+        stmt = (select(v.dataset, v.version, v.header).join(chosen, and_(v.id == chosen.c.vid, chosen.c.rn == 1))
+                .order_by(v.dataset))
         if datasets is not None:
             stmt = stmt.where(v.dataset.in_([parse_dataset(d).name for d in datasets]))
         with self.engine.connect() as conn:

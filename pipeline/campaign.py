@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from pipeline import refs
 from pipeline.archive import Archive
 from pipeline.config import Site
-from pipeline.controller import ACTIVE, Controller, Submission, SubmissionRow
+from pipeline.controller import ACTIVE, Controller, Submission
 from pipeline.db import Base, engine_for
 from pipeline.errors import ConfigError, OwlError
 from pipeline.exitcodes import ExitCode
@@ -490,9 +490,7 @@ def _raise(site: Site, ctl: Controller, sub: Submission, priority: int) -> str:
     under a campaign picks it up within a second, an HTCondor one has its idle node jobs edited."""
     if sub.priority >= priority:
         return f"{sub.dataset}: submission {sub.id} already runs at priority {sub.priority}"
-    with ctl.engine.begin() as conn:
-        conn.execute(update(SubmissionRow).where(SubmissionRow.id == sub.id)
-                     .values(priority=priority, updated=time.time()))
+    ctl.update_submission(sub.id, priority=priority)
     _osf_priority(ctl.bb, sub.dataset, priority)
     where = {"new": "its DAG is written with it", "queued": "its DAG is written with it",
              "running": "the running local DAG starts its next nodes first",

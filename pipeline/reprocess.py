@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, func, select
 
 from pipeline import refs
-from pipeline.archive import ArchiveFile, ArchiveVersion
+from pipeline.archive import ArchiveFile, ArchiveVersion, parameter_versions
 from pipeline.config import Site
 from pipeline.db import Base, engine_for
 from pipeline.errors import ConfigError, OwlError
@@ -48,7 +48,6 @@ _PLAIN_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PLAIN_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}$")
 _EXPOSURE_DIGITS = tuple("0123456789")
 #: The archive kind of raw files (INGEST_SCI archives each file with its suffix as kind).
-RAW_KIND = "raw"
 
 
 @dataclass(frozen=True)
@@ -239,24 +238,10 @@ def _catalogue(site: Site):
     return engine
 
 
-def _parameter_versions():
-    """Per dataset, the version whose catalogued header holds its CRDS parameters: the newest with a
-    raw file (what RF assigned references in), else the newest whose header names an instrument.
-
-    The newest version alone will not do: trailers and previews are archived as later versions whose
-    header is theirs, not the raw's.
-    """
-    v, f = ArchiveVersion, ArchiveFile
-    has_raw = exists().where(f.version_id == v.id, f.kind == RAW_KIND)
-    rank = func.row_number().over(partition_by=v.dataset, order_by=(case((has_raw, 0), else_=1), v.version.desc()))
-    return (select(v.id.label("vid"), rank.label("rn"))
-            .where(v.header["INSTRUME"].as_string().is_not(None)).subquery())
-
-
 def _scope(stmt, *, instruments: list[str] | None, since: str | None):
     """Restrict a catalogue query to the parameter version of each exposure (not association) in scope."""
     v = ArchiveVersion
-    chosen = _parameter_versions()
+    chosen = parameter_versions()
     stmt = stmt.join(chosen, and_(v.id == chosen.c.vid, chosen.c.rn == 1))
     stmt = stmt.where(func.substr(v.dataset, 9, 1).not_in(_EXPOSURE_DIGITS), v.instrument.is_not(None))
     if instruments:
@@ -269,7 +254,7 @@ def _scope(stmt, *, instruments: list[str] | None, since: str | None):
 def parameter_version(site: Site, dataset: str) -> tuple[int, str | None] | None:
     """(version, CRDS context) of the version a selection reads for ``dataset``; None if it has none."""
     v = ArchiveVersion
-    chosen = _parameter_versions()
+    chosen = parameter_versions()
     stmt = (select(v.version, v.crds_context).join(chosen, and_(v.id == chosen.c.vid, chosen.c.rn == 1))
             .where(v.dataset == dataset))
     with _catalogue(site).connect() as conn:
