@@ -8,7 +8,15 @@ import time
 
 import click
 
-from pipeline.cli.common import config_option, echo_json, json_option, open_site, reports_errors, site_option
+from pipeline.cli.common import (
+    ProgressDisplay,
+    config_option,
+    echo_json,
+    json_option,
+    open_site,
+    reports_errors,
+    site_option,
+)
 from pipeline.osf import COLUMNS
 
 executor_option = click.option("--executor", type=click.Choice(["local", "condor"]),
@@ -16,28 +24,13 @@ executor_option = click.option("--executor", type=click.Choice(["local", "condor
 workers_option = click.option("--workers", type=click.IntRange(1, 256), help="local executor worker count")
 
 
-class RunDisplay:
+class RunDisplay(ProgressDisplay):
     """Live progress of local DAG runs: a bar over all nodes, one line per node outcome."""
 
     def __init__(self, console) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self.console = console
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
-        self.task = self.progress.add_task("nodes", total=0)
+        super().__init__(console, "nodes", 0)
         self.dags: dict[int, object] = {}
         self.failed = 0
-
-    def __enter__(self) -> RunDisplay:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
-
-    def say(self, text: str) -> None:
-        self.progress.console.print(text)
 
     def __call__(self, event: str, dag, node) -> None:
         from pipeline.executors.local import State, node_log_tail

@@ -7,7 +7,15 @@ import sys
 
 import click
 
-from pipeline.cli.common import config_option, echo_json, json_option, open_site, reports_errors, site_option
+from pipeline.cli.common import (
+    ProgressDisplay,
+    config_option,
+    echo_json,
+    json_option,
+    open_site,
+    reports_errors,
+    site_option,
+)
 
 
 def _console(stderr: bool = False):
@@ -67,26 +75,12 @@ def _print_selection(sel, old_context: str | None) -> None:
                f"{sel.seconds:.1f} s")
 
 
-class CampaignDisplay:
+class CampaignDisplay(ProgressDisplay):
     """A bar over the campaign's datasets, a line per submission and outcome."""
 
     def __init__(self, console, name: str, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console)
-        self.task = self.progress.add_task(f"campaign {name}", total=total)
+        super().__init__(console, f"campaign {name}", total)
         self.name = name
-
-    def __enter__(self) -> CampaignDisplay:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
-
-    def say(self, text: str) -> None:
-        self.progress.console.print(text)
 
     def update(self, report) -> None:
         flying = ", ".join(report.in_flight[:3]) + (" ..." if len(report.in_flight) > 3 else "")

@@ -40,3 +40,25 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+class ProgressDisplay:
+    """A rich progress bar over long work, with lines printed above it as things happen."""
+
+    def __init__(self, console, description: str, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+        self.task = self.progress.add_task(description, total=total)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def say(self, text: str) -> None:
+        self.progress.console.print(text)
