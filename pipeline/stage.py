@@ -10,13 +10,14 @@ sent by ``condor_rm``) or Ctrl-C moves it to ``x``; a SIGKILL is caught later by
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn
@@ -102,11 +103,28 @@ def build_parser(stage: Stage) -> argparse.ArgumentParser:
     return parser
 
 
-def _install_sigterm() -> None:
+#: Signals that interrupt a stage. They are blocked except while the stage's own work runs, so one
+#: that arrives during an OSF move waits until the move is committed: a column is never left at p.
+_INTERRUPTS = {signal.SIGTERM, signal.SIGINT}
+
+
+def install_sigterm() -> None:
+    """Make SIGTERM (condor_rm, a dying parent) raise :class:`Interrupted` like Ctrl-C raises KeyboardInterrupt."""
+
     def handler(signum: int, _frame: object) -> NoReturn:
         raise Interrupted(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Deliver SIGTERM/SIGINT (pending ones at once) only inside the block."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
 
 
 def classify(exc: BaseException) -> OwlError | None:
@@ -136,6 +154,8 @@ def run_stage(stage_cls: type[Stage], argv: list[str] | None = None) -> int:
     """Run one stage on one dataset and return its exit code (see module docstring)."""
     stage = stage_cls()
     args = build_parser(stage).parse_args(argv)
+    install_sigterm()
+    signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
     label = f"owl-{stage.name}"
     try:
         dataset = parse_dataset(args.dataset)
@@ -162,9 +182,9 @@ def run_stage(stage_cls: type[Stage], argv: list[str] | None = None) -> int:
     ctx = StageContext(stage.name, dataset, site, bb, trailer, members, args)
     started = time.monotonic()
     trailer.info(f"{label} started on {bb.host} pid {os.getpid()} for {dataset} (OSF {stage.column})")
-    _install_sigterm()
     try:
-        stage.run(ctx)
+        with _interruptible():
+            stage.run(ctx)
     except (Interrupted, KeyboardInterrupt) as exc:
         trailer.error(f"{label} interrupted ({exc or 'Ctrl-C'}); column {stage.column} left at x")
         bb.transition(rows, stage.column, "p", "x", exit_code=ExitCode.KILLED, who=label, message="interrupted")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import traceback
 from typing import NoReturn
@@ -18,7 +17,7 @@ from pipeline.config import load_site
 from pipeline.errors import OwlError
 from pipeline.exitcodes import ExitCode, meaning
 from pipeline.osf import Blackboard, OSFError
-from pipeline.stage import Interrupted, Stage, classify
+from pipeline.stage import Interrupted, Stage, classify, install_sigterm
 from pipeline.telemetry.receipt import ReceivingStation, locate_dan, receipt_log
 
 
@@ -46,10 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum: int, _frame: object) -> NoReturn:
-    raise Interrupted(f"signal {signum}")
-
-
 def run(argv: list[str] | None = None) -> int:
     """Receive one downlink; return the exit code (20 if any pod was rejected)."""
     args = build_parser().parse_args(argv)
@@ -60,7 +55,7 @@ def run(argv: list[str] | None = None) -> int:
     except (OwlError, OSFError) as exc:
         print(f"{label}: {exc.line()}", file=sys.stderr)
         return int(exc.code)
-    signal.signal(signal.SIGTERM, _interrupt)
+    install_sigterm()
     try:
         report = ReceivingStation(site, osf, label).receive(locate_dan(site, args.dan))
     except (Interrupted, KeyboardInterrupt) as exc:

@@ -87,6 +87,22 @@ def test_sigterm_leaves_x_not_p(site):
     assert run_probe(site, "j9cv58abq").returncode == 0
 
 
+def test_sigterm_the_moment_the_column_turns_p_leaves_x(site):
+    """SIGTERM as soon as the column reads p: whether it lands in the wrapper (between its OSF move and the
+    stage's work, where signals are held until the move is committed) or in the stage, the column ends x.
+    Hitting the wrapper's window is a matter of timing; it made a watcher test flaky under load."""
+    bb = board(site)
+    bb.create("j9cv58abq")
+    proc = run_probe(site, "j9cv58abq", "--mode", "sleep", wait=False)
+    deadline = time.monotonic() + 60
+    while bb.get("j9cv58abq").letter("RF") != "p":
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == ExitCode.KILLED
+    assert bb.get("j9cv58abq").letter("RF") == "x"
+
+
 def test_sigkill_is_detected_as_x(site):
     proc = run_probe(site, "j9cv58abq", "--mode", "sleep", wait=False)
     assert proc.stdout.readline().strip() == "sleeping"
