@@ -151,7 +151,25 @@ def _rows_for(stage: Stage, bb: Blackboard, dataset: DatasetName) -> tuple[list[
 
 
 def run_stage(stage_cls: type[Stage], argv: list[str] | None = None) -> int:
-    """Run one stage on one dataset and return its exit code (see module docstring)."""
+    """Run one stage on one dataset in this process and return its exit code (see module docstring).
+
+    The caller gets its signal mask and handlers back: a mask left blocking SIGINT would be inherited
+    by every process it starts later (a test suite, an embedding program). An interrupt still pending
+    from the final OSF move is dropped: the outcome is already recorded.
+    """
+    handlers = {sig: signal.getsignal(sig) for sig in _INTERRUPTS}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    try:
+        return _run_stage(stage_cls, argv)
+    finally:
+        for sig in _INTERRUPTS:
+            signal.signal(sig, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # pending interrupts arrive here, ignored
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _run_stage(stage_cls: type[Stage], argv: list[str] | None) -> int:
     stage = stage_cls()
     args = build_parser(stage).parse_args(argv)
     install_sigterm()

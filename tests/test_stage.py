@@ -124,6 +124,18 @@ def test_usage_errors(site):
     assert r.returncode == 0 and "Exit codes:" in r.stdout
 
 
+def test_in_process_run_gives_the_signal_state_back(site):
+    """Subprocesses inherit the signal mask: an in-process stage run must not leave SIGINT blocked."""
+    from pipeline.stage import run_stage
+    from tests.stagekit import ProbeStage
+
+    handler = signal.getsignal(signal.SIGTERM)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    assert run_stage(ProbeStage, ["j9cv58abq", "--site", str(site.root)]) == 0
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before
+    assert signal.getsignal(signal.SIGTERM) == handler
+
+
 def test_exit_code_table():
     assert not is_retryable(ExitCode.BAD_INPUT) and is_retryable(ExitCode.TRANSIENT_IO)
     assert is_retryable(-9) and not is_retryable(0)
