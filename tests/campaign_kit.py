@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 from astropy.io import fits
+from pipeline.archive.store.store import Archive
 
-from pipeline import refs
-from pipeline.archive import Archive
-from pipeline.stage import Stage, StageContext, run_stage
+from pipeline.core.stage import Stage, StageContext, run_stage
+from pipeline.science import refs
 from tests.orchkit import REPO
 
 WORKFLOW = """

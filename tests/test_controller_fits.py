@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from pipeline.archive.store.store import Archive
 
-from pipeline.archive import Archive
-from pipeline.asntable import build_asn_table
-from pipeline.controller import Controller, ControllerError
-from pipeline.exitcodes import ExitCode
+from pipeline.core.asntable import build_asn_table
+from pipeline.core.exitcodes import ExitCode
+from pipeline.orchestration.controller import Controller, ControllerError
 from tests.front_data import synthetic_raw
 
 ASN, MEMBERS = "ib1f01010", ("ib1f01a1q", "ib1f01a2q")
