@@ -169,8 +169,9 @@ def dag_generation(tmp: Path) -> Result:
 def status_grid(tmp: Path) -> list[Result]:
     from rich.console import Console
 
+    from pipeline.cli.statusview import render
     from pipeline.core.osf import Blackboard
-    from pipeline.core.status import Filters, grid, render
+    from pipeline.core.status import Filters, grid
 
     site = _site(tmp / "big")
     bb = Blackboard(site.database_url)

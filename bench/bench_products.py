@@ -69,9 +69,9 @@ def _previews(tmp: Path, flt: Path, drz: Path) -> list[Result]:
 
 
 def _archive(tmp: Path, flt: Path, drz: Path) -> list[Result]:
-    from pipeline.archive.store.store import Archive, ArchiveFile, ArchiveVersion
     from sqlalchemy import insert
 
+    from pipeline.archive.store import Archive, ArchiveFile, ArchiveVersion
     from pipeline.core.config import init_site
 
     site = init_site(tmp / "site")

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from pipeline.archive.store.store import Archive
-
+from pipeline.archive.store import Archive
 from pipeline.core.errors import OwlError
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.osf import COLUMNS

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.archive.store.store import Archive, catalogue_fields, header_dict
-
+from pipeline.archive.store import Archive, catalogue_fields, header_dict
 from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import sha256_file
 from pipeline.core.names import DatasetName

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from astropy.io import fits
-from pipeline.archive.store.store import Archive
 
+from pipeline.archive.store import Archive
 from pipeline.core.asntable import read_asn_table
 from pipeline.core.config import Site
 from pipeline.core.errors import BadInput

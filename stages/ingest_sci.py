@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.archive.store.store import Archive
-
+from pipeline.archive.store import Archive
 from pipeline.core.errors import BadInput
 from pipeline.core.stage import Stage, StageContext, stage_main
 from pipeline.science import products

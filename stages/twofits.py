@@ -9,8 +9,8 @@ atomically into the association's (or singleton's) work directory.
 from __future__ import annotations
 
 from astropy.io import fits
-from pipeline.archive.store.store import Archive
 
+from pipeline.archive.store import Archive
 from pipeline.core.asntable import ASN_KINDS, build_asn_table
 from pipeline.core.errors import BadInput, ConfigError
 from pipeline.core.fsutil import atomic_write_fits

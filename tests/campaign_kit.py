@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from astropy.io import fits
-from pipeline.archive.store.store import Archive
 
+from pipeline.archive.store import Archive
 from pipeline.core.stage import Stage, StageContext, run_stage
 from pipeline.science import refs
 from tests.orchkit import REPO

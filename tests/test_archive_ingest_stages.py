@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.archive.store.store import Archive, ArchiveVersion
 from sqlalchemy import func, select
 
+from pipeline.archive.store import Archive, ArchiveVersion
 from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard
 from pipeline.core.stage import run_stage

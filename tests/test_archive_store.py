@@ -1,4 +1,4 @@
-"""The content-addressed archive and its catalogue (pipeline.archive.store.store, ``owl archive``)."""
+"""The content-addressed archive and its catalogue (pipeline.archive.store, ``owl archive``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from click.testing import CliRunner
-from pipeline.archive.store.store import Archive, ArchiveFile, ArchiveVersion, NotArchived
 
+from pipeline.archive.store import Archive, ArchiveFile, ArchiveVersion, NotArchived
 from pipeline.cli import main as owl
 from pipeline.core.errors import BadInput
 

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 from click.testing import CliRunner
-from pipeline.archive.store.store import Archive
 
+from pipeline.archive.store import Archive
 from pipeline.cli import main as owl
 from pipeline.core.fsutil import sha256_file
 from pipeline.core.names import parse_dataset

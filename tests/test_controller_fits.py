@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from pipeline.archive.store.store import Archive
 
+from pipeline.archive.store import Archive
 from pipeline.core.asntable import build_asn_table
 from pipeline.core.exitcodes import ExitCode
 from pipeline.orchestration.controller import Controller, ControllerError

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from pipeline.archive.store.store import Archive
-
+from pipeline.archive.store import Archive
 from pipeline.core.osf import Blackboard
 from pipeline.core.stage import run_stage
 from stages.dan_receipt import run as receive

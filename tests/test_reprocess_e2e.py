@@ -15,8 +15,8 @@ import json
 import pytest
 from astropy.io import fits
 from click.testing import CliRunner
-from pipeline.archive.store.store import Archive
 
+from pipeline.archive.store import Archive
 from pipeline.cli import main as owl
 from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard

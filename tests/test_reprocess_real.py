@@ -14,8 +14,8 @@ import os
 
 import pytest
 from click.testing import CliRunner
-from pipeline.archive.store.store import Archive
 
+from pipeline.archive.store import Archive
 from pipeline.cli import main as owl
 from pipeline.orchestration import reprocess
 from pipeline.science import refs

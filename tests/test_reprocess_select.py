@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from pipeline.archive.store.store import ArchiveVersion
 from sqlalchemy import select, update
 
+from pipeline.archive.store import ArchiveVersion
 from pipeline.core.db import engine_for
 from pipeline.orchestration import reprocess
 from pipeline.science import refs

@@ -11,7 +11,7 @@ from pipeline.cli.common import config_option, echo_json, json_option, open_site
 
 
 def _archive(site_dir: str | None, config_file: str | None):
-    from pipeline.archive.store.store import Archive
+    from pipeline.archive.store import Archive
 
     return Archive(open_site(site_dir, config_file))
 

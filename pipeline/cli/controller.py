@@ -120,7 +120,8 @@ def watch(site_dir, config_file, once, interval, workflow, executor, workers) ->
 
 
 def _show_row(console, ctl, dataset: str) -> None:
-    from pipeline.core.status import Filters, grid, render
+    from pipeline.cli.statusview import render
+    from pipeline.core.status import Filters, grid
 
     render(grid(ctl.bb, Filters(association=dataset), limit=200), console)
 
@@ -211,8 +212,9 @@ def retry(dataset, site_dir, config_file, from_stage, workflow, executor, worker
 def status(site_dir, config_file, column, letters, data_id, workflow, association, top, limit, page,
            as_json) -> None:
     """The OSF grid: a row per dataset, a column per stage, per-stage counts of every letter."""
+    from pipeline.cli.statusview import render
     from pipeline.core.osf import Blackboard
-    from pipeline.core.status import Filters, grid, render
+    from pipeline.core.status import Filters, grid
 
     if (column is None) != (letters is None):
         raise click.UsageError("filter with both -c COLUMN and -s LETTERS, e.g. -c CA -s e")

@@ -70,7 +70,7 @@ def _simulate(root: Path, associations: int, seed: int, say) -> None:
 
 def _products(root: Path, console) -> None:
     """Copy each association's drizzled product and previews out of the archive into ``products/<asn>/``."""
-    from pipeline.archive.store.store import Archive
+    from pipeline.archive.store import Archive
     from pipeline.core.config import load_site
     from pipeline.core.osf import Blackboard
 
@@ -102,9 +102,10 @@ def _products(root: Path, console) -> None:
 def demo(directory, associations, seed, workers) -> None:
     """Create a site, simulate a downlink, process it with the watcher and local executor, show the OSF."""
     from pipeline.cli.controller import _console, run_with_display
+    from pipeline.cli.statusview import render
     from pipeline.core.config import load_site
     from pipeline.core.osf import Blackboard
-    from pipeline.core.status import Filters, grid, render
+    from pipeline.core.status import Filters, grid
     from pipeline.orchestration.controller import Controller
 
     console = _console()

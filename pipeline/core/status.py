@@ -1,4 +1,4 @@
-"""The OSF grid (``owl status``): a row per dataset, a column per stage, a colour per letter.
+"""The OSF grid (``owl status``, the console): a row per dataset, a column per stage; the query, not the view.
 
 Built to stay fast on a site with 100,000 datasets: per-stage counts come from one grouped SQL
 query, and only one page of rows is ever read and rendered. Members follow their association.
@@ -10,11 +10,7 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import case, func, select
 
-from pipeline.core.osf import COLUMN_STAGES, COLUMNS, LETTERS, Blackboard, OSFEntry, OSFRow, check_letters, column_index
-
-#: Rich style per OSF letter.
-STYLES = {"_": "grey50", "w": "yellow", "p": "bold cyan", "c": "green", "e": "bold red", "x": "bold magenta",
-          "n": "grey35", "h": "bold black on yellow"}
+from pipeline.core.osf import COLUMNS, Blackboard, OSFEntry, OSFRow, check_letters, column_index
 
 
 @dataclass(frozen=True)
@@ -68,33 +64,3 @@ def grid(bb: Blackboard, filters: Filters = Filters(), *, limit: int = 50, offse
         rows = [OSFEntry(**{f.name: getattr(r, f.name) for f in fields(OSFEntry)})
                 for r in conn.execute(stmt.limit(limit).offset(offset))]
     return Grid(total, offset, rows, bb.counts(filters.apply))
-
-
-def render(grid_: Grid, console, *, title: str = "") -> None:
-    """Print the grid and the per-stage counts with rich."""
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=title or None, box=None, pad_edge=False, header_style="bold")
-    table.add_column("dataset", no_wrap=True)
-    table.add_column("id")
-    table.add_column("workflow", no_wrap=True)
-    for col in COLUMNS:
-        table.add_column(col, justify="center")
-    for e in grid_.rows:
-        name = f"  {e.dataset}" if e.parent else e.dataset
-        letters = [Text(ch, style=STYLES.get(ch, "")) for ch in e.status]
-        table.add_row(name, e.data_id, e.workflow or "-", *letters)
-    console.print(table)
-    shown = f"{grid_.offset + 1}-{grid_.offset + len(grid_.rows)}" if grid_.rows else "none"
-    console.print(f"[dim]{grid_.total} dataset(s); showing {shown}[/dim]")
-    counts = Table(title="per-stage counts", box=None, header_style="bold", title_justify="left")
-    counts.add_column("letter")
-    for col in COLUMNS:
-        counts.add_column(col, justify="right")
-    present = [ch for ch in LETTERS if any(ch in grid_.counts[c] for c in COLUMNS)]
-    for ch in present:
-        counts.add_row(Text(f"{ch} {LETTERS[ch].split(' (')[0]}", style=STYLES[ch]),
-                       *[str(grid_.counts[c].get(ch, "")) for c in COLUMNS])
-    console.print(counts)
-    console.print("[dim]" + "  ".join(f"{c}={s}" for c, s in COLUMN_STAGES.items()) + "[/dim]")

@@ -29,7 +29,7 @@ from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueCon
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.archive.store.store import Archive
+from pipeline.archive.store import Archive
 from pipeline.core.config import Site
 from pipeline.core.db import Base, engine_for
 from pipeline.core.errors import ConfigError, OwlError

@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 
-from pipeline.archive.store.store import ArchiveFile, ArchiveVersion, parameter_versions
+from pipeline.archive.store import ArchiveFile, ArchiveVersion, parameter_versions
 from pipeline.core.config import Site
 from pipeline.core.db import Base, engine_for
 from pipeline.core.errors import ConfigError, OwlError

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.core.names import DatasetName
-from pipeline.simulate.exposure import ExposureSpec
 from pipeline.simulate.geometry import camera_for, readout_for
 from pipeline.simulate.pointing import Pointing
+from pipeline.simulate.spec import ExposureSpec
 
 ASN_TYPES = ("DITHER", "CR-SPLIT", "SINGLETON")
 #: asn_type -> (member MEMTYPE, product MEMTYPE, product-name digit)

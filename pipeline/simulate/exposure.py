@@ -17,42 +17,11 @@ from astropy.wcs import WCS
 
 from pipeline.simulate import headers as hdr
 from pipeline.simulate.detector import Detector
-from pipeline.simulate.geometry import ChipReadout, Readout
-from pipeline.simulate.pointing import Pointing
+from pipeline.simulate.geometry import ChipReadout
 from pipeline.simulate.scene import StarField, cosmic_rays, scene_rate
+from pipeline.simulate.spec import ExposureSpec
 
 ADC_MAX = 65535
-
-
-@dataclass(frozen=True)
-class ExposureSpec:
-    """Everything that defines one exposure; the simulator turns it into pixels and headers."""
-
-    rootname: str
-    instrument: str  # 'wfc3' | 'acs'
-    readout: Readout
-    ccdgain: float
-    filter: str  # bandpass; ACS wheels follow photometry.ACS_WHEELS
-    exptime: float
-    expstart: float  # MJD
-    pointing: Pointing
-    seed: tuple[int, ...]  # entropy for this exposure's noise
-    targname: str = "SIMFIELD"
-    proposid: int = 90000
-    linenum: str = "01.001"
-    asn_id: str | None = None
-    asn_memtype: str | None = None
-    crsplit: int = 1
-    pattern: tuple[str, int, int] = ("NONE", 0, 0)
-
-    @property
-    def expend(self) -> float:
-        return self.expstart + self.exptime / 86400.0
-
-    @property
-    def darktime(self) -> float:
-        """Header DARKTIME: the exposure time (calacs adds its CCDTAB overhead itself)."""
-        return self.exptime
 
 
 @dataclass

@@ -9,7 +9,6 @@ on ``config/instruments/<instrument>.toml``), so a raw made here equals the raw 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from astropy.io import fits
 from astropy.time import Time
@@ -17,9 +16,7 @@ from astropy.wcs import WCS
 
 from pipeline.simulate.geometry import ChipReadout, Readout
 from pipeline.simulate.photometry import ACS_WHEELS
-
-if TYPE_CHECKING:
-    from pipeline.simulate.exposure import ExposureSpec
+from pipeline.simulate.spec import ExposureSpec
 
 OPUS_VER = "OWLPIPE SIM 1.0"
 #: Days between the end of an exposure and its raw file (fixed, so output is reproducible).

@@ -27,6 +27,7 @@ from pipeline.science.calib.steps.flat import FLATS, FlatCorr, ShadCorr
 from pipeline.science.calib.steps.phot import PhotCorr, acs_photmode
 from pipeline.science.calib.steps.stats import compute_stats
 from pipeline.science.calib.steps.subtract import BiasCorr, DarkCorr, FlshCorrAcs
+from pipeline.science.calib.steps.trim import trim_overscan
 from pipeline.science.calib.tables import ACS_OSCNTAB_COLUMNS, pedigree_is_dummy, read_ccdtab, read_oscntab
 
 SWITCHES = ("DQICORR", "ATODCORR", "BLEVCORR", "BIASCORR", "SINKCORR", "FLSHCORR", "CRCORR", "RPTCORR",
@@ -283,21 +284,6 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
     return True
 
 
-def trim(chip: Chip) -> Imset:
-    ny, nx = chip.sci.shape
-    tx, ty = chip.oscn.trimx, chip.oscn.trimy
-    rows, cols = slice(ty[0], ny - ty[1]), slice(tx[0], nx - tx[1])
-    im = chip.imset
-    headers = [im.sci_header.copy(), im.err_header.copy(), im.dq_header.copy()]
-    for h in headers:
-        for key, delta in (("LTV1", tx[0]), ("LTV2", ty[0]), ("CRPIX1", tx[0]), ("CRPIX2", ty[0])):
-            if key in h:
-                h[key] = float(h[key]) - delta
-    headers[0]["SIZAXIS1"], headers[0]["SIZAXIS2"] = nx - tx[0] - tx[1], ny - ty[0] - ty[1]
-    cut = lambda a: np.ascontiguousarray(a[rows, cols])  # noqa: E731
-    return Imset(im.extver, cut(im.sci), cut(im.err), cut(im.dq), *headers)
-
-
 def ccd(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> Exposure:
     """ACSCCD on all imsets; returns the (trimmed) exposure in electrons."""
     chips = [make_chip(ctx, im, raw=True) for im in exposure.imsets]
@@ -339,7 +325,7 @@ def ccd(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> Exposure:
                 ctx.primary_updates[f"BIASLEV{amp}"] = float(np.float32(level))
         c.imset.sci_header.update(c.sci_keywords)
         c.imset.err_header.update(c.err_keywords)
-        out.imsets.append(trim(c) if trimmed else c.imset)
+        out.imsets.append(trim_overscan(c, serial_virtual=False) if trimmed else c.imset)
     for switch in CCD_SWITCHES:
         ctx.done(switch)
     return out

@@ -28,6 +28,7 @@ from pipeline.science.calib.steps.phot import FluxCorr, PhotCorr, uvis_photmode
 from pipeline.science.calib.steps.sink import SinkPixels
 from pipeline.science.calib.steps.stats import compute_stats
 from pipeline.science.calib.steps.subtract import BiasCorr, DarkCorr, FlshCorrUvis
+from pipeline.science.calib.steps.trim import trim_overscan
 from pipeline.science.calib.tables import pedigree_is_dummy, read_ccdtab, read_oscntab
 
 SWITCHES = ("DQICORR", "ATODCORR", "BLEVCORR", "BIASCORR", "FLSHCORR", "CRCORR", "RPTCORR", "DARKCORR",
@@ -160,38 +161,6 @@ def make_chip(ctx: CalContext, imset: Imset, *, raw: bool) -> Chip:
                 sdqflags=int(hdr.get("SDQFLAGS", 65535)) & 0xFFFF, ncombine=ncombine)
 
 
-def trim_overscan(chip: Chip) -> Imset:
-    """Cut the overscan away as calwf3 writes ``_blv_tmp``: for 4-amp readouts the columns right of
-    the middle move left over the serial virtual overscan first; LTV/CRPIX/SIZAXIS follow."""
-    ny, nx = chip.sci.shape
-    tx, ty = chip.oscn.trimx, chip.oscn.trimy
-    sizex, sizey = nx - sum(tx), ny - sum(ty)
-    out_cols = np.arange(sizex) + tx[0]
-    if len(chip.ccd.ccdamp) == 4:
-        x1, dx = nx // 2 + tx[2], tx[2] + tx[3]
-        out_cols = np.where(out_cols >= x1 - dx, out_cols + dx, out_cols)
-    rows = slice(ty[0], ty[0] + sizey)
-    gaps = np.flatnonzero(np.diff(out_cols) > 1)
-    pieces = np.split(np.arange(sizex), gaps + 1)
-
-    def cut(a: np.ndarray) -> np.ndarray:
-        out = np.empty((sizey, sizex), a.dtype)
-        for piece in pieces:
-            out[:, piece[0]:piece[-1] + 1] = a[rows, out_cols[piece[0]]:out_cols[piece[-1]] + 1]
-        return out
-
-    im = chip.imset
-    headers = [im.sci_header.copy(), im.err_header.copy(), im.dq_header.copy()]
-    for h in headers:
-        for key, delta in (("LTV1", tx[0]), ("LTV2", ty[0]), ("CRPIX1", tx[0]), ("CRPIX2", ty[0])):
-            if key in h:
-                h[key] = float(h[key]) - delta
-            elif key.startswith("LTV"):
-                h[key] = -float(delta)
-    headers[0]["SIZAXIS1"], headers[0]["SIZAXIS2"] = sizex, sizey
-    return Imset(im.extver, cut(im.sci), cut(im.err), cut(im.dq), *headers)
-
-
 def _apply_chip_keywords(chip: Chip) -> None:
     chip.imset.sci_header.update(chip.sci_keywords)
     chip.imset.err_header.update(chip.err_keywords)
@@ -222,7 +191,7 @@ def ccd(ctx: CalContext, exposure: Exposure, flags: UvisFlags) -> Exposure:
             if f"BIASLEV{amp}" in ctx.primary:
                 ctx.primary_updates[f"BIASLEV{amp}"] = float(np.float32(level))
         _apply_chip_keywords(chip)
-        out.imsets.append(trim_overscan(chip) if blev else chip.imset)
+        out.imsets.append(trim_overscan(chip, serial_virtual=True) if blev else chip.imset)
     for switch in CCD_SWITCHES:
         ctx.done(switch)
     return out

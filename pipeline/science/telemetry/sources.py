@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.archive.store.store import Archive, NotArchived
+from pipeline.archive.store import Archive, NotArchived
 from pipeline.core.config import Site
 from pipeline.core.errors import BadInput
 from pipeline.core.names import DatasetName
