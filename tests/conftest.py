@@ -30,3 +30,31 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"real HST data not found at {REALDATA} (set OWL_REALDATA)")
     return REALDATA
+
+
+def require_system(why_missing: str | None) -> None:
+    """Skip a test whose system package (PostgreSQL, Chromium) is missing here; under ``CI=true`` fail
+    instead, because ``.ci/run`` installs them and a skip there would hide their absence."""
+    if why_missing is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{why_missing}; CI=true: .ci/run should have installed it")
+    pytest.skip(why_missing)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server for the whole session (tests/pgserver.py)."""
+    from tests import pgserver
+
+    require_system(pgserver.available())
+    with pgserver.postgres_url() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_database(pg_server) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    from tests import pgserver
+
+    return pgserver.fresh_database(pg_server)

@@ -244,27 +244,11 @@ def test_cli_query_versions_get(site, tmp_path):
     assert res.exit_code == 2 and "no archived files of version 7" in res.output
 
 
-@pytest.fixture(scope="module")
-def pg_url():
-    from tests import pgserver
-
-    why = pgserver.available()
-    if why:
-        pytest.skip(why)
-    with pgserver.postgres_url() as url:
-        yield url
-
-
-def test_catalogue_on_postgresql(site, tmp_path, pg_url):
+def test_catalogue_on_postgresql(site, tmp_path, pg_database):
     """The same catalogue on a site database in PostgreSQL: JSON header selection, versions, verify."""
-    from sqlalchemy import text
-
     from pipeline.core.config import Database
-    from pipeline.core.db import engine_for
 
-    with engine_for(pg_url).begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS archive_file, archive_version"))
-    arch = Archive(site.model_copy(update={"database": Database(url=pg_url)}))
+    arch = Archive(site.model_copy(update={"database": Database(url=pg_database)}))
     raw = _fits(tmp_path / "idn101a1q_raw.fits")
     assert arch.ingest("idn101a1q", [(raw, "raw")]) == 1
     fits.setval(raw, "PROCTIME", value=60400.5)

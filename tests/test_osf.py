@@ -9,16 +9,6 @@ from collections import Counter
 import pytest
 
 from pipeline.core.osf import COLUMNS, Blackboard, OSFError, TransitionConflict, UnknownDataset, aggregate
-from tests import pgserver
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    why = pgserver.available()
-    if why:
-        pytest.skip(why)
-    with pgserver.postgres_url() as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -26,14 +16,7 @@ def db_url(request, tmp_path):
     """Every blackboard test runs on SQLite (the default) and on a real PostgreSQL server."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'osf.db'}"
-    url = request.getfixturevalue("pg_server")
-    from sqlalchemy import text
-
-    from pipeline.core.db import engine_for
-
-    with engine_for(url).begin() as conn:  # a clean schema per test
-        conn.execute(text("DROP TABLE IF EXISTS osf, osf_process, osf_history"))
-    return url
+    return request.getfixturevalue("pg_database")
 
 
 @pytest.fixture

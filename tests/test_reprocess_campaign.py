@@ -23,8 +23,16 @@ UNITS = {f"i9cv{n}020": (f"i9cv{n}abq", f"i9cv{n}acq") for n in (51, 52, 53, 54)
 
 
 @pytest.fixture
-def kit(site, realdata, tmp_path, monkeypatch):
-    """A site with the real CRDS cache (operational context NEW), kit stages and the OSF rows."""
+def kit(request, site, realdata, tmp_path, monkeypatch):
+    """A site with the real CRDS cache (operational context NEW), kit stages and the OSF rows; its
+    database is SQLite, or PostgreSQL where a test asks for ``kit`` with ``indirect`` param "postgresql"."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        from pipeline.core.config import load_site
+
+        url = request.getfixturevalue("pg_database")
+        monkeypatch.setenv("OWL_DATABASE__URL", url)  # the stage executables inherit it
+        site = load_site(site.root)
+        assert site.database_url == url
     monkeypatch.delenv("CRDS_PATH", raising=False)
     monkeypatch.delenv("CRDS_CONTEXT", raising=False)
     real_cache(site.root, realdata, NEW)
@@ -45,6 +53,7 @@ def _campaign(site, workflow, units: int = len(UNITS)):
                                       workflow=str(workflow))
 
 
+@pytest.mark.parametrize("kit", ["sqlite", "postgresql"], indirect=True)
 def test_throttled_in_order_requested_first_and_verified(kit):
     site, workflow, plan = kit
     plan.write_text(json.dumps({"CA": {"i9cv53acq": ["bad"]}}))  # one DAG fails for good
