@@ -92,7 +92,7 @@ class Calibrate(Stage):
             _ready_marker(work, ctx.dataset).touch()
             self._maybe_finish(ctx, asn, work, log)
             return
-        engine = choose_engine(ctx.site.calibration.engine, instrument, dict(os.environ))
+        engine = choose_engine(ctx.site.calibration.engine, instrument, dict(os.environ), log)
         stacked = asn is not None and asn.asn_type in ("CR-SPLIT", "REPEAT") and _cr_stack(header, len(asn.members))
         ctx.log(f"{ctx.dataset}: calibration engine {engine}")
         if engine == "hstcal":
@@ -166,7 +166,7 @@ class Calibrate(Stage):
         if not (asn.asn_type in ("CR-SPLIT", "REPEAT") and _cr_stack(first, len(members)) and asn.products):
             ctx.log(f"{name}: {asn.asn_type} association; members are calibrated individually")
             return
-        engine = choose_engine(ctx.site.calibration.engine, instrument, dict(os.environ))
+        engine = choose_engine(ctx.site.calibration.engine, instrument, dict(os.environ), log)
         if engine == "hstcal":
             products = run_hstcal(instrument, asn_path, [_raw(work, m) for m in members], work, site=ctx.site,
                                   log=log)

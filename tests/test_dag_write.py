@@ -29,8 +29,9 @@ def kit(site, tmp_path, monkeypatch):
 
 def expected(name: str, site, tmp_path) -> list[str]:
     text = (DATA / name).read_text()
+    job_path = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
     return (text.replace("{site}", str(site.root)).replace("{owl}", str(owl_executable()))
-            .replace("{bin}", str(tmp_path / "bin")).replace("{PATH}", os.environ["PATH"])).splitlines()
+            .replace("{bin}", str(tmp_path / "bin")).replace("{PATH}", job_path)).splitlines()
 
 
 def test_kit_dag_text_line_by_line(site, kit, tmp_path):
@@ -111,6 +112,22 @@ def check_structure(dag: dict) -> None:
     assert {m[0] for m in dag["meta"]["MAXJOBS"]} == used
     for key in ("CONFIG", "JOBSTATE_LOG", "NODE_STATUS_FILE"):
         assert Path(dag["meta"][key][0][0]).is_absolute()
+
+
+def test_jobs_get_only_what_they_need_not_the_submitters_environment(site, kit, monkeypatch):
+    """A submitter's PATH may hold directories a pool node's user cannot read: never copied into a job.
+    ``[condor] path`` and ``[condor.environment]`` are how a site adds more."""
+    monkeypatch.setenv("PATH", f"/root/private/bin{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SUBMITTER_SECRET", "x")
+    files = write_dag(site, load_workflow(KIT_WORKFLOW), "j9cv58020", kit)
+    env = files.submit_file("CA").read_text().split('environment = "')[1].split('"')[0]
+    assert "/root/private" not in env and "SUBMITTER_SECRET" not in env
+    site.condor.path = "/opt/hstcal/bin"
+    site.condor.environment = {"OMP_NUM_THREADS": "1"}
+    files = write_dag(site, load_workflow(KIT_WORKFLOW), "j9cv58020", kit)
+    env = files.submit_file("CA").read_text().split('environment = "')[1].split('"')[0]
+    assert f"PATH=/opt/hstcal/bin:{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin" in env
+    assert "OMP_NUM_THREADS=1" in env and f"OWL_SITE={site.root}" in env
 
 
 def test_new_science_dag_structure(site, tmp_path, monkeypatch):

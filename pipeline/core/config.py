@@ -92,6 +92,16 @@ class Watch(_Section):
     interval: float = Field(default=10.0, gt=0)
 
 
+class Condor(_Section):
+    """What an HTCondor job's environment holds besides the site's own variables. The submitter's
+    environment is never copied: a pool node's job sees only what is written here."""
+
+    #: Directories (``:``-separated) put before the job's PATH, e.g. where hstcal's calwf3.e lives.
+    path: str = ""
+    #: Further variables for every job (``[condor.environment]`` table in owl.toml).
+    environment: dict[str, str] = Field(default_factory=dict)
+
+
 class Priorities(_Section):
     """DAGMan priorities per workflow: live data ahead of reprocessing."""
 
@@ -114,6 +124,7 @@ class SiteFile(_Section):
     checks: Checks = Field(default_factory=Checks)
     watch: Watch = Field(default_factory=Watch)
     priorities: Priorities = Field(default_factory=Priorities)
+    condor: Condor = Field(default_factory=Condor)
 
 
 class Site(SiteFile):

@@ -168,9 +168,7 @@ def submit_description(site: Site, files: DagFiles, spec: StageSpec, workflow: W
         "request_cpus": str(spec.request_cpus),
         "request_memory": str(spec.request_memory),
         "request_disk": str(spec.request_disk * 1024),
-        # the site and CRDS variables, and PATH as the DAG's writer sees it: a job finds the same
-        # external tools (hstcal's calwf3.e, ...) as a local run of the same stage would
-        "environment": condor_environment({**site.environment(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}),
+        "environment": condor_environment(job_environment(site)),
         "should_transfer_files": "NO",
         "My.OwlWorkflow": f'"{workflow.name}"',
         "My.OwlAssociation": f'"{files.dataset}"',
@@ -181,6 +179,18 @@ def submit_description(site: Site, files: DagFiles, spec: StageSpec, workflow: W
     header = (f"# owlpipe: stage {spec.name} (OSF column {spec.column}) of workflow {workflow.name} "
               f"for {files.dataset}\n# shared filesystem: the job reads and writes the site directly\n")
     return header + str(desc)
+
+
+#: The end of every job's PATH, after ``[condor] path`` and this installation's bin directory.
+SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
+
+
+def job_environment(site: Site) -> dict[str, str]:
+    """A job's whole environment: ``[condor] environment``, the site and CRDS variables, and a PATH of
+    ``[condor] path``, this installation's bin (the venv) and the system directories. The submitter's
+    own PATH and variables are not copied: they may name directories a pool node cannot read."""
+    path = [*filter(None, site.condor.path.split(os.pathsep)), str(Path(sys.executable).parent), *SYSTEM_PATH]
+    return {**site.condor.environment, **site.environment(), "PATH": os.pathsep.join(dict.fromkeys(path))}
 
 
 def dagman_config(site: Site) -> str:

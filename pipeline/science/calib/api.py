@@ -40,12 +40,18 @@ def log_sink(trailer: Trailer | Path | str | None, echo: Callable[[str], None] |
     return sink
 
 
-def choose_engine(engine: str, instrument: str, environ: Mapping[str, str]) -> str:
+def choose_engine(engine: str, instrument: str, environ: Mapping[str, str], log: LogSink | None = None) -> str:
+    """The engine that will run: ``auto`` is hstcal when its program is on PATH, else builtin. PATH
+    entries that cannot be read are skipped and, since hstcal might sit in one, said in ``log``."""
     if engine not in ENGINES:
         raise ConfigError(f"unknown calibration engine {engine!r} (choose from {', '.join(ENGINES)})")
     if engine == "builtin":
         return "builtin"
-    exe = executable_for(instrument, environ)
+    unreadable: list[str] = []
+    exe = executable_for(instrument, environ, unreadable)
+    if exe is None and log is not None:
+        for entry in unreadable:
+            log("warn", f"PATH entry {entry} cannot be read by this user: skipped while looking for hstcal")
     if engine == "hstcal":
         if exe is None:
             raise Unsupported(f"engine 'hstcal' requested but the hstcal program for {instrument} is not on PATH",
@@ -97,7 +103,7 @@ def calibrate_one(path: Path, outdir: Path, *, engine: str, site: object | None,
     if instrument not in ("WFC3", "ACS"):
         raise Unsupported(f"instrument {instrument or '(none)'} is not calibrated by owlpipe (WFC3, ACS and COS are)",
                           path=path, keyword="INSTRUME")
-    chosen = choose_engine(engine, instrument, environ)
+    chosen = choose_engine(engine, instrument, environ, log)
     if log:
         log("info", f"{path.name}: calibration engine {chosen}"
                     + (f" ({engine_version('builtin')})" if chosen == "builtin" else ""))

@@ -88,10 +88,18 @@ def include_log(log: LogSink | None, text: str, source: str) -> None:
     log("info", f"---- end {source} ----")
 
 
-def which(name: str, environ: Mapping[str, str]) -> Path | None:
-    """``shutil.which`` on the PATH of ``environ``."""
+def which(name: str, environ: Mapping[str, str], unreadable: list[str] | None = None) -> Path | None:
+    """``shutil.which`` on the PATH of ``environ``. A pool node's PATH may name directories this user
+    cannot read, or odd entries: they are skipped (the unreadable ones listed in ``unreadable``), never
+    fatal. An empty entry would mean the working directory, which is never searched for a program."""
     for d in environ.get("PATH", os.defpath).split(os.pathsep):
+        if not d.strip():
+            continue
         candidate = Path(d) / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
+        try:
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return candidate
+        except OSError:  # PermissionError on a directory without search permission, ELOOP, ...
+            if unreadable is not None:
+                unreadable.append(d)
     return None

@@ -41,9 +41,10 @@ PRODUCT_SUFFIXES = ("flt", "flc", "crj", "crc")
 RC_OK, RC_ERROR, RC_MISSING, RC_NOTHING = 0, 2, 115, 116
 
 
-def executable_for(instrument: str, environ: Mapping[str, str]) -> Path | None:
+def executable_for(instrument: str, environ: Mapping[str, str], unreadable: list[str] | None = None) -> Path | None:
+    """The hstcal program for the instrument on PATH, if any (``unreadable``: PATH entries skipped)."""
     entry = EXECUTABLES.get(instrument.strip().upper())
-    return which(entry[0], environ) if entry else None
+    return which(entry[0], environ, unreadable) if entry else None
 
 
 def _stage_inputs(inputs: list[Path], outdir: Path) -> list[Path]:
