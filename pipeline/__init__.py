@@ -16,3 +16,5 @@
 defaults, workflows), read with :mod:`importlib.resources`. ``tests/test_layers.py`` enforces the
 directions; ``docs/architecture.md`` explains them.
 """
+
+from pipeline.core import hostenv as _hostenv  # noqa: F401  (a usable HOME/TMPDIR before any library import)

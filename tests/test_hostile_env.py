@@ -67,3 +67,25 @@ def test_owl_init_and_config_without_home_or_tmpdir(tmp_path):
     run = subprocess.run([owl, "config", "show", "--site", str(tmp_path / "site"), "--json"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+
+
+def test_settle_moves_an_unusable_home_and_drops_a_bad_tmpdir(tmp_path, monkeypatch):
+    from pipeline.core import hostenv
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    env = {"HOME": str(tmp_path / "gone"), "TMPDIR": str(tmp_path / "no-such-tmp")}
+    notes = hostenv.settle(env)
+    assert "TMPDIR" not in env and Path(env["HOME"]).is_dir() and os.access(env["HOME"], os.W_OK)
+    assert notes[0] == f"TMPDIR {tmp_path / 'no-such-tmp'} is not a writable directory: ignored"
+    assert notes[1].startswith(f"HOME {tmp_path / 'gone'} is not a writable directory: per-user files go to ")
+    assert hostenv.settle({"HOME": str(tmp_path)}) == []
+
+
+def test_a_stage_imports_telemetry_without_home(tmp_path):
+    """ccsdspy writes its config directory under HOME at import: a job without HOME must still start."""
+    env = {k: v for k, v in os.environ.items() if k != "HOME"}
+    env["TMPDIR"] = str(tmp_path)
+    code = "import stages.twofits, os; print(os.environ['HOME'])"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(tmp_path / f"owlpipe-home-{os.getuid()}")

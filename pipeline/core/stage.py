@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn
 
+from pipeline.core import hostenv
 from pipeline.core.config import Site, load_site
 from pipeline.core.errors import BadInput, LockTimeout, OwlError, TransientIO
 from pipeline.core.exitcodes import ExitCode, meaning
@@ -200,6 +201,8 @@ def _run_stage(stage_cls: type[Stage], argv: list[str] | None) -> int:
     ctx = StageContext(stage.name, dataset, site, bb, trailer, members, args)
     started = time.monotonic()
     trailer.info(f"{label} started on {bb.host} pid {os.getpid()} for {dataset} (OSF {stage.column})")
+    for note in hostenv.NOTES:
+        trailer.warn(f"{label}: {note}")
     try:
         with _interruptible():
             stage.run(ctx)
