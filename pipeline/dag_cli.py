@@ -96,7 +96,7 @@ def _control(action: str, association: str, site_dir, config_file) -> None:
     sub = _latest(ctl, association)
     files = dag_files(ctl.site, sub.dataset)
     if sub.executor == "condor":
-        cluster = ctl.condor().act(action, sub.dataset)
+        cluster = ctl.condor().act(action, sub.dataset, sub.id)
         click.echo(f"{sub.dataset}: DAGMan job {cluster} {action}{'d' if action != 'hold' else ''}")
         if action == "remove":
             ctl.update_submission(sub.id, state="removed", message=f"removed DAGMan job {cluster}")

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.dag import owl_executable, write_dag
 from pipeline.osf import Blackboard
+from pipeline.siteid import site_identity
 from pipeline.workflow import load_workflow
 from tests.orchkit import KIT_WORKFLOW, REPO, kit_site, register
 
@@ -29,7 +30,9 @@ def kit(site, tmp_path, monkeypatch):
 
 def expected(name: str, site, tmp_path) -> list[str]:
     text = (DATA / name).read_text()
+    site_id = site_identity(Blackboard(site.database_url).engine)
     return (text.replace("{site}", str(site.root)).replace("{owl}", str(owl_executable()))
+            .replace("{site_id}", site_id)
             .replace("{bin}", str(tmp_path / "bin")).replace("{PATH}", os.environ["PATH"])).splitlines()
 
 
