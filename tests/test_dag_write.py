@@ -15,6 +15,7 @@ from pipeline.osf import Blackboard
 from pipeline.siteid import site_identity
 from pipeline.workflow import load_workflow
 from tests.orchkit import KIT_WORKFLOW, REPO, kit_site, register
+from tests.schedd_double import dagman_on_path
 
 DATA = REPO / "tests" / "data" / "dag"
 ROWS = ["j9cv58020", "j9cv58abq", "j9cv58acq"]
@@ -174,11 +175,7 @@ def test_submit_from_dag_accepts_it(site, kit, tmp_path, monkeypatch):
     PATH, so the test provides a stand-in (it is never run)."""
     import htcondor2
 
-    fake = tmp_path / "fake-condor"
-    fake.mkdir()
-    (fake / "condor_dagman").write_text("#!/bin/sh\nexit 0\n")
-    (fake / "condor_dagman").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    dagman_on_path(tmp_path / "fake-condor", monkeypatch)
     files = write_dag(site, load_workflow(KIT_WORKFLOW), "j9cv58020", kit)
     monkeypatch.chdir(tmp_path)  # any working directory
     desc = htcondor2.Submit.from_dag(str(files.dag), {"batch-name": "owl-j9cv58020"})
