@@ -120,6 +120,16 @@ def test_hold_release_remove_touch_only_the_own_dag(pool, sites):
     assert status(a) == [IDLE]
 
 
+def test_dag_status_shows_the_own_dagman_job(pool, sites):
+    a, b = sites
+    sub_a, sub_b = submit(a), submit(b)
+    assert owl("dag", "hold", ASN, "--site", str(b.root)).exit_code == 0
+    shown = {s.root: owl("dag", "status", ASN, "--site", str(s.root), "--json") for s in (a, b)}
+    assert all(r.exit_code == 0 for r in shown.values())
+    assert f'"schedd": "DAGMan job {sub_a.cluster} idle"' in shown[a.root].output
+    assert f'"schedd": "DAGMan job {sub_b.cluster} held: via condor_hold"' in shown[b.root].output
+
+
 def test_another_users_job_is_never_matched(pool, sites):
     """Even a job carrying this site's identity is not this site's when someone else owns it."""
     a, _ = sites

@@ -31,6 +31,9 @@ from pipeline.workflow import Workflow
 NODE_STATUS = {0: "not ready", 1: "ready", 2: "pre", 3: "submitted", 4: "post", 5: "done", 6: "error",
                7: "futile"}
 DAG_DONE, DAG_ERROR = 5, 6
+#: A job ad's ``JobStatus`` values.
+JOB_STATUS = {1: "idle", 2: "running", 3: "removed", 4: "completed", 5: "held", 6: "transferring output",
+              7: "suspended"}
 
 
 class NoSchedd(OwlError):
@@ -214,6 +217,19 @@ class CondorExecutor:
         ads = self._dagman_ads(self.owner.constraint(*clauses),
                                ["ClusterId", "JobStatus", "HoldReason", "DAG_NodesDone", "DAG_NodesTotal"])
         return dict(ads[0]) if ads else None
+
+    def queue_state(self, dataset: str, submission: int | None = None) -> str:
+        """One line on this site's DAGMan job of the association as the schedd sees it (or why it cannot say)."""
+        try:
+            job = self.dagman_job(dataset, submission)
+        except NoSchedd as exc:
+            return f"schedd not asked: {exc.line()}"
+        if job is None:
+            return "no DAGMan job of this site in the queue"
+        state = JOB_STATUS.get(int(job.get("JobStatus", 0)), str(job.get("JobStatus")))
+        done = f", {job['DAG_NodesDone']}/{job['DAG_NodesTotal']} nodes done" if "DAG_NodesTotal" in job else ""
+        held = f": {job['HoldReason']}" if state == "held" and job.get("HoldReason") else ""
+        return f"DAGMan job {job['ClusterId']} {state}{done}{held}"
 
     def act(self, action: str, dataset: str, submission: int | None = None) -> int:
         """``hold``, ``release`` or ``remove`` this site's DAGMan job of the association; return its cluster id."""
