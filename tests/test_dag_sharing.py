@@ -198,10 +198,12 @@ def test_a_contradicting_match_is_an_error_not_a_skip(pool, sites):
     assert "submission 1 failed to start: submission 1 (kit_short for j9cv58020)" in trailer
 
 
-def test_watch_once_exits_non_zero_on_a_contradiction(pool, sites):
+@pytest.mark.parametrize("command", ["watch", "submit"])
+def test_owl_exits_non_zero_on_a_contradiction(pool, sites, command):
     a, _ = sites
     pool.add(dagman_job(a, workflow="new_science"))
-    result = owl("watch", "--once", "--executor", "condor", "--workflow", str(KIT_SHORT), "--site", str(a.root))
+    args = ["--once"] if command == "watch" else [ASN]
+    result = owl(command, *args, "--executor", "condor", "--workflow", str(KIT_SHORT), "--site", str(a.root))
     assert result.exit_code == 3, result.output
     assert "runs new_science for j9cv58020" in result.output and len(pool.queue) == 1
 
