@@ -237,7 +237,8 @@ class CondorExecutor:
 
         job = self.dagman_job(dataset, submission)
         if job is None:
-            raise OwlError(f"{dataset}: no DAGMan job of this site in the queue", code=ExitCode.USAGE)
+            raise OwlError(f"{dataset}: no DAGMan job of this site ({self.owner.site}) owned by "
+                           f"{self.owner.user} in the queue", code=ExitCode.USAGE)
         cluster = int(job["ClusterId"])
         kind = {"hold": htcondor2.JobAction.Hold, "release": htcondor2.JobAction.Release,
                 "remove": htcondor2.JobAction.Remove}[action]
