@@ -20,7 +20,7 @@ from pathlib import Path
 import classad2
 import htcondor2
 
-from pipeline.executors.ownership import current_user
+from pipeline.orchestration.executors.ownership import current_user
 
 UNIVERSES = {"vanilla": 5, "scheduler": 7, "local": 12}
 IDLE, RUNNING, REMOVED, COMPLETED, HELD = 1, 2, 3, 4, 5

@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.config import init_site
-from pipeline.controller import Controller
-from pipeline.db import engine_for
-from pipeline.executors.condor import CondorExecutor, ForeignJob
-from pipeline.names import parse_dataset
-from pipeline.osf import Blackboard
-from pipeline.siteid import site_identity
+from pipeline.core.config import init_site
+from pipeline.core.db import engine_for
+from pipeline.core.names import parse_dataset
+from pipeline.core.osf import Blackboard
+from pipeline.core.siteid import site_identity
+from pipeline.orchestration.controller import Controller
+from pipeline.orchestration.executors.condor import CondorExecutor, ForeignJob
 from tests.orchkit import KIT_SHORT, kit_site, register
 from tests.schedd_double import HELD, IDLE, ScheddDouble, dagman_on_path
 
@@ -29,7 +29,7 @@ DAGMAN = "JobUniverse == 7"
 @pytest.fixture
 def pool(tmp_path, monkeypatch) -> ScheddDouble:
     double = ScheddDouble()
-    monkeypatch.setattr("pipeline.executors.condor.schedd", lambda: double)
+    monkeypatch.setattr("pipeline.orchestration.executors.condor.schedd", lambda: double)
     dagman_on_path(tmp_path / "fake-condor", monkeypatch)
     return double
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.common import config_option, echo_json, open_site, reports_errors, site_option
-from pipeline.config import init_site
+from pipeline.core.config import init_site
 
 
 @click.command()
@@ -14,8 +14,8 @@ from pipeline.config import init_site
 @reports_errors
 def init(directory: str, name: str | None) -> None:
     """Create a site in DIRECTORY: owl.toml, its areas and the OSF database."""
-    from pipeline.osf import Blackboard
-    from pipeline.siteid import site_identity
+    from pipeline.core.osf import Blackboard
+    from pipeline.core.siteid import site_identity
 
     site = init_site(directory, name=name)
     bb = Blackboard(site.database_url, site.database.busy_timeout)
@@ -40,8 +40,8 @@ def show(site_dir: str | None, config_file: str | None, as_json: bool) -> None:
     """Print the effective configuration (file + OWL_* overrides) with resolved paths and the site identity."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from pipeline.db import engine_for
-    from pipeline.siteid import site_identity
+    from pipeline.core.db import engine_for
+    from pipeline.core.siteid import site_identity
 
     site = open_site(site_dir, config_file)
     data = site.model_dump(mode="json", exclude={"instruments"})
