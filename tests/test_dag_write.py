@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.osf import Blackboard
+from pipeline.core.siteid import site_identity
 from pipeline.orchestration.dag import owl_executable, write_dag
 from pipeline.orchestration.workflow import load_workflow
 from tests.orchkit import KIT_WORKFLOW, REPO, kit_site, register
+from tests.schedd_double import dagman_on_path
 
 DATA = REPO / "tests" / "data" / "dag"
 ROWS = ["j9cv58020", "j9cv58abq", "j9cv58acq"]
@@ -29,8 +31,10 @@ def kit(site, tmp_path, monkeypatch):
 
 def expected(name: str, site, tmp_path) -> list[str]:
     text = (DATA / name).read_text()
+    site_id = site_identity(Blackboard(site.database_url).engine)
     job_path = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
     return (text.replace("{site}", str(site.root)).replace("{owl}", str(owl_executable()))
+            .replace("{site_id}", site_id)
             .replace("{bin}", str(tmp_path / "bin")).replace("{PATH}", job_path)).splitlines()
 
 
@@ -189,11 +193,7 @@ def test_submit_from_dag_accepts_it(site, kit, tmp_path, monkeypatch):
     PATH, so the test provides a stand-in (it is never run)."""
     import htcondor2
 
-    fake = tmp_path / "fake-condor"
-    fake.mkdir()
-    (fake / "condor_dagman").write_text("#!/bin/sh\nexit 0\n")
-    (fake / "condor_dagman").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    dagman_on_path(tmp_path / "fake-condor", monkeypatch)
     files = write_dag(site, load_workflow(KIT_WORKFLOW), "j9cv58020", kit)
     monkeypatch.chdir(tmp_path)  # any working directory
     desc = htcondor2.Submit.from_dag(str(files.dag), {"batch-name": "owl-j9cv58020"})

@@ -116,7 +116,10 @@ def watch(site_dir, config_file, once, interval, workflow, executor, workers) ->
     console.print(f"watching {ctl.site.areas.inbox} ({ctl.kind} executor"
                   + ("" if once else f", every {interval or ctl.site.watch.interval:g} s; Ctrl-C to stop") + ")")
     code = run_with_display(ctl, console, lambda: ctl.watch(once=once, interval=interval))
-    sys.exit(code)
+    from pipeline.orchestration.executors.condor import ForeignJob
+
+    foreign = [exc for exc in ctl.start_failures if isinstance(exc, ForeignJob)]
+    sys.exit(code or (int(foreign[0].code) if foreign else 0))
 
 
 def _show_row(console, ctl, dataset: str) -> None:

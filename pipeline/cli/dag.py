@@ -76,12 +76,16 @@ def status(association, site_dir, config_file, as_json) -> None:
                      "event": dm.last_event if dm else None})
     info = {"submission": sub.as_dict(), "dag": str(files.dag), "dagman_status": view.status,
             "dagman_counts": view.counts, "nodes": rows}
+    if sub.executor == "condor":
+        info["schedd"] = ctl.condor().queue_state(sub.dataset, sub.id)
     if as_json:
         echo_json(info)
         return
     click.echo(f"{sub.dataset}: submission {sub.id} ({sub.workflow}, {sub.executor}) {sub.state}"
                + (f": {sub.message}" if sub.message else ""))
     click.echo(f"  DAG {files.dag}" + (f"; DAGMan says {view.status} {view.counts}" if view.status else ""))
+    if "schedd" in info:
+        click.echo(f"  schedd: {info['schedd']}")
     click.echo(f"  {'node':<16} {'dataset':<10} {'col':<4} {'OSF':<6} {'DAGMan':<10} {'retries':<8} event")
     for r in rows:
         extra = f"held: {r['held']}" if r["held"] else (r["event"] or "")
@@ -96,7 +100,7 @@ def _control(action: str, association: str, site_dir, config_file) -> None:
     sub = _latest(ctl, association)
     files = dag_files(ctl.site, sub.dataset)
     if sub.executor == "condor":
-        cluster = ctl.condor().act(action, sub.dataset)
+        cluster = ctl.condor().act(action, sub.dataset, sub.id)
         click.echo(f"{sub.dataset}: DAGMan job {cluster} {action}{'d' if action != 'hold' else ''}")
         if action == "remove":
             ctl.update_submission(sub.id, state="removed", message=f"removed DAGMan job {cluster}")

@@ -15,12 +15,14 @@ from pipeline.core.config import init_site
 def init(directory: str, name: str | None) -> None:
     """Create a site in DIRECTORY: owl.toml, its areas and the OSF database."""
     from pipeline.core.osf import Blackboard
+    from pipeline.core.siteid import site_identity
 
     site = init_site(directory, name=name)
-    Blackboard(site.database_url, site.database.busy_timeout)
+    bb = Blackboard(site.database_url, site.database.busy_timeout)
     click.echo(f"site {site.name!r} ready in {site.root}")
     click.echo(f"  configuration: {site.config_file}")
     click.echo(f"  database:      {site.database_url}")
+    click.echo(f"  identity:      {site_identity(bb.engine)}   (OwlSite of every HTCondor job it submits)")
     click.echo(f"next: export OWL_SITE={site.root}   (or pass --site {site.root})")
 
 
@@ -35,10 +37,19 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of TOML-like text")
 @reports_errors
 def show(site_dir: str | None, config_file: str | None, as_json: bool) -> None:
-    """Print the effective configuration (file + OWL_* overrides) with resolved paths."""
+    """Print the effective configuration (file + OWL_* overrides) with resolved paths and the site identity."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipeline.core.db import engine_for
+    from pipeline.core.siteid import site_identity
+
     site = open_site(site_dir, config_file)
     data = site.model_dump(mode="json", exclude={"instruments"})
     data["database_url"] = site.database_url
+    try:
+        data["site_identity"] = site_identity(engine_for(site.database_url, site.database.busy_timeout))
+    except SQLAlchemyError as exc:  # the configuration is still worth showing when its database is not
+        data["site_identity"] = f"unavailable: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}"
     data["instruments"] = sorted(site.instruments)
     if as_json:
         echo_json(data)

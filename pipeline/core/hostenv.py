@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+
 def _writable_dir(path: str | None) -> bool:
     try:
         return bool(path) and Path(path).is_dir() and os.access(path, os.W_OK | os.X_OK)

@@ -496,17 +496,15 @@ def _raise(site: Site, ctl: Controller, sub: Submission, priority: int) -> str:
              "running": "the running local DAG starts its next nodes first",
              "held": "it applies when the DAG is released"}.get(sub.state, "")
     if sub.executor == "condor" and sub.state == "submitted" and sub.cluster is not None:
-        where = _raise_condor(sub.cluster, priority)
+        where = _raise_condor(ctl, sub.cluster, priority)
     return f"{sub.dataset}: submission {sub.id} priority {sub.priority} -> {priority}" + (f"; {where}" if where else "")
 
 
-def _raise_condor(cluster: int, priority: int) -> str:
+def _raise_condor(ctl: Controller, cluster: int, priority: int) -> str:
     import htcondor2
 
-    from pipeline.orchestration.executors.condor import schedd
-
     try:
-        edited = schedd().edit(f"DAGManJobId == {cluster} && JobStatus == 1", "JobPrio", str(priority))
+        edited = ctl.condor().raise_idle_priority(cluster, priority)
     except htcondor2.HTCondorException as exc:
         raise OwlError(f"HTCondor refused the priority change of DAG {cluster}: {exc}", code=ExitCode.CONFIG) \
             from None

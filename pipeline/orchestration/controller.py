@@ -113,6 +113,8 @@ class Controller:
         self._local = None
         self._runs: dict[int, object] = {}  # submission id -> local DagRun
         self._workflows: dict[str, Workflow] = {}
+        #: Submissions that could not start in this process (``owl watch --once`` exits non-zero on them).
+        self.start_failures: list[OwlError] = []
 
     # -- workflows and executors ---------------------------------------------------------------
     def workflow(self, ref: str) -> Workflow:
@@ -261,6 +263,9 @@ class Controller:
                     continue
                 self.update_submission(sub.id, state="failed", message=exc.line())
                 self.say(f"{sub.dataset}: submission {sub.id} failed to start: {exc.line()}")
+                Trailer(self.site.trailer_path(parse_dataset(sub.dataset))).error(
+                    f"owl controller: submission {sub.id} failed to start: {exc.line()}")
+                self.start_failures.append(exc)
                 if raise_errors:
                     raise
                 continue
@@ -278,7 +283,7 @@ class Controller:
 
     def _dispatch_condor(self, sub: Submission) -> None:
         condor = self.condor()
-        cluster = condor.find(sub.id)
+        cluster = condor.find(sub.id, sub.dataset, self.workflow(sub.workflow).name)
         if cluster is None:
             cluster = condor.submit(self.workflow(sub.workflow), sub.dataset, priority=sub.priority,
                                     submission=sub.id)

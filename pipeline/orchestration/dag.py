@@ -32,7 +32,9 @@ from pipeline.core.exitcodes import ExitCode
 from pipeline.core.fsutil import fsync_dir
 from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard
+from pipeline.core.siteid import site_identity
 from pipeline.orchestration.executors.hooks import PRE_DEFER_CODE, PRE_DEFER_SECONDS, PRE_SKIP_CODE
+from pipeline.orchestration.executors.ownership import SITE_ATTR, quoted
 from pipeline.orchestration.workflow import DatasetGraph, Node, StageSpec, Workflow, WorkflowError, find_executable
 
 #: Seconds between rewrites of the node status file (DAGMan's minimum interval).
@@ -55,6 +57,8 @@ class DagFiles:
     workflow: str = ""
     nodes: dict[str, Node] = field(default_factory=dict)
     done: frozenset[str] = frozenset()
+    #: The writing site's identity (:mod:`pipeline.core.siteid`), carried by the DAGMan job and every node job.
+    site_id: str = ""
 
     @property
     def dag(self) -> Path:
@@ -175,6 +179,7 @@ def submit_description(site: Site, files: DagFiles, spec: StageSpec, workflow: W
         "My.OwlStage": f'"{spec.name}"',
         "My.OwlColumn": f'"{spec.column}"',
         "My.OwlDataset": '"$(dataset)"',
+        f"My.{SITE_ATTR}": quoted(files.site_id),
     })
     header = (f"# owlpipe: stage {spec.name} (OSF column {spec.column}) of workflow {workflow.name} "
               f"for {files.dataset}\n# shared filesystem: the job reads and writes the site directly\n")
@@ -212,7 +217,8 @@ def build_dag(site: Site, graph: DatasetGraph, files: DagFiles, done: set[str], 
     dag = dags.DAG(
         jobstate_log=files.jobstate_log,
         node_status_file=dags.NodeStatusFile(files.node_status, update_time=NODE_STATUS_INTERVAL),
-        dagman_job_attributes={"OwlAssociation": f'"{graph.dataset}"', "OwlWorkflow": f'"{graph.workflow.name}"'},
+        dagman_job_attributes={"OwlAssociation": f'"{graph.dataset}"', "OwlWorkflow": f'"{graph.workflow.name}"',
+                               SITE_ATTR: quoted(files.site_id)},
     )
     layers = {}
     for node in graph.nodes.values():
@@ -325,7 +331,8 @@ def write_dag(site: Site, workflow: Workflow, dataset: str, bb: Blackboard, *, p
         raise DagError(f"{base.dag} is running (lock file {base.lock.name} exists): remove it with "
                        f"'owl dag remove {graph.dataset}' before writing it again")
     done = done_nodes(bb, graph)
-    files = DagFiles(base.directory, graph.dataset, workflow.name, graph.nodes, frozenset(done))
+    files = DagFiles(base.directory, graph.dataset, workflow.name, graph.nodes, frozenset(done),
+                     site_identity(bb.engine))
     files.directory.mkdir(parents=True, exist_ok=True)
     archive_run_files(files)
     files.node_dir.mkdir(exist_ok=True)

@@ -1,11 +1,15 @@
 """The HTCondor executor: submit association DAGs to a schedd and follow them back into the OSF.
 
-Submission is ``htcondor2.Submit.from_dag`` + ``Schedd().submit``, tagged with the controller's
-submission id (``OwlSubmission``) so a controller restarted between the two can find the DAGMan job
-instead of submitting twice. While a DAG runs, the stage wrappers and the PRE/POST hooks move the
-OSF; what they cannot see is read here from DAGMan's node status file and each node's event log:
-a job removed or killed so hard that its column stayed ``p`` becomes ``x``, held jobs and their
-reasons are reported, and the DAG's final state closes the submission.
+Submission is ``htcondor2.Submit.from_dag`` + ``Schedd().submit``, tagged with the site's identity
+(``OwlSite``), the controller's submission id (``OwlSubmission``), the association and the workflow,
+so a controller restarted between the two can find the DAGMan job instead of submitting twice. Every
+schedd query is constrained by the site and the user (:mod:`pipeline.orchestration.executors.ownership`): other
+sites on the same pool reuse the same submission ids and association names.
+
+While a DAG runs, the stage wrappers and the PRE/POST hooks move the OSF; what they cannot see is
+read here from DAGMan's node status file and each node's event log: a job removed or killed so hard
+that its column stayed ``p`` becomes ``x``, held jobs and their reasons are reported, and the DAG's
+final state closes the submission.
 """
 
 from __future__ import annotations
@@ -20,16 +24,27 @@ from pipeline.core.exitcodes import ExitCode
 from pipeline.core.osf import Blackboard, OSFError
 from pipeline.orchestration.dag import DagFiles, dag_files, expand, write_dag
 from pipeline.orchestration.executors.hooks import node_letters
+from pipeline.orchestration.executors.ownership import SITE_ATTR, Ownership, quoted
 from pipeline.orchestration.workflow import Workflow
 
 #: DAGMan's node (and DAG) status values in the node status file.
 NODE_STATUS = {0: "not ready", 1: "ready", 2: "pre", 3: "submitted", 4: "post", 5: "done", 6: "error",
                7: "futile"}
 DAG_DONE, DAG_ERROR = 5, 6
+#: A job ad's ``JobStatus`` values.
+JOB_STATUS = {1: "idle", 2: "running", 3: "removed", 4: "completed", 5: "held", 6: "transferring output",
+              7: "suspended"}
 
 
 class NoSchedd(OwlError):
     """No schedd to talk to: the site is not on an HTCondor pool (or the pool is down)."""
+
+    code = ExitCode.CONFIG
+
+
+class ForeignJob(OwlError):
+    """This site's job for a submission runs another association or workflow: the site database and the
+    schedd disagree (a database restored or copied with its identity), so nothing may be submitted."""
 
     code = ExitCode.CONFIG
 
@@ -148,6 +163,7 @@ class CondorExecutor:
     def __init__(self, site: Site, bb: Blackboard) -> None:
         self.site = site
         self.bb = bb
+        self.owner = Ownership.of(bb.engine)
 
     def submit(self, workflow: Workflow, dataset: str, *, priority: int | None = None,
                submission: int | None = None) -> int:
@@ -160,6 +176,9 @@ class CondorExecutor:
             desc = htcondor2.Submit.from_dag(str(files.dag), {"batch-name": f"owl-{files.dataset}"})
         except htcondor2.HTCondorException as exc:
             raise NoSchedd(f"cannot prepare {files.dag} for DAGMan: {exc}") from None
+        desc[f"My.{SITE_ATTR}"] = quoted(self.owner.site)
+        desc["My.OwlAssociation"] = quoted(files.dataset)
+        desc["My.OwlWorkflow"] = quoted(workflow.name)
         if submission is not None:
             desc["My.OwlSubmission"] = str(submission)
         return _call("submit", sd.submit, desc).cluster()
@@ -168,33 +187,68 @@ class CondorExecutor:
         sd = schedd()
         return _call("query", sd.query, constraint=constraint, projection=projection)
 
-    def find(self, submission: int) -> int | None:
-        """The cluster of a DAGMan job already submitted for this submission (queue or history)."""
-        constraint = f"OwlSubmission == {int(submission)}"
-        ads = self._dagman_ads(constraint, ["ClusterId"])
+    def find(self, submission: int, dataset: str, workflow: str) -> int | None:
+        """The cluster of this site's DAGMan job already submitted for this submission (queue or history).
+
+        A job of this site and user with this submission id must also run ``dataset`` with
+        ``workflow`` (a workflow name); one that does not raises :class:`ForeignJob`.
+        """
+        constraint = self.owner.constraint(f"OwlSubmission == {int(submission)}", "JobUniverse == 7")
+        projection = ["ClusterId", "OwlAssociation", "OwlWorkflow"]
+        ads = self._dagman_ads(constraint, projection)
         if not ads:
             sd = schedd()
-            ads = list(_call("history", sd.history, constraint, ["ClusterId"], match=1))
-        return int(ads[0]["ClusterId"]) if ads else None
+            ads = list(_call("history", sd.history, constraint, projection, match=1))
+        for ad in ads:
+            found = (ad.get("OwlAssociation"), ad.get("OwlWorkflow"))
+            if found != (dataset, workflow):
+                raise ForeignJob(
+                    f"submission {submission} ({workflow} for {dataset}): HTCondor job {ad.get('ClusterId')} of this "
+                    f"site ({self.owner.site}, user {self.owner.user}) carries the same submission id but runs "
+                    f"{found[1]} for {found[0]}; the site database and the schedd disagree (database restored or "
+                    "copied?): nothing submitted, see 'Sharing one pool' in docs/orchestration.md")
+        return max(int(ad["ClusterId"]) for ad in ads) if ads else None
 
-    def dagman_job(self, dataset: str) -> dict | None:
-        """The queued DAGMan job of an association, if any."""
-        ads = self._dagman_ads(f'OwlAssociation == "{dataset}" && JobUniverse == 7',
+    def dagman_job(self, dataset: str, submission: int | None = None) -> dict | None:
+        """This site's queued DAGMan job of an association (and submission, when given), if any."""
+        clauses = [f"OwlAssociation == {quoted(dataset)}", "JobUniverse == 7"]
+        if submission is not None:
+            clauses.append(f"OwlSubmission == {int(submission)}")
+        ads = self._dagman_ads(self.owner.constraint(*clauses),
                                ["ClusterId", "JobStatus", "HoldReason", "DAG_NodesDone", "DAG_NodesTotal"])
         return dict(ads[0]) if ads else None
 
-    def act(self, action: str, dataset: str) -> int:
-        """``hold``, ``release`` or ``remove`` the association's DAGMan job; return its cluster id."""
+    def queue_state(self, dataset: str, submission: int | None = None) -> str:
+        """One line on this site's DAGMan job of the association as the schedd sees it (or why it cannot say)."""
+        try:
+            job = self.dagman_job(dataset, submission)
+        except NoSchedd as exc:
+            return f"schedd not asked: {exc.line()}"
+        if job is None:
+            return "no DAGMan job of this site in the queue"
+        state = JOB_STATUS.get(int(job.get("JobStatus", 0)), str(job.get("JobStatus")))
+        done = f", {job['DAG_NodesDone']}/{job['DAG_NodesTotal']} nodes done" if "DAG_NodesTotal" in job else ""
+        held = f": {job['HoldReason']}" if state == "held" and job.get("HoldReason") else ""
+        return f"DAGMan job {job['ClusterId']} {state}{done}{held}"
+
+    def act(self, action: str, dataset: str, submission: int | None = None) -> int:
+        """``hold``, ``release`` or ``remove`` this site's DAGMan job of the association; return its cluster id."""
         import htcondor2
 
-        job = self.dagman_job(dataset)
+        job = self.dagman_job(dataset, submission)
         if job is None:
-            raise OwlError(f"{dataset}: no DAGMan job in the queue", code=ExitCode.USAGE)
+            raise OwlError(f"{dataset}: no DAGMan job of this site ({self.owner.site}) owned by "
+                           f"{self.owner.user} in the queue", code=ExitCode.USAGE)
         cluster = int(job["ClusterId"])
         kind = {"hold": htcondor2.JobAction.Hold, "release": htcondor2.JobAction.Release,
                 "remove": htcondor2.JobAction.Remove}[action]
-        _call(action, schedd().act, kind, f"ClusterId == {cluster}")
+        _call(action, schedd().act, kind, self.owner.constraint(f"ClusterId == {cluster}"))
         return cluster
+
+    def raise_idle_priority(self, cluster: int, priority: int) -> int:
+        """Set ``JobPrio`` of this site's idle node jobs of DAGMan job ``cluster``; return how many changed."""
+        constraint = self.owner.constraint(f"DAGManJobId == {int(cluster)}", "JobStatus == 1")
+        return schedd().edit(constraint, "JobPrio", str(priority))
 
     def follow(self, dataset: str, workflow: Workflow) -> DagView:
         """Read DAGMan's files for one association and record on the OSF what no hook could."""
