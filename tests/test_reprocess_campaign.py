@@ -68,7 +68,7 @@ def test_throttled_in_order_requested_first_and_verified(kit):
     assert [s.dataset for s in subs] == [last, *list(UNITS)[:-1]]  # requested first, then selection order
     assert [s.priority for s in subs] == [site.priorities.requested] + [site.priorities.reprocess] * 3
     assert all(s.campaign == "kit" and s.key == f"reprocess:kit:{s.dataset}" for s in subs)
-    assert report.counts == {"pending": 0, "submitted": 0, "done": 3, "failed": 1}
+    assert report.counts == {"pending": 0, "submitted": 0, "done": 3, "failed": 1}, report.failed
     assert report.state == "finished"
     [(failed, why)] = report.failed
     assert failed == "i9cv53020" and "CA_i9cv53acq exit 20" in why

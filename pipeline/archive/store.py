@@ -54,7 +54,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from pipeline.core.config import Site
-from pipeline.core.db import Base, engine_for, is_lock_error, lock_timeout
+from pipeline.core.db import Base, create_tables, engine_for, is_lock_error, lock_timeout
 from pipeline.core.errors import BadInput, OwlError
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.fsutil import _CHUNK, atomic_write, file_lock, fsync_dir, sha256_file
@@ -350,7 +350,7 @@ class Archive:
         self.tmp = self.blobs / "tmp"
         self.engine = engine_for(site.database_url, site.database.busy_timeout)
         self.lock_timeout = site.database.busy_timeout
-        Base.metadata.create_all(self.engine, tables=_TABLES)
+        create_tables(self.engine, _TABLES)
         self.tmp.mkdir(parents=True, exist_ok=True)
 
     # -- paths and locking -------------------------------------------------------------------

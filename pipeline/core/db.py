@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Sequence
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from pipeline.core.errors import LockTimeout
 
@@ -46,6 +48,25 @@ def _with_driver(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+#: The PostgreSQL advisory lock that serialises owlpipe's schema creation ("OWLDDL" in ASCII).
+_DDL_LOCK = 0x4F574C44444C
+
+
+def create_tables(engine: Engine, tables: Sequence[Table]) -> None:
+    """Create ``tables`` (and their indexes) if missing, safely from many processes at once (the stage
+    nodes of a fresh site). ``create_all`` checks, then creates: two processes both pass the check and one
+    dies. ``IF NOT EXISTS`` closes that on SQLite; on PostgreSQL concurrent ``IF NOT EXISTS`` can still
+    collide in the catalogue, so a transaction-scoped advisory lock makes them take turns."""
+    wanted = set(tables)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK})
+        for table in (t for t in Base.metadata.sorted_tables if t in wanted):
+            conn.execute(CreateTable(table, if_not_exists=True))
+            for index in table.indexes:
+                conn.execute(CreateIndex(index, if_not_exists=True))
 
 
 def is_lock_error(exc: BaseException) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy import Float, Integer, Select, String, Text, delete, func, inser
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.core.db import Base, engine_for, is_lock_error, lock_timeout
+from pipeline.core.db import Base, create_tables, engine_for, is_lock_error, lock_timeout
 from pipeline.core.errors import OwlError
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.names import DatasetName, parse_dataset
@@ -201,7 +201,7 @@ class Blackboard:
         self.url = url
         self.engine = engine_for(url, busy_timeout)
         self.host = socket.gethostname()
-        Base.metadata.create_all(self.engine, tables=_TABLES)
+        create_tables(self.engine, _TABLES)
 
     # -- creation and lookup -------------------------------------------------------------------
     def create(

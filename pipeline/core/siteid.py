@@ -17,7 +17,7 @@ from sqlalchemy import Engine, Float, Integer, String, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.core.db import Base
+from pipeline.core.db import Base, create_tables
 
 
 class SiteIdentityRow(Base):
@@ -32,7 +32,7 @@ class SiteIdentityRow(Base):
 
 def site_identity(engine: Engine) -> str:
     """The site's UUID, created (once, even by concurrent first users) if the database has none."""
-    Base.metadata.create_all(engine, tables=[SiteIdentityRow.__table__])
+    create_tables(engine, [SiteIdentityRow.__table__])
     stmt = select(SiteIdentityRow.uuid).where(SiteIdentityRow.id == 1)
     with engine.connect() as conn:
         found = conn.execute(stmt).scalar_one_or_none()

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from pipeline.archive.store import Archive
 from pipeline.core.config import Site
-from pipeline.core.db import Base, engine_for
+from pipeline.core.db import Base, create_tables, engine_for
 from pipeline.core.errors import ConfigError, OwlError
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.names import parse_dataset
@@ -154,7 +154,7 @@ class CampaignStore:
     def __init__(self, site: Site) -> None:
         self.site = site
         self.engine = engine_for(site.database_url, site.database.busy_timeout)
-        Base.metadata.create_all(self.engine, tables=_TABLES)
+        create_tables(self.engine, _TABLES)
 
     def find(self, name: str) -> Campaign | None:
         with self.engine.connect() as conn:

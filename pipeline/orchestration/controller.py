@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pipeline.core.config import Site
-from pipeline.core.db import Base
+from pipeline.core.db import Base, create_tables
 from pipeline.core.errors import OwlError
 from pipeline.core.exitcodes import ExitCode, meaning
 from pipeline.core.names import parse_dataset
@@ -104,7 +104,7 @@ class Controller:
         #: The workflow of automatic submissions (its trigger stage receives the DANs).
         self.auto_workflow = workflow
         self.bb = Blackboard(site.database_url, site.database.busy_timeout)
-        Base.metadata.create_all(self.bb.engine, tables=[SubmissionRow.__table__])
+        create_tables(self.bb.engine, [SubmissionRow.__table__])
         self.engine = self.bb.engine
         self.kind = executor or site.executor.kind
         self.say = say or (lambda text: None)

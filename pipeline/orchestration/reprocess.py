@@ -32,7 +32,7 @@ from sqlalchemy import and_, func, select
 
 from pipeline.archive.store import ArchiveFile, ArchiveVersion, parameter_versions
 from pipeline.core.config import Site
-from pipeline.core.db import Base, engine_for
+from pipeline.core.db import create_tables, engine_for
 from pipeline.core.errors import ConfigError, OwlError
 from pipeline.science import refs
 
@@ -234,7 +234,7 @@ def _value(ctx: refs.RefContext, params: dict[str, Any], reftype: str) -> tuple[
 def _catalogue(site: Site):
     """The site database's engine, with the catalogue tables present (an archive may be empty yet)."""
     engine = engine_for(site.database_url, site.database.busy_timeout)
-    Base.metadata.create_all(engine, tables=[ArchiveVersion.__table__, ArchiveFile.__table__])
+    create_tables(engine, [ArchiveVersion.__table__, ArchiveFile.__table__])
     return engine
 
 
