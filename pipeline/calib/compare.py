@@ -106,8 +106,8 @@ def compare_products(builtin: Path, hstcal: Path) -> list[ExtensionDiff]:
         diffs = []
         for ext in sorted(set(ea) | set(eb), key=lambda e: (int(e.split(",")[1]), e)):
             if ext not in ea or ext not in eb:
-                diffs.append(ExtensionDiff(name, ext, 0, 0, problem=f"only in the {'hstcal' if ext in eb else 'builtin'}"
-                                                                    " product"))
+                only = "hstcal" if ext in eb else "builtin"
+                diffs.append(ExtensionDiff(name, ext, 0, 0, problem=f"only in the {only} product"))
                 continue
             a, b = _pixels(ea[ext]), _pixels(eb[ext])
             if a is None or b is None or a.shape != b.shape:
