@@ -64,9 +64,10 @@ def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
     factor = 1.0 - math.exp(-1.0 / (TIME_CONST[amp] * SERIAL_FREQ))
     dc = np.empty(x.size + 1)
     dc[0] = magic * DC_RATIO[amp]
-    # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1]
-    dc[1:], _ = lfilter([factor * DC_RATIO[amp]], [1.0, -(1.0 - factor)], x,
-                        zi=[(1.0 - factor) * dc[0]])
+    # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1], the products rounded in calacs's order
+    drive = x * factor
+    drive *= DC_RATIO[amp]
+    dc[1:], _ = lfilter([1.0], [1.0, -(1.0 - factor)], drive, zi=[(1.0 - factor) * dc[0]])
     corrected = (x - DSI_SENS[amp] * dc[1:]) - (10.0 / 22.0) * (dc[1:] - dc[:-1])
     out = corrected.reshape(rows, cols + NGAP_PIX)[:, :cols]
     magic2 = _magic_square(out)
