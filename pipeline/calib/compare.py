@@ -132,8 +132,9 @@ def compare_input(path: Path, workdir: Path, *, site: object | None = None,
     for engine in ENGINES:
         outdir = workdir / engine
         outdir.mkdir(parents=True, exist_ok=True)
+        # each engine's log beside (not in) its directory: hstcal writes <root>.trl there itself
         made[engine] = {p.name: p for p in calibrate([path], outdir, engine=engine, site=site, environ=env,
-                                                      trailer=outdir / f"{path.name.split('_')[0]}.trl")
+                                                      trailer=workdir / f"{engine}.trl")
                         if p.suffix == ".fits"}
         if log:
             log("info", f"{path.name}: {engine} made {', '.join(sorted(made[engine])) or 'nothing'}")
