@@ -20,10 +20,10 @@ import pytest
 from astropy.io import fits
 from click.testing import CliRunner
 
-from pipeline.asntable import read_asn_table
-from pipeline.calib.compare import compare_input, compare_products, inputs_in, relative_difference
 from pipeline.cli import main
-from pipeline.exitcodes import ExitCode
+from pipeline.core.asntable import read_asn_table
+from pipeline.core.exitcodes import ExitCode
+from pipeline.science.calib.compare import compare_input, compare_products, inputs_in, relative_difference
 from tests.calib_simdata import SimData, build
 
 FAKE_HSTCAL = """#!{python}
@@ -32,7 +32,7 @@ import os, sys
 from pathlib import Path
 import numpy as np
 from astropy.io import fits
-from pipeline.calib.api import calibrate
+from pipeline.science.calib.api import calibrate
 product = calibrate([Path(sys.argv[1])], Path.cwd(), engine="builtin")[0]
 if os.environ.get("FAKE_HSTCAL_PERTURB"):
     with fits.open(product, mode="update") as h:

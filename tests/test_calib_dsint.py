@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.calib.steps import destripe
+from pipeline.science.calib.steps import destripe
 
 ROWS, COLS = 2068, 2072
 TAU = (37.29, 36.18, 37.87, 42.46)           # µs, §8 (rounded as the spec gives them)

@@ -13,9 +13,9 @@ import pytest
 from astropy.io import fits
 from click.testing import CliRunner
 
-from pipeline.calib.imageio import RefImage
-from pipeline.errors import MissingReference
-from pipeline.exitcodes import ExitCode
+from pipeline.core.errors import MissingReference
+from pipeline.core.exitcodes import ExitCode
+from pipeline.science.calib.imageio import RefImage
 
 
 def _plane(name: str, extver: int, chip: int, data: np.ndarray | None, **keys: object) -> fits.ImageHDU:

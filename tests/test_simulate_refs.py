@@ -87,7 +87,7 @@ def test_reference_files_are_cdbs_named_with_selection_headers(cache):
 def test_image_references_are_imsets_hstio_accepts_and_full_chip_where_real_ones_are(cache):
     """Every image is SCI/ERR/DQ imsets the strict reader (hstio's rules) accepts for each chip it
     holds; SATUFILE and SNKCFILE cover both whole raw chips even in a subarray cache, as real ones do."""
-    from pipeline.calib.imageio import RefImage
+    from pipeline.science.calib.imageio import RefImage
 
     raw_chip = {"WFC3": (2070, 4206), "ACS": (2068, 4144)}
     for path in sorted(references_dir(cache).glob("*.fits")):

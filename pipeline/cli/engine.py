@@ -1,6 +1,6 @@
 """``owl calibrate --engine compare`` and ``owl check engine DIR``: the built-in engine against hstcal.
 
-The comparison itself is :mod:`pipeline.calib.compare`; this module prints it and sets the exit
+The comparison itself is :mod:`pipeline.science.calib.compare`; this module prints it and sets the exit
 status (22, CHECK_FAILED, when any extension differs beyond the tolerance).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli.common import echo_json, json_option, open_site, reports_errors
-from pipeline.exitcodes import ExitCode
+from pipeline.core.exitcodes import ExitCode
 
 tolerance_option = click.option(
     "--tolerance", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
@@ -24,8 +24,8 @@ tolerance_option = click.option(
 def run_comparison(inputs: Sequence[Path], workdir: Path, tolerance: float, site_dir: str | None,
                    as_json: bool, quiet: bool = False) -> None:
     """Compare the engines on ``inputs`` under ``workdir``, print the table, exit 22 beyond ``tolerance``."""
-    from pipeline.calib.api import log_sink
-    from pipeline.calib.compare import compare_all
+    from pipeline.science.calib.api import log_sink
+    from pipeline.science.calib.compare import compare_all
 
     site = open_site(site_dir) if site_dir or os.environ.get("OWL_SITE") else None
     log = log_sink(None, None if (quiet or as_json) else (lambda line: click.echo(line, err=True)))
@@ -59,7 +59,7 @@ def engine_cmd(directory: Path, workdir: Path | None, tolerance: float, site_dir
     Prints per extension the pixels that differ, the largest relative difference (SCI/ERR) and the DQ
     bits that differ. Exit status 22 if anything differs beyond --tolerance.
     """
-    from pipeline.calib.compare import inputs_in
+    from pipeline.science.calib.compare import inputs_in
 
     run_comparison(inputs_in(directory), workdir or directory / "engine-compare", tolerance, site_dir, as_json,
                    quiet)

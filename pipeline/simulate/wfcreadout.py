@@ -22,7 +22,7 @@ import math
 import numpy as np
 from scipy.signal import lfilter, lfilter_zi
 
-from pipeline.calib.steps.destripe import (
+from pipeline.science.calib.steps.destripe import (
     CROSS_SCALE,
     DC_RATIO,
     DSI_SENS,
