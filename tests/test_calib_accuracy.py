@@ -153,9 +153,13 @@ def test_cosmic_rays_of_cr_split_members_are_flagged(calibrated: Calibrated) -> 
         sci, err, dq, scene = _chip(flts[member], truths[member])
         cosmic = _mask(truths[member], "cosmic")
         flagged = (dq & BIT["cosmic"]) != 0
+        # calwf3 unpacks its CR mask by whole bytes: the last nx % 8 columns never get 8192
+        masked = slice(0, dq.shape[1] // 8 * 8)
+        assert not flagged[:, masked.stop:].any(), member
+        cosmic, flagged = cosmic[:, masked], flagged[:, masked]
         assert (cosmic & flagged).sum() >= 0.98 * cosmic.sum(), member
-        alone = cosmic & ~np.logical_or.reduce(others)
-        strong = alone & ((sci - scene) / err > 8) & (scene < 100)
+        alone = cosmic & ~np.logical_or.reduce([o[:, masked] for o in others])
+        strong = alone & ((sci - scene) / err > 8)[:, masked] & (scene < 100)[:, masked]
         assert strong.sum() > 100
         assert not (strong & ~flagged).any(), member
     for member in calibrated.dither:  # single exposures: no CR rejection, no 8192

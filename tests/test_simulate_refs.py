@@ -84,6 +84,28 @@ def test_reference_files_are_cdbs_named_with_selection_headers(cache):
     assert len(fits.open(acs_imp)) == 4  # PHOTFLAM, PHOTPLAM, PHOTBW
 
 
+def test_image_references_are_imsets_hstio_accepts_and_full_chip_where_real_ones_are(cache):
+    """Every image is SCI/ERR/DQ imsets the strict reader (hstio's rules) accepts for each chip it
+    holds; SATUFILE and SNKCFILE cover both whole raw chips even in a subarray cache, as real ones do."""
+    from pipeline.science.calib.imageio import RefImage
+
+    raw_chip = {"WFC3": (2070, 4206), "ACS": (2068, 4144)}
+    for path in sorted(references_dir(cache).glob("*.fits")):
+        h = fits.getheader(path)
+        if path.name[-8:-5] not in ("bia", "drk", "pfl", "sat", "snk"):
+            continue
+        ref = RefImage.open(path.name[-8:-5].upper(), path)
+        chips = [int(fits.getval(path, "CCDCHIP", ("SCI", n))) for n in range(1, h["NEXTEND"] // 3 + 1)]
+        assert h["NEXTEND"] % 3 == 0 and chips, path.name
+        for chip in chips:
+            imset = ref.for_chip(chip)
+            assert imset.err().shape == imset.dq().shape == imset.sci().shape
+        if path.name[-8:-5] in ("sat", "snk"):
+            assert sorted(chips) == [1, 2], path.name
+            assert (imset.ny, imset.nx) == raw_chip[h["INSTRUME"]], path.name
+            assert h["SUBARRAY"] is False
+
+
 def test_crds_certify_accepts_every_reference_and_mapping(cache):
     files = sorted(str(p) for p in references_dir(cache).glob("*.fits"))
     files += sorted(str(p) for p in mappings_dir(cache).glob("*map"))

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli.common import config_option, echo_json, json_option, reports_errors, site_option
+from pipeline.cli.engine import engine_cmd
 from pipeline.core.exitcodes import ExitCode
 
 
@@ -87,3 +88,6 @@ def after(products: tuple[Path, ...], list_rules: bool, max_flagged_fraction: fl
         raw = product.with_name(product.name.split("_", 1)[0] + "_raw.fits")
         found[product] = ac.check_product(product, raw=raw, max_flagged_fraction=max_flagged_fraction)
     _finish(found, as_json)
+
+
+check.add_command(engine_cmd)

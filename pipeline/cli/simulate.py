@@ -61,13 +61,16 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
               help="associations in the downlink (cycling DITHER, CR-SPLIT, SINGLETON per instrument)")
 @click.option("--instruments", default="wfc3,acs", show_default=True, help="comma list: wfc3, acs")
 @click.option("--seed", type=int, default=1, show_default=True, help="same seed, same downlink")
+@click.option("--wfc-readout", type=click.Choice(["DS_INT", "CLAMP"], case_sensitive=False), default="DS_INT",
+              show_default=True, help="ACS/WFC readout type (JWROTYPE); DS_INT at gain 2 carries the bias "
+                                      "shift and cross-talk calacs corrects")
 @click.option("--fits", "fits_dir", type=click.Path(file_okay=False),
               help="also/only write _raw.fits and _asn.fits here")
 @site_option
 @json_option
 @click.pass_context
 @reports_errors
-def simulate(ctx: click.Context, size: str, n_associations: int, instruments: str, seed: int,
+def simulate(ctx: click.Context, size: str, n_associations: int, instruments: str, seed: int, wfc_readout: str,
              fits_dir: str | None, site_dir: str | None, as_json: bool) -> None:
     """Simulate WFC3/UVIS and ACS/WFC observations: a downlink of pods and a DAN into the site inbox
     (building the site's reference files on first use), and with --fits the same exposures as FITS.
@@ -84,7 +87,8 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         members = ", ".join(m.rootname for m in plan.members)
         click.echo(f"simulating {plan.name} {plan.asn_type} ({members})", err=True)
 
-    stream = iter_downlink(seed, size, n_associations, names, progress=None if as_json else progress)
+    stream = iter_downlink(seed, size, n_associations, names, progress=None if as_json else progress,
+                           wfc_readout=wfc_readout.upper())
     written: list[Path] = []
     if fits_dir is not None:
         stream = _also_fits(stream, Path(fits_dir), written)

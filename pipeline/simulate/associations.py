@@ -49,8 +49,10 @@ def _b36(rng: np.random.Generator, n: int, first_letter: bool = False) -> str:
     return "".join(chars)
 
 
-def plan_downlink(seed: int, size: str, n_associations: int, instruments: Sequence[str]) -> list[AssociationPlan]:
-    """Associations cycling through the instruments and, per instrument, DITHER, CR-SPLIT, SINGLETON."""
+def plan_downlink(seed: int, size: str, n_associations: int, instruments: Sequence[str],
+                  wfc_readout: str = "DS_INT") -> list[AssociationPlan]:
+    """Associations cycling through the instruments and, per instrument, DITHER, CR-SPLIT, SINGLETON;
+    ACS/WFC read out as ``wfc_readout`` (JWROTYPE: DS_INT, the post-SM4 standard, or CLAMP)."""
     instruments = [i.lower() for i in instruments]
     for inst in instruments:
         camera_for(inst)
@@ -97,7 +99,7 @@ def plan_downlink(seed: int, size: str, n_associations: int, instruments: Sequen
                 linenum=f"{index + 1:02d}.{k + 1:03d}",
                 asn_id=None if asn_type == "SINGLETON" else name,
                 asn_memtype=None if asn_type == "SINGLETON" else MEMTYPES[asn_type][0],
-                crsplit=2 if asn_type == "CR-SPLIT" else 1, pattern=pattern))
+                crsplit=2 if asn_type == "CR-SPLIT" else 1, pattern=pattern, jwrotype=wfc_readout))
             next_start[inst] += (exptime + OVERHEAD_S) / 86400.0
         next_start[inst] += 0.9
         plans.append(AssociationPlan(name, asn_type, tuple(members), (seed, index + 1, 0)))

@@ -20,6 +20,7 @@ from pipeline.simulate.detector import Detector
 from pipeline.simulate.geometry import ChipReadout
 from pipeline.simulate.scene import StarField, cosmic_rays, scene_rate
 from pipeline.simulate.spec import ExposureSpec
+from pipeline.simulate.wfcreadout import applies, apply_ds_int
 
 ADC_MAX = 65535
 
@@ -137,12 +138,17 @@ def _simulate_chip(spec: ExposureSpec, part: ChipReadout, wcs: WCS, det: Detecto
     gain = det.amp_columns(part, spec.ccdgain, "gain").astype(np.float32)
     noise_dn = (det.amp_columns(part, spec.ccdgain, "read_noise") / gain).astype(np.float32)
     dn = part.embed(electrons, fill=0.0)
+    ds_int = applies(spec.instrument, spec.jwrotype, spec.ccdgain, not ro.subarray)
+    signal = dn.copy() if ds_int else None
     dn /= gain[None, :]
     dn += det.bias_level(part, spec.ccdgain, offsets)
     dn += det.bias_pattern(part, spec.ccdgain)
     noise = rng.standard_normal(part.shape, dtype=np.float32)
     noise *= noise_dn[None, :]
     dn += noise
+    if signal is not None:  # DS_INT at gain 2: cross-talk and bias shift, as calacs removes them
+        amps = det.gain_mode(spec.ccdgain).amps
+        apply_ds_int(dn, signal, gain, part.chip, {a: amps[a].bias + offsets[a] for a in "ABCD"})
     np.rint(dn, out=dn)
     atod = part.trim(dn >= ADC_MAX)
     raw = np.clip(dn, 0, ADC_MAX).astype(np.uint16)

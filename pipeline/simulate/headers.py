@@ -167,7 +167,7 @@ def primary_header(spec: ExposureSpec, switches: Mapping[str, str]) -> fits.Head
              ("CCDGAIN", spec.ccdgain, "commanded gain of CCD")])
     _put(h, [(f"CCDOFST{a}", 3, f"commanded CCD bias offset for amplifier {a}") for a in "ABCD"])
     if cam.instrument == "ACS":
-        _put(h, [("JWROTYPE", "CLAMP", "CCD readout type")])
+        _put(h, [("JWROTYPE", spec.jwrotype, "CCD readout type")])
     _group(h, "CALIBRATED ENGINEERING PARAMETERS")
     _put(h, [(f"ATODGN{a}", 0.0, f"calibrated gain for amplifier {a}") for a in "ABCD"])
     _put(h, [(f"READNSE{a}", 0.0, f"calibrated read noise for amplifier {a}") for a in "ABCD"])

@@ -212,22 +212,36 @@ def flat_image(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> f
     return _image_file(h, planes)
 
 
+def _full_chip(det: Detector) -> Readout:
+    """The readout a full-chip-only type covers: both whole raw chips, whatever size the cache is
+    for (calwf3 embeds a subarray in the full chip for sinks, calacs cuts the SATUFILE at its LTV corner)."""
+    return readout_for(det.instrument, "full")
+
+
+def _sci_only_imsets(arrays: Iterable[tuple[np.ndarray, ChipReadout]], bunit: str) -> list[list[fits.ImageHDU]]:
+    """SCI/ERR/DQ imsets of a map with no error or quality information: ERR and DQ are the empty
+    constant extensions hstio expands (``NPIX1``/``NPIX2``/``PIXVALUE`` = 0)."""
+    return [[_array_hdu(data, p, "SCI", False, bunit),
+             _constant_hdu(0.0, p.shape, p, "ERR", False, bunit),
+             _constant_hdu(0, p.shape, p, "DQ", False, "UNITLESS")] for data, p in arrays]
+
+
 def fullwell_image(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> fits.HDUList:
-    ro = spec.readout
-    assert ro is not None
+    ro = _full_chip(det)
     h = _primary(det, spec, name, useafter, "Full-well saturation map in electrons")
     _selection(det, spec, h)
+    h["SUBARRAY"] = (False, "full-chip map (a full-chip-only reference type)")
     gain = min(det.gain_modes)
-    return _image_file(h, [[_array_hdu(det.saturation_threshold(p, gain), p, "SCI", False, "ELECTRONS")]
-                           for p in ro.chips])
+    return _image_file(h, _sci_only_imsets(((det.saturation_threshold(p, gain), p) for p in ro.chips),
+                                           "ELECTRONS"))
 
 
 def sink_image(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> fits.HDUList:
-    ro = spec.readout
-    assert ro is not None
+    ro = _full_chip(det)
     h = _primary(det, spec, name, useafter, "Sink pixels: turn-on MJD, downstream -1, trail thresholds")
     _selection(det, spec, h)
-    return _image_file(h, [[_array_hdu(det.sink_image(p), p, "SCI", False, "UNITLESS")] for p in ro.chips])
+    h["SUBARRAY"] = (False, "full-chip map (a full-chip-only reference type)")
+    return _image_file(h, _sci_only_imsets(((det.sink_image(p), p) for p in ro.chips), "UNITLESS"))
 
 
 # --------------------------------------------------------------------------------------- tables

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pipeline.simulate.geometry import Readout
 from pipeline.simulate.pointing import Pointing
+from pipeline.simulate.wfcreadout import DS_INT
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class ExposureSpec:
     asn_memtype: str | None = None
     crsplit: int = 1
     pattern: tuple[str, int, int] = ("NONE", 0, 0)
+    jwrotype: str = DS_INT  # ACS/WFC readout type (JWROTYPE); the post-SM4 standard
 
     @property
     def expend(self) -> float:

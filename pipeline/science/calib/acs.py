@@ -182,7 +182,7 @@ def sink_detect(ctx: CalContext, chip: Chip) -> None:
     SCI,2): values < 0 flag (< -1 is the sink itself, whose SCI is remembered); > 0 continue the tail
     while the map value exceeds that SCI."""
     sink = ctx.ref_image("SNKCFILE")
-    ref_set = sink.for_chip(chip.number)
+    ref_set = sink.for_chip(chip.number, planes=("SCI",))  # dosink.c reads SCI only (getFloatHD)
     place = find_line(chip.imset.sci_header, chip.sci.shape[1], ref_set.header, ref_set.nx)
     if place.rx != 1 or place.ry != 1:
         raise Unsupported("SINKCORR: binned data are not supported", path=ctx.path, keyword="SINKCORR")

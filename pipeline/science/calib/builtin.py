@@ -199,10 +199,15 @@ def _rej_noise(ctx: CalContext, first: Exposure, imset: Imset, *, electrons: boo
 
 
 def apply_cr_masks(blv: Exposure, masks: list[np.ndarray]) -> None:
-    """CRMASK: 8192 where the member was rejected (earlier 8192 flags are cleared first)."""
+    """CRMASK: 8192 where the member was rejected, earlier 8192 flags cleared.
+
+    ``rej_loop.c`` keeps the mask one bit per pixel and unpacks only whole bytes (``readBitLine``):
+    the last ``nx % 8`` columns keep their input DQ and never get the flag.
+    """
     for imset, mask in zip(blv.imsets, masks, strict=True):
-        imset.dq &= np.uint16(~np.uint16(8192) & 0xFFFF)
-        imset.dq |= mask
+        cols = slice(0, imset.dq.shape[1] // 8 * 8)
+        imset.dq[:, cols] &= np.uint16(~np.uint16(8192) & 0xFFFF)
+        imset.dq[:, cols] |= mask[:, cols]
 
 
 def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) -> list[Path]:

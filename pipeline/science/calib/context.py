@@ -71,6 +71,9 @@ class CalContext:
     history: list[str] = field(default_factory=list)
     #: Primary-header keywords the steps computed (PHOTFLAM of imset 1, ATODGNA..., PHTRATIO).
     primary_updates: dict[str, object] = field(default_factory=dict)
+    #: calwf3's ``wf32d->chip1_flam``: chip 1's PHTFLAM1 as the IMPHTTAB gave it (a double, never
+    #: rounded); FLUXCORR of a subarray divides by it instead of the header value.
+    chip1_flam: float = 1.0
 
     # ------------------------------------------------------------------------------------- logging
     def log(self, text: str) -> None:

@@ -192,6 +192,25 @@ def find_line(sci: fits.Header, sci_nx: int, ref: fits.Header, ref_nx: int) -> P
 # --------------------------------------------------------------------------------------- references
 
 
+#: The planes of a reference imset hstcal reads with ``getSingleGroup``/``getSingleGroupLine``.
+IMSET_PLANES = ("SCI", "ERR", "DQ")
+#: What hstio needs to expand an empty (NAXIS=0) extension into a constant array.
+CONSTANT_KEYWORDS = ("NPIX1", "NPIX2", "PIXVALUE")
+
+
+def _plane_shape(h: fits.Header) -> tuple[int, int] | str:
+    """(ny, nx) of an image extension, or what is wrong with it in hstio's eyes."""
+    naxis = int(h.get("NAXIS", 0))
+    if naxis == 0:
+        missing = [k for k in CONSTANT_KEYWORDS if k not in h]
+        if missing:
+            return f"is empty (NAXIS=0) without {', '.join(missing)}"
+        return int(h["NPIX2"]), int(h["NPIX1"])
+    if naxis != 2:
+        return f"has NAXIS={naxis}, not 2"
+    return int(h["NAXIS2"]), int(h["NAXIS1"])
+
+
 @dataclass
 class RefImset:
     """A reference image's imset for one chip, memory-mapped; ``sci``/``err``/``dq`` read on demand."""
@@ -199,27 +218,26 @@ class RefImset:
     ref: RefImage
     extver: int
     header: fits.Header
+    shape: tuple[int, int]
 
     @property
     def nx(self) -> int:
-        return int(self.header["NAXIS1"])
+        return self.shape[1]
 
     @property
     def ny(self) -> int:
-        return int(self.header["NAXIS2"])
+        return self.shape[0]
 
     def _array(self, extname: str, dtype: type) -> np.ndarray:
-        """The extension's pixels. Unscaled float32/16-bit data come back as the read-only memory map
-        itself (big-endian, viewed as ``dtype``): the arithmetic reads it once, with no converted copy."""
+        """The extension's pixels (checked to exist when the imset was found). Unscaled float32/16-bit
+        data come back as the read-only memory map itself (big-endian, viewed as ``dtype``): the
+        arithmetic reads it once, with no converted copy."""
         with fits.open(self.ref.path, **OPEN_KW) as hdul:
             hdu = _find(hdul, extname, self.extver)
             if hdu is None:
-                if extname == "SCI":
-                    raise MissingReference(f"{self.ref.keyword} {self.ref.path.name}: SCI,{self.extver} "
-                                           "missing", keyword=self.ref.keyword, path=self.ref.path)
-                return np.zeros((self.ny, self.nx), dtype)
+                raise self.ref.error(f"{extname},{self.extver} missing")
             direct = _mapped(hdu, dtype)
-            return direct if direct is not None else _constant_or_data(hdu, (self.ny, self.nx), dtype)
+            return direct if direct is not None else _constant_or_data(hdu, self.shape, dtype)
 
     def sci(self) -> np.ndarray:
         return self._array("SCI", np.float32)
@@ -233,34 +251,76 @@ class RefImset:
 
 @dataclass
 class RefImage:
-    """A reference image file named by a header keyword (BIASFILE, DARKFILE, ...)."""
+    """A reference image file named by a header keyword (BIASFILE, DARKFILE, ...).
+
+    Read as strictly as hstio reads it: imsets are found by ``NEXTEND // 3`` (NEXTEND defaults to 3)
+    and EXTVER, the chip by the SCI header's CCDCHIP (``DetCCDChip``); every plane hstcal reads must
+    exist, and an empty one needs NPIX1, NPIX2 and PIXVALUE. Anything else is a
+    :class:`MissingReference` (exit 21) naming the file and the extension.
+    """
 
     keyword: str
     path: Path
     primary: fits.Header = field(default_factory=fits.Header)
-    sci_headers: list[fits.Header] = field(default_factory=list)
+    #: Image extension headers by (EXTNAME, EXTVER).
+    extensions: dict[tuple[str, int], fits.Header] = field(default_factory=dict)
 
     @classmethod
     def open(cls, keyword: str, path: Path) -> RefImage:
         try:
             with fits.open(path, **OPEN_KW) as hdul:
                 primary = hdul[0].header.copy()
-                scis = [h.header.copy() for h in hdul[1:] if h.header.get("EXTNAME", "").strip() == "SCI"]
-                if not scis and hdul[0].header.get("NAXIS", 0) == 2:
-                    scis = [hdul[0].header.copy()]
+                extensions = {}
+                for hdu in hdul[1:]:
+                    name = str(hdu.header.get("EXTNAME", "")).strip().upper()
+                    if name in IMSET_PLANES:
+                        extensions.setdefault((name, int(hdu.header.get("EXTVER", 1))), hdu.header.copy())
         except (OSError, ValueError) as exc:
             raise MissingReference(f"{keyword} {path.name}: cannot read: {exc}", keyword=keyword,
                                    path=path) from None
-        return cls(keyword, path, primary, scis)
+        return cls(keyword, path, primary, extensions)
+
+    def error(self, what: str) -> MissingReference:
+        return MissingReference(f"{self.keyword} {self.path.name}: {what}", keyword=self.keyword, path=self.path)
 
     @property
     def pedigree_dummy(self) -> bool:
         return str(self.primary.get("PEDIGREE", "")).strip().upper().startswith("DUMMY")
 
-    def for_chip(self, chip: int) -> RefImset:
-        """``DetCCDChip``: the imset whose SCI header CCDCHIP matches (CCDCHIP defaults to 1)."""
-        for n, hdr in enumerate(self.sci_headers, start=1):
-            if int(hdr.get("CCDCHIP", 1)) == chip:
-                return RefImset(self, int(hdr.get("EXTVER", n)), hdr)
-        raise MissingReference(f"{self.keyword} {self.path.name}: no imset with CCDCHIP={chip}",
-                               keyword=self.keyword, path=self.path)
+    @property
+    def n_imsets(self) -> int:
+        """``NEXTEND / EXT_PER_GROUP`` as hstcal counts a reference file's imsets."""
+        raw = self.primary.get("NEXTEND", 3)
+        if not isinstance(raw, int) or isinstance(raw, bool):
+            raise self.error(f"NEXTEND = {raw!r} is not an integer")
+        return raw // 3
+
+    def imset(self, extver: int, planes: tuple[str, ...] = IMSET_PLANES) -> RefImset:
+        """Imset ``extver`` with its ``planes`` checked the way hstio opens them."""
+        shape: tuple[int, int] | None = None
+        for plane in planes:
+            header = self.extensions.get((plane, extver))
+            if header is None:
+                raise self.error(f"extension {plane},{extver} missing (a reference image is SCI/ERR/DQ "
+                                 f"imsets; NEXTEND={self.primary.get('NEXTEND', 3)})")
+            got = _plane_shape(header)
+            if isinstance(got, str):
+                raise self.error(f"{plane},{extver} {got}")
+            if shape is not None and got != shape:
+                raise self.error(f"{plane},{extver} is {got[1]}x{got[0]}, SCI,{extver} {shape[1]}x{shape[0]}")
+            shape = shape or got
+        assert shape is not None
+        return RefImset(self, extver, self.extensions[("SCI", extver)], shape)
+
+    def for_chip(self, chip: int, planes: tuple[str, ...] = IMSET_PLANES) -> RefImset:
+        """``DetCCDChip``: the first of the NEXTEND/3 imsets whose SCI CCDCHIP (default 1) is ``chip``."""
+        n_imsets = self.n_imsets
+        for extver in range(1, n_imsets + 1):
+            header = self.extensions.get(("SCI", extver))
+            if header is None:
+                raise self.error(f"extension SCI,{extver} missing (NEXTEND={self.primary.get('NEXTEND', 3)} "
+                                 f"promises {n_imsets} imsets)")
+            if int(header.get("CCDCHIP", 1)) == chip:
+                return self.imset(extver, planes)
+        raise self.error(f"no reference data for chip {chip} (no SCI CCDCHIP={chip} in the NEXTEND/3 = "
+                         f"{n_imsets} imsets)")

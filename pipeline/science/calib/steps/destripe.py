@@ -49,7 +49,7 @@ def amp_view(chip_sci: np.ndarray, amp: int, full_frame: bool = True) -> np.ndar
 
 def _magic_square(a: np.ndarray) -> float:
     block = a[2057:2067, 13:23]
-    return float(np.cumsum(block.ravel())[-1] / block.size)
+    return seq_sum(block) / block.size
 
 
 def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
@@ -64,9 +64,10 @@ def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
     factor = 1.0 - math.exp(-1.0 / (TIME_CONST[amp] * SERIAL_FREQ))
     dc = np.empty(x.size + 1)
     dc[0] = magic * DC_RATIO[amp]
-    # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1]
-    dc[1:], _ = lfilter([factor * DC_RATIO[amp]], [1.0, -(1.0 - factor)], x,
-                        zi=[(1.0 - factor) * dc[0]])
+    # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1], the products rounded in calacs's order
+    drive = x * factor
+    drive *= DC_RATIO[amp]
+    dc[1:], _ = lfilter([1.0], [1.0, -(1.0 - factor)], drive, zi=[(1.0 - factor) * dc[0]])
     corrected = (x - DSI_SENS[amp] * dc[1:]) - (10.0 / 22.0) * (dc[1:] - dc[:-1])
     out = corrected.reshape(rows, cols + NGAP_PIX)[:, :cols]
     magic2 = _magic_square(out)
@@ -83,21 +84,33 @@ def cross_talk(sci: np.ndarray) -> None:
     sci[:, half:] += right_src.astype(np.float32)
 
 
+def seq_sum(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """Left-to-right double sum in C loop order (numpy's ``sum`` is pairwise, which changes the last
+    bits): over the flattened array (row-major) or along ``axis``."""
+    if axis is None:
+        flat = values.ravel()
+        return float(np.cumsum(flat, dtype=np.float64)[-1]) if flat.size else 0.0
+    if values.shape[axis] == 0:
+        return np.zeros(np.delete(values.shape, axis))
+    return np.take(np.cumsum(values, axis=axis, dtype=np.float64), -1, axis=axis)
+
+
 def _calc_mean_std(values: np.ndarray, sig: float) -> tuple[float, float]:
-    """4 passes of sigma clipping around the mean (sample std)."""
-    mean = float(np.sum(values) / values.size)
-    std = math.sqrt(float(np.sum((values - mean) ** 2)) / (values.size - 1))
+    """4 passes of sigma clipping around the mean (sample std about the previous mean)."""
+    mean = seq_sum(values) / values.size
+    std = math.sqrt(seq_sum((values - mean) ** 2) / (values.size - 1))
     for _ in range(4):
         keep = np.abs(values - mean) <= sig * std
         n = int(keep.sum())
-        new_mean = float(np.sum(values[keep]) / n) if n else math.nan
-        new_std = math.sqrt(float(np.sum((values[keep] - mean) ** 2)) / (n - 1)) if n > 1 else math.nan
+        kept = values[keep]
+        new_mean = seq_sum(kept) / n if n else math.nan
+        new_std = math.sqrt(seq_sum((kept - mean) ** 2) / (n - 1)) if n > 1 else math.nan
         mean, std = new_mean, new_std
     return mean, std
 
 
 def subtract_bias_column_means(a: np.ndarray) -> None:
-    rowmean = a[:, 12:NBIAS_COLS].sum(axis=1) / 12.0
+    rowmean = seq_sum(a[:, 12:NBIAS_COLS], axis=1) / 12.0
     minus = a[:, :NBIAS_COLS] - rowmean[:, None]
     usable = np.all(a[:, 24:30] < 50000, axis=1)
     for j in range(NBIAS_COLS):
@@ -108,11 +121,11 @@ def subtract_bias_column_means(a: np.ndarray) -> None:
 def find_good_rows(a: np.ndarray) -> np.ndarray:
     rows, cols = a.shape
     body = slice(0, rows - NOSCN_ROWS)
-    bias_mean = a[body, :NBIAS_COLS].sum() / ((rows - NOSCN_ROWS) * NBIAS_COLS)
-    amp_mean = (a[body, NBIAS_COLS:] - bias_mean).sum() / ((cols - NBIAS_COLS) * (rows - NOSCN_ROWS))
+    bias_mean = seq_sum(a[body, :NBIAS_COLS]) / ((rows - NOSCN_ROWS) * NBIAS_COLS)
+    amp_mean = seq_sum(a[body, NBIAS_COLS:] - bias_mean) / ((cols - NBIAS_COLS) * (rows - NOSCN_ROWS))
     good = np.zeros(rows, bool)
-    ref = (a[1:, :NBIAS_COLS].sum(axis=1) + a[:-1, :NBIAS_COLS].sum(axis=1)) / (2 * NBIAS_COLS)
-    row_means = (a[1:, NBIAS_COLS:] - ref[:, None]).sum(axis=1) / (cols - NBIAS_COLS)
+    ref = seq_sum(a[1:, :NBIAS_COLS] + a[:-1, :NBIAS_COLS], axis=1) / (2 * NBIAS_COLS)
+    row_means = seq_sum(a[1:, NBIAS_COLS:] - ref[:, None], axis=1) / (cols - NBIAS_COLS)
     dev = np.trunc(row_means - amp_mean)  # C abs() on a double truncates to int first
     bad = (np.abs(dev) > 100) | np.any(a[1:, 24:30] > 70000, axis=1)
     good[1:] = ~bad
@@ -120,34 +133,37 @@ def find_good_rows(a: np.ndarray) -> np.ndarray:
 
 
 def bias_mean(a: np.ndarray, good_rows: np.ndarray) -> float:
-    """Mean of the good prescan pixels with 6 x mean-absolute-deviation clipping (5-10 passes)."""
-    vals = a[:, :NBIAS_COLS]
-    good = np.repeat(good_rows[:, None], NBIAS_COLS, axis=1)
+    """Mean of the good prescan pixels with 6 x mean-absolute-deviation clipping (5-10 passes).
+
+    ``calc_bias_mean_std`` walks the prescan column by column: the sums run in column-major order.
+    """
+    vals = a[:, :NBIAS_COLS].T  # column-major walk = row-major over the transpose
+    good = np.repeat(good_rows[None, :], NBIAS_COLS, axis=0)
     ntot1 = int(good.sum())
     nits = 0
     while True:
         ntot2 = ntot1
         nits += 1
         n = int(good.sum())
-        mean = float(vals[good].sum() / n) if n else 0.0
-        std = float(np.abs(vals[good] - mean).sum() / n) if n else 0.0
+        mean = seq_sum(vals[good]) / n if n else 0.0
+        std = seq_sum(np.abs(vals[good] - mean)) / n if n else 0.0
         good &= ~(np.abs(vals - mean) > 6.0 * std)
         ntot1 = int(good.sum())
         if not (nits <= 5 or (nits <= 10 and ntot1 < ntot2)):
             break
-    return float(vals[good].sum() / ntot1) if ntot1 else 0.0
+    return seq_sum(vals[good]) / ntot1 if ntot1 else 0.0
 
 
 def remove_stripes(amps: list[np.ndarray], good: list[np.ndarray]) -> tuple[int, int]:
     rows, cols = amps[0].shape
-    means = np.stack([a[:, :NBIAS_COLS].sum(axis=1) / NBIAS_COLS for a in amps])
-    stds = np.stack([np.sqrt(((a[:, :NBIAS_COLS] - m[:, None]) ** 2).sum(axis=1) / (NBIAS_COLS - 1))
+    means = np.stack([seq_sum(a[:, :NBIAS_COLS], axis=1) / NBIAS_COLS for a in amps])
+    stds = np.stack([np.sqrt(seq_sum((a[:, :NBIAS_COLS] - m[:, None]) ** 2, axis=1) / (NBIAS_COLS - 1))
                      for a, m in zip(amps, means, strict=True)])
     ok = np.stack(good) & ~(stds >= 15)
     for g, o in zip(good, ok, strict=True):
         g[...] = o
     n = ok.sum(axis=0)
-    rowmeans = np.where(n >= 2, (np.where(ok, means, 0.0)).sum(axis=0) / np.maximum(n, 1), 0.0)
+    rowmeans = np.where(n >= 2, seq_sum(np.where(ok, means, 0.0), axis=0) / np.maximum(n, 1), 0.0)
     i = np.arange(rows, dtype=np.float64)[:, None]
     j = np.arange(cols, dtype=np.float64)[None, :]
     pt = i + (j - 11.5) / float(cols + 146)

@@ -22,6 +22,13 @@ def f32(x: float) -> float:
     return float(np.float32(x))
 
 
+def header_text_value(x: float) -> float:
+    """What a keyword written by hstio's ``PutKeyFlt`` reads back as with ``GetKeyDbl``: the value
+    rounded to float32, printed ``%#14.7E`` (8 significant digits, not enough for a float32) and
+    parsed as a double."""
+    return float(f"{f32(x):.7E}")
+
+
 def uvis_photmode(chip: int, filt: str, expstart: float) -> str:
     """``WFC3 UVIS<chip> <FILTER> MJD#<EXPSTART:.4f>``; a CLEAR* filter is left out."""
     parts = ["WFC3", f"UVIS{chip}"]
@@ -91,12 +98,13 @@ class PhotCorr(Step):
         other_vals = read_imphttab(path, obsmode.replace(mine, other, 1))
         plam = vals.values["PHOTPLAM"]
         if chip.number == 1:
-            own = vals.values.get("PHTFLAM1", 0.0)
+            own = ctx.chip1_flam = vals.values.get("PHTFLAM1", 0.0)
             flam1, flam2 = f32(own), f32(other_vals.values.get("PHTFLAM2", 0.0))
             kw.update(PHTFLAM1=flam1, PHTFLAM2=flam2)
         else:
             own = vals.values.get("PHTFLAM2", 0.0)
-            flam2, flam1 = f32(own), f32(other_vals.values.get("PHTFLAM1", 0.0))
+            ctx.chip1_flam = other_vals.values.get("PHTFLAM1", 0.0)
+            flam2, flam1 = f32(own), f32(ctx.chip1_flam)
             kw["PHTFLAM2"] = flam2
             if chip.subarray:
                 kw["PHTFLAM1"] = flam1
@@ -104,11 +112,15 @@ class PhotCorr(Step):
         primary.update(PHTFLAM1=flam1, PHTFLAM2=flam2)
 
 
-def flux_ratio(chip2: Chip, chip1: Chip | None) -> tuple[float, float, float]:
-    """(ratio, PHTFLAM1, PHTFLAM2) as ``doFlux`` reads them back from the headers (default 1)."""
-    flam2 = float(chip2.sci_keywords.get("PHTFLAM2", 1.0))
-    source = chip2 if chip1 is None else chip1
-    flam1 = float(source.sci_keywords.get("PHTFLAM1", 1.0))
+def flux_ratio(ctx: CalContext, chip2: Chip, chip1: Chip | None) -> tuple[float, float, float]:
+    """(ratio, PHTFLAM1, PHTFLAM2) as ``doFlux`` gets them: PHTFLAM2 read back from chip 2's header
+    text, PHTFLAM1 from chip 1's header text, or for a subarray the in-memory double
+    ``chip1_flam`` (missing keywords default to 1, as ``GetKeyDbl`` with USE_DEFAULT does)."""
+    flam2 = header_text_value(chip2.sci_keywords["PHTFLAM2"]) if "PHTFLAM2" in chip2.sci_keywords else 1.0
+    if chip1 is None:
+        flam1 = ctx.chip1_flam
+    else:
+        flam1 = header_text_value(chip1.sci_keywords["PHTFLAM1"]) if "PHTFLAM1" in chip1.sci_keywords else 1.0
     return flam2 / flam1, flam1, flam2
 
 
@@ -127,7 +139,7 @@ class FluxCorr:
             ctx.log("FLUXCORR: no flux scaling needed for chip 1")
             return None
         other = chips[1] if len(chips) > 1 else None
-        ratio, flam1, flam2 = flux_ratio(first, other)
+        ratio, flam1, flam2 = flux_ratio(ctx, first, other)
         for arr in (first.sci, first.err):  # float(double(pix) * ratio), no full-size temporary
             np.multiply(arr, ratio, out=arr, dtype=np.float64, casting="unsafe")
         first.sci_keywords.update(PHTRATIO=ratio, PHTFLAM1=flam1)

@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.core.errors import MissingReference
 from pipeline.science.calib.chip import Chip, Step
 from pipeline.science.calib.context import CalContext
-from pipeline.science.calib.imageio import RefImset, frame_of
+from pipeline.science.calib.imageio import frame_of
 from pipeline.science.calib.steps.dqi import TRAP
 
 REFDATE = np.float32(50000.0)
@@ -72,11 +72,7 @@ class SinkPixels(Step):
             return
         sink = ctx.ref_image("SNKCFILE")
         group = chip.extver
-        hdr = next((h for n, h in enumerate(sink.sci_headers, 1) if int(h.get("EXTVER", n)) == group), None)
-        if hdr is None:
-            raise MissingReference(f"SNKCFILE {sink.path.name}: no SCI,{group}", keyword="SNKCFILE",
-                                   path=sink.path)
-        ref = RefImset(sink, group, hdr).sci()
+        ref = sink.imset(group, planes=("SCI",)).sci()  # getFloatHD(SCI, imset number): no NEXTEND, no CCDCHIP
         expstart = ctx.key("EXPSTART", float)
         if not chip.subarray:
             if ref.shape != chip.sci.shape:
