@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "simulate": "pipeline.simulate.cli:simulate",
     "calibrate": "pipeline.calib.cli:calibrate_cmd",
     "reprocess": "pipeline.reprocess_cli:reprocess", "request": "pipeline.reprocess_cli:request",
+    "serve": "pipeline.cli.serve:serve", "token": "pipeline.cli.token:token", "audit": "pipeline.cli.token:audit",
+    "program": "pipeline.cli.program:program",
 }
 
 
