@@ -160,17 +160,18 @@ class Notifications:
     def _deliver(self) -> int:
         now = time.time()
         with self.engine.connect() as conn:
-            due = conn.execute(select(DeliveryRow, NotificationRow.payload)
+            due = conn.execute(select(DeliveryRow.id, DeliveryRow.url, DeliveryRow.attempts, DeliveryRow.next_attempt,
+                                      DeliveryRow.notification_id, NotificationRow.payload)
                                .join(NotificationRow, DeliveryRow.notification_id == NotificationRow.id)
                                .where(DeliveryRow.state == "pending", DeliveryRow.next_attempt <= now)).all()
         delivered = 0
-        for d, payload in due:
+        for d in due:
             with self.engine.begin() as conn:  # claim: another server process may look at the same row
                 if not conn.execute(update(DeliveryRow).where(DeliveryRow.id == d.id,
                                                               DeliveryRow.next_attempt == d.next_attempt)
                                     .values(next_attempt=now + 60 + self.timeout)).rowcount:
                     continue
-            error = self._post(d.url, {**payload, "notification": d.notification_id})
+            error = self._post(d.url, {**d.payload, "notification": d.notification_id})
             attempts = d.attempts + 1
             values: dict[str, Any] = {"attempts": attempts, "updated": time.time(), "last_error": error or ""}
             if error is None:
