@@ -6,6 +6,7 @@ address as ``--public-url`` so that access URLs in answers point at it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -28,7 +29,21 @@ def serve(site: Site, *, host: str = "127.0.0.1", port: int = 8080, public_url: 
     app = create_app(site, public_url=public_url, notify_interval=notify_interval)
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning",
                             timeout_graceful_shutdown=5, server_header=False)
-    server = uvicorn.Server(config)
+    server = _server_class(uvicorn)(config)
     logger.info("serving site %s on http://%s:%d (SIA v2: /sia, JSON: /api)", site.root, host, port)
     server.run()
     logger.info("stopped")
+
+
+def _server_class(uvicorn):
+    class Server(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; for a service that is the normal
+        end, so the process exits 0 (and logs that it stopped) instead of dying of the signal."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                getattr(self, "_captured_signals", []).clear()
+
+    return Server
