@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.campaign import CampaignDataset, CampaignStore
 from pipeline.config import Site
 from pipeline.reprocess import parameter_version
 
@@ -12,8 +11,10 @@ from pipeline.reprocess import parameter_version
 USER_STATE = {"pending": "queued", "submitted": "running"}
 
 
-def active_rows(site: Site, dataset: str) -> list[tuple[Any, CampaignDataset]]:
+def active_rows(site: Site, dataset: str) -> list[tuple[Any, Any]]:
     """(campaign, row) pairs still to reprocess ``dataset`` (as the row itself or one of its exposures)."""
+    from pipeline.campaign import CampaignStore  # imported when first asked: keeps server start-up short
+
     return [(c, r) for c, r in CampaignStore(site).containing(dataset)
             if c.state == "running" and r.state in USER_STATE]
 

@@ -4,7 +4,8 @@ A row is one ObsCore product: the newest archived file of a science kind (raw, f
 dataset, with its version's catalogue fields, its rights and its ObsCore values. Constraints
 of one kind are OR-ed, kinds are AND-ed (SIA v2 semantics). What SQL can decide (names, times,
 exposure times, a box around each position) it decides; exact shapes and wavelength ranges are
-checked on the rows as they stream, so ``maxrec`` is honoured without reading the whole catalogue.
+checked on the rows as they stream, so ``maxrec`` is honoured without reading the whole catalogue
+(and rows come in index order, not sorted: sorting would read every match first).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def _position_ok(c: Constraints, ra: float | None, dec: float | None) -> bool:
 
 
 def statement(c: Constraints):
-    """The SQL part of the search (newest file of each science kind per dataset, ordered by dataset)."""
+    """The SQL part of the search: the newest file of each science kind per dataset, in no promised order."""
     v, f = ArchiveVersion, ArchiveFile
     newer = aliased(ArchiveFile)
     calib_kinds = {k for k, (level, dptype) in obscore.PRODUCTS.items()
@@ -167,7 +168,7 @@ def statement(c: Constraints):
     boxes = _boxes(c, v)
     if boxes:
         stmt = stmt.where(or_(*boxes))
-    return stmt.order_by(f.dataset, f.kind)
+    return stmt  # no ORDER BY: a sort would read every match before the first row; MAXREC stops the scan early
 
 
 def _unmatchable(c: Constraints) -> bool:
@@ -179,10 +180,10 @@ def _unmatchable(c: Constraints) -> bool:
 
 
 def search(engine, programs: ProgramStore, c: Constraints, limit: int) -> Iterator[Product]:
-    """Products matching ``c``, at most ``limit`` of them, in dataset order."""
+    """Products matching ``c``, at most ``limit`` of them."""
     if limit <= 0 or _unmatchable(c):
         return
-    known: dict[str, Program | None] = {}
+    known: dict[str, Program] = {p.program: p for p in programs.all()}  # a few rows: operators' settings
     found = 0
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=500).execute(statement(c))
@@ -195,8 +196,6 @@ def search(engine, programs: ProgramStore, c: Constraints, limit: int) -> Iterat
             s_fov = obscore.fov(row.instrument, row.detector)
             if c.fovs and not _overlaps((s_fov, s_fov), c.fovs):
                 continue
-            if row.program is not None and row.program not in known:
-                known.update(programs.many({row.program}) or {row.program: None})
             r = rights(known.get(row.program) if row.program else None, row.program, row.date_obs)
             level, dptype = obscore.PRODUCTS[row.kind]
             t_min, t_max = obscore.times(row.expstart, row.exptime, row.date_obs)

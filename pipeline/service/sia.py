@@ -8,7 +8,6 @@ whose VOTable says ``QUERY_STATUS=ERROR`` and what was wrong, which pyvo raises 
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from xml.sax.saxutils import escape
@@ -158,66 +157,54 @@ def parse(request: Request) -> tuple[search.Constraints, int]:
     return c, maxrec
 
 
-def _votable(products: list[search.Product], status: str, message: str, base: str) -> bytes:
-    from astropy.io.votable.tree import Field, Resource, TableElement, VOTableFile
+_DATATYPES = {"U": 'datatype="char" arraysize="*"', "i": 'datatype="int"', "l": 'datatype="long"',
+              "f": 'datatype="double"'}
+_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+         '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">\n<RESOURCE type="results">\n')
 
-    vot = VOTableFile()
-    res = Resource()
-    res.type = "results"
-    vot.resources.append(res)
-    table = TableElement(vot)
-    res.tables.append(table)
-    fmt = {"U": ("char", "*"), "i": ("int", None), "l": ("long", None), "f": ("double", None)}
+
+def _info(status: str, message: str) -> str:
+    return f'<INFO name="QUERY_STATUS" value="{status}">{escape(message)}</INFO>\n'
+
+
+def _cell(value, kind: str) -> str:
+    if value is None:
+        return "<TD/>"
+    if kind == "f":
+        return f"<TD>{value!r}</TD>"
+    return f"<TD>{escape(str(value))}</TD>"
+
+
+def _votable(products: list[search.Product], status: str, message: str, base: str) -> bytes:
+    """TABLEDATA VOTable 1.4 of ObsCore rows, written directly (astropy's writer costs ~1 ms a row)."""
+    out = [_HEAD, _info(status, message), "<TABLE>\n"]
     for name, ucd, unit, kind in COLUMNS:
-        datatype, size = fmt[kind]
-        table.fields.append(Field(vot, name=name, ucd=ucd, unit=unit, datatype=datatype, arraysize=size))
-    table.create_arrays(len(products))
-    for i, p in enumerate(products):
-        url = f"{base}/api/datasets/{p.obs_id}/files/{p.name}?version={p.version}"
+        out.append(f'<FIELD name="{name}" ucd="{ucd}" {_DATATYPES[kind]}' + (f' unit="{unit}"' if unit else "")
+                   + "/>\n")
+    out.append("<DATA><TABLEDATA>\n")
+    for p in products:
         values = {
             "dataproduct_type": p.dataproduct_type, "calib_level": p.calib_level, "obs_collection": search.COLLECTION,
-            "obs_id": p.obs_id, "obs_publisher_did": f"ivo://owl/hst?{p.obs_id}", "access_url": url,
+            "obs_id": p.obs_id, "obs_publisher_did": f"ivo://owl/hst?{p.obs_id}",
+            "access_url": f"{base}/api/datasets/{p.obs_id}/files/{p.name}?version={p.version}",
             "access_format": p.access_format, "access_estsize": max(1, math.ceil(p.size / 1024)),
-            "target_name": p.target_name or "", "s_ra": p.s_ra, "s_dec": p.s_dec, "s_fov": p.s_fov,
-            "s_region": p.s_region, "t_min": p.t_min, "t_max": p.t_max, "t_exptime": p.t_exptime,
+            "target_name": p.target_name, "s_ra": p.s_ra, "s_dec": p.s_dec, "s_fov": p.s_fov,
+            "s_region": p.s_region or None, "t_min": p.t_min, "t_max": p.t_max, "t_exptime": p.t_exptime,
             "em_min": p.em_min, "em_max": p.em_max, "facility_name": search.FACILITY,
-            "instrument_name": p.instrument_name or "", "pol_states": "", "data_rights": p.data_rights,
-            "obs_release_date": p.obs_release_date or "", "proposal_id": p.program or "", "proposal_pi": p.pi or "",
-            "filters": p.filters or "", "dataset_version": p.version, "sha256": p.sha256}
-        row = []
-        for name, _ucd, _unit, kind in COLUMNS:
-            v = values[name]
-            row.append(math.nan if v is None and kind == "f" else v)
-        table.array[i] = tuple(row)
-        for name, _ucd, _unit, kind in COLUMNS:
-            if kind == "f" and values[name] is None:
-                table.array.mask[name][i] = True
-    _info(res, status, message)
-    out = io.BytesIO()
-    vot.to_xml(out)
-    return out.getvalue()
-
-
-def _info(res, status: str, message: str) -> None:
-    from astropy.io.votable.tree import Info
-
-    info = Info(name="QUERY_STATUS", value=status)
-    info.content = message
-    res.infos.append(info)
+            "instrument_name": p.instrument_name, "pol_states": None, "data_rights": p.data_rights,
+            "obs_release_date": p.obs_release_date, "proposal_id": p.program, "proposal_pi": p.pi,
+            "filters": p.filters, "dataset_version": p.version, "sha256": p.sha256}
+        out.append("<TR>" + "".join(_cell(values[name], kind) for name, _u, _n, kind in COLUMNS) + "</TR>\n")
+    out.append("</TABLEDATA></DATA>\n</TABLE>\n")
+    if status != "OK":  # OVERFLOW goes after the table too, where pyvo looks for it last
+        out.append(_info(status, message))
+    out.append("</RESOURCE>\n</VOTABLE>\n")
+    return "".join(out).encode()
 
 
 def error_votable(message: str) -> bytes:
     """A VOTable that says QUERY_STATUS=ERROR and why."""
-    from astropy.io.votable.tree import Resource, VOTableFile
-
-    vot = VOTableFile()
-    res = Resource()
-    res.type = "results"
-    vot.resources.append(res)
-    _info(res, "ERROR", message)
-    out = io.BytesIO()
-    vot.to_xml(out)
-    return out.getvalue()
+    return (_HEAD + _info("ERROR", message) + "</RESOURCE>\n</VOTABLE>\n").encode()
 
 
 def query(request: Request) -> Response:
