@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from bench.service_load import free_port
 from pipeline.archive import Archive
 from pipeline.service.obscore import mjd
 
@@ -51,12 +51,6 @@ def fill(site, work: Path) -> dict[str, dict[str, Path]]:
         archive.ingest(ds, [(raw, "raw"), (flt, "flt")])
         out[ds] = {"raw": raw, "flt": flt}
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
