@@ -152,6 +152,7 @@ def test_bad_tokens_are_slowed(served):
     "/api/datasets?limit=100000",
     "/api/datasets?ra=10&dec=95&radius=1",
     "/api/datasets?date_from=2010';DROP",
+    "/api/datasets?target=M83'%20OR%201=1--",
     "/api/datasets/%FF%FEabc",
     "/api/datasets/ib4606c5q/tar?version=99",
 ])

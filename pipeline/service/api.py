@@ -21,7 +21,7 @@ from pipeline.service import downloads, reprocessing, search
 from pipeline.service.access import Rights, rights
 from pipeline.service.auth import client_of, identify
 from pipeline.service.errors import ApiError
-from pipeline.service.inputs import dataset_param, file_param, int_param, only, query_params
+from pipeline.service.inputs import dataset_param, file_param, int_param, only, plain_param, query_params
 from pipeline.service.tokens import Token
 
 MAX_LIMIT = 1000
@@ -53,7 +53,7 @@ def search_datasets(request: Request) -> Response:
         c.ids.append(dataset_param(p["id"]).name)
     for key, target in (("instrument", c.instruments), ("target", c.targets), ("program", c.programs)):
         if key in p:
-            target.append(p[key])
+            target.append(plain_param(key, p[key]))
     for key in ("date_from", "date_to"):
         if key in p:
             if not all(ch.isdigit() or ch in "-:T" for ch in p[key]) or len(p[key]) > 19:

@@ -16,6 +16,8 @@ from pipeline.names import DatasetName, parse_dataset
 from pipeline.service.errors import ApiError
 
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,254}$")
+#: Instrument, target, collection, program values: no quotes, semicolons or other SQL/shell metacharacters.
+_PLAIN_RE = re.compile(r"^[\w .+*/:()\[\],-]{1,64}$")
 MAX_VALUE = 2000
 
 
@@ -50,6 +52,13 @@ def dataset_param(text: str) -> DatasetName:
 def file_param(text: str) -> str:
     if not _FILE_NAME_RE.fullmatch(text) or ".." in text:
         raise ApiError(400, f"{text[:60]!r} is not an archived file name")
+    return text
+
+
+def plain_param(name: str, text: str, error: type[ApiError] = ApiError) -> str:
+    """A name-like value (instrument, target, program, ...), refused when it holds anything else."""
+    if not _PLAIN_RE.fullmatch(text):
+        raise error(400, f"{name}: {text[:40]!r} is not a plain name (letters, digits, spaces, .+-/*:)")
     return text
 
 

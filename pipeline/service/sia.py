@@ -19,14 +19,13 @@ from starlette.routing import Route
 from pipeline.names import parse_dataset
 from pipeline.service import search
 from pipeline.service.errors import ApiError
-from pipeline.service.inputs import query_params
+from pipeline.service.inputs import plain_param, query_params
 
 SIA2_ID = "ivo://ivoa.net/std/SIA#query-2.0"
 VOTABLE = "application/x-votable+xml"
 DEFAULT_MAXREC, MAX_MAXREC = 1000, 10000
 MAX_VALUES = 100
 _FORMATS = {"votable", "application/x-votable+xml", "text/xml", "application/x-votable"}
-_TEXT_RE = re.compile(r"^[\w .+*/:()\[\],'-]{1,64}$")
 _STRING_PARAMS = {"INSTRUMENT": "instruments", "TARGET": "targets", "COLLECTION": "collections",
                   "FACILITY": "facilities", "DPTYPE": "dptypes", "FORMAT": "formats", "POL": "pols"}
 _INTERVAL_PARAMS = {"BAND": "bands", "TIME": "times", "EXPTIME": "exptimes", "FOV": "fovs"}
@@ -134,9 +133,7 @@ def parse(request: Request) -> tuple[search.Constraints, int]:
         elif name in _INTERVAL_PARAMS:
             getattr(c, _INTERVAL_PARAMS[name]).append(parse_interval(name, value))
         elif name in _STRING_PARAMS:
-            if not _TEXT_RE.fullmatch(value):
-                raise SiaError(400, f"{name}: {value[:40]!r} is not a plain name (letters, digits, spaces, .+-/*:)")
-            getattr(c, _STRING_PARAMS[name]).append(value)
+            getattr(c, _STRING_PARAMS[name]).append(plain_param(name, value, SiaError))
         elif name == "ID":
             try:
                 c.ids.append(parse_dataset(value.rsplit("?", 1)[-1]).name)
