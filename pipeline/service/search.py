@@ -160,9 +160,9 @@ def statement(c: Constraints):
         stmt = stmt.where(v.date_obs >= c.date_from)
     if c.date_to:
         stmt = stmt.where(v.date_obs <= c.date_to + "\uffff")
-    if c.times:
+    if c.times:  # bounded below too (no exposure lasts a day), so an index on expstart can serve it
         end = v.expstart + func.coalesce(v.exptime, 0.0) / 86400
-        stmt = stmt.where(or_(*(and_(v.expstart <= hi, end >= lo) for lo, hi in c.times)))
+        stmt = stmt.where(or_(*(and_(v.expstart.between(lo - 1.0, hi), end >= lo) for lo, hi in c.times)))
     if c.exptimes:
         stmt = stmt.where(or_(*(v.exptime.between(lo, hi) for lo, hi in c.exptimes)))
     boxes = _boxes(c, v)
