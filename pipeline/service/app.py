@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from pipeline.archive import Archive
 from pipeline.config import Site
-from pipeline.service import api, sia
+from pipeline.service import api, search, sia
 from pipeline.service.access import ProgramStore
 from pipeline.service.audit import AuditLog
 from pipeline.service.auth import FailureThrottle, SlowRefusal
@@ -38,6 +38,7 @@ class ServiceState:
     def __init__(self, site: Site, *, public_url: str | None = None, webhook_backoff: float = 5.0) -> None:
         self.site = site
         self.archive = Archive(site)
+        search.ensure_indexes(self.archive.engine)
         self.programs = ProgramStore(site)
         self.tokens = TokenStore(site)
         self.audit = AuditLog(site)

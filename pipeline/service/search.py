@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import Index, and_, func, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from pipeline.archive import ArchiveFile, ArchiveVersion, _separation
@@ -136,8 +136,24 @@ def _position_ok(c: Constraints, ra: float | None, dec: float | None) -> bool:
             or any(_in_polygon(ra, dec, p) for p in c.polygons))
 
 
+#: Indexes the search needs beyond the archive's own (created by the service, on an existing catalogue too).
+INDEXES = (Index("ix_service_version_expstart", ArchiveVersion.expstart),
+           Index("ix_service_version_dec", ArchiveVersion.dec))
+
+
+def ensure_indexes(engine) -> None:
+    for index in INDEXES:
+        index.create(engine, checkfirst=True)
+
+
 def statement(c: Constraints):
-    """The SQL part of the search: the newest file of each science kind per dataset, in no promised order."""
+    """The SQL part of the search: the newest file of each science kind per dataset, in no promised order.
+
+    The file-kind index is kept out of the plan on purpose: driven by it, SQLite reads rows in kind order
+    and filters every one (a narrow TIME window over 100,000 datasets took 0.7 s); without it, SQLite
+    starts from the most selective catalogue index (expstart, dec, instrument, target) or scans in
+    table order and stops at MAXREC.
+    """
     v, f = ArchiveVersion, ArchiveFile
     newer = aliased(ArchiveFile)
     calib_kinds = {k for k, (level, dptype) in obscore.PRODUCTS.items()
@@ -145,15 +161,15 @@ def statement(c: Constraints):
     stmt = (select(f.dataset, f.version, f.kind, f.name, f.size, f.sha256, v.instrument, v.detector, v.target,
                    v.ra, v.dec, v.filters, v.exptime, v.date_obs, v.expstart, v.program, v.crds_context)
             .join(v, f.version_id == v.id)
-            .where(f.kind.in_(sorted(calib_kinds)))
+            .where((f.kind + "").in_(sorted(calib_kinds)))  # "|| ''": keeps SQLite off the kind index
             .where(not_(select(newer.id).where(newer.dataset == f.dataset, newer.kind == f.kind,
                                                newer.version > f.version).exists())))
     if c.ids:
         stmt = stmt.where(f.dataset.in_([i.lower() for i in c.ids]))
-    if c.instruments:
-        stmt = stmt.where(func.upper(v.instrument).in_([i.upper() for i in c.instruments]))
+    if c.instruments:  # headers give upper case; matching as given too keeps the column's index usable
+        stmt = stmt.where(v.instrument.in_(sorted({x for i in c.instruments for x in (i, i.upper())})))
     if c.targets:
-        stmt = stmt.where(func.upper(v.target).in_([t.upper() for t in c.targets]))
+        stmt = stmt.where(v.target.in_(sorted({x for t in c.targets for x in (t, t.upper())})))
     if c.programs:
         stmt = stmt.where(v.program.in_(c.programs))
     if c.date_from:
