@@ -136,7 +136,7 @@ def test_bad_tokens_are_slowed(served):
         r = httpx.get(url, headers={"Authorization": f"Bearer owl_0123456789ab_{'x' * 42}{i}"})
         times.append(time.perf_counter() - t0)
         assert r.status_code == 401
-    assert times[4] >= 0.45 and times[4] > times[0], times  # 0.25 s then 0.5 s held after three free failures
+    assert times[3] >= 0.25 and times[4] >= 0.5, times  # held 0.25 s, then 0.5 s, after three free failures
 
 
 @pytest.mark.parametrize("path", [
