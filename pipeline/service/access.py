@@ -104,13 +104,6 @@ class ProgramStore:
             row = conn.execute(select(ProgramRow).where(ProgramRow.program == program)).first()
         return None if row is None else Program(row.program, row.pi, row.exclusive_months, row.released)
 
-    def many(self, programs: set[str]) -> dict[str, Program]:
-        if not programs:
-            return {}
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(ProgramRow).where(ProgramRow.program.in_(sorted(programs)))).all()
-        return {r.program: Program(r.program, r.pi, r.exclusive_months, r.released) for r in rows}
-
     def all(self) -> list[Program]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(ProgramRow).order_by(ProgramRow.program)).all()
