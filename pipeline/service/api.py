@@ -82,7 +82,7 @@ def _infos(request: Request, dataset: str) -> list[VersionInfo]:
     return infos
 
 
-def dataset_rights(request: Request, dataset: str, infos: list[VersionInfo]) -> Rights:
+def dataset_rights(request: Request, infos: list[VersionInfo]) -> Rights:
     """Rights from the newest version's program and date; the PI from the program table, else the header."""
     state = _state(request)
     fields = infos[-1].fields
@@ -112,7 +112,7 @@ def dataset_record(request: Request) -> Response:
     base = state.public_url(request)
     newest = infos[-1]
     return JSONResponse({
-        "dataset": newest.dataset, **dataset_rights(request, newest.dataset, infos).as_dict(),
+        "dataset": newest.dataset, **dataset_rights(request, infos).as_dict(),
         "current_version": newest.version,
         "fields": {k: v for k, v in newest.fields.items() if k != "software"},
         "versions": [{"version": i.version, "ingested": i.ingested, "crds_context": i.fields.get("crds_context"),
@@ -132,7 +132,7 @@ def _authorise(request: Request, dataset: str, infos: list[VersionInfo], action:
         state.audit.record(client=client, user=None, token=None, action=action, target=target, status=exc.status,
                            detail=exc.message)
         raise
-    r = dataset_rights(request, dataset, infos)
+    r = dataset_rights(request, infos)
     if r.public or (token is not None and token.may_read(r.program, r.pi)):
         return token
     user = token.user if token else None
