@@ -37,6 +37,7 @@ def test_pyvo_finds_what_the_catalogue_holds(server):
     row = near[near["obs_id"] == "ib4606c5q"][0]
     assert row["calib_level"] == 2 and row["instrument_name"] == "WFC3" and row["target_name"] == "NGC-1300"
     assert row["data_rights"] == "public" and row["obs_release_date"] == "2010-08-11"
+    assert row["proposal_id"] == "11360" and row["proposal_pi"] == "Edwin Hubble"
     assert row["em_min"] < 606e-9 < row["em_max"] and row["t_exptime"] == 500.0
     assert row["access_url"].startswith(server) and row["access_format"] == "application/fits"
 

@@ -92,6 +92,12 @@ def rights(program: Program | None, program_id: str | None, date_obs: str | None
     return Rights(program_id, prog.pi, release, "public" if public else "proprietary")
 
 
+def header_pi(first: str | None, last: str | None) -> str | None:
+    """The PI as the raw header names it (``PR_INV_F PR_INV_L``), when the program table has none."""
+    name = " ".join(x.strip() for x in (first, last) if x and x.strip())
+    return name or None
+
+
 class ProgramStore:
     """The ``service_program`` table of one site."""
 

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from pipeline.archive import ArchivedFile, ArchiveVersion, VersionInfo
 from pipeline.errors import OwlError
 from pipeline.service import downloads, reprocessing, search
-from pipeline.service.access import Rights, rights
+from pipeline.service.access import Rights, header_pi, rights
 from pipeline.service.auth import client_of, identify
 from pipeline.service.errors import ApiError
 from pipeline.service.inputs import dataset_param, file_param, int_param, only, plain_param, query_params
@@ -94,8 +94,7 @@ def dataset_rights(request: Request, infos: list[VersionInfo]) -> Rights:
         with state.archive.engine.connect() as conn:
             row = conn.execute(select(v.header["PR_INV_F"].as_string(), v.header["PR_INV_L"].as_string())
                                .where(v.dataset == infos[-1].dataset, v.version == infos[-1].version)).first()
-        name = " ".join(x.strip() for x in (row or ()) if x and x.strip())
-        r = Rights(r.program, name or None, r.release_date, r.data_rights)
+        r = Rights(r.program, header_pi(*row) if row else None, r.release_date, r.data_rights)
     return r
 
 

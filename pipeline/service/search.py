@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 
 from pipeline.archive import ArchiveFile, ArchiveVersion, _separation
 from pipeline.service import obscore
-from pipeline.service.access import Program, ProgramStore, rights
+from pipeline.service.access import Program, ProgramStore, header_pi, rights
 
 COLLECTION, FACILITY = "HST", "HST"
 Interval = tuple[float, float]
@@ -79,6 +79,8 @@ class Product:
     data_rights: str
     crds_context: str | None
     access_format: str
+    #: Catalogue row of the version (internal).
+    vid: int
 
     @property
     def s_region(self) -> str:
@@ -87,7 +89,9 @@ class Product:
         return f"CIRCLE ICRS {self.s_ra:.7f} {self.s_dec:.7f} {self.s_fov / 2:.6f}"
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "s_region": self.s_region}
+        out = {**asdict(self), "s_region": self.s_region}
+        del out["vid"]
+        return out
 
 
 def _overlaps(value: Interval | None, wanted: list[Interval]) -> bool:
@@ -159,7 +163,8 @@ def statement(c: Constraints):
     calib_kinds = {k for k, (level, dptype) in obscore.PRODUCTS.items()
                    if (not c.calibs or level in c.calibs) and (not c.dptypes or dptype in c.dptypes)}
     stmt = (select(f.dataset, f.version, f.kind, f.name, f.size, f.sha256, v.instrument, v.detector, v.target,
-                   v.ra, v.dec, v.filters, v.exptime, v.date_obs, v.expstart, v.program, v.crds_context)
+                   v.ra, v.dec, v.filters, v.exptime, v.date_obs, v.expstart, v.program, v.crds_context,
+                   v.id.label("vid"))
             .join(v, f.version_id == v.id)
             .where((f.kind + "").in_(sorted(calib_kinds)))  # "|| ''": keeps SQLite off the kind index
             .where(not_(select(newer.id).where(newer.dataset == f.dataset, newer.kind == f.kind,
@@ -195,8 +200,23 @@ def _unmatchable(c: Constraints) -> bool:
             or (c.formats and not {x.lower() for x in c.formats} & {"application/fits", "image/fits"}))
 
 
-def search(engine, programs: ProgramStore, c: Constraints, limit: int) -> Iterator[Product]:
-    """Products matching ``c``, at most ``limit`` of them."""
+def search(engine, programs: ProgramStore, c: Constraints, limit: int) -> list[Product]:
+    """Products matching ``c``, at most ``limit`` of them (PIs the program table lacks from the raw header)."""
+    found = list(_matching(engine, programs, c, limit))
+    unnamed = {p.vid for p in found if p.pi is None}
+    if unnamed:  # the header JSON is read for the answer's rows only, never while scanning
+        v = ArchiveVersion
+        with engine.connect() as conn:
+            names = {row.id: header_pi(row.first, row.last) for row in conn.execute(
+                select(v.id, v.header["PR_INV_F"].as_string().label("first"),
+                       v.header["PR_INV_L"].as_string().label("last")).where(v.id.in_(sorted(unnamed))))}
+        for p in found:
+            if p.pi is None:
+                p.pi = names.get(p.vid)
+    return found
+
+
+def _matching(engine, programs: ProgramStore, c: Constraints, limit: int) -> Iterator[Product]:
     if limit <= 0 or _unmatchable(c):
         return
     known: dict[str, Program] = {p.program: p for p in programs.all()}  # a few rows: operators' settings
@@ -219,7 +239,7 @@ def search(engine, programs: ProgramStore, c: Constraints, limit: int) -> Iterat
                           row.ra, row.dec, s_fov, t_min, t_max, row.exptime, em[0] if em else None,
                           em[1] if em else None, row.instrument, row.detector, row.filters, row.target, row.date_obs,
                           row.program, r.pi, r.release_date, r.data_rights, row.crds_context,
-                          obscore.access_format(row.name))
+                          obscore.access_format(row.name), row.vid)
             found += 1
             if found >= limit:
                 return
