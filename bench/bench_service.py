@@ -81,7 +81,7 @@ def _throughput(site, work: Path) -> tuple[float, float]:
     import httpx
 
     from bench.service_load import owl_serve
-    from pipeline.archive import Archive
+    from pipeline.archive.store import Archive
 
     big = work / "big.bin"
     _big_file(big, DOWNLOAD_MB)
@@ -111,7 +111,7 @@ def _load(site, work: Path):
     import httpx
 
     from bench.service_load import owl_serve, run_load
-    from pipeline.archive import Archive
+    from pipeline.archive.store import Archive
     from tests.service_kit import DATASETS as KIT
     from tests.service_kit import fill, make_fits
 
@@ -132,7 +132,7 @@ def _load(site, work: Path):
 
 
 def run() -> list[Result]:
-    from pipeline.config import init_site
+    from pipeline.core.config import init_site
     from tests.catalogue_synth import REALDATA, synthesise
 
     results = []

@@ -13,7 +13,7 @@ import numpy as np
 from astropy.io import fits
 
 from bench.service_load import free_port
-from pipeline.archive import Archive
+from pipeline.archive.store import Archive
 from pipeline.service.obscore import mjd
 
 RECENT = (dt.date.today() - dt.timedelta(days=20)).isoformat()

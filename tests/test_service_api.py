@@ -13,7 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from pipeline.archive import Archive
+from pipeline.archive.store import Archive
 from pipeline.service.access import ProgramStore
 from pipeline.service.audit import AuditLog
 from pipeline.service.tokens import TokenStore

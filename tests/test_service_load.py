@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 
 from bench.service_load import owl_serve, run_load
-from pipeline.archive import Archive
+from pipeline.archive.store import Archive
 from tests.service_kit import DATASETS, PRIVATE, fill, make_fits
 
 CHANGING = "ib4606c6q"

@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from pipeline.campaign import CampaignStore
-from pipeline.reprocess import Affected, Change, Selection
+from pipeline.orchestration.campaign import CampaignStore
+from pipeline.orchestration.reprocess import Affected, Change, Selection
 from pipeline.service.notifications import Notifications
 from pipeline.service.tokens import TokenStore
 from tests.service_kit import fill, make_fits, running
@@ -99,7 +99,7 @@ def test_request_prioritises_subscribes_and_notifies(site, tmp_path, receiver):
         assert httpx.get(f"{base}/api/notifications", headers=auth).json()["notifications"] == []
 
         # the reprocessed version lands (what INGEST_SCI does at the end of the campaign's DAG)
-        from pipeline.archive import Archive
+        from pipeline.archive.store import Archive
 
         raw = make_fits(tmp_path / f"{ASKED}_raw.fits", ASKED, seed=99, context=NEW)
         assert Archive(site).ingest(ASKED, [(raw, "raw")]) == 2

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import Float, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.config import Site
-from pipeline.db import Base, engine_for
+from pipeline.core.config import Site
+from pipeline.core.db import Base, engine_for
 
 DEFAULT_EXCLUSIVE_MONTHS = 6
 

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline.archive import ArchivedFile, ArchiveVersion, VersionInfo
-from pipeline.errors import OwlError
+from pipeline.archive.store import ArchivedFile, ArchiveVersion, VersionInfo
+from pipeline.core.errors import OwlError
 from pipeline.service import downloads, reprocessing, search
 from pipeline.service.access import Rights, header_pi, rights
 from pipeline.service.auth import client_of, identify
@@ -211,7 +211,7 @@ def _require_token(request: Request) -> Token:
 
 def request_dataset(request: Request) -> Response:
     """``POST /api/datasets/{dataset}/request``: prioritise as ``owl request`` does and subscribe the caller."""
-    from pipeline.campaign import request as prioritise
+    from pipeline.orchestration.campaign import request as prioritise
 
     only(query_params(request), set())
     token = _require_token(request)

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from pipeline.archive import Archive
-from pipeline.config import Site
+from pipeline.archive.store import Archive
+from pipeline.core.config import Site
 from pipeline.service import api, search, sia
 from pipeline.service.access import ProgramStore
 from pipeline.service.audit import AuditLog

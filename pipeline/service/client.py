@@ -15,9 +15,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import OwlError
-from pipeline.exitcodes import ExitCode
-from pipeline.fsutil import _CHUNK, atomic_write
+from pipeline.core.errors import OwlError
+from pipeline.core.exitcodes import ExitCode
+from pipeline.core.fsutil import _CHUNK, atomic_write
 
 
 class ServiceError(OwlError):

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from pipeline.archive import ArchivedFile
-from pipeline.fsutil import sha256_file
+from pipeline.archive.store import ArchivedFile
+from pipeline.core.fsutil import sha256_file
 from pipeline.service.errors import ApiError
 from pipeline.service.obscore import access_format
 

@@ -12,7 +12,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 
-from pipeline.names import DatasetName, parse_dataset
+from pipeline.core.names import DatasetName, parse_dataset
 from pipeline.service.errors import ApiError
 
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,254}$")

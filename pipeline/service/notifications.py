@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.config import Site
-from pipeline.db import Base, engine_for
+from pipeline.core.config import Site
+from pipeline.core.db import Base, engine_for
 from pipeline.service import reprocessing
 
 

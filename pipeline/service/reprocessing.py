@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.config import Site
-from pipeline.reprocess import parameter_version
+from pipeline.core.config import Site
+from pipeline.orchestration.reprocess import parameter_version
 
 #: Campaign row state → what a user is told.
 USER_STATE = {"pending": "queued", "submitted": "running"}
@@ -13,7 +13,7 @@ USER_STATE = {"pending": "queued", "submitted": "running"}
 
 def active_rows(site: Site, dataset: str) -> list[tuple[Any, Any]]:
     """(campaign, row) pairs still to reprocess ``dataset`` (as the row itself or one of its exposures)."""
-    from pipeline.campaign import CampaignStore  # imported when first asked: keeps server start-up short
+    from pipeline.orchestration.campaign import CampaignStore  # imported when first asked: keeps server start-up short
 
     return [(c, r) for c, r in CampaignStore(site).containing(dataset)
             if c.state == "running" and r.state in USER_STATE]

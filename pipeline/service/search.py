@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import Index, and_, func, not_, or_, select
 from sqlalchemy.orm import aliased
 
-from pipeline.archive import ArchiveFile, ArchiveVersion, _separation
+from pipeline.archive.store import ArchiveFile, ArchiveVersion, _separation
 from pipeline.service import obscore
 from pipeline.service.access import Program, ProgramStore, header_pi, rights
 

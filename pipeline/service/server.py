@@ -10,7 +10,7 @@ import contextlib
 import logging
 import sys
 
-from pipeline.config import Site
+from pipeline.core.config import Site
 
 
 def serve(site: Site, *, host: str = "127.0.0.1", port: int = 8080, public_url: str | None = None,

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pipeline.names import parse_dataset
+from pipeline.core.names import parse_dataset
 from pipeline.service import search
 from pipeline.service.errors import ApiError
 from pipeline.service.inputs import plain_param, query_params

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import Float, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.config import Site
-from pipeline.db import Base, engine_for
-from pipeline.errors import OwlError
-from pipeline.exitcodes import ExitCode
+from pipeline.core.config import Site
+from pipeline.core.db import Base, engine_for
+from pipeline.core.errors import OwlError
+from pipeline.core.exitcodes import ExitCode
 
 ROLES = ("user", "operator")
 _TOKEN_RE = re.compile(r"^owl_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
