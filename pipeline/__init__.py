@@ -9,7 +9,7 @@
     orchestration  workflow, dag, executors, controller, campaigns, reprocessing
     simulate       the synthetic observatory (imports core and science, never orchestration)
        ↑
-    cli            the ``owl`` command, one module per command group (the face)
+    cli, service   the face: the ``owl`` command (one module per command group) and the HTTP service
 
 ``stages/`` (the ``owl-<stage>`` executables) are thin ``main()``s over every layer but the face.
 ``pipeline/resources/`` holds the files shipped with the package (default site file, instrument

@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "simulate": "pipeline.cli.simulate:simulate",
     "calibrate": "pipeline.cli.calibrate:calibrate_cmd",
     "reprocess": "pipeline.cli.reprocess:reprocess", "request": "pipeline.cli.reprocess:request",
+    "serve": "pipeline.cli.serve:serve", "token": "pipeline.cli.token:token", "audit": "pipeline.cli.token:audit",
+    "program": "pipeline.cli.program:program",
 }
 
 

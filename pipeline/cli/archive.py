@@ -89,10 +89,16 @@ def query(site_dir, config_file, dataset, association, instrument, detector, tar
 @click.option("--version", type=int, help="this version (default: the newest file of each kind)")
 @click.option("--dest", type=click.Path(file_okay=False), default=".", show_default=True,
               help="directory to write the files into")
+@click.option("--server", metavar="URL", help="download from this archive service (owl serve) instead of the site")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True),
+              help="file holding the service token (default: $OWL_TOKEN); needed for exclusive data")
 @json_option
 @reports_errors
-def get(dataset, site_dir, config_file, kind, version, dest, as_json) -> None:
+def get(dataset, site_dir, config_file, kind, version, dest, server, token_file, as_json) -> None:
     """Copy a dataset's archived files into DEST (each checked against its sha256)."""
+    if server:
+        _get_remote(server, dataset, kind, version, dest, token_file, as_json)
+        return
     arch = _archive(site_dir, config_file)
     paths = arch.get(dataset, kind, version, dest)
     files = arch.files(dataset, version, kind)
@@ -101,6 +107,21 @@ def get(dataset, site_dir, config_file, kind, version, dest, as_json) -> None:
         return
     for f, p in zip(files, paths, strict=True):
         click.echo(f"{p}  ({f.kind}, version {f.version}, {_size(f.size)})")
+
+
+def _get_remote(server, dataset, kind, version, dest, token_file, as_json) -> None:
+    import os
+    from pathlib import Path
+
+    from pipeline.service.client import fetch
+
+    token = Path(token_file).read_text().strip() if token_file else os.environ.get("OWL_TOKEN") or None
+    got = fetch(server, dataset, kind=kind, version=version, dest=dest, token=token)
+    if as_json:
+        echo_json([{**f, "path": str(p)} for p, f in got])
+        return
+    for p, f in got:
+        click.echo(f"{p}  ({f['kind']}, version {f['version']}, {_size(f['size'])})")
 
 
 @archive.command()

@@ -29,6 +29,16 @@ ACS_DARK_SUBARRAYS = frozenset({
 SM4_MJD, CYCLE24_MJD = 54962.0, 57662.0
 
 
+#: (first, last) names of simulated principal investigators; each program gets one (archive access, demo).
+SIMULATED_PIS = (("Henrietta", "Leavitt"), ("Edwin", "Hubble"), ("Vera", "Rubin"), ("Cecilia", "Payne"),
+                 ("Jocelyn", "Bell"), ("Nancy", "Roman"), ("Lyman", "Spitzer"), ("Annie", "Cannon"))
+
+
+def pi_of(proposid: int) -> tuple[str, str]:
+    """The simulated PI of a program (stable per proposal id)."""
+    return SIMULATED_PIS[int(proposid) % len(SIMULATED_PIS)]
+
+
 def _group(header: fits.Header, title: str) -> None:
     header.append(fits.Card("", ""), end=True)
     header.append(fits.Card("", f"/ {title}"), end=True)
@@ -80,8 +90,8 @@ def primary_header(spec: ExposureSpec, switches: Mapping[str, str]) -> fits.Head
     _group(h, "PROPOSAL INFORMATION")
     _put(h, [("PROPOSID", spec.proposid, "PEP proposal identifier"),
              ("LINENUM", spec.linenum, "proposal logsheet line number"),
-             ("PR_INV_L", "Simulated", "last name of principal investigator"),
-             ("PR_INV_F", "Owl", "first name of principal investigator"),
+             ("PR_INV_L", pi_of(spec.proposid)[1], "last name of principal investigator"),
+             ("PR_INV_F", pi_of(spec.proposid)[0], "first name of principal investigator"),
              ("PR_INV_M", "", "middle name / initial of principal investigat")])
     _group(h, "EXPOSURE INFORMATION")
     _put(h, [("FGSLOCK", "FINE", "commanded FGS lock (FINE,COARSE,GYROS,UNKNOWN)"),
