@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.calib import acs, uvis
+from pipeline.calib import acs, sbc, uvis
 from pipeline.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
+from pipeline.calib.hrc import single_amp_slots
 from pipeline.calib.imageio import Exposure, Imset, read_exposure
 from pipeline.calib.products import write_product
 from pipeline.calib.tables import read_ccdtab, read_crrejtab
@@ -42,19 +43,20 @@ class Detector:
 
 UVIS = Detector("WFC3/UVIS", uvis, False, "iref")
 WFC = Detector("ACS/WFC", acs, True, "jref")
+HRC = Detector("ACS/HRC", acs, True, "jref")
+SBC = Detector("ACS/SBC", sbc, True, "jref")
+DETECTORS = {("WFC3", "UVIS"): UVIS, ("ACS", "WFC"): WFC, ("ACS", "HRC"): HRC, ("ACS", "SBC"): SBC}
 
 
 def detector_of(primary: Mapping[str, object], path: Path) -> Detector:
     inst = str(primary.get("INSTRUME", "")).strip().upper()
     det = str(primary.get("DETECTOR", "")).strip().upper()
-    if inst == "WFC3" and det == "UVIS":
-        return UVIS
-    if inst == "ACS" and det == "WFC":
-        return WFC
+    if (inst, det) in DETECTORS:
+        return DETECTORS[(inst, det)]
     if not inst or not det:
         raise BadInput("INSTRUME/DETECTOR missing from the primary header", path=path, keyword="DETECTOR")
     raise Unsupported(f"{inst}/{det} is not supported by the built-in engine (it handles WFC3/UVIS and "
-                      "ACS/WFC); use the hstcal engine where calwf3/calacs are installed", path=path,
+                      "ACS/WFC, HRC and SBC); use the hstcal engine where calwf3/calacs are installed", path=path,
                       keyword="DETECTOR")
 
 
@@ -112,6 +114,8 @@ def calibrate_exposure(raw: Path, outdir: Path, **kw: object) -> Path:
 def needs_crcorr(blvs: list[Exposure]) -> bool:
     """calwf3 rejects cosmic rays when CRCORR or RPTCORR is PERFORM and there are >= 2 images."""
     first = blvs[0].primary
+    if str(first.get("DETECTOR", "")).strip().upper() == "SBC":
+        return False  # MAMA: CRCORR forced off; RPTCORR's ACSSUM is not part of the built-in engine
     return len(blvs) >= 2 and any(str(first.get(s, "")).strip().upper() == PERFORM for s in ("CRCORR", "RPTCORR"))
 
 
@@ -193,6 +197,8 @@ def _rej_noise(ctx: CalContext, first: Exposure, imset: Imset, *, electrons: boo
         from pipeline.calib.geometry import slot_values
 
         left, right = slot_values(tuple(rn), imset.chip)  # type: ignore[arg-type]
+        if ctx.detector == "HRC":
+            left, right = single_amp_slots(tuple(rn), tuple(float(p.get(f"ATODGN{a}", 0.0)) for a in "ABCD"))  # type: ignore[arg-type]
         noise.noise2 = (float(np.float32(left) ** 2), float(np.float32(right) ** 2))
         noise.gain = (1.0, 1.0)
     return noise

@@ -119,14 +119,15 @@ class DarkCorr(Step):
     switch = "DARKCORR"
     label = "DARKCORR"
 
-    def __init__(self, *, electrons: bool = False) -> None:
+    def __init__(self, *, electrons: bool = False, darktime: float | None = None) -> None:
         self.electrons = electrons
+        self.darktime = darktime  # a fixed DARKTIME (SBC: always 0) instead of the header's
 
     def run(self, ctx: CalContext, chip: Chip) -> None:
         keyword = "DRKCFILE" if ctx.switches.get("PCTECORR") == "COMPLETE" else "DARKFILE"
         block = cut_reference(chip, ctx.ref_image(keyword).for_chip(chip.number))
         if self.electrons:
-            k = np.float32(ctx.key("DARKTIME", float, 0.0))
+            k = np.float32(ctx.key("DARKTIME", float, 0.0) if self.darktime is None else self.darktime)
             block = block.scaled(k)
         else:
             kl, kr = gain_factors(ctx.key("EXPTIME", float), chip.gains())
