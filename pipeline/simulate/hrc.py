@@ -168,7 +168,8 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
     f1, f2 = FILTERS[filt][:2]
     p = fits.Header()
     p.update(NEXTEND=3, ROOTNAME=root, FILENAME=path.name, FILETYPE="SCI", TELESCOP="HST", INSTRUME="ACS",
-             DETECTOR="HRC", OBSTYPE="IMAGING", OBSMODE="ACCUM", APERTURE="HRC", TARGNAME="SIMULATED-CLUSTER",
+             DETECTOR="HRC", OBSTYPE="IMAGING", OBSMODE="ACCUM", IMAGETYP="EXT",
+             APERTURE="HRC", TARGNAME="SIMULATED-CLUSTER",
              FILTER1=f1, FILTER2=f2, SUBARRAY=False, CCDAMP="C", CCDGAIN=2, CCDOFSTA=3, CCDOFSTB=3, CCDOFSTC=3,
              CCDOFSTD=3, BINAXIS1=1, BINAXIS2=1, EXPTIME=exptime, DARKTIME=exptime, EXPSTART=expstart,
              EXPEND=expstart + exptime / 86400.0, CRSPLIT=crsplit, ASN_ID=asn_id, FLASHDUR=0.0, PROPOSID=99999)

@@ -114,7 +114,8 @@ def write_raw(path: Path, refs: dict[str, Path] | None, *, filt: str = "F115LP",
     p = fits.Header()
     p.update(SIMPLE=True, BITPIX=16, NAXIS=0, EXTEND=True, NEXTEND=3, ROOTNAME=root, FILENAME=path.name,
              FILETYPE="SCI", TELESCOP="HST", INSTRUME="ACS", DETECTOR="SBC", OBSTYPE="IMAGING", OBSMODE="ACCUM",
-             APERTURE="SBC", TARGNAME="SIMULATED-UV-FIELD", FILTER1=filt, FILTER2="N/A", SUBARRAY=False,
+             IMAGETYP="EXT", APERTURE="SBC", TARGNAME="SIMULATED-UV-FIELD", FILTER1=filt, FILTER2="N/A",
+             SUBARRAY=False,
              EXPTIME=exptime, EXPSTART=expstart, EXPEND=expstart + exptime / 86400.0, ASN_ID="NONE",
              CAL_VER="", PROPOSID=99999)
     sw = {"DQICORR": "PERFORM", "GLINCORR": "PERFORM", "LFLGCORR": "PERFORM", "DARKCORR": "PERFORM",
