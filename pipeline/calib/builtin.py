@@ -175,6 +175,10 @@ def crrej_phase(blvs: list[Exposure], product: str, *, site: object | None = Non
              CRSIGMAS=",".join(f"{s:g}" for s in par.sigmas), CRRADIUS=par.radius, CRTHRESH=par.thresh,
              BADINPDQ=par.badinpdq, CRMASK=par.crmask, SCALENSE=par.scalense, INITGUES=par.initgues,
              SKYSUB=par.skysub, MEANEXP=float(np.float32(exptot / len(blvs))), NCOMBINE=len(blvs))
+    if det.electrons_after_ccd:  # ACSREJ: cumulative dark time and flash duration of the members
+        for key in ("DARKTIME", "FLASHDUR"):
+            p[key] = float(np.cumsum(np.asarray([b.primary.get(key, 0.0) for b in blvs], np.float32),
+                                     dtype=np.float32)[-1])
     for s in ("CRCORR", "RPTCORR"):
         if str(p.get(s, "")).strip().upper() == PERFORM:
             p[s] = COMPLETE

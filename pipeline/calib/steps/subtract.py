@@ -17,6 +17,7 @@ from pipeline.calib.steps.refimage import (
     RefBlock,
     cut_reference,
     gain_factors,
+    image_mean,
     line_weighted_mean,
     scale_by_amp,
     sub1d,
@@ -132,7 +133,8 @@ class DarkCorr(Step):
         else:
             kl, kr = gain_factors(ctx.key("EXPTIME", float), chip.gains())
             block = scale_by_amp(block, kl, kr, chip.ampx)
-        meandark = line_weighted_mean(block.sci, block.dq, chip.sdqflags)
+        mean = image_mean if self.electrons else line_weighted_mean   # calacs AvgSciVal, calwf3 per line
+        meandark = mean(block.sci, block.dq, chip.sdqflags)
         sub1d(chip, block)
         chip.sci_keywords["MEANDARK"] = meandark
         ctx.log(f"chip {chip.number}: dark {ctx.ref_paths[keyword].name} subtracted, MEANDARK = {meandark:g}")
