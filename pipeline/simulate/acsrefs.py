@@ -77,7 +77,8 @@ def imphttab(detector: str, name: str, modes: Mapping[str, tuple[Callable[[float
     ``modes``: obsmode (``acs,sbc,f115lp``) -> (PHOTFLAM(mjd), PHOTPLAM, PHOTBW).
     """
     h = primary("IMAGE PHOTOMETRY TABLE", detector, name, "Image photometry table")
-    h.update(PARNUM=1, PHOTZPT=photzpt, EXTRAP=True, DBTABLE="IMPHTTAB")
+    h.update(PARNUM=1, PHOTZPT=photzpt, EXTRAP=True, DBTABLE="IMPHTTAB", SYNSWVER="owlpipe", ORIGIN="owlpipe simulate",
+             GRAPHTAB="N/A", COMPTAB="N/A")
     grid = np.array(MJD_GRID)
     hdus: list = [fits.PrimaryHDU(header=h)]
     for k, ext in enumerate(("PHOTFLAM", "PHOTPLAM", "PHOTBW")):

@@ -17,6 +17,7 @@ from astropy.io import fits
 
 from pipeline.fsutil import atomic_write_fits
 from pipeline.simulate import acsrefs
+from pipeline.simulate.headers import date_time
 
 NX, NY, PRESCAN, OVERSCAN, VIRTUAL_ROWS, SIZE = 1062, 1044, 19, 19, 20, 1024
 GAIN, READNOISE_E, BIAS_DN, FULL_WELL_E = 2.216, 4.7, 1134.0, 155000.0
@@ -114,10 +115,10 @@ def write_references(refdir: Path, *, seed: int = 113) -> dict[str, Path]:
     atomic_write_fits(acsrefs.image(dh, dark, err=np.full(dark.shape, 1e-4, np.float32),
                                     sci_keys={"BUNIT": "ELECTRONS/S"}), paths["DARKFILE"])
     fh = acsrefs.primary("PIXEL-TO-PIXEL FLAT", "HRC", NAMES["PFLTFILE"], "HRC pixel-to-pixel flat")
-    fh.update(FILTER1="ANY", FILTER2="ANY", CCDAMP="ANY")
+    fh.update(FILTER1="ANY", FILTER2="ANY", CCDAMP="ANY", CCDGAIN=-999.0, FW1OFFST=0, FW2OFFST=0, FWSOFFST=0)
     atomic_write_fits(acsrefs.image(fh, flat_field(seed), err=np.full((SIZE, SIZE), 0.003, np.float32)),
                       paths["PFLTFILE"])
-    sh = acsrefs.primary("SATURATION", "HRC", NAMES["SATUFILE"], "HRC full-well saturation")
+    sh = acsrefs.primary("FULL-WELL SATURATION LEVEL MAP", "HRC", NAMES["SATUFILE"], "HRC full-well saturation")
     atomic_write_fits(acsrefs.image(sh, np.full((NY, NX), FULL_WELL_E * 0.98, np.float32), sci_keys=keys),
                       paths["SATUFILE"])
     modes = {f"acs,hrc,{f.lower()}": ((lambda t, v=v: v[2] * (1.0 - 3e-6 * (t - 52500.0))), v[3], v[4])
@@ -173,6 +174,7 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
              FILTER1=f1, FILTER2=f2, SUBARRAY=False, CCDAMP="C", CCDGAIN=2, CCDOFSTA=3, CCDOFSTB=3, CCDOFSTC=3,
              CCDOFSTD=3, BINAXIS1=1, BINAXIS2=1, EXPTIME=exptime, DARKTIME=exptime, EXPSTART=expstart,
              EXPEND=expstart + exptime / 86400.0, CRSPLIT=crsplit, ASN_ID=asn_id, FLASHDUR=0.0, PROPOSID=99999)
+    p["DATE-OBS"], p["TIME-OBS"] = date_time(expstart)
     for s in ("DQICORR", "BLEVCORR", "BIASCORR", "DARKCORR", "FLATCORR", "PHOTCORR", "EXPSCORR"):
         p[s] = "PERFORM"
     p.update(ATODCORR="OMIT", FLSHCORR="OMIT", SHADCORR="OMIT", CRCORR="PERFORM" if crsplit > 1 else "OMIT",

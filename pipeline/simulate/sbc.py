@@ -16,6 +16,7 @@ from astropy.io import fits
 
 from pipeline.fsutil import atomic_write_fits
 from pipeline.simulate import acsrefs
+from pipeline.simulate.headers import date_time
 
 SIZE = 1024
 #: Real SBC filters: PHOTFLAM at MJD 55000 (erg/cm2/A per count), PHOTPLAM, PHOTBW (A).
@@ -49,7 +50,7 @@ def write_references(refdir: Path, *, seed: int = 13) -> dict[str, Path]:
     paths = {k: refdir / v for k, v in NAMES.items()}
     runs = [(100, 200, 30, 1, 4), (512, 40, 50, 2, 16), (900, 900, 1, 1, 4), (1, 1024, 1024, 1, 4)]
     atomic_write_fits(acsrefs.bpixtab("SBC", NAMES["BPIXTAB"], runs, (SIZE, SIZE)), paths["BPIXTAB"])
-    h = acsrefs.primary("MULTI-LINEARITY", "SBC", NAMES["MLINTAB"], "MAMA linearity limits")
+    h = acsrefs.primary("LINEARITY", "SBC", NAMES["MLINTAB"], "MAMA linearity limits")
     cols = [fits.Column(name="DETECTOR", format="4A", array=np.array(["SBC"])),
             fits.Column(name="GLOBAL_LIMIT", format="D", array=np.array([GLOBAL_LIMIT])),
             fits.Column(name="LOCAL_LIMIT", format="D", array=np.array([LOCAL_LIMIT])),
@@ -62,11 +63,13 @@ def write_references(refdir: Path, *, seed: int = 13) -> dict[str, Path]:
     dark = np.full((SIZE, SIZE), DARK_RATE, np.float32) * rng.uniform(0.8, 1.2, (SIZE, SIZE)).astype(np.float32)
     dark_dq = np.zeros((SIZE, SIZE), np.int16)
     dark_dq[300:303, 700] = 16  # hot pixels: their DQ reaches the flt although the dark subtracts nothing
-    atomic_write_fits(acsrefs.image(acsrefs.primary("DARK", "SBC", NAMES["DARKFILE"], "SBC dark"), dark,
+    drk = acsrefs.primary("DARK", "SBC", NAMES["DARKFILE"], "SBC dark")
+    drk.update(CCDAMP="N/A", CCDGAIN=-999.0)
+    atomic_write_fits(acsrefs.image(drk, dark,
                                     dq=dark_dq, sci_keys={"BUNIT": "COUNTS/S"}), paths["DARKFILE"])
     flat = flat_field(seed)
     fh = acsrefs.primary("PIXEL-TO-PIXEL FLAT", "SBC", NAMES["PFLTFILE"], "SBC pixel-to-pixel flat")
-    fh.update(FILTER1="ANY", FILTER2="N/A")
+    fh.update(FILTER1="ANY", FILTER2="N/A", CCDAMP="N/A", CCDGAIN=-999.0, FW1OFFST=0, FW2OFFST=0, FWSOFFST=0)
     atomic_write_fits(acsrefs.image(fh, flat, err=np.full(flat.shape, 0.002, np.float32)), paths["PFLTFILE"])
     modes = {f"acs,sbc,{f.lower()}": ((lambda t, f=f: sensitivity(f, t)), v[1], v[2]) for f, v in FILTERS.items()}
     atomic_write_fits(acsrefs.imphttab("SBC", NAMES["IMPHTTAB"], modes), paths["IMPHTTAB"])
@@ -121,6 +124,7 @@ def write_raw(path: Path, refs: dict[str, Path] | None, *, filt: str = "F115LP",
     sw = {"DQICORR": "PERFORM", "GLINCORR": "PERFORM", "LFLGCORR": "PERFORM", "DARKCORR": "PERFORM",
           "FLATCORR": "PERFORM", "PHOTCORR": "PERFORM", "CRCORR": "OMIT", "RPTCORR": "OMIT",
           "EXPSCORR": "OMIT", "DRIZCORR": "PERFORM", **(switches or {})}
+    p["DATE-OBS"], p["TIME-OBS"] = date_time(expstart)
     p.update(sw)
     for key in ("BPIXTAB", "MLINTAB", "DARKFILE", "PFLTFILE", "IMPHTTAB"):
         p[key] = f"jref${(refs or {}).get(key, Path(NAMES[key])).name}"

@@ -1,0 +1,79 @@
+"""SBC and HRC references delivered into a simulator CRDS cache: crds certify, offline best
+references for simulated and real raws, and a calibration with what CRDS selected."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from astropy.io import fits
+
+from pipeline.calib import builtin
+from pipeline.simulate import build_reference_cache, hrc, sbc
+from pipeline.simulate.acscrds import deliver_sbc_hrc
+from pipeline.simulate.crdscache import mappings_dir, references_dir
+
+BESTREFS = """
+import json, sys, crds
+from crds import data_file
+out = {}
+for path in sys.argv[2:]:
+    header = data_file.get_free_header(path, (), None, "hst")
+    out[path] = crds.getrecommendations(header, context=sys.argv[1], observatory="hst")
+print(json.dumps(out))
+"""
+
+
+def _env(cache: Path) -> dict[str, str]:
+    return {"CRDS_PATH": str(cache), "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("crds")
+    build_reference_cache(root, ("acs",), size="subarray")
+    before = {p.name for p in references_dir(root).glob("*.fits")}
+    assert deliver_sbc_hrc(root, sbc_filters=("F115LP", "F125LP"), hrc_filters=("F555W", "F330W")) == "hst_0002.pmap"
+    (root / "new.json").write_text(json.dumps(sorted({p.name for p in references_dir(root).glob("*.fits")} - before)))
+    return root
+
+
+def test_certify_is_clean(cache: Path) -> None:
+    new = [str(references_dir(cache) / n) for n in json.loads((cache / "new.json").read_text())]
+    assert len(new) == 16 and all(re.match(r"^[0-9a-z]{8}j_[a-z]{3}\.fits$", Path(n).name) for n in new)
+    maps = [str(p) for p in mappings_dir(cache).glob("*_0002.*")]
+    maps.append(str(mappings_dir(cache) / "hst_acs_mlintab_0001.rmap"))
+    proc = subprocess.run([sys.executable, "-m", "crds.certify", *new, *maps, "--comparison-context", "hst_0002.pmap"],
+                          env=_env(cache), capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and re.search(r"\b0 errors", log) and "ERROR" not in log, log[-3000:]
+
+
+def test_bestrefs_and_calibration(cache: Path, tmp_path: Path, realdata: Path) -> None:
+    sraw, hraw = tmp_path / "jsbc05abq_raw.fits", tmp_path / "jhrc05abq_raw.fits"
+    sbc.write_raw(sraw, None)
+    hrc.write_raw(hraw)
+    real = realdata / "acs_hrc_j8bt/raw/j8bt09jcq_raw.fits"
+    proc = subprocess.run([sys.executable, "-c", BESTREFS, "hst_0002.pmap", str(sraw), str(hraw), str(real)],
+                          env=_env(cache), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    best = json.loads(proc.stdout.splitlines()[-1])
+    have = {p.name for p in references_dir(cache).glob("*.fits")}
+    for path, needed in ((sraw, ("bpixtab", "mlintab", "darkfile", "pfltfile", "imphttab")),
+                         (hraw, ("ccdtab", "oscntab", "bpixtab", "biasfile", "darkfile", "pfltfile", "satufile",
+                                 "imphttab")),
+                         (real, ("ccdtab", "oscntab", "bpixtab", "biasfile", "darkfile", "pfltfile", "crrejtab"))):
+        refs = best[str(path)]
+        assert all(refs[k] in have for k in needed), (path.name, refs)
+    for path in (sraw, hraw):
+        with fits.open(path, mode="update") as h:
+            for k, v in best[str(path)].items():
+                if v in have:
+                    h[0].header[k.upper()] = f"jref${v}"
+        out = builtin.calibrate_exposure(path, tmp_path, environ={"jref": str(references_dir(cache)) + "/"})
+        assert fits.getval(out, "PHOTFLAM", 1) > 0
