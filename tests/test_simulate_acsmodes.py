@@ -14,6 +14,8 @@ import pytest
 from astropy.io import fits
 
 from pipeline.calib import builtin
+from pipeline.checks.ac import check_product
+from pipeline.checks.bc import check_raw
 from pipeline.simulate import build_reference_cache, hrc, sbc
 from pipeline.simulate.acscrds import deliver_sbc_hrc
 from pipeline.simulate.crdscache import mappings_dir, references_dir
@@ -75,5 +77,8 @@ def test_bestrefs_and_calibration(cache: Path, tmp_path: Path, realdata: Path) -
             for k, v in best[str(path)].items():
                 if v in have:
                     h[0].header[k.upper()] = f"jref${v}"
+            h[0].header["CRDS_CTX"] = "hst_0002.pmap"
+        assert check_raw(path, cache) == []
         out = builtin.calibrate_exposure(path, tmp_path, environ={"jref": str(references_dir(cache)) + "/"})
         assert fits.getval(out, "PHOTFLAM", 1) > 0
+        assert check_product(out, raw=path) == []
