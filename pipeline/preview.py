@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from pipeline.countstretch import counts_stretch, is_sparse
 from pipeline.errors import BadInput
 from pipeline.fsutil import atomic_write
 from pipeline.names import BadName, split_file_name
@@ -182,8 +183,11 @@ def render_image(path: Path) -> np.ndarray:
     if values.size == 0:
         raise BadInput(f"{path.name}: no finite, unflagged pixel in {len(chips)} science array(s): "
                        "nothing to preview", path=path)
-    lo, hi = robust_limits(values)
     out = np.zeros((ny, nx), np.uint8)
+    if is_sparse(values):  # photon counting (SBC): smoothed counts on a log scale
+        out[good] = np.round(counts_stretch(canvas, good)[good] * 255).astype(np.uint8)
+        return out[::-1]
+    lo, hi = robust_limits(values)
     out[good] = np.round(asinh_stretch(values, lo, hi) * 255).astype(np.uint8)
     return out[::-1]
 
