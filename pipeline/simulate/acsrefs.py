@@ -97,3 +97,19 @@ def imphttab(detector: str, name: str, modes: Mapping[str, tuple[Callable[[float
         hdus.append(fits.BinTableHDU.from_columns(columns, name=ext))
     hdus[0].header["NEXTEND"] = 3
     return fits.HDUList(hdus)
+
+
+def raw_file(primary_header: fits.Header, data: np.ndarray, sci_keys: Mapping[str, object]) -> fits.HDUList:
+    """An archive-layout raw: primary, SCI (counts) with its WCS and readout keywords, and empty
+    ERR/DQ extensions (NPIX/PIXVALUE, the SCI WCS repeated)."""
+    from pipeline.simulate.headers import constant_header
+
+    sci = fits.ImageHDU(data, name="SCI")
+    root = str(primary_header["ROOTNAME"])
+    sci.header.update(EXTVER=1, ROOTNAME=root, EXPNAME=root, BUNIT="COUNTS", WCSAXES=2, **sci_keys)
+    sci.header.update(RA_APER=sci.header["CRVAL1"], DEC_APER=sci.header["CRVAL2"], PA_APER=sci.header["ORIENTAT"],
+                      VAFACTOR=1.0)
+    ny, nx = data.shape
+    return fits.HDUList([fits.PrimaryHDU(header=primary_header), sci,
+                         *(fits.ImageHDU(header=constant_header(sci.header, e, (ny, nx), b))
+                           for e, b in (("ERR", "COUNTS"), ("DQ", "UNITLESS")))])

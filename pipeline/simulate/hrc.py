@@ -175,6 +175,7 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
              CCDOFSTD=3, BINAXIS1=1, BINAXIS2=1, EXPTIME=exptime, DARKTIME=exptime, EXPSTART=expstart,
              EXPEND=expstart + exptime / 86400.0, CRSPLIT=crsplit, ASN_ID=asn_id, FLASHDUR=0.0, PROPOSID=99999)
     p["DATE-OBS"], p["TIME-OBS"] = date_time(expstart)
+    p["PA_V3"] = (42.0, "position angle of V3-axis of HST (deg)")
     for s in ("DQICORR", "BLEVCORR", "BIASCORR", "DARKCORR", "FLATCORR", "PHOTCORR", "EXPSCORR"):
         p[s] = "PERFORM"
     p.update(ATODCORR="OMIT", FLSHCORR="OMIT", SHADCORR="OMIT", CRCORR="PERFORM" if crsplit > 1 else "OMIT",
@@ -182,17 +183,10 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
     for key, name in NAMES.items():
         p[key] = f"jref${name}"
     p.update(DFLTFILE="N/A", LFLTFILE="N/A", CFLTFILE="N/A", SPOTTAB="N/A", FLSHFILE="N/A", SHADFILE="N/A")
-    sci = fits.ImageHDU(dn, name="SCI")
-    sci.header.update(EXTVER=1, BUNIT="COUNTS", LTV1=float(PRESCAN), LTV2=0.0, LTM1_1=1.0, LTM2_2=1.0,
-                      SDQFLAGS=31743, CCDCHIP=1, CRPIX1=531.0, CRPIX2=512.0, CRVAL1=6.02, CRVAL2=-72.08,
-                      CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CD1_1=-7.0e-6, CD1_2=1.8e-6, CD2_1=2.9e-6,
-                      CD2_2=6.6e-6, ORIENTAT=15.5)
-    empties = []
-    for extname in ("ERR", "DQ"):
-        hdu = fits.ImageHDU(name=extname)
-        hdu.header.update(EXTVER=1, NPIX1=NX, NPIX2=NY, PIXVALUE=0)
-        empties.append(hdu)
-    atomic_write_fits(fits.HDUList([fits.PrimaryHDU(header=p), sci, *empties]), path)
+    keys = dict(LTV1=float(PRESCAN), LTV2=0.0, LTM1_1=1.0, LTM2_2=1.0, SDQFLAGS=31743, CCDCHIP=1,
+                CRPIX1=531.0, CRPIX2=512.0, CRVAL1=6.02, CRVAL2=-72.08, CTYPE1="RA---TAN", CTYPE2="DEC--TAN",
+                CD1_1=-7.0e-6, CD1_2=1.8e-6, CD2_1=2.9e-6, CD2_2=6.6e-6, ORIENTAT=15.5)
+    atomic_write_fits(acsrefs.raw_file(p, dn, keys), path)
     return HrcTruth(electrons=e * exptime / exptime, cosmic_rays=crs, saturated=saturated)
 
 

@@ -125,20 +125,14 @@ def write_raw(path: Path, refs: dict[str, Path] | None, *, filt: str = "F115LP",
           "FLATCORR": "PERFORM", "PHOTCORR": "PERFORM", "CRCORR": "OMIT", "RPTCORR": "OMIT",
           "EXPSCORR": "OMIT", "DRIZCORR": "PERFORM", **(switches or {})}
     p["DATE-OBS"], p["TIME-OBS"] = date_time(expstart)
+    p["PA_V3"] = (42.0, "position angle of V3-axis of HST (deg)")
     p.update(sw)
     for key in ("BPIXTAB", "MLINTAB", "DARKFILE", "PFLTFILE", "IMPHTTAB"):
         p[key] = f"jref${(refs or {}).get(key, Path(NAMES[key])).name}"
     p.update(DFLTFILE="N/A", LFLTFILE="N/A", CFLTFILE="N/A")
-    sci = fits.ImageHDU(counts, name="SCI")
-    sh = sci.header
-    sh.update(EXTVER=1, BUNIT="COUNTS", LTV1=0.0, LTV2=0.0, LTM1_1=1.0, LTM2_2=1.0, SDQFLAGS=31743,
-              GLOBRATE=(float(counts.sum()) / exptime, "global count rate (counts/s)"), CCDCHIP=1,
-              CRPIX1=512.0, CRPIX2=512.0, CRVAL1=150.0, CRVAL2=2.2, CTYPE1="RA---TAN", CTYPE2="DEC--TAN",
-              CD1_1=-9.3e-6, CD1_2=0.0, CD2_1=0.0, CD2_2=9.3e-6, ORIENTAT=0.0)
-    empties = []
-    for extname in ("ERR", "DQ"):
-        e = fits.ImageHDU(name=extname)
-        e.header.update(EXTVER=1, NPIX1=SIZE, NPIX2=SIZE, PIXVALUE=0, BUNIT="COUNTS" if extname == "ERR" else "")
-        empties.append(e)
-    atomic_write_fits(fits.HDUList([fits.PrimaryHDU(header=p), sci, *empties]), path)
+    keys = dict(LTV1=0.0, LTV2=0.0, LTM1_1=1.0, LTM2_2=1.0, SDQFLAGS=31743, CCDCHIP=1,
+                GLOBRATE=(float(counts.sum()) / exptime, "global count rate (counts/s)"),
+                CRPIX1=512.0, CRPIX2=512.0, CRVAL1=150.0, CRVAL2=2.2, CTYPE1="RA---TAN", CTYPE2="DEC--TAN",
+                CD1_1=-9.3e-6, CD1_2=0.0, CD2_1=0.0, CD2_2=9.3e-6, ORIENTAT=0.0)
+    atomic_write_fits(acsrefs.raw_file(p, counts, keys), path)
     return truth
