@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from astropy.io import fits
+from click.testing import CliRunner
 
 from pipeline.calib import builtin
 from pipeline.checks.ac import check_product
 from pipeline.checks.bc import check_raw
+from pipeline.cli import main
 from pipeline.simulate import build_reference_cache, hrc, sbc
 from pipeline.simulate.acscrds import deliver_sbc_hrc
 from pipeline.simulate.crdscache import mappings_dir, references_dir
@@ -82,3 +84,23 @@ def test_bestrefs_and_calibration(cache: Path, tmp_path: Path, realdata: Path) -
         out = builtin.calibrate_exposure(path, tmp_path, environ={"jref": str(references_dir(cache)) + "/"})
         assert fits.getval(out, "PHOTFLAM", 1) > 0
         assert check_product(out, raw=path) == []
+
+
+def test_cli_acs_modes_and_mlintab_bump(tmp_path: Path) -> None:
+    root = tmp_path / "crds"
+    runner = CliRunner()
+    result = runner.invoke(main, ["simulate", "refs", "--crds-path", str(root), "--instruments", "acs", "--size",
+                                  "subarray", "--acs-modes", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["context"] == "hst_0002.pmap"
+    result = runner.invoke(main, ["simulate", "refs", "--crds-path", str(root), "--bump", "mlintab", "--detector",
+                                  "SBC", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["context"] == "hst_0003.pmap"
+    raw = tmp_path / "jsbc08abq_raw.fits"
+    sbc.write_raw(raw, None)
+    proc = subprocess.run([sys.executable, "-c", BESTREFS, "hst_0003.pmap", str(raw)], env=_env(root),
+                          capture_output=True, text=True, timeout=300)
+    newest = sorted(p.name for p in references_dir(root).glob("*_lin.fits"))
+    assert len(newest) == 2
+    assert json.loads(proc.stdout.splitlines()[-1])[str(raw)]["mlintab"] == newest[-1]

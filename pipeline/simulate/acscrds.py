@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from astropy.io import fits
 
@@ -20,9 +22,11 @@ from pipeline.simulate.crdscache import (
     CacheError,
     _empty_rmap,
     _insert,
+    _match_row,
     _next_delivery_time,
     _next_serial,
     _readable,
+    _rows,
     _selector,
     _write_context,
     _write_imap,
@@ -69,6 +73,53 @@ def _files(scratch: Path, sbc_filters: Sequence[str], hrc_filters: Sequence[str]
         if reftype == "biasfile":
             p.update(APERTURE="NONE", CCDCHIP=1)
     return files
+
+
+def _useafter_after(rmapping: Any, hdul: fits.HDUList, name: str) -> None:
+    """A file joining an existing match row gets a USEAFTER one day after the row's newest."""
+    row = _match_row(rmapping, hdul, name)
+    existing = _rows(rmapping)
+    if row in existing:
+        newest = max(datetime.fromisoformat(date) for date, _ in existing[row])
+        hdul[0].header["USEAFTER"] = reffiles.useafter_text(newest + timedelta(days=1))
+
+
+def bump_mode_reference(crds_root: Path | str, reftype: str, detector: str) -> str:
+    """Deliver a new ``reftype`` for SBC or HRC (a redelivery: new name, later USEAFTER) and a new
+    context; return the context's name. The cache must already hold the SBC/HRC references."""
+    from crds.core import rmap
+
+    root = Path(crds_root).expanduser().resolve()
+    detector, reftype = detector.upper(), reftype.lower()
+    read_marker(root)
+    old_context = latest_context(root)
+    imaps = _selector(root, old_context)
+    rmaps = _selector(root, imaps["ACS"])
+    if rmaps.get(reftype, "N/A") == "N/A":
+        raise ValueError(f"this cache has no ACS {reftype} rules: deliver the SBC/HRC references first")
+    old_path = mappings_dir(root) / rmaps[reftype]
+    old = rmap.ReferenceMapping.from_file(str(old_path))
+    with tempfile.TemporaryDirectory(prefix="owl-acsrefs-") as scratch, crds_environment(root):
+        files = [h for t, h in _files(Path(scratch), SBC_FILTERS[:1], HRC_FILTERS[:1])
+                 if t == reftype and str(h[0].header["DETECTOR"]) == detector]
+        if not files:
+            raise ValueError(f"no {reftype} reference for {detector} (SBC: bpixtab, mlintab, darkfile, pfltfile, "
+                             "imphttab; HRC adds ccdtab, oscntab, biasfile, satufile, crrejtab)")
+        paths = []
+        for hdul in files:
+            name = reffiles.cdbs_name(_next_delivery_time(root), "j", SUFFIX[reftype])
+            hdul[0].header["FILENAME"] = name
+            hdul[0].header["HISTORY"] = f"redelivery replacing {old_context}'s {reftype} for {detector}"
+            _useafter_after(old, hdul, name)
+            paths.append(_write_reference(root, hdul, name))
+            hdul.close()
+        new = mappings_dir(root) / rmap_name("acs", reftype, _next_serial(root, f"hst_acs_{reftype}_[0-9]*.rmap"))
+        _insert(old_path, new, paths)
+        rmaps[reftype] = new.name
+        imaps["ACS"] = _write_imap(root, "acs", _next_serial(root, "hst_acs_[0-9]*.imap"), rmaps, imaps["ACS"])
+        context = _write_context(root, _next_serial(root, "hst_[0-9]*.pmap"), imaps, old_context)
+    _readable(write_server_config(root, context, last_synced=f"delivery of {detector} {reftype} by owlpipe simulate"))
+    return context
 
 
 def deliver_sbc_hrc(crds_root: Path | str, *, sbc_filters: Sequence[str] = SBC_FILTERS,

@@ -7,6 +7,8 @@ Examples::
     owl simulate --site S                        # references into S/crds if missing, downlink into S/inbox
     owl simulate --size subarray --fits raws/    # _raw.fits, _asn.fits (+ truth/) for users who start from FITS
     owl simulate refs --site S --bump darkfile --detector UVIS --ccdamp C
+    owl simulate refs --site S --acs-modes                  # add the ACS/SBC and ACS/HRC references
+    owl simulate refs --site S --bump mlintab --detector SBC
 """
 
 from __future__ import annotations
@@ -127,14 +129,15 @@ def _also_fits(stream: Iterator[SimulatedAssociation], directory: Path,
 @click.option("--crds-path", type=click.Path(file_okay=False), help="cache directory (default: the site's crds area)")
 @click.option("--bump", "bump_type", metavar="TYPE",
               help="deliver a new reference of TYPE (e.g. darkfile) and a new context")
-@click.option("--detector", type=click.Choice(["UVIS", "WFC"], case_sensitive=False),
+@click.option("--detector", type=click.Choice(["UVIS", "WFC", "SBC", "HRC"], case_sensitive=False),
               help="with --bump: only this detector")
+@click.option("--acs-modes", is_flag=True, help="also deliver the ACS/SBC and ACS/HRC references (new context)")
 @click.option("--ccdamp", help="with --bump: only this amplifier configuration (e.g. ABCD, C)")
 @site_option
 @json_option
 @reports_errors
 def refs(size: str, instruments: str, detector_seed: int | None, crds_path: str | None, bump_type: str | None,
-         detector: str | None, ccdamp: str | None, site_dir: str | None, as_json: bool) -> None:
+         detector: str | None, acs_modes: bool, ccdamp: str | None, site_dir: str | None, as_json: bool) -> None:
     """Build the simulated reference files and CRDS context hst_0001.pmap, or deliver a new reference.
 
     Without --bump on an existing cache, show it.
@@ -146,7 +149,12 @@ def refs(size: str, instruments: str, detector_seed: int | None, crds_path: str 
     if bump_type is None and (detector or ccdamp):
         raise click.UsageError("--detector and --ccdamp only go with --bump")
     try:
-        if bump_type is not None:
+        if bump_type is not None and detector and detector.upper() in ("SBC", "HRC"):
+            from pipeline.simulate.acscrds import bump_mode_reference
+
+            context = bump_mode_reference(root, bump_type, detector)
+            action = f"delivered {detector.upper()} {bump_type}: new context {context}"
+        elif bump_type is not None:
             context = crdscache.bump_reference(root, bump_type, detector=detector, ccdamp=ccdamp)
             action = f"delivered {bump_type}: new context {context}"
         elif any(crdscache.mappings_dir(root).glob("hst_*.pmap")):
@@ -157,6 +165,11 @@ def refs(size: str, instruments: str, detector_seed: int | None, crds_path: str 
                                                       seed=DETECTOR_SEED if detector_seed is None else detector_seed,
                                                       size=size)
             action = f"built context {context}"
+        if acs_modes:
+            from pipeline.simulate.acscrds import deliver_sbc_hrc
+
+            context = deliver_sbc_hrc(root)
+            action += f"; SBC and HRC references delivered: context {context}"
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     summary = crdscache.cache_summary(root)
