@@ -58,7 +58,9 @@ def test_crsplit_association_gives_crj_and_masks(jref: Path) -> None:
         hit = truth.cosmic_rays & ~truths[0].saturated & ~truths[1].saturated
         assert np.mean(dq[hit] & 8192 > 0) > 0.9                  # the CRs are found
     crj = fits.open(outs[0])
-    assert crj[0].header["NCOMBINE"] == 2 and crj[0].header["CRCORR"] == "COMPLETE"
+    assert crj["SCI"].header["NCOMBINE"] == 2 and crj[0].header["CRCORR"] == "COMPLETE"
+    assert crj[0].header["DARKTIME"] == 300.0                     # ACSREJ: cumulative dark time
+    assert fits.getval(outs[1], "CRCORR") == "PERFORM"            # calacs leaves the members' switch
 
 
 @pytest.mark.parametrize("root,photmode", [("j8bt05njq", "ACS HRC F555W MJD#52377.7615"),

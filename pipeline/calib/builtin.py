@@ -154,7 +154,7 @@ def crrej_phase(blvs: list[Exposure], product: str, *, site: object | None = Non
             bunit = str(im.sci_header.get("BUNIT", "")).strip().upper()
             members.append(Member(b.rootname, im, efac, countrate="/S" in bunit))
         noise = _rej_noise(ctx, first, imset, electrons=det.electrons_after_ccd)
-        res = combine(members, par, noise)
+        res = combine(members, par, noise, acs=det.electrons_after_ccd)
         for n, m in enumerate(res.crmasks):
             masks[n].append(m)
         hdr = imset.sci_header.copy()
@@ -174,7 +174,9 @@ def crrej_phase(blvs: list[Exposure], product: str, *, site: object | None = Non
              EXPFLAG="NORMAL" if flags == {"NORMAL"} else "MIXED",
              CRSIGMAS=",".join(f"{s:g}" for s in par.sigmas), CRRADIUS=par.radius, CRTHRESH=par.thresh,
              BADINPDQ=par.badinpdq, CRMASK=par.crmask, SCALENSE=par.scalense, INITGUES=par.initgues,
-             SKYSUB=par.skysub, MEANEXP=float(np.float32(exptot / len(blvs))), NCOMBINE=len(blvs))
+             SKYSUB=par.skysub, MEANEXP=float(np.float32(exptot / len(blvs))))
+    if not det.electrons_after_ccd:  # ACSREJ writes NCOMBINE to the SCI headers only
+        p["NCOMBINE"] = len(blvs)
     if det.electrons_after_ccd:  # ACSREJ: cumulative dark time and flash duration of the members
         for key in ("DARKTIME", "FLASHDUR"):
             p[key] = float(np.cumsum(np.asarray([b.primary.get(key, 0.0) for b in blvs], np.float32),
@@ -227,10 +229,11 @@ def finish_stack(blvs: list[Exposure], outdir: Path, product: str, **kw: object)
     if needs_crcorr(blvs):
         crj, masks = crrej_phase(blvs, product, **kw)  # type: ignore[arg-type]
         outputs.append(twod_phase(crj, outdir / f"{product}_crj.fits", **kw))  # type: ignore[arg-type]
+        acs = detector_of(blvs[0].primary, blvs[0].path).electrons_after_ccd
         for blv, m in zip(blvs, masks, strict=True):
             apply_cr_masks(blv, m)
-            for s in ("CRCORR", "RPTCORR"):
-                if str(blv.primary.get(s, "")).strip().upper() == PERFORM:
+            for s in ("CRCORR", "RPTCORR"):  # calacs leaves the members' switches at PERFORM
+                if str(blv.primary.get(s, "")).strip().upper() == PERFORM and not acs:
                     blv.primary[s] = COMPLETE
     for blv in blvs:
         outputs.append(twod_phase(blv, outdir / f"{blv.rootname}_flt.fits", **kw))  # type: ignore[arg-type]
