@@ -1,4 +1,4 @@
-"""CRCORR: cosmic-ray rejection of a CR-SPLIT/REPEAT stack (``wf3rej``; ``acsrej`` is the same).
+"""CRCORR: cosmic-ray rejection of a CR-SPLIT/REPEAT stack (``wf3rej``; ``acsrej`` with ``acs=True``).
 
 Runs on the trimmed ``_blv_tmp`` images of the members, before DARK/FLAT, and produces the
 ``_crj`` imsets: ``SCI = ave * TEXPTIME + SKYSUM``, ``ERR = sqrt(Σ_good var)/Σ_good efac * TEXPTIME``,
