@@ -4,7 +4,6 @@ references for simulated and real raws, and a calibration with what CRDS selecte
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -21,20 +20,8 @@ from pipeline.cli import main
 from pipeline.simulate import build_reference_cache, hrc, sbc
 from pipeline.simulate.acscrds import deliver_sbc_hrc
 from pipeline.simulate.crdscache import mappings_dir, references_dir
-
-BESTREFS = """
-import json, sys, crds
-from crds import data_file
-out = {}
-for path in sys.argv[2:]:
-    header = data_file.get_free_header(path, (), None, "hst")
-    out[path] = crds.getrecommendations(header, context=sys.argv[1], observatory="hst")
-print(json.dumps(out))
-"""
-
-
-def _env(cache: Path) -> dict[str, str]:
-    return {"CRDS_PATH": str(cache), "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+from tests.refs_support import BESTREFS
+from tests.refs_support import clean_crds_env as _env
 
 
 @pytest.fixture(scope="module")

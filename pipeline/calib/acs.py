@@ -25,7 +25,7 @@ from pipeline.calib.steps.blev import BlevCorr
 from pipeline.calib.steps.dqi import TRAP, DqiCorr, FullWellSat
 from pipeline.calib.steps.flat import FLATS, FlatCorr, ShadCorr
 from pipeline.calib.steps.phot import PhotCorr
-from pipeline.calib.steps.stats import compute_stats
+from pipeline.calib.steps.stats import finish_imset
 from pipeline.calib.steps.subtract import BiasCorr, DarkCorr, FlshCorrAcs
 from pipeline.calib.tables import ACS_OSCNTAB_COLUMNS, pedigree_is_dummy, read_ccdtab, read_oscntab
 from pipeline.errors import BadInput, MissingReference, Unsupported
@@ -367,10 +367,7 @@ def twod(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> list[Chip]:
                 step.run(ctx, chip)
         if not ctx.perform("PHOTCORR"):
             chip.sci_keywords["PHOTMODE"] = phot.photmode(ctx, chip)
-        compute_stats(chip)
-        chip.imset.sci_header.update(chip.sci_keywords)
-        chip.imset.err_header.update(chip.err_keywords)
-        chips.append(chip)
+        chips.append(finish_imset(chip))
     for switch in (*TWOD_SWITCHES, "EXPSCORR"):
         ctx.done(switch)
     return chips

@@ -15,7 +15,7 @@ from pipeline.calib.imageio import Exposure
 from pipeline.calib.steps.flat import FLATS, FlatCorr
 from pipeline.calib.steps.mama import MAMA_PARAMS, MamaDqi, NonLinearity, init_mama_err
 from pipeline.calib.steps.phot import PhotCorr
-from pipeline.calib.steps.stats import compute_stats
+from pipeline.calib.steps.stats import finish_imset
 from pipeline.calib.steps.subtract import DarkCorr
 from pipeline.errors import MissingReference, Unsupported
 
@@ -105,10 +105,7 @@ def twod(ctx: CalContext, exposure: Exposure, flags: SbcFlags) -> list[Chip]:
         chip.sci_keywords["PHOTMODE"] = phot.photmode(ctx, chip)
         if phot.enabled(ctx):
             phot.run(ctx, chip)
-        compute_stats(chip)
-        chip.imset.sci_header.update(chip.sci_keywords)
-        chip.imset.err_header.update(chip.err_keywords)
-        chips.append(chip)
+        chips.append(finish_imset(chip))
     for switch in (*TWOD_SWITCHES, "EXPSCORR"):
         ctx.done(switch)
     return chips

@@ -63,13 +63,15 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
               help="associations in the downlink (cycling DITHER, CR-SPLIT, SINGLETON per instrument)")
 @click.option("--instruments", default="wfc3,acs", show_default=True, help="comma list: wfc3, acs")
 @click.option("--seed", type=int, default=1, show_default=True, help="same seed, same downlink")
+@click.option("--sbc", "n_sbc", type=click.IntRange(0, 50), default=0, show_default=True,
+              help="also this many ACS/SBC dither associations (adds the SBC/HRC references to the site's cache)")
 @click.option("--fits", "fits_dir", type=click.Path(file_okay=False),
               help="also/only write _raw.fits and _asn.fits here")
 @site_option
 @json_option
 @click.pass_context
 @reports_errors
-def simulate(ctx: click.Context, size: str, n_associations: int, instruments: str, seed: int,
+def simulate(ctx: click.Context, size: str, n_associations: int, instruments: str, seed: int, n_sbc: int,
              fits_dir: str | None, site_dir: str | None, as_json: bool) -> None:
     """Simulate WFC3/UVIS and ACS/WFC observations: a downlink of pods and a DAN into the site inbox
     (building the site's reference files on first use), and with --fits the same exposures as FITS.
@@ -87,6 +89,8 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         click.echo(f"simulating {plan.name} {plan.asn_type} ({members})", err=True)
 
     stream = iter_downlink(seed, size, n_associations, names, progress=None if as_json else progress)
+    if n_sbc:
+        stream = _with_sbc(stream, seed, n_sbc)
     written: list[Path] = []
     if fits_dir is not None:
         stream = _also_fits(stream, Path(fits_dir), written)
@@ -97,6 +101,8 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         site = open_site(site_dir)
         site.ensure_areas()
         summary["context"] = _ensure_cache(site.areas.crds, names, size)
+        if n_sbc:
+            summary["context"] = _ensure_sbc_references(site.areas.crds)
         summary["dan"] = str(write_downlink(stream, site.areas.inbox))
     else:
         for _ in stream:
@@ -109,6 +115,26 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         click.echo(f"downlink {summary['dan']} (CRDS context {summary['context']})")
     if written:
         click.echo(f"{len(written)} FITS files in {fits_dir} (truth in {Path(fits_dir) / 'truth'})")
+
+
+def _with_sbc(stream: Iterator[SimulatedAssociation], seed: int, n_sbc: int) -> Iterator[SimulatedAssociation]:
+    """The downlink followed by ``n_sbc`` ACS/SBC dither associations."""
+    from pipeline.simulate import sbc
+
+    yield from stream
+    for k in range(1, n_sbc + 1):
+        yield sbc.association(seed + k, k)  # type: ignore[misc]
+
+
+def _ensure_sbc_references(crds_root: Path) -> str:
+    """Deliver the SBC/HRC references into the site's cache unless it has them (an MLINTAB rmap)."""
+    from pipeline.simulate import crdscache
+    from pipeline.simulate.acscrds import deliver_sbc_hrc
+
+    if any(crdscache.mappings_dir(crds_root).glob("hst_acs_mlintab_*.rmap")):
+        return crdscache.latest_context(crds_root)
+    click.echo(f"adding the ACS/SBC and ACS/HRC references to {crds_root} ...", err=True)
+    return deliver_sbc_hrc(crds_root)
 
 
 def _also_fits(stream: Iterator[SimulatedAssociation], directory: Path,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
 
+from pipeline.asntable import build_asn_table
 from pipeline.fsutil import atomic_write_fits
 from pipeline.simulate import acsrefs
 from pipeline.simulate.headers import date_time
@@ -84,6 +86,50 @@ class SbcTruth:
     globrate_true: float
     bright: list[tuple[int, int]] = field(default_factory=list)
 
+    def to_hdulist(self, rootname: str) -> fits.HDUList:
+        """``<root>_truth.fits``: the true count rate per pixel."""
+        hdu = fits.ImageHDU(self.rate.astype(np.float32), name="RATE")
+        hdu.header["BUNIT"] = "COUNTS/S"
+        return fits.HDUList([fits.PrimaryHDU(header=fits.Header([("ROOTNAME", rootname)])), hdu])
+
+
+@dataclass
+class SbcExposure:
+    """One simulated SBC exposure as the downlink carries it."""
+
+    rootname: str
+    raw: fits.HDUList
+    truth: SbcTruth
+
+
+@dataclass
+class SbcAssociation:
+    """A dithered pair of SBC exposures (duck-types the downlink's SimulatedAssociation)."""
+
+    name: str
+    asn_type: str
+    members: list[SbcExposure]
+
+    @property
+    def is_singleton(self) -> bool:
+        return False
+
+    def asn_table(self) -> fits.HDUList:
+        return build_asn_table(self.name, [m.rootname for m in self.members], self.asn_type,
+                               header=self.members[0].raw[0].header)
+
+
+def association(seed: int, index: int = 1) -> SbcAssociation:
+    """An SBC DITHER association ``jsbc<nn>010`` of two 300 s F125LP exposures, 7 pixels apart."""
+    name = f"jsbc{index:02d}010"
+    members = []
+    for k, shift in enumerate(((0, 0), (5, 7)), start=1):
+        root = f"jsbc{index:02d}d{k}q"
+        hdul, truth = make_raw(root, None, filt="F125LP", exptime=300.0, expstart=56000.25 + 0.01 * k,
+                               seed=seed, shift=shift, asn=(name, "EXP-DTH"))
+        members.append(SbcExposure(root, hdul, truth))
+    return SbcAssociation(name, "DITHER", members)
+
 
 def scene(seed: int, exptime: float, *, nsources: int = 60, nbright: int = 3,
           global_boost: float = 0.0) -> SbcTruth:
@@ -104,18 +150,27 @@ def scene(seed: int, exptime: float, *, nsources: int = 60, nbright: int = 3,
     return SbcTruth(rate=rate, globrate_true=float(rate.sum()), bright=bright)
 
 
-def write_raw(path: Path, refs: dict[str, Path] | None, *, filt: str = "F115LP", exptime: float = 100.0,
-              expstart: float = 56000.25, seed: int = 1, global_boost: float = 0.0,
-              switches: dict[str, str] | None = None) -> SbcTruth:
-    """A raw SBC exposure in the archive's layout; reference keywords as ``jref$<name>``."""
+def write_raw(path: Path, refs: dict[str, Path] | None, **kw: Any) -> SbcTruth:
+    """A raw SBC exposure in the archive's layout written to ``path`` (see :func:`make_raw`)."""
+    hdul, truth = make_raw(path.name.split("_")[0].lower(), refs, **kw)
+    atomic_write_fits(hdul, path)
+    return truth
+
+
+def make_raw(root: str, refs: dict[str, Path] | None, *, filt: str = "F115LP", exptime: float = 100.0,
+             expstart: float = 56000.25, seed: int = 1, global_boost: float = 0.0,
+             switches: dict[str, str] | None = None, shift: tuple[int, int] = (0, 0),
+             asn: tuple[str, str] = ("NONE", "")) -> tuple[fits.HDUList, SbcTruth]:
+    """A raw SBC exposure (HDUList) and its truth; reference keywords ``jref$<name>`` (``refs`` or
+    :data:`NAMES`); ``shift`` dithers the scene by whole pixels; ``asn`` = (ASN_ID, ASN_MTYP)."""
     truth = scene(seed, exptime, global_boost=global_boost)
+    truth.rate = np.roll(truth.rate, shift, axis=(0, 1))
     dead = np.exp(-TAU * truth.globrate_true)            # global dead-time loss
     flat = flat_field(13)
     rng = np.random.default_rng(seed + 100)
     counts = rng.poisson(truth.rate * flat * exptime * dead).clip(0, 32767).astype(np.int16)
-    root = path.name.split("_")[0].lower()
     p = fits.Header()
-    p.update(SIMPLE=True, BITPIX=16, NAXIS=0, EXTEND=True, NEXTEND=3, ROOTNAME=root, FILENAME=path.name,
+    p.update(SIMPLE=True, BITPIX=16, NAXIS=0, EXTEND=True, NEXTEND=3, ROOTNAME=root, FILENAME=f"{root}_raw.fits",
              FILETYPE="SCI", TELESCOP="HST", INSTRUME="ACS", DETECTOR="SBC", OBSTYPE="IMAGING", OBSMODE="ACCUM",
              IMAGETYP="EXT", APERTURE="SBC", TARGNAME="SIMULATED-UV-FIELD", FILTER1=filt, FILTER2="N/A",
              SUBARRAY=False,
@@ -132,7 +187,9 @@ def write_raw(path: Path, refs: dict[str, Path] | None, *, filt: str = "F115LP",
     p.update(DFLTFILE="N/A", LFLTFILE="N/A", CFLTFILE="N/A")
     keys = dict(LTV1=0.0, LTV2=0.0, LTM1_1=1.0, LTM2_2=1.0, SDQFLAGS=31743, CCDCHIP=1,
                 GLOBRATE=(float(counts.sum()) / exptime, "global count rate (counts/s)"),
-                CRPIX1=512.0, CRPIX2=512.0, CRVAL1=150.0, CRVAL2=2.2, CTYPE1="RA---TAN", CTYPE2="DEC--TAN",
+                CRPIX1=512.0 + shift[1], CRPIX2=512.0 + shift[0], CRVAL1=150.0, CRVAL2=2.2,
+                CTYPE1="RA---TAN", CTYPE2="DEC--TAN",
                 CD1_1=-9.3e-6, CD1_2=0.0, CD2_1=0.0, CD2_2=9.3e-6, ORIENTAT=0.0)
-    atomic_write_fits(acsrefs.raw_file(p, counts, keys), path)
-    return truth
+    if asn[0] != "NONE":
+        p.update(ASN_ID=asn[0].upper(), ASN_TAB=f"{asn[0].lower()}_asn.fits", ASN_MTYP=asn[1])
+    return acsrefs.raw_file(p, counts, keys), truth
