@@ -91,3 +91,14 @@ def test_cli_acs_modes_and_mlintab_bump(tmp_path: Path) -> None:
     newest = sorted(p.name for p in references_dir(root).glob("*_lin.fits"))
     assert len(newest) == 2
     assert json.loads(proc.stdout.splitlines()[-1])[str(raw)]["mlintab"] == newest[-1]
+
+
+def test_simulate_sbc_association_as_fits(tmp_path: Path) -> None:
+    out = tmp_path / "fits"
+    result = CliRunner().invoke(main, ["simulate", "--size", "subarray", "--associations", "1", "--instruments",
+                                       "acs", "--sbc", "1", "--fits", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    names = {Path(p).name for p in json.loads(result.stdout)["fits"]}
+    assert {"jsbc01d1q_raw.fits", "jsbc01d2q_raw.fits", "jsbc01010_asn.fits"} <= names
+    assert fits.getval(out / "jsbc01d1q_raw.fits", "ASN_ID") == "JSBC01010"
+    assert (out / "truth" / "jsbc01d2q_truth.fits").is_file()
