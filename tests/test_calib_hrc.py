@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.calib import builtin
-from pipeline.calib.hrc import HrcChip, single_amp_slots
+from pipeline.science.calib import builtin
+from pipeline.science.calib.hrc import HrcChip, single_amp_slots
 from pipeline.simulate import hrc
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.calib import builtin
-from pipeline.calib.steps.mama import disc_offsets, flag_local, global_linearity_ratio
-from pipeline.errors import BadInput, Unsupported
+from pipeline.core.errors import BadInput, Unsupported
+from pipeline.science.calib import builtin
+from pipeline.science.calib.steps.mama import disc_offsets, flag_local, global_linearity_ratio
 from pipeline.simulate import acsrefs, sbc
 
 
@@ -126,7 +126,7 @@ def test_photflam_interpolation_from_the_notes(tmp_path: Path) -> None:
                                                                     1406.0, 300.0)})
     path = tmp_path / "t_imp.fits"
     table.writeto(path)
-    from pipeline.calib.tables import read_imphttab
+    from pipeline.science.calib.tables import read_imphttab
 
     vals = read_imphttab(path, "acs,sbc,f115lp,mjd#55000.1235")
     assert np.float32(vals.values["PHOTFLAM"]) == np.float32(2.2000124e-17)

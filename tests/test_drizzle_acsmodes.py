@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from pipeline.calib import builtin
-from pipeline.drizzle import drizzle, preflight
-from pipeline.names import parse_dataset
+from pipeline.core.names import parse_dataset
+from pipeline.science.calib import builtin
+from pipeline.science.drizzle import drizzle, preflight
 from pipeline.simulate import hrc, sbc
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.config import load_instrument_defaults
+from pipeline.core.config import load_instrument_defaults
+from pipeline.science.telemetry.decode import decode_pod
+from pipeline.science.telemetry.encode import encode_exposure
+from pipeline.science.telemetry.rawfits import calibration_switches, raw_hdulist
 from pipeline.simulate import hrc, sbc
-from pipeline.telemetry.decode import decode_pod
-from pipeline.telemetry.encode import encode_exposure
-from pipeline.telemetry.rawfits import calibration_switches, raw_hdulist
 
 
 @pytest.mark.parametrize("detector", ["SBC", "HRC"])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.countstretch import counts_stretch, is_sparse
-from pipeline.preview import render_image
+from pipeline.science.countstretch import counts_stretch, is_sparse
+from pipeline.science.preview import render_image
 from pipeline.simulate import sbc
 
 
@@ -22,7 +22,7 @@ def test_sparse_detection_and_stretch() -> None:
 
 
 def test_sbc_flt_preview(tmp_path: Path) -> None:
-    from pipeline.calib import builtin
+    from pipeline.science.calib import builtin
 
     refs = sbc.write_references(tmp_path / "jref")
     sbc.write_raw(tmp_path / "jsbc06abq_raw.fits", refs)

@@ -13,10 +13,10 @@ import pytest
 from astropy.io import fits
 from click.testing import CliRunner
 
-from pipeline.calib import builtin
-from pipeline.checks.ac import check_product
-from pipeline.checks.bc import check_raw
 from pipeline.cli import main
+from pipeline.science.calib import builtin
+from pipeline.science.checks.ac import check_product
+from pipeline.science.checks.bc import check_raw
 from pipeline.simulate import build_reference_cache, hrc, sbc
 from pipeline.simulate.acscrds import deliver_sbc_hrc
 from pipeline.simulate.crdscache import mappings_dir, references_dir

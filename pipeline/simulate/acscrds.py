@@ -16,7 +16,7 @@ from typing import Any
 
 from astropy.io import fits
 
-from pipeline.refs import write_server_config
+from pipeline.science.refs import write_server_config
 from pipeline.simulate import hrc, reffiles, sbc
 from pipeline.simulate.crdscache import (
     CacheError,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from pipeline.fsutil import atomic_write_fits
+from pipeline.core.fsutil import atomic_write_fits
 from pipeline.simulate import acsrefs
 from pipeline.simulate.headers import date_time
 

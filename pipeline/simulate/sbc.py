@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from pipeline.asntable import build_asn_table
-from pipeline.fsutil import atomic_write_fits
+from pipeline.core.asntable import build_asn_table
+from pipeline.core.fsutil import atomic_write_fits
 from pipeline.simulate import acsrefs
 from pipeline.simulate.headers import date_time
 
