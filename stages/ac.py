@@ -24,7 +24,7 @@ def _member_products(work: Path, member: DatasetName) -> tuple[Path | None, list
     if not raw.is_file():
         return None, ["flt"]
     wanted = ["flt"]
-    if str(fits.getval(raw, "PCTECORR", default="")).strip().upper() == "PERFORM":
+    if str(fits.getheader(raw).get("PCTECORR", "")).strip().upper() == "PERFORM":  # absent in SBC/HRC raws
         wanted.append("flc")
     return raw, wanted
 

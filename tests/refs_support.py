@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
@@ -70,3 +71,20 @@ def varied_params(base: dict, count: int, seed: int = 1) -> list[dict]:
         p["FILTER2"] = rng.choice(HRC_FILTERS)
         out.append(p)
     return out
+
+
+def clean_crds_env(cache: Path) -> dict[str, str]:
+    """Only CRDS_PATH (plus what a process needs to start): no server, no mode, no context."""
+    return {"CRDS_PATH": str(cache), "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+
+
+#: A script printing crds's best references (JSON) for ``argv[2:]`` under context ``argv[1]``.
+BESTREFS = """
+import json, sys, crds
+from crds import data_file
+out = {}
+for path in sys.argv[2:]:
+    header = data_file.get_free_header(path, (), None, "hst")
+    out[path] = crds.getrecommendations(header, context=sys.argv[1], observatory="hst")
+print(json.dumps(out))
+"""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from astropy.io import fits
 from pipeline.simulate import build_reference_cache, bump_reference, simulate_downlink, write_fits
 from pipeline.simulate.crdscache import CacheError, mappings_dir, references_dir
 from pipeline.simulate.detector import Detector
+from tests.refs_support import BESTREFS
+from tests.refs_support import clean_crds_env as _clean_env
 
 SEED = 11
 CDBS_NAME = re.compile(r"^[0-9a-z]{8}[ij]_(ccd|osc|bpx|crr|imp|bia|drk|pfl|sat|snk)\.fits$")
@@ -36,22 +37,6 @@ def raws(tmp_path_factory):
     downlink = simulate_downlink(SEED, "subarray", 6, ("wfc3", "acs"))
     write_fits(downlink, out)
     return out, downlink
-
-
-def _clean_env(cache: Path) -> dict[str, str]:
-    """Only CRDS_PATH (plus what a process needs to start): no server, no mode, no context."""
-    return {"CRDS_PATH": str(cache), "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-
-
-BESTREFS = """
-import json, sys, crds
-from crds import data_file
-out = {}
-for path in sys.argv[2:]:
-    header = data_file.get_free_header(path, (), None, "hst")
-    out[path] = crds.getrecommendations(header, context=sys.argv[1], observatory="hst")
-print(json.dumps(out))
-"""
 
 
 def _bestrefs(cache: Path, context: str, paths: list[Path]) -> dict[str, dict[str, str]]:

@@ -7,6 +7,8 @@ Examples::
     owl simulate --site S                        # references into S/crds if missing, downlink into S/inbox
     owl simulate --size subarray --fits raws/    # _raw.fits, _asn.fits (+ truth/) for users who start from FITS
     owl simulate refs --site S --bump darkfile --detector UVIS --ccdamp C
+    owl simulate refs --site S --acs-modes                  # add the ACS/SBC and ACS/HRC references
+    owl simulate refs --site S --bump mlintab --detector SBC
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
 @click.option("--wfc-readout", type=click.Choice(["DS_INT", "CLAMP"], case_sensitive=False), default="DS_INT",
               show_default=True, help="ACS/WFC readout type (JWROTYPE); DS_INT at gain 2 carries the bias "
                                       "shift and cross-talk calacs corrects")
+@click.option("--sbc", "n_sbc", type=click.IntRange(0, 50), default=0, show_default=True,
+              help="also this many ACS/SBC dither associations (adds the SBC/HRC references to the site's cache)")
 @click.option("--fits", "fits_dir", type=click.Path(file_okay=False),
               help="also/only write _raw.fits and _asn.fits here")
 @site_option
@@ -71,7 +75,7 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
 @click.pass_context
 @reports_errors
 def simulate(ctx: click.Context, size: str, n_associations: int, instruments: str, seed: int, wfc_readout: str,
-             fits_dir: str | None, site_dir: str | None, as_json: bool) -> None:
+             n_sbc: int, fits_dir: str | None, site_dir: str | None, as_json: bool) -> None:
     """Simulate WFC3/UVIS and ACS/WFC observations: a downlink of pods and a DAN into the site inbox
     (building the site's reference files on first use), and with --fits the same exposures as FITS.
 
@@ -89,6 +93,8 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
 
     stream = iter_downlink(seed, size, n_associations, names, progress=None if as_json else progress,
                            wfc_readout=wfc_readout.upper())
+    if n_sbc:
+        stream = _with_sbc(stream, seed, n_sbc)
     written: list[Path] = []
     if fits_dir is not None:
         stream = _also_fits(stream, Path(fits_dir), written)
@@ -99,6 +105,8 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         site = open_site(site_dir)
         site.ensure_areas()
         summary["context"] = _ensure_cache(site.areas.crds, names, size)
+        if n_sbc:
+            summary["context"] = _ensure_sbc_references(site.areas.crds)
         summary["dan"] = str(write_downlink(stream, site.areas.inbox))
     else:
         for _ in stream:
@@ -111,6 +119,26 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         click.echo(f"downlink {summary['dan']} (CRDS context {summary['context']})")
     if written:
         click.echo(f"{len(written)} FITS files in {fits_dir} (truth in {Path(fits_dir) / 'truth'})")
+
+
+def _with_sbc(stream: Iterator[SimulatedAssociation], seed: int, n_sbc: int) -> Iterator[SimulatedAssociation]:
+    """The downlink followed by ``n_sbc`` ACS/SBC dither associations."""
+    from pipeline.simulate import sbc
+
+    yield from stream
+    for k in range(1, n_sbc + 1):
+        yield sbc.association(seed + k, k)  # type: ignore[misc]
+
+
+def _ensure_sbc_references(crds_root: Path) -> str:
+    """Deliver the SBC/HRC references into the site's cache unless it has them (an MLINTAB rmap)."""
+    from pipeline.simulate import crdscache
+    from pipeline.simulate.acscrds import deliver_sbc_hrc
+
+    if any(crdscache.mappings_dir(crds_root).glob("hst_acs_mlintab_*.rmap")):
+        return crdscache.latest_context(crds_root)
+    click.echo(f"adding the ACS/SBC and ACS/HRC references to {crds_root} ...", err=True)
+    return deliver_sbc_hrc(crds_root)
 
 
 def _also_fits(stream: Iterator[SimulatedAssociation], directory: Path,
@@ -131,14 +159,15 @@ def _also_fits(stream: Iterator[SimulatedAssociation], directory: Path,
 @click.option("--crds-path", type=click.Path(file_okay=False), help="cache directory (default: the site's crds area)")
 @click.option("--bump", "bump_type", metavar="TYPE",
               help="deliver a new reference of TYPE (e.g. darkfile) and a new context")
-@click.option("--detector", type=click.Choice(["UVIS", "WFC"], case_sensitive=False),
+@click.option("--detector", type=click.Choice(["UVIS", "WFC", "SBC", "HRC"], case_sensitive=False),
               help="with --bump: only this detector")
+@click.option("--acs-modes", is_flag=True, help="also deliver the ACS/SBC and ACS/HRC references (new context)")
 @click.option("--ccdamp", help="with --bump: only this amplifier configuration (e.g. ABCD, C)")
 @site_option
 @json_option
 @reports_errors
 def refs(size: str, instruments: str, detector_seed: int | None, crds_path: str | None, bump_type: str | None,
-         detector: str | None, ccdamp: str | None, site_dir: str | None, as_json: bool) -> None:
+         detector: str | None, acs_modes: bool, ccdamp: str | None, site_dir: str | None, as_json: bool) -> None:
     """Build the simulated reference files and CRDS context hst_0001.pmap, or deliver a new reference.
 
     Without --bump on an existing cache, show it.
@@ -150,7 +179,12 @@ def refs(size: str, instruments: str, detector_seed: int | None, crds_path: str 
     if bump_type is None and (detector or ccdamp):
         raise click.UsageError("--detector and --ccdamp only go with --bump")
     try:
-        if bump_type is not None:
+        if bump_type is not None and detector and detector.upper() in ("SBC", "HRC"):
+            from pipeline.simulate.acscrds import bump_mode_reference
+
+            context = bump_mode_reference(root, bump_type, detector)
+            action = f"delivered {detector.upper()} {bump_type}: new context {context}"
+        elif bump_type is not None:
             context = crdscache.bump_reference(root, bump_type, detector=detector, ccdamp=ccdamp)
             action = f"delivered {bump_type}: new context {context}"
         elif any(crdscache.mappings_dir(root).glob("hst_*.pmap")):
@@ -161,6 +195,11 @@ def refs(size: str, instruments: str, detector_seed: int | None, crds_path: str 
                                                       seed=DETECTOR_SEED if detector_seed is None else detector_seed,
                                                       size=size)
             action = f"built context {context}"
+        if acs_modes:
+            from pipeline.simulate.acscrds import deliver_sbc_hrc
+
+            context = deliver_sbc_hrc(root)
+            action += f"; SBC and HRC references delivered: context {context}"
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     summary = crdscache.cache_summary(root)

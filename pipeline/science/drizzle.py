@@ -48,6 +48,8 @@ AMP_KEYWORDS = {"WFC3": ("ATODGNA", "ATODGNB", "ATODGNC", "ATODGND", "READNSEA",
                          "READNSED"),
                 "ACS": ("ATODGNA", "ATODGNB", "ATODGNC", "ATODGND", "READNSEA", "READNSEB", "READNSEC",
                         "READNSED")}
+#: MAMA detectors: drizzlepac takes unit gain and no read noise, reading no amplifier keywords.
+PHOTON_COUNTING = {"SBC", "FUV-MAMA", "NUV-MAMA"}
 _DATA_KEY = re.compile(r"^D\d{3}DATA$")
 
 
@@ -99,7 +101,8 @@ def preflight(path: Path) -> DrizzleInput:
             if instrument not in DRIZZLED_INSTRUMENTS:
                 raise BadInput(f"{path.name}: INSTRUME {instrument!r} cannot be drizzled", path=path,
                                keyword="INSTRUME")
-            for key in AMP_KEYWORDS.get(instrument, ()):
+            photon_counting = str(primary["DETECTOR"]).strip().upper() in PHOTON_COUNTING
+            for key in () if photon_counting else AMP_KEYWORDS.get(instrument, ()):
                 if (problem := _keyword_problem(primary, key)) is not None:
                     raise BadInput(f"{path.name}: keyword {key} {problem} in the primary header", path=path,
                                    keyword=key)

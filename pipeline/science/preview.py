@@ -29,6 +29,7 @@ from astropy.io import fits
 from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import atomic_write
 from pipeline.core.names import BadName, split_file_name
+from pipeline.science.countstretch import counts_stretch, is_sparse
 
 THUMB_SIZE = 128
 #: DQ bits that make a pixel unfit to show when the header names none (WFC3/ACS SDQFLAGS default).
@@ -182,8 +183,11 @@ def render_image(path: Path) -> np.ndarray:
     if values.size == 0:
         raise BadInput(f"{path.name}: no finite, unflagged pixel in {len(chips)} science array(s): "
                        "nothing to preview", path=path)
-    lo, hi = robust_limits(values)
     out = np.zeros((ny, nx), np.uint8)
+    if is_sparse(values):  # photon counting (SBC): smoothed counts on a log scale
+        out[good] = np.round(counts_stretch(canvas, good)[good] * 255).astype(np.uint8)
+        return out[::-1]
+    lo, hi = robust_limits(values)
     out[good] = np.round(asinh_stretch(values, lo, hi) * 255).astype(np.uint8)
     return out[::-1]
 

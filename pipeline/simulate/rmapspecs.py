@@ -73,5 +73,6 @@ RMAP_HEADERS: dict[str, dict[str, dict[str, Any]]] = {
                           '((DETECTOR != "SBC") and (BIASCORR != "OMIT"))'),
         "snkcfile": _spec(("DETECTOR",), "IMAGE", "YES", "SINKCORR",
                           '((SINKCORR != "OMIT") and (DETECTOR == "WFC"))'),
+        "mlintab": _spec(("DETECTOR",), "TABLE", "YES", "GLINCORR", '((DETECTOR == "SBC") and (GLINCORR != "OMIT"))'),
     },
 }

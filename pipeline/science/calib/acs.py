@@ -18,14 +18,15 @@ from pipeline.core.errors import BadInput, MissingReference, Unsupported
 from pipeline.science.calib.chip import Chip
 from pipeline.science.calib.context import COMPLETE, SKIPPED, CalContext, check_reference, reference_is_dummy
 from pipeline.science.calib.geometry import Overscan
+from pipeline.science.calib.hrc import HrcChip
 from pipeline.science.calib.imageio import Exposure, Imset, find_line
 from pipeline.science.calib.steps import destripe
 from pipeline.science.calib.steps.blev import ACS as BLEV_ACS
 from pipeline.science.calib.steps.blev import BlevCorr
 from pipeline.science.calib.steps.dqi import TRAP, DqiCorr, FullWellSat
 from pipeline.science.calib.steps.flat import FLATS, FlatCorr, ShadCorr
-from pipeline.science.calib.steps.phot import PhotCorr, acs_photmode
-from pipeline.science.calib.steps.stats import compute_stats
+from pipeline.science.calib.steps.phot import PhotCorr
+from pipeline.science.calib.steps.stats import finish_imset
 from pipeline.science.calib.steps.subtract import BiasCorr, DarkCorr, FlshCorrAcs
 from pipeline.science.calib.steps.trim import trim_overscan
 from pipeline.science.calib.tables import ACS_OSCNTAB_COLUMNS, pedigree_is_dummy, read_ccdtab, read_oscntab
@@ -124,7 +125,8 @@ def make_chip(ctx: CalContext, imset: Imset, *, raw: bool) -> Chip:
                             biassect={a: (s[0] - 1, s[1] - 1) if a in "AB" else (0, 0)
                                       for a, s in row.biassect.items()},
                             overscan=True, row=row.row)
-    return Chip(imset=imset, ccd=ccd, oscn=oscn, ampx=ccd.ampx, ampy=ccd.ampy, subarray=ctx.key("SUBARRAY", bool),
+    cls = HrcChip if ctx.detector == "HRC" else Chip
+    return cls(imset=imset, ccd=ccd, oscn=oscn, ampx=ccd.ampx, ampy=ccd.ampy, subarray=ctx.key("SUBARRAY", bool),
                 sdqflags=int(hdr.get("SDQFLAGS", 65535)) & 0xFFFF, ncombine=max(int(hdr.get("NCOMBINE", 1)), 1))
 
 
@@ -227,7 +229,7 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
     post_sm4 = ctx.key("EXPSTART", float) >= SM4MJD
     ds_int_gain2 = (ctx.key("JWROTYPE", str, "").upper() == "DS_INT"
                     and ctx.key("CCDGAIN", float, 1.0) == 2.0)
-    if not post_sm4:
+    if not post_sm4 or ctx.detector == "HRC":  # "All HRC data - use the original bias level subtraction"
         for c in chips:
             BlevCorr(BLEV_ACS).run(ctx, c)
         return True
@@ -337,7 +339,8 @@ def twod(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> list[Chip]:
         raise BadInput("overscan region not trimmed: ACS2D needs BLEVCORR = COMPLETE", path=ctx.path,
                        keyword="BLEVCORR")
     chips = []
-    phot = PhotCorr(uvis=False)
+    wfc = ctx.detector != "HRC"
+    phot = PhotCorr(uvis=False, camera="WFC1" if wfc else "HRC", to_primary=wfc)
     for imset in exposure.imsets:
         chip = make_chip(ctx, imset, raw=False)
         if ctx.perform("DQICORR"):
@@ -349,12 +352,8 @@ def twod(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> list[Chip]:
             if step.enabled(ctx):
                 step.run(ctx, chip)
         if not ctx.perform("PHOTCORR"):
-            chip.sci_keywords["PHOTMODE"] = acs_photmode(ctx.key("FILTER1", str, ""), ctx.key("FILTER2", str, ""),
-                                                         ctx.key("EXPSTART", float))
-        compute_stats(chip)
-        chip.imset.sci_header.update(chip.sci_keywords)
-        chip.imset.err_header.update(chip.err_keywords)
-        chips.append(chip)
+            chip.sci_keywords["PHOTMODE"] = phot.photmode(ctx, chip)
+        chips.append(finish_imset(chip))
     for switch in (*TWOD_SWITCHES, "EXPSCORR"):
         ctx.done(switch)
     return chips

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import BadInput, Unsupported
-from pipeline.science.calib import acs, uvis
+from pipeline.science.calib import acs, sbc, uvis
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
+from pipeline.science.calib.hrc import single_amp_slots
 from pipeline.science.calib.imageio import Exposure, Imset, read_exposure
 from pipeline.science.calib.products import write_product
 from pipeline.science.calib.tables import read_ccdtab, read_crrejtab
@@ -42,19 +43,20 @@ class Detector:
 
 UVIS = Detector("WFC3/UVIS", uvis, False, "iref")
 WFC = Detector("ACS/WFC", acs, True, "jref")
+HRC = Detector("ACS/HRC", acs, True, "jref")
+SBC = Detector("ACS/SBC", sbc, True, "jref")
+DETECTORS = {("WFC3", "UVIS"): UVIS, ("ACS", "WFC"): WFC, ("ACS", "HRC"): HRC, ("ACS", "SBC"): SBC}
 
 
 def detector_of(primary: Mapping[str, object], path: Path) -> Detector:
     inst = str(primary.get("INSTRUME", "")).strip().upper()
     det = str(primary.get("DETECTOR", "")).strip().upper()
-    if inst == "WFC3" and det == "UVIS":
-        return UVIS
-    if inst == "ACS" and det == "WFC":
-        return WFC
+    if (inst, det) in DETECTORS:
+        return DETECTORS[(inst, det)]
     if not inst or not det:
         raise BadInput("INSTRUME/DETECTOR missing from the primary header", path=path, keyword="DETECTOR")
     raise Unsupported(f"{inst}/{det} is not supported by the built-in engine (it handles WFC3/UVIS and "
-                      "ACS/WFC); use the hstcal engine where calwf3/calacs are installed", path=path,
+                      "ACS/WFC, HRC and SBC); use the hstcal engine where calwf3/calacs are installed", path=path,
                       keyword="DETECTOR")
 
 
@@ -112,6 +114,8 @@ def calibrate_exposure(raw: Path, outdir: Path, **kw: object) -> Path:
 def needs_crcorr(blvs: list[Exposure]) -> bool:
     """calwf3 rejects cosmic rays when CRCORR or RPTCORR is PERFORM and there are >= 2 images."""
     first = blvs[0].primary
+    if str(first.get("DETECTOR", "")).strip().upper() == "SBC":
+        return False  # MAMA: CRCORR forced off; RPTCORR's ACSSUM is not part of the built-in engine
     return len(blvs) >= 2 and any(str(first.get(s, "")).strip().upper() == PERFORM for s in ("CRCORR", "RPTCORR"))
 
 
@@ -150,7 +154,7 @@ def crrej_phase(blvs: list[Exposure], product: str, *, site: object | None = Non
             bunit = str(im.sci_header.get("BUNIT", "")).strip().upper()
             members.append(Member(b.rootname, im, efac, countrate="/S" in bunit))
         noise = _rej_noise(ctx, first, imset, electrons=det.electrons_after_ccd)
-        res = combine(members, par, noise)
+        res = combine(members, par, noise, acs=det.electrons_after_ccd)
         for n, m in enumerate(res.crmasks):
             masks[n].append(m)
         hdr = imset.sci_header.copy()
@@ -170,7 +174,13 @@ def crrej_phase(blvs: list[Exposure], product: str, *, site: object | None = Non
              EXPFLAG="NORMAL" if flags == {"NORMAL"} else "MIXED",
              CRSIGMAS=",".join(f"{s:g}" for s in par.sigmas), CRRADIUS=par.radius, CRTHRESH=par.thresh,
              BADINPDQ=par.badinpdq, CRMASK=par.crmask, SCALENSE=par.scalense, INITGUES=par.initgues,
-             SKYSUB=par.skysub, MEANEXP=float(np.float32(exptot / len(blvs))), NCOMBINE=len(blvs))
+             SKYSUB=par.skysub, MEANEXP=float(np.float32(exptot / len(blvs))))
+    if not det.electrons_after_ccd:  # ACSREJ writes NCOMBINE to the SCI headers only
+        p["NCOMBINE"] = len(blvs)
+    if det.electrons_after_ccd:  # ACSREJ: cumulative dark time and flash duration of the members
+        for key in ("DARKTIME", "FLASHDUR"):
+            p[key] = float(np.cumsum(np.asarray([b.primary.get(key, 0.0) for b in blvs], np.float32),
+                                     dtype=np.float32)[-1])
     for s in ("CRCORR", "RPTCORR"):
         if str(p.get(s, "")).strip().upper() == PERFORM:
             p[s] = COMPLETE
@@ -193,6 +203,8 @@ def _rej_noise(ctx: CalContext, first: Exposure, imset: Imset, *, electrons: boo
         from pipeline.science.calib.geometry import slot_values
 
         left, right = slot_values(tuple(rn), imset.chip)  # type: ignore[arg-type]
+        if ctx.detector == "HRC":
+            left, right = single_amp_slots(tuple(rn), tuple(float(p.get(f"ATODGN{a}", 0.0)) for a in "ABCD"))  # type: ignore[arg-type]
         noise.noise2 = (float(np.float32(left) ** 2), float(np.float32(right) ** 2))
         noise.gain = (1.0, 1.0)
     return noise
@@ -222,10 +234,11 @@ def finish_stack(blvs: list[Exposure], outdir: Path, product: str, **kw: object)
     if needs_crcorr(blvs):
         crj, masks = crrej_phase(blvs, product, **kw)  # type: ignore[arg-type]
         outputs.append(twod_phase(crj, outdir / f"{product}_crj.fits", **kw))  # type: ignore[arg-type]
+        acs = detector_of(blvs[0].primary, blvs[0].path).electrons_after_ccd
         for blv, m in zip(blvs, masks, strict=True):
             apply_cr_masks(blv, m)
-            for s in ("CRCORR", "RPTCORR"):
-                if str(blv.primary.get(s, "")).strip().upper() == PERFORM:
+            for s in ("CRCORR", "RPTCORR"):  # calacs leaves the members' switches at PERFORM
+                if str(blv.primary.get(s, "")).strip().upper() == PERFORM and not acs:
                     blv.primary[s] = COMPLETE
     for blv in blvs:
         outputs.append(twod_phase(blv, outdir / f"{blv.rootname}_flt.fits", **kw))  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""CRCORR: cosmic-ray rejection of a CR-SPLIT/REPEAT stack (``wf3rej``; ``acsrej`` is the same).
+"""CRCORR: cosmic-ray rejection of a CR-SPLIT/REPEAT stack (``wf3rej``; ``acsrej`` with ``acs=True``).
 
 Runs on the trimmed ``_blv_tmp`` images of the members, before DARK/FLAT, and produces the
 ``_crj`` imsets: ``SCI = ave * TEXPTIME + SKYSUM``, ``ERR = sqrt(Σ_good var)/Σ_good efac * TEXPTIME``,
@@ -23,7 +23,7 @@ marks made on later lines change how those lines are treated.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -234,9 +234,15 @@ def _reach(rej2: float, dy: int) -> int:
 
 
 def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[float],
-           ave: np.ndarray, avevar: np.ndarray) -> RejResult:
+           ave: np.ndarray, avevar: np.ndarray, *, acs: bool = False) -> RejResult:
     """``rej_loop``: iterate the sigmas, mark HIT/SPILL, rebuild the average; the last pass keeps
-    the variance and the DQ bookkeeping."""
+    the variance and the DQ bookkeeping.
+
+    ``acs``: calacs's ``acsrej_loop`` (since 2016): thresholds from each input's ERR,
+    ``sig^2 (ERR^2 + (s max(ave efac, 0))^2) / efac^2`` (SPILL without the SCALENSE term), every
+    buffered line's threshold computed properly, and the output error propagated from the inputs'
+    ERR: ``(Σ efac / Σ_good efac) sqrt(Σ_good ERR^2)``.
+    """
     ny, nx = ave.shape
     width = math.ceil(par.radius)
     rej2 = float(f32(par.radius) * f32(par.radius))
@@ -249,6 +255,7 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
     for n, m in enumerate(members):
         pics.append(((_counts(m) - f32(sky[n])) / f32(m.efac)).astype(np.float32) if m.efac > 0
                     else np.zeros((ny, nx), np.float32))
+    exptot = np.cumsum(np.asarray([m.efac for m in members], np.float32), dtype=np.float32)[-1]
     dq_out = np.full((ny, nx), DATAREJECT, np.int16)
     dq2 = np.zeros((ny, nx), np.int16)
     crmasks = [np.zeros((ny, nx), np.uint16) for _ in members]
@@ -259,6 +266,7 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
         total = np.zeros((ny, nx), np.float32)
         efacsum = np.zeros((ny, nx), np.float32)
         sumvar = np.zeros((ny, nx), np.float32)
+        err2 = np.zeros((ny, nx), np.float32)
         nrej = 0
         for n, m in enumerate(members):
             efac = f32(m.efac)
@@ -267,7 +275,12 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
             skyv, exp2n = f32(sky[n]), f32(efac * efac)
             pic = pics[n]
             d2 = (pic - ave) ** 2
-            if par.initgues[:3] == "min" and it == 0:
+            if acs:
+                e2 = m.imset.err * m.imset.err
+                pixsky = np.maximum(ave * efac, f32(0))
+                thresh = sig2 * (e2 + (scale * pixsky) ** 2) / exp2n
+                spth = sig2 * e2 / exp2n
+            elif par.initgues[:3] == "min" and it == 0:
                 thresh = sig2 * avevar
                 spth = thresh
             else:
@@ -281,8 +294,9 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
                     thresh[:, cols] = sig2 * (base + (scale * pixsky[:, cols]) ** 2) / exp2n
                     spth[:, cols] = sig2 * base / exp2n
             # the threshold buffer of a line not yet processed still holds pixel values
-            fill = pic.copy()
-            fill[:width + 1] = m.imset.sci[:width + 1]
+            fill = spth if acs else pic.copy()
+            if not acs:
+                fill[:width + 1] = m.imset.sci[:width + 1]
             spill_center = d2 > f32(psig2) * spth
             spill_future = d2 > f32(psig2) * fill
             cand_all = d2 > thresh
@@ -309,6 +323,8 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
                 ok = (row & MASKDQ) == 0
                 total[line][ok] += pic[line][ok] * efac
                 efacsum[line][ok] += efac
+                if acs:
+                    err2[line][ok] += m.imset.err[line][ok] * m.imset.err[line][ok]
                 if last:
                     dum = pic[line] * efac + skyv
                     v = np.maximum(dum, f32(0))
@@ -328,7 +344,11 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
         have = efacsum > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             ave = np.where(have, total / efacsum, ave if not last else f32(0)).astype(np.float32)
-            if last:
+            if last and acs:
+                ratio = (exptot / np.where(have, efacsum, f32(1))).astype(np.float32)
+                avevar = np.where(have, (ratio * np.sqrt(err2.astype(np.float64))).astype(np.float32),
+                                  f32(0)).astype(np.float32)
+            elif last:
                 avevar = np.where(have, (np.sqrt(sumvar.astype(np.float64)) / efacsum).astype(np.float32),
                                   f32(0)).astype(np.float32)
     return RejResult(ave, avevar, dq_out.view(np.uint16), list(sky), nrej, crmasks)
@@ -354,8 +374,13 @@ def _exclude_chain(hits: np.ndarray, excl_cand: np.ndarray, rej2: float) -> np.n
 # ---------------------------------------------------------------------------------------- driver
 
 
-def combine(members: list[Member], par: CRRejParams, noise: ChipNoise) -> RejResult:
-    """The whole rejection for one chip: sky, initial guess, iterations, output scaling."""
+def combine(members: list[Member], par: CRRejParams, noise: ChipNoise, *, acs: bool = False) -> RejResult:
+    """The whole rejection for one chip: sky, initial guess, iterations, output scaling.
+
+    ``acs``: calacs's ACSREJ (see :func:`reject`); its minimum guess zeroes a pixel whenever a
+    lower value comes from a bad input (calwf3 does that only left of AMPX), its ERR is already in
+    electrons, and pixel (0,0) of the ERR is set to -1 ("so that an image array is produced").
+    """
     efacs = [m.efac for m in members]
     exptot = float(np.cumsum(np.asarray(efacs, np.float32), dtype=np.float32)[-1])
     if exptot == 0.0:
@@ -368,15 +393,20 @@ def combine(members: list[Member], par: CRRejParams, noise: ChipNoise) -> RejRes
     sky = sky_levels(members, par.skysub, par.badinpdq)
     first = next(m for m in members if m.efac > 0)
     if non_zero > 1:
-        ave, var = initial_guess(members, sky, par, noise)
-        res = reject(members, par, noise, sky, ave, var)
+        guess_noise = replace(noise, ampx=members[0].imset.sci.shape[1]) if acs else noise
+        ave, var = initial_guess(members, sky, par, guess_noise)
+        res = reject(members, par, noise, sky, ave, var, acs=acs)
     else:
         res = RejResult(first.imset.sci.copy(), first.imset.err.copy(), first.imset.dq.copy(), sky, 0,
                         [np.zeros_like(first.imset.dq) for _ in members])
     skysum = float(np.cumsum(np.asarray(sky, np.float32), dtype=np.float32)[-1])
     skysum = max(skysum, 0.0)
     res.sci = (res.sci * f32(texpt) + f32(skysum)).astype(np.float32)
-    res.err = (res.err * f32(texpt)).astype(np.float32)
+    if acs:
+        res.err = res.err.astype(np.float32)
+        res.err[0, 0] = f32(-1.0)
+    else:
+        res.err = (res.err * f32(texpt)).astype(np.float32)
     res.sky = sky
     return res
 

@@ -12,9 +12,10 @@ from pipeline.science.calib.tables import AMPS, OverscanRow
 
 
 def chip_amps(ccdamp: str, chip: int) -> str:
-    """Amps of CCDAMP that read this chip, in order: chip 2 uses C,D; chip 1 uses A,B."""
+    """Amps of CCDAMP that read this chip, in order: chip 2 uses C,D; chip 1 uses A,B (a single-chip
+    detector such as ACS/HRC, read by amp C, keeps its own amps)."""
     candidates = "CD" if chip == 2 else "AB"
-    return "".join(a for a in candidates if a in ccdamp)
+    return "".join(a for a in candidates if a in ccdamp) or "".join(a for a in AMPS if a in ccdamp)
 
 
 def slot_values(values: tuple[float, float, float, float], chip: int) -> tuple[float, float]:

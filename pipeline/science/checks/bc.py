@@ -129,6 +129,7 @@ _ACS_CCD_NEEDS = (
 )
 
 _ACS_SBC_NEEDS = (
+    RefNeed("BPIXTAB", ("DQICORR",), "BAD PIXELS", table=True, match=_DET),  # a real file for a MAMA
     RefNeed("DARKFILE", ("DARKCORR",), "DARK", match=_DET),
     *(RefNeed(k, ("FLATCORR",), t, na_ok=True, flat=True, match=("FILTER", "DETECTOR")) for k, t in _FLATS),
     RefNeed("IMPHTTAB", ("PHOTCORR",), table=True),

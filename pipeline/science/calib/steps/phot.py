@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.science.calib.chip import Chip, Step
-from pipeline.science.calib.context import CalContext
+from pipeline.science.calib.context import SKIPPED, CalContext
 from pipeline.science.calib.tables import PhotValues, read_imphttab
 
 PHOTFNU_K = 3.33564e4
@@ -38,10 +38,12 @@ def uvis_photmode(chip: int, filt: str, expstart: float) -> str:
     return " ".join(parts)
 
 
-def acs_photmode(filter1: str, filter2: str, expstart: float, lrfwave: float | None = None) -> str:
-    """``ACS WFC1 <F1> <F2> MJD#...``: WFC1 for both chips; CLEAR and N/A dropped; POL filters
-    become POL_UV / POL_V; a ramp filter adds ``#<LRFWAVE>``."""
-    parts = ["ACS", "WFC1"]
+def acs_photmode(filter1: str, filter2: str, expstart: float, lrfwave: float | None = None, *,
+                 camera: str = "WFC1", coron: bool = False) -> str:
+    """``ACS WFC1 <F1> <F2> MJD#...``: WFC1 for both chips (HRC, SBC for the others, then CORON for
+    coronagraphic data); CLEAR and N/A dropped; POL filters become POL_UV / POL_V; a ramp filter
+    adds ``#<LRFWAVE>``."""
+    parts = ["ACS", camera] + (["CORON"] if coron else [])
     for f in (filter1, filter2):
         name = f.strip().upper()
         if not name or name.startswith("CLEAR") or name == "N/A":
@@ -64,8 +66,10 @@ class PhotCorr(Step):
     switch = "PHOTCORR"
     label = "PHOTCORR"
 
-    def __init__(self, *, uvis: bool = True) -> None:
+    def __init__(self, *, uvis: bool = True, camera: str = "WFC1", to_primary: bool = True) -> None:
         self.uvis = uvis
+        self.camera = camera
+        self.to_primary = to_primary  # HRC/SBC: the SCI header only
 
     def photmode(self, ctx: CalContext, chip: Chip) -> str:
         expstart = ctx.key("EXPSTART", float)
@@ -73,7 +77,8 @@ class PhotCorr(Step):
             return uvis_photmode(chip.number, ctx.key("FILTER", str), expstart)
         lrf = ctx.primary.get("LRFWAVE")
         return acs_photmode(ctx.key("FILTER1", str, ""), ctx.key("FILTER2", str, ""), expstart,
-                            float(lrf) if lrf not in (None, "") else None)
+                            float(lrf) if lrf not in (None, "") else None, camera=self.camera,
+                            coron=ctx.key("OBSTYPE", str, "").upper().startswith("CORON"))
 
     def run(self, ctx: CalContext, chip: Chip) -> None:
         path = ctx.reference_path("IMPHTTAB")
@@ -87,8 +92,11 @@ class PhotCorr(Step):
         primary = {"PHOTFLAM": kw["PHOTFLAM"], "PHOTZPT": kw["PHOTZPT"]}
         if self.uvis:
             self._uvis_chip_values(ctx, chip, obsmode, vals, primary, path)
-        if chip.extver == 1:
+        if chip.extver == 1 and self.to_primary:
             ctx.primary_updates.update(primary)
+        if not self.uvis and kw["PHOTFLAM"] == f32(-9999.0):  # calacs dophot.c
+            ctx.warn("PHOTFLAM = -9999 (extrapolation refused); PHOTCORR skipped")
+            ctx.done("PHOTCORR", SKIPPED)
         ctx.log(f"chip {chip.number}: PHOTMODE '{photmode}', PHOTFLAM = {kw['PHOTFLAM']:.6g}")
 
     def _uvis_chip_values(self, ctx: CalContext, chip: Chip, obsmode: str, vals: PhotValues,

@@ -129,3 +129,10 @@ def line_weighted_mean(values: np.ndarray, dq: np.ndarray, sdqflags: int) -> flo
     total = np.cumsum((means * weights).astype(np.float32), dtype=np.float32)[-1]
     wsum = np.cumsum(weights, dtype=np.float32)[-1]
     return float(np.float32(total / wsum)) if wsum > 0 else 0.0
+
+
+def image_mean(values: np.ndarray, dq: np.ndarray, sdqflags: int) -> float:
+    """calacs's ``AvgSciVal`` (MEANDARK, MEANFLSH): one double mean over every good pixel, as float."""
+    good = (dq & np.uint16(sdqflags)) == 0
+    n = int(np.count_nonzero(good))
+    return float(np.float32(np.sum(values, where=good, dtype=np.float64) / n)) if n else 0.0

@@ -46,3 +46,12 @@ def compute_stats(chip: Chip) -> None:
     chip.sci_keywords.update(GOODMIN=_f(lo["sci"]), GOODMAX=_f(hi["sci"]), GOODMEAN=_f(total["sci"] / n),
                              SNRMIN=_f(lo["snr"]), SNRMAX=_f(hi["snr"]), SNRMEAN=_f(total["snr"] / n))
     chip.err_keywords.update(GOODMIN=_f(lo["err"]), GOODMAX=_f(hi["err"]), GOODMEAN=_f(total["err"] / n))
+
+
+def finish_imset(chip: Chip) -> Chip:
+    """The end of ACS2D/WF32D for one imset: statistics, then every computed keyword into the SCI
+    and ERR headers."""
+    compute_stats(chip)
+    chip.imset.sci_header.update(chip.sci_keywords)
+    chip.imset.err_header.update(chip.err_keywords)
+    return chip

@@ -17,6 +17,7 @@ from pipeline.science.calib.steps.refimage import (
     RefBlock,
     cut_reference,
     gain_factors,
+    image_mean,
     line_weighted_mean,
     scale_by_amp,
     sub1d,
@@ -119,19 +120,21 @@ class DarkCorr(Step):
     switch = "DARKCORR"
     label = "DARKCORR"
 
-    def __init__(self, *, electrons: bool = False) -> None:
+    def __init__(self, *, electrons: bool = False, darktime: float | None = None) -> None:
         self.electrons = electrons
+        self.darktime = darktime  # a fixed DARKTIME (SBC: always 0) instead of the header's
 
     def run(self, ctx: CalContext, chip: Chip) -> None:
         keyword = "DRKCFILE" if ctx.switches.get("PCTECORR") == "COMPLETE" else "DARKFILE"
         block = cut_reference(chip, ctx.ref_image(keyword).for_chip(chip.number))
         if self.electrons:
-            k = np.float32(ctx.key("DARKTIME", float, 0.0))
+            k = np.float32(ctx.key("DARKTIME", float, 0.0) if self.darktime is None else self.darktime)
             block = block.scaled(k)
         else:
             kl, kr = gain_factors(ctx.key("EXPTIME", float), chip.gains())
             block = scale_by_amp(block, kl, kr, chip.ampx)
-        meandark = line_weighted_mean(block.sci, block.dq, chip.sdqflags)
+        mean = image_mean if self.electrons else line_weighted_mean   # calacs AvgSciVal, calwf3 per line
+        meandark = mean(block.sci, block.dq, chip.sdqflags)
         sub1d(chip, block)
         chip.sci_keywords["MEANDARK"] = meandark
         ctx.log(f"chip {chip.number}: dark {ctx.ref_paths[keyword].name} subtracted, MEANDARK = {meandark:g}")

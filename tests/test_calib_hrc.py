@@ -1,0 +1,85 @@
+"""ACS/HRC in the built-in engine: simulated exposures (accuracy, CR-SPLIT) and the real HRC raws."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from pipeline.science.calib import builtin
+from pipeline.science.calib.hrc import HrcChip, single_amp_slots
+from pipeline.simulate import hrc
+
+
+@pytest.fixture(scope="module")
+def jref(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("hrc") / "jref"
+    hrc.write_references(d)
+    return d
+
+
+def _env(jref: Path) -> dict[str, str]:
+    return {"jref": str(jref) + "/"}
+
+
+def test_single_amp_gain_goes_to_every_column() -> None:
+    assert single_amp_slots((0.0, 0.0, 2.216, 0.0), (0.0, 0.0, 2.216, 0.0)) == (2.216, 2.216)
+    assert HrcChip.__mro__[1].__name__ == "Chip"
+
+
+def test_simulated_exposure_against_truth(jref: Path) -> None:
+    raw = jref.parent / "jhrc01abq_raw.fits"
+    truth = hrc.write_raw(raw, exptime=300.0, ncr=0)
+    flt = fits.open(builtin.calibrate_exposure(raw, jref.parent, environ=_env(jref)))
+    sci = flt["SCI"].data.astype(np.float64)
+    assert sci.shape == (1024, 1024)
+    assert flt["SCI"].header["BUNIT"] == "ELECTRONS"
+    assert flt["SCI"].header["PHOTMODE"] == "ACS HRC F555W MJD#52500.3000"
+    assert "PHOTFLAM" not in flt[0].header
+    good = (flt["DQ"].data == 0) & ~truth.saturated
+    sky = good & (truth.electrons < np.median(truth.electrons) + 1)
+    # the overscan fit removes the bias level: the sky comes back at its true level
+    assert abs(np.median(sci[sky]) - np.median(truth.electrons[sky])) < 0.5
+    assert np.all(flt["DQ"].data[:, 199] & 4)                     # BPIXTAB column
+    assert flt["SCI"].header["MEANDARK"] > 0 and flt[0].header["BLEVCORR"] == "COMPLETE"
+    assert np.count_nonzero(flt["DQ"].data & 2048) > 0            # saturated stars
+
+
+def test_crsplit_association_gives_crj_and_masks(jref: Path) -> None:
+    d = jref.parent
+    raws = [d / f"jhrc02c{i}q_raw.fits" for i in (1, 2)]
+    truths = [hrc.write_raw(r, seed=10 + i, star_seed=5, crsplit=2, exptime=150.0) for i, r in enumerate(raws)]
+    outs = builtin.calibrate_stack(raws, d, "jhrc02010", environ=_env(jref))
+    assert [p.name for p in outs] == ["jhrc02010_crj.fits", "jhrc02c1q_flt.fits", "jhrc02c2q_flt.fits"]
+    for path, truth in zip(outs[1:], truths, strict=True):
+        dq = fits.getdata(path, "DQ")
+        hit = truth.cosmic_rays & ~truths[0].saturated & ~truths[1].saturated
+        assert np.mean(dq[hit] & 8192 > 0) > 0.9                  # the CRs are found
+    crj = fits.open(outs[0])
+    assert crj["SCI"].header["NCOMBINE"] == 2 and crj[0].header["CRCORR"] == "COMPLETE"
+    assert crj[0].header["DARKTIME"] == 300.0                     # ACSREJ: cumulative dark time
+    assert fits.getval(outs[1], "CRCORR") == "PERFORM"            # calacs leaves the members' switch
+
+
+@pytest.mark.parametrize("root,photmode", [("j8bt05njq", "ACS HRC F555W MJD#52377.7615"),
+                                           ("j8bt09jcq", "ACS HRC F330W MJD#52377.1903")])
+def test_real_hrc_raws_end_to_end(tmp_path: Path, realdata: Path, root: str, photmode: str) -> None:
+    real_set = realdata / "acs_hrc_j8bt"
+    raw = real_set / "raw" / f"{root}_raw.fits"
+    jref = tmp_path / "jref"
+    hrc.write_references(jref)
+    real = {"BPIXTAB": real_set / "reference/j4d1435jj_bpx.fits",
+            "CRREJTAB": real_set / "reference/n4e12510j_crr.fits"}
+    prepared = hrc.prepare_real_raw(raw, tmp_path / "in", jref, real_tables=real)
+    flt = fits.open(builtin.calibrate_exposure(prepared, tmp_path, environ=_env(jref)))
+    history = "".join(str(h) for h in flt[0].header["HISTORY"])
+    assert "owlpipe simulated hrc_sim_bia.fits" in history and "real table j4d1435jj_bpx.fits" in history
+    assert flt["SCI"].data.shape == (1024, 1024)
+    assert flt["SCI"].header["PHOTMODE"] == photmode
+    assert flt["SCI"].header["MEANDARK"] == 0.0                    # no DARKTIME in 2002 HRC raws
+    # bias level ~1134 DN x gain 2.216 taken from the real overscan
+    assert 2400 < flt["SCI"].header["MEANBLEV"] < 2600
+    sky = np.median(flt["SCI"].data)
+    assert -5 < sky < 200
