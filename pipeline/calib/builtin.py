@@ -23,6 +23,7 @@ from pipeline.calib import acs, uvis
 from pipeline.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
 from pipeline.calib.imageio import Exposure, Imset, read_exposure
+from pipeline.calib.ir import engine as ir_engine
 from pipeline.calib.products import write_product
 from pipeline.calib.tables import read_ccdtab, read_crrejtab
 from pipeline.errors import BadInput, Unsupported
@@ -102,6 +103,8 @@ def twod_phase(blv: Exposure, out: Path, *, site: object | None = None,
 
 
 def calibrate_exposure(raw: Path, outdir: Path, **kw: object) -> Path:
+    if ir_engine.is_ir_file(raw):   # MULTIACCUM ramps: the WF3IR chain writes _ima and _flt
+        return ir_engine.calibrate_ir(raw, outdir, **kw)  # type: ignore[arg-type]
     blv = ccd_phase(raw, **kw)  # type: ignore[arg-type]
     return twod_phase(blv, outdir / f"{blv.rootname}_flt.fits", **kw)  # type: ignore[arg-type]
 

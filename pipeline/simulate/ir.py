@@ -61,11 +61,12 @@ class IRExposure:
 @dataclass
 class IRTruth:
     """Truth inside the light-sensitive region: count rate (e-/s), first jump read and first
-    saturated read (0 = none)."""
+    read whose signal exceeds the NLINFILE NODE (0 = none), plus each jump's size in e-."""
 
     rate: np.ndarray
     cr_read: np.ndarray
     sat_read: np.ndarray
+    cr_size: np.ndarray
 
 
 def _stars(rng: np.random.Generator, shape: tuple[int, int], n: int) -> np.ndarray:
@@ -118,6 +119,7 @@ def simulate_ramp(maps: IRMaps, exp: IRExposure) -> tuple[fits.HDUList, IRTruth]
     flat, dark = frame.cut(maps.flat)[inner], frame.cut(maps.dark)[inner]
     lam = rate * flat + dark                     # e-/s collected
     coef = np.stack([frame.cut(c)[inner] for c in maps.coef])
+    node = frame.cut(maps.node)[inner]
     bias = frame.cut(maps.bias)
     first_cr, deposits = _hits(rng, shape_in, times, exp.cr_rate, exp.snowballs)
     rn_read = np.float64(np.mean(READNOISE)) / np.sqrt(2.0) / g
@@ -129,12 +131,14 @@ def simulate_ramp(maps: IRMaps, exp: IRExposure) -> tuple[fits.HDUList, IRTruth]
             electrons += rng.poisson(lam * (t - times[k - 1])) + deposits[k]
         true_dn = electrons / g
         observed = np.minimum(nonlinear_response(true_dn, coef), FULL_WELL_DN)
-        sat_read[(sat_read == 0) & (observed >= FULL_WELL_DN)] = k
+        sat_read[(sat_read == 0) & (observed > node)] = k
         raw = bias.astype(np.float64) + rng.normal(0.0, 3.0)
         raw += rng.normal(0.0, rn_read, raw.shape)
         raw[inner] += observed
         reads.append(np.clip(np.rint(raw), 0, 65535).astype(np.uint16))
-    truth = IRTruth(rate=rate.astype(np.float32), cr_read=first_cr.astype(np.int16), sat_read=sat_read)
+    cr_size = np.take_along_axis(deposits, first_cr[None].astype(np.int64), axis=0)[0]
+    truth = IRTruth(rate=rate.astype(np.float32), cr_read=first_cr.astype(np.int16), sat_read=sat_read,
+                    cr_size=cr_size.astype(np.float32))
     return _raw_hdul(exp, reads, times, sampzero, frame.ltv), truth
 
 
@@ -196,6 +200,7 @@ def write_exposure(maps: IRMaps, exp: IRExposure, outdir: Path, refs: dict[str, 
     p["DFLTFILE"], p["LFLTFILE"] = "N/A", "N/A"
     raw = atomic_write_fits(hdul, outdir / f"{exp.rootname.lower()}_raw.fits")
     th = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(truth.rate, name="RATE"),
-                       fits.ImageHDU(truth.cr_read, name="CRREAD"), fits.ImageHDU(truth.sat_read, name="SATREAD")])
+                       fits.ImageHDU(truth.cr_read, name="CRREAD"), fits.ImageHDU(truth.sat_read, name="SATREAD"),
+                       fits.ImageHDU(truth.cr_size, name="CRSIZE")])
     th[0].header["ROOTNAME"] = exp.rootname.lower()
     return raw, atomic_write_fits(th, outdir / f"{exp.rootname.lower()}_truth.fits")

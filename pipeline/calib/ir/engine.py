@@ -33,6 +33,14 @@ def is_ir(primary: Mapping[str, object]) -> bool:
             and str(primary.get("DETECTOR", "")).strip() == "IR")
 
 
+def is_ir_file(path: Path) -> bool:
+    """True for a readable WFC3/IR file (anything else goes to the CCD engine, which reports it)."""
+    try:
+        return is_ir(fits.getheader(path, 0))
+    except (OSError, ValueError):
+        return False
+
+
 def _needs(ctx: CalContext, switch: str, keyword: str, filetype: str | None, *, table: bool = False) -> None:
     """Resolve and check the reference of a switch that is on; a DUMMY one turns it SKIPPED."""
     if not ctx.perform(switch):
