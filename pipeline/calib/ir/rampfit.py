@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.calib.ir.linfit import dark_model, linfit
+from pipeline.calib.ir.linfit import dark_model, linfit, linfit_one
 
 F32 = np.float32
 F64 = np.float64
@@ -29,10 +29,6 @@ class PixelFit:
     err: np.float32
     samp: int
     time: np.float32
-
-
-def _col(values: list[np.float32]) -> np.ndarray:
-    return np.asarray(values, F32).reshape(-1, 1)
 
 
 def _rej_spikes(tdq: list[int], diff: list[np.float32], n: int, ign: int) -> int | None:
@@ -137,8 +133,7 @@ def fitsamps(sci: list[np.float32], err: list[np.float32], dq: list[int], time: 
                 n = buf.count[idx]
                 if n > 1:
                     ts, te, tt = buf.sci[idx][:n], buf.err[idx][:n], buf.time[idx][:n]
-                    fit = linfit(False, _col(tt), _col(ts), _col(te), _col(buf.dg[idx][:n]), gain)
-                    a[idx], b[idx] = F32(fit.a[0]), F32(fit.b[0])
+                    a[idx], b[idx], _ = linfit_one(False, tt, ts, te, buf.dg[idx][:n], gain)
                     for k in range(n):
                         good = (buf.dq[idx][k] & ign) == 0 if pass2 else buf.dq[idx][k] == 0
                         if te[k] != 0 and good:
@@ -186,9 +181,8 @@ def fitsamps(sci: list[np.float32], err: list[np.float32], dq: list[int], time: 
                     k = buf.lookup[idx][0]
                     int_time = F32(int_time + F32(time[k] - time[k - 1]))
                 tt = buf.time[idx][:n]
-                fit = linfit(True, _col(tt), _col(buf.sci[idx][:n]), _col(buf.err[idx][:n]),
-                             _col(buf.dg[idx][:n]), gain)
-                a[idx], b[idx], sigb[idx] = F32(fit.a[0]), F32(fit.b[0]), F32(fit.sigb[0])
+                a[idx], b[idx], sigb[idx] = linfit_one(True, tt, buf.sci[idx][:n], buf.err[idx][:n],
+                                                       buf.dg[idx][:n], gain)
                 int_time = F32(int_time + F32(tt[n - 1] - tt[0]))
                 sig2 = F32(sigb[idx] * sigb[idx])
                 if sig2 != 0:
