@@ -26,10 +26,13 @@ def dark_model(time: np.ndarray, gain: float) -> np.ndarray:
     return time * F32(LINEAR_DARK / F64(F32(gain))) + F32(0.0)
 
 
+#: (signal-to-noise limit, weighting exponent) of the optimum weights (Fixsen et al.); 0.4 is a float.
+_POWERS = ((100, 10.0), (50, 6.0), (20, 3.0), (10, 1.0), (5, float(F32(0.4))))
+
+
 def _power(snr: np.ndarray) -> np.ndarray:
-    """The weighting exponent chosen from the interval's signal-to-noise (Fixsen et al.)."""
-    return np.select([snr > 100, snr > 50, snr > 20, snr > 10, snr > 5],
-                     [F64(10.0), F64(6.0), F64(3.0), F64(1.0), F64(F32(0.4))], F64(0.0))
+    """The weighting exponent chosen from the interval's signal-to-noise."""
+    return np.select([snr > limit for limit, _ in _POWERS], [F64(p) for _, p in _POWERS], F64(0.0))
 
 
 def linfit(optimum: bool, x: np.ndarray, y: np.ndarray, sig: np.ndarray, dg: np.ndarray, gain: float) -> Fit:
@@ -92,7 +95,7 @@ def linfit_one(optimum: bool, x: list, y: list, sig: list, dg: list, gain: float
     power = 0.0
     if optimum:
         snr = F32((y[n - 1] - y[0]) / sig[n - 1]) if sig[n - 1] > 0 else F32(0.0)
-        power = float(_power(np.asarray(snr)))
+        power = next((p for limit, p in _POWERS if snr > limit), 0.0)
     h = (n - 1) / 2.0
     s = sx = sy = sxx = sxy = F32(0.0)
     for k in range(n):

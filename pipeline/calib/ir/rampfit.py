@@ -283,9 +283,12 @@ def fit_ramps(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, time: np.ndarray
     out.dq[fs] = d[0, fs]
     slow = np.flatnonzero(todo)
     out.n_slow = int(slow.size)
-    for p in slow:
-        col_dq = [int(v) for v in d[:, p]]
-        res = fitsamps(list(s[:, p]), list(e[:, p]), col_dq, list(time[:, p]), list(dg[:, p]), thresh, ign, gain)
+    columns = [np.ascontiguousarray(a[:, slow].T) for a in (s, e, time, dg)]
+    dq_rows = d[:, slow].T.tolist()
+    for j, p in enumerate(slow):
+        col_dq = dq_rows[j]
+        res = fitsamps(list(columns[0][j]), list(columns[1][j]), col_dq, list(columns[2][j]), list(columns[3][j]),
+                       thresh, ign, gain)
         out.sci[p], out.err[p], out.samp[p], out.time[p] = res.sci, res.err, res.samp, res.time
         out.flags[:, p] = col_dq
     if not rates:
