@@ -44,7 +44,7 @@ def mean_gain() -> float:
 
 # -------------------------------------------------------------------------------- sample sequences
 
-RAPID_STEP = 2.93225
+RAPID_STEP = 2.93235
 FIRST_READ = 2.932
 
 
@@ -61,7 +61,7 @@ def sample_times(seq: str, nsamp: int) -> list[float]:
         times = [round(RAPID_STEP * k, 3) for k in range(16)]
     elif seq.startswith("SPARS"):
         step = float(seq[5:])
-        times = [0.0, FIRST_READ] + [round(FIRST_READ + (step + 4e-5) * k, 3) for k in range(1, 15)]
+        times = [0.0, FIRST_READ] + [round(FIRST_READ + 0.00055 + (step + 0.0002) * k, 3) for k in range(1, 15)]
     elif seq.startswith("STEP"):
         step = float(seq[4:])
         times = [round(RAPID_STEP * k, 3) for k in range(5)]
