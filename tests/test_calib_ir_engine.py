@@ -29,7 +29,7 @@ def _simulate(tmp: Path, exp: IRExposure) -> tuple[Path, Path, dict[str, str]]:
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     tmp = tmp_path_factory.mktemp("irsmall")
-    raw, truth, env = _simulate(tmp, IRExposure("ibsmal01q", samp_seq="RAPID", nsamp=6, aperture="IRSUB64", seed=4))
+    raw, _, env = _simulate(tmp, IRExposure("ibsmal01q", samp_seq="RAPID", nsamp=6, aperture="IRSUB64", seed=4))
     out = tmp / "out"
     calibrate([raw], out, engine="builtin", environ=env)
     return raw, out / "ibsmal01q_ima.fits", out / "ibsmal01q_flt.fits"

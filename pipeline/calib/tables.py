@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -313,6 +313,19 @@ def parse_sigmas(text: str) -> tuple[float, ...]:
     return tuple(values)
 
 
+def closest_meanexp_row(crsplit: np.ndarray, meanexp: np.ndarray, rows: Iterable[int], want: int,
+                        exptime: np.float32) -> int | None:
+    """Among ``rows`` with CRSPLIT == ``want``, the smallest ``MEANEXP - exptime >= 0`` (float32),
+    a later row winning ties (``rejpar_in``/``crrpar_in``)."""
+    best: int | None = None
+    mindiff = np.float32(0)
+    for i in rows:
+        diff = np.float32(meanexp[i] - exptime)
+        if crsplit[i] == want and diff >= 0 and (best is None or diff <= mindiff):
+            best, mindiff = int(i), diff
+    return best
+
+
 def read_crrejtab(path: Path, *, nimages: int, mean_exptime: float) -> CRRejParams:
     """The CRREJTAB row for ``nimages`` exposures of mean exposure time ``mean_exptime``.
 
@@ -330,12 +343,7 @@ def read_crrejtab(path: Path, *, nimages: int, mean_exptime: float) -> CRRejPara
         meanexp = np.where(np.isnan(meanexp), INDEFR, meanexp)  # IRAF tables read a null as INDEF
         want = min(nimages, int(crsplit.max()))
         exp_in = np.float32(mean_exptime)
-        best: int | None = None
-        mindiff = np.float32(0)
-        for i in range(len(data)):
-            diff = np.float32(meanexp[i] - exp_in)
-            if crsplit[i] == want and diff >= 0 and (best is None or diff <= mindiff):
-                best, mindiff = i, diff
+        best = closest_meanexp_row(crsplit, meanexp, range(len(data)), want, exp_in)
         if best is None:
             raise MissingReference(f"CRREJTAB {path.name}: no row with CRSPLIT={want} and "
                                    f"MEANEXP >= {float(exp_in):g}", keyword="CRREJTAB", path=path)

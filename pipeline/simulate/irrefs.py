@@ -28,6 +28,7 @@ from pipeline.simulate.irmodel import (
     sample_times,
 )
 from pipeline.simulate.photometry import MJD_GRID, PHOTZPT
+from pipeline.simulate.reffiles import photometry_extension
 
 USEAFTER = "May 14 2009 00:00:00"
 #: Dark imsets cover the longest ramp a sequence allows.
@@ -140,17 +141,7 @@ def photometry_table() -> fits.HDUList:
             drift = (1.0 + 2e-6 * (grid - 55000.0)) if ext == "PHOTFLAM" else np.ones_like(grid)
             rows.append((base, ext, value, np.zeros(len(grid)), 0, "", np.zeros(len(grid))))
             rows.append((f"{base},mjd#", f"{ext}1", 0.0, value * drift, len(grid), "MJD#", grid))
-        vla = f"PD({len(grid)})"
-        columns = [
-            fits.Column(name="OBSMODE", format="40A", array=np.array([r[0] for r in rows])),
-            fits.Column(name="DATACOL", format="12A", array=np.array([r[1] for r in rows])),
-            fits.Column(name=ext, format="D", array=np.array([r[2] for r in rows])),
-            fits.Column(name=f"{ext}1", format=vla, array=np.array([r[3] for r in rows], dtype=object)),
-            fits.Column(name="PAR1NAMES", format="8A", array=np.array([r[5] for r in rows])),
-            fits.Column(name="PAR1VALUES", format=vla, array=np.array([r[6] for r in rows], dtype=object)),
-            fits.Column(name="NELEM1", format="I", array=np.array([r[4] for r in rows])),
-        ]
-        hdus.append(fits.BinTableHDU.from_columns(columns, name=ext))
+        hdus.append(photometry_extension(ext, rows, len(grid), str(h["PEDIGREE"])))
     return fits.HDUList(hdus)
 
 

@@ -11,7 +11,7 @@ from astropy.io import fits
 
 from pipeline.calib.ir.ramp import Ramp
 from pipeline.calib.ir.reftables import IRDetector
-from pipeline.calib.products import _clean, stamp
+from pipeline.calib.products import _clean, product_primary
 from pipeline.calib.steps.stats import image_stats
 from pipeline.fsutil import atomic_write_fits
 
@@ -21,18 +21,8 @@ DEFAULT_SDQFLAGS = 65535
 
 def _primary(ramp: Ramp, switches: Mapping[str, str], updates: Mapping[str, object], filename: str,
              nimsets: int) -> fits.PrimaryHDU:
-    hdr = _clean(ramp.primary)
-    for key in ("NAXIS1", "NAXIS2"):
-        hdr.remove(key, ignore_missing=True)
-    hdr["NAXIS"] = 0
-    for name, value in switches.items():
-        if name in hdr or value != "OMIT":
-            hdr[name] = value
-    hdr.update(dict(updates))
-    hdr["FILENAME"] = filename
-    hdr["NEXTEND"] = 5 * nimsets
-    stamp(hdr, "builtin")
-    return fits.PrimaryHDU(header=hdr)
+    return fits.PrimaryHDU(header=product_primary(ramp.primary, switches=switches, primary_updates=updates,
+                                                  engine="builtin", filename=filename, nextend=5 * nimsets))
 
 
 def _hdu(extname: str, extver: int, data: np.ndarray, header: fits.Header, *, constant_ok: bool) -> fits.ImageHDU:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from pipeline.calib.imageio import OPEN_KW, _constant_or_data, _scaled
+from pipeline.calib.imageio import _constant_or_data, _scaled, open_input
 from pipeline.errors import BadInput
 
 #: ``doir.c``: the zero read's effective exposure time is the first read's SAMPTIME minus this.
@@ -83,11 +83,7 @@ def _bunit_is_rate(header: fits.Header, path: Path, extver: int) -> bool:
 
 def read_ramp(path: Path) -> Ramp:
     """Read NSAMP imsets of a raw (or ``_ima``) MULTIACCUM file; problems are :class:`BadInput`."""
-    try:
-        hdul = fits.open(path, **OPEN_KW)
-    except (OSError, ValueError) as exc:
-        raise BadInput(f"cannot read FITS file: {exc}", path=path) from None
-    with hdul:
+    with open_input(path) as hdul:
         primary = hdul[0].header.copy()
         try:
             nsamp = int(primary["NSAMP"])

@@ -13,6 +13,7 @@ from pipeline.calib.imageio import OPEN_KW, _constant_or_data, frame_of
 from pipeline.calib.tables import (
     INDEFR,
     OSCNTAB_COLUMNS,
+    closest_meanexp_row,
     open_table,
     parse_sigmas,
     read_ccdtab,
@@ -111,11 +112,7 @@ def read_irramp_row(path: Path, *, nsamp: int, exptime: float) -> IRRampParams:
         meanexp = np.where(np.isnan(meanexp), INDEFR, meanexp)
         want = min(nsamp, int(crsplit[irramp].max()))
         exp_in = np.float32(exptime)
-        best, mindiff = None, np.float32(0)
-        for i in np.flatnonzero(irramp):
-            diff = np.float32(meanexp[i] - exp_in)
-            if crsplit[i] == want and diff >= 0 and (best is None or diff <= mindiff):
-                best, mindiff = int(i), diff
+        best = closest_meanexp_row(crsplit, meanexp, np.flatnonzero(irramp), want, exp_in)
         if best is None:
             raise MissingReference(f"CRREJTAB {path.name}: no IRRAMP row with CRSPLIT={want} and MEANEXP >= "
                                    f"{float(exp_in):g}", keyword="CRREJTAB", path=path)
