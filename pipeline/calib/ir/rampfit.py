@@ -18,6 +18,8 @@ from pipeline.calib.ir.linfit import dark_model, linfit, linfit_one
 F32 = np.float32
 F64 = np.float64
 MAX_CRS = 4
+#: Pixels per block of the vectorised shortcut (bounds its temporaries to a few tens of MB).
+CHUNK = 65536
 SPIKE_THRESH = 6.0
 SATPIXEL, ZEROSIG, DATAREJECT, SPIKE, HIGH_CURVATURE = 256, 2048, 8192, 1024, 16384
 DETECTORPROB, UNSTABLE = 4, 32
@@ -249,34 +251,19 @@ def fit_ramps(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, time: np.ndarray
     with np.errstate(invalid="ignore", over="ignore"):
         s = sci * time if rates else sci.copy()
         e = err * time if rates else err.copy()
-    d = (dq & np.uint16(0xFFFF ^ ZEROSIG)).astype(np.int64)
+    d = dq & np.uint16(0xFFFF ^ ZEROSIG)
     dg = dark_model(time, gain)
     out_dq = np.bitwise_or.reduce(d, axis=0)
     out = RampResult(np.zeros(npix, F32), np.zeros(npix, F32), out_dq, np.zeros(npix, np.int16),
-                     np.zeros(npix, F32), np.zeros((nsamp, npix), np.int64), 0)
+                     np.zeros(npix, F32), np.zeros((nsamp, npix), np.uint16), 0)
     thr = min(F32(thresh), F32(SPIKE_THRESH))
     first_sat = (dq[1] & SATPIXEL) != 0 if (zsig_done and nsamp > 1) else np.zeros(npix, bool)
     todo = ~first_sat
     clean = todo & np.all(d[1:] == 0, axis=0) if nsamp >= 3 else np.zeros(npix, bool)
-    idx = np.flatnonzero(clean)
-    if idx.size:
-        xs, ys, es, gs = time[1:, idx], s[1:, idx], e[1:, idx], dg[1:, idx]
-        eq = linfit(False, xs, ys, es, gs, gain)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            diff = np.where(es != 0, (ys - (eq.a + eq.b * xs)) / np.where(es != 0, es, F32(1)), F32(0.0))
-        jumps = np.any(np.abs(np.diff(diff, axis=0)) >= thr, axis=0)
-        opt = linfit(True, xs, ys, es, gs, gain)
-        sig2 = opt.sigb * opt.sigb
-        ok = ~jumps & (sig2 != 0)
-        good = idx[ok]
-        sig2 = sig2[ok]
-        wts = (0.0 + 1.0 / sig2.astype(F64)).astype(F32)
-        total = F32(0.0) + opt.b[ok] / sig2
-        out.sci[good] = total / wts
-        out.err[good] = np.sqrt((F32(1.0) / wts).astype(F64)).astype(F32)
-        out.samp[good] = nsamp
-        out.time[good] = (F32(0.0) + (time[1, good] - time[0, good])) + (time[-1, good] - time[1, good])
-        todo[good] = False
+    clean_idx = np.flatnonzero(clean)
+    for lo in range(0, clean_idx.size, CHUNK):
+        _fit_clean(clean_idx[lo:lo + CHUNK], s, e, time, dg, thr, gain, out)
+    todo[clean_idx] = out.samp[clean_idx] == 0   # a clean pixel the shortcut could not decide
     fs = np.flatnonzero(first_sat)
     out.sci[fs], out.err[fs], out.samp[fs] = sci[0, fs], err[0, fs], 1
     out.time[fs] = F32(sampzero)
@@ -298,6 +285,29 @@ def fit_ramps(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, time: np.ndarray
     return out
 
 
+def _fit_clean(idx: np.ndarray, s: np.ndarray, e: np.ndarray, time: np.ndarray, dg: np.ndarray, thr: np.float32,
+               gain: float, out: RampResult) -> None:
+    """Pixels whose samples are all good: if no residual jump of the equal-weight fit reaches the
+    smaller of the CR and spike thresholds, none of calwf3's tests can fire and the answer is one
+    optimum-weight fit over every sample (SAMP = N, TIME from the zero read)."""
+    xs, ys, es, gs = time[1:, idx], s[1:, idx], e[1:, idx], dg[1:, idx]
+    eq = linfit(False, xs, ys, es, gs, gain)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diff = np.where(es != 0, (ys - (eq.a + eq.b * xs)) / np.where(es != 0, es, F32(1)), F32(0.0))
+    jumps = np.any(np.abs(np.diff(diff, axis=0)) >= thr, axis=0)
+    opt = linfit(True, xs, ys, es, gs, gain)
+    sig2 = opt.sigb * opt.sigb
+    ok = ~jumps & (sig2 != 0)
+    good = idx[ok]
+    sig2 = sig2[ok]
+    wts = (0.0 + 1.0 / sig2.astype(F64)).astype(F32)
+    total = F32(0.0) + opt.b[ok] / sig2
+    out.sci[good] = total / wts
+    out.err[good] = np.sqrt((F32(1.0) / wts).astype(F64)).astype(F32)
+    out.samp[good] = time.shape[0]
+    out.time[good] = (F32(0.0) + (time[1, good] - time[0, good])) + (time[-1, good] - time[1, good])
+
+
 def _post_process(out: RampResult, fitted: np.ndarray) -> None:
     """Partial saturation leaves the output DQ of fitted pixels (those saturated from the first
     read keep the zero read's DQ); a jump flags every later sample; too many jumps flag every
@@ -307,6 +317,6 @@ def _post_process(out: RampResult, fitted: np.ndarray) -> None:
     for k in range(flags.shape[0] - 1):
         flags[k + 1] |= flags[k] & DATAREJECT
     curved = np.any(flags[:-1] & HIGH_CURVATURE, axis=0)
-    flags[:, curved] = (flags[:, curved] | HIGH_CURVATURE) & ~DATAREJECT
+    flags[:, curved] = (flags[:, curved] | HIGH_CURVATURE) & (0xFFFF ^ DATAREJECT)
     unstable = (flags[-1] & HIGH_CURVATURE) != 0
-    out.dq[unstable] = (out.dq[unstable] | UNSTABLE) & ~DATAREJECT
+    out.dq[unstable] = (out.dq[unstable] | UNSTABLE) & (0xFFFF ^ DATAREJECT)
