@@ -16,6 +16,7 @@ from typing import Any
 
 from astropy.io import fits
 
+from pipeline.checks.bc_ir import IR_MODE, IR_REQUIRED, check_ir_ramp
 from pipeline.checks.rules import Failure, Rule, run_rules
 from pipeline.errors import BadInput
 from pipeline.names import BadName, rootname_of
@@ -47,6 +48,7 @@ REQUIRED_PRIMARY: dict[tuple[str, str], tuple[str, ...]] = {
     ("ACS", "WFC"): ("ROOTNAME", "EXPTIME", "EXPSTART", "EXPEND", "SUBARRAY", "CCDAMP"),
     ("ACS", "HRC"): ("ROOTNAME", "EXPTIME", "EXPSTART", "EXPEND", "SUBARRAY", "CCDAMP"),
     ("ACS", "SBC"): ("ROOTNAME", "EXPTIME", "EXPSTART", "EXPEND", "SUBARRAY"),
+    IR_MODE: IR_REQUIRED,
 }
 _FLOAT_KEYWORDS = ("EXPTIME", "EXPSTART", "EXPEND", "CCDGAIN")
 
@@ -82,7 +84,7 @@ class RefNeed:
             return False
         if self.unless and raw.switch(self.unless) == PERFORM:
             return False
-        if on and self.keyword == "CRREJTAB":
+        if on and self.keyword == "CRREJTAB" and raw.detector != "IR":  # IR fits one ramp
             return raw.images_combined >= 2
         return on
 
@@ -135,12 +137,24 @@ _ACS_SBC_NEEDS = (
     RefNeed("MLINTAB", ("GLINCORR", "LFLGCORR"), table=True),
 )
 
+_IR_NEEDS = (
+    RefNeed("CCDTAB", (), "CCD PARAMETERS", table=True, match=_DET, dummy_is_error=True),
+    RefNeed("OSCNTAB", (), "OVERSCAN", table=True, match=_DET),  # opened by DoIR whatever the switches
+    RefNeed("BPIXTAB", ("DQICORR",), "BAD PIXELS", table=True, na_ok=True, match=_DET),
+    RefNeed("NLINFILE", ("NLINCORR", "ZSIGCORR"), "LINEARITY COEFFICIENTS", match=_DET),
+    RefNeed("DARKFILE", ("DARKCORR",), "DARK", match=_DET),
+    *(RefNeed(k, ("FLATCORR",), t, na_ok=True, flat=True, match=("FILTER", "DETECTOR")) for k, t in _FLATS),
+    RefNeed("IMPHTTAB", ("PHOTCORR",), table=True),
+    RefNeed("CRREJTAB", ("CRCORR",), "COSMIC RAY REJECTION", table=True, match=_DET, dummy_is_error=True),
+)
+
 #: (instrument, detector) → what each PERFORM switch needs.
 REFERENCE_NEEDS: dict[tuple[str, str], tuple[RefNeed, ...]] = {
     ("WFC3", "UVIS"): _UVIS_NEEDS,
     ("ACS", "WFC"): _ACS_CCD_NEEDS,
     ("ACS", "HRC"): _ACS_CCD_NEEDS,
     ("ACS", "SBC"): _ACS_SBC_NEEDS,
+    IR_MODE: _IR_NEEDS,
 }
 
 
@@ -460,6 +474,8 @@ RULES: tuple[Rule[RawFile], ...] = (
          check_nextend),
     Rule("science-geometry", "SCI arrays exist, carry CCDCHIP and fit the detector readout",
          check_science_geometry),
+    Rule("ir-ramp", "a WFC3/IR raw holds NSAMP SCI/ERR/DQ/SAMP/TIME imsets with SAMPTIME, and its dark is for "
+         "its SAMP_SEQ and SUBTYPE", check_ir_ramp),
     Rule("references-present", "every reference a PERFORM switch needs is named and in the cache",
          check_references_present),
     Rule("references-match", "each needed reference has the right FILETYPE, DETECTOR, FILTER, CCDGAIN, "
