@@ -130,7 +130,7 @@ def crrej_table() -> fits.HDUList:
 def photometry_table() -> fits.HDUList:
     """IMPHTTAB with PHOTFLAM/PHOTPLAM/PHOTBW extensions, rows ``wfc3,ir,<filter>[,mjd#]``."""
     h = _primary("IMAGE PHOTOMETRY TABLE", "IR image photometry table", PARNUM=1, PHOTZPT=PHOTZPT, DBTABLE="IMPHTTAB",
-                 NEXTEND=3)
+                 NEXTEND=3, SYNSWVER="owlpipe", GRAPHTAB="N/A", COMPTAB="N/A")
     grid = np.array(MJD_GRID)
     hdus: list = [fits.PrimaryHDU(header=h)]
     for n_ext, ext in enumerate(("PHOTFLAM", "PHOTPLAM", "PHOTBW")):
