@@ -32,6 +32,7 @@ from pipeline.calib.api import LogSink, choose_engine, log_sink
 from pipeline.calib.cos import run_calcos
 from pipeline.calib.hstcal import run_hstcal
 from pipeline.calib.imageio import read_exposure
+from pipeline.calib.ir import engine as ir_engine
 from pipeline.errors import BadInput
 from pipeline.fsutil import file_lock
 from pipeline.names import DatasetName, parse_dataset
@@ -102,6 +103,10 @@ class Calibrate(Stage):
                 return
             products = run_hstcal(instrument, raw, [], work, site=ctx.site, log=log)
             ctx.log(f"{ctx.dataset}: wrote {', '.join(p.name for p in products)}")
+            return
+        if ir_engine.is_ir(header):   # a MULTIACCUM ramp: one node writes _ima and _flt
+            out = ir_engine.calibrate_ir(raw, work, site=ctx.site, log=log)
+            ctx.log(f"{ctx.dataset}: wrote {ctx.dataset.file('ima')} and {out.name}")
             return
         blv = builtin.ccd_phase(raw, site=ctx.site, log=log)
         blv_path = work / ctx.dataset.file("blv_tmp")

@@ -140,3 +140,21 @@ def test_after_calibration_checks_pass_on_ir_products(small: tuple[Path, Path, P
     for product in (ima, flt):
         lines = [f.line() for f in ac.check_product(product, raw=raw) if f.rule != "processing-record"]
         assert lines == [], lines   # processing-record needs CRDS_CTX, which RF writes
+
+
+def test_ca_stage_calibrates_an_ir_exposure(site, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.names import parse_dataset
+    from pipeline.osf import Blackboard
+    from pipeline.stage import run_stage
+    from stages.ca import Calibrate
+
+    raw, _, env = _simulate(tmp_path, IRExposure("ibstag01q", samp_seq="SPARS10", nsamp=4, aperture="IRSUB64"))
+    monkeypatch.setenv("iref", env["iref"])
+    name = parse_dataset("ibstag01q")
+    work = site.work_dir(name)
+    work.mkdir(parents=True)
+    raw.replace(work / raw.name)
+    Blackboard(site.database_url).create(name)
+    assert run_stage(Calibrate, ["ibstag01q", "--site", str(site.root)]) == 0
+    assert (work / "ibstag01q_ima.fits").is_file()
+    assert fits.getval(work / "ibstag01q_flt.fits", "CAL_ENG") == "builtin"
