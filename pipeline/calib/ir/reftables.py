@@ -11,12 +11,10 @@ from astropy.io import fits
 
 from pipeline.calib.imageio import OPEN_KW, _constant_or_data, frame_of
 from pipeline.calib.tables import (
-    INDEFR,
     OSCNTAB_COLUMNS,
-    closest_meanexp_row,
     open_table,
-    parse_sigmas,
     read_ccdtab,
+    read_crrejtab,
     require_columns,
     same_int,
     same_string,
@@ -95,37 +93,14 @@ class IRRampParams:
     badinpdq: int
 
 
-CRREJ_COLUMNS = ("CRSPLIT", "MEANEXP", "IRRAMP", "CRSIGMAS", "SKYSUB", "CRRADIUS", "CRTHRESH", "INITGUES",
-                 "SCALENSE", "BADINPDQ", "CRMASK")
-
-
 def read_irramp_row(path: Path, *, nsamp: int, exptime: float) -> IRRampParams:
-    """``crrpar_in``: among IRRAMP rows, CRSPLIT = min(NSAMP, largest CRSPLIT); the smallest
-    ``MEANEXP - exptime >= 0`` wins, a later row on ties (a null MEANEXP reads as INDEF)."""
-    with open_table(path, "CRREJTAB") as (_, _thdr, data):
-        cols = require_columns(data, CRREJ_COLUMNS, "CRREJTAB", path)
-        irramp = np.asarray(data[cols["IRRAMP"]]).astype(bool)
-        if not irramp.any():
-            raise MissingReference(f"CRREJTAB {path.name}: no row has IRRAMP = T", keyword="CRREJTAB", path=path)
-        crsplit = np.asarray(data[cols["CRSPLIT"]]).astype(np.int64)
-        meanexp = np.asarray(data[cols["MEANEXP"]]).astype(np.float32)
-        meanexp = np.where(np.isnan(meanexp), INDEFR, meanexp)
-        want = min(nsamp, int(crsplit[irramp].max()))
-        exp_in = np.float32(exptime)
-        best = closest_meanexp_row(crsplit, meanexp, np.flatnonzero(irramp), want, exp_in)
-        if best is None:
-            raise MissingReference(f"CRREJTAB {path.name}: no IRRAMP row with CRSPLIT={want} and MEANEXP >= "
-                                   f"{float(exp_in):g}", keyword="CRREJTAB", path=path)
-        r = data[best]
-        try:
-            sigmas = parse_sigmas(str(r[cols["CRSIGMAS"]]).strip())
-        except ValueError as exc:
-            raise MissingReference(f"CRREJTAB {path.name} row {best + 1}: {exc}", keyword="CRREJTAB",
-                                   path=path) from None
-        if not sigmas:
-            raise MissingReference(f"CRREJTAB {path.name} row {best + 1}: CRSIGMAS is empty", keyword="CRREJTAB",
-                                   path=path)
-        return IRRampParams(row=best + 1, crsplit=want, thresh=sigmas[0], badinpdq=int(r[cols["BADINPDQ"]]) & 0xFFFF)
+    """``crrpar_in``: the IRRAMP row for NSAMP reads and the last read's time; only CRSIGMAS (its
+    first value) and BADINPDQ are used for IR."""
+    par = read_crrejtab(path, nimages=nsamp, mean_exptime=exptime, irramp=True)
+    if not par.sigmas:
+        raise MissingReference(f"CRREJTAB {path.name} row {par.row}: CRSIGMAS is empty", keyword="CRREJTAB",
+                               path=path)
+    return IRRampParams(row=par.row, crsplit=par.crsplit, thresh=par.sigmas[0], badinpdq=par.badinpdq)
 
 
 # ------------------------------------------------------------------------------------- ref images
