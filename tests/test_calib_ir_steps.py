@@ -190,3 +190,18 @@ def test_fit_ramps_flags_and_output_dq() -> None:
         one = fitsamps(list(sci[:, p] * t[:, p]), list(err[:, p] * t[:, p]), col_dq, list(t[:, p]),
                        list(dark_model(t[:, p], GAIN)), 4.0, IGN, GAIN)
         assert (one.sci, one.err, one.samp, one.time) == (res.sci[p], res.err[p], res.samp[p], res.time[p]), p
+
+
+def test_counts_mode_leaves_first_read_saturated_pixels_as_the_zero_read() -> None:
+    """UNITCORR=OMIT: fitted pixels go back to counts (x TIME); a pixel saturated from read 1
+    keeps the zero read's value (calwf3 skips it before that conversion)."""
+    n = 5
+    t = np.array(TIMES[:n], F32)[:, None] * np.ones(2, F32)
+    sci = (F32(40.0) * t).astype(F32)
+    err = np.full((n, 2), F32(10.0))
+    dq = np.zeros((n, 2), np.uint16)
+    dq[1:, 1] = 256
+    sci[0, 1] = F32(1234.5)
+    res = fit_ramps(sci, err, dq, t, rates=False, zsig_done=True, sampzero=2.911465, thresh=4.0, ign=IGN, gain=GAIN)
+    assert res.sci[1] == F32(1234.5) and res.samp[1] == 1
+    assert res.sci[0] == pytest.approx(40.0 * float(res.time[0]), rel=1e-5)

@@ -41,8 +41,7 @@ def _hdu(extname: str, extver: int, data: np.ndarray, header: fits.Header, *, co
 
 
 def _imset(extver: int, arrays: tuple[np.ndarray, ...], headers: tuple[fits.Header, ...],
-           sci_keywords: Mapping[str, object], region: tuple[slice, slice], *,
-           constant_ok: bool = True) -> list[fits.ImageHDU]:
+           sci_keywords: Mapping[str, object], region: tuple[slice, slice]) -> list[fits.ImageHDU]:
     sci, err, dq, samp, time = arrays
     sci_kw, err_kw = image_stats(sci[region], err[region], dq[region],
                                  int(headers[0].get("SDQFLAGS", DEFAULT_SDQFLAGS)) & 0xFFFF)
@@ -54,8 +53,8 @@ def _imset(extver: int, arrays: tuple[np.ndarray, ...], headers: tuple[fits.Head
         h_err["BUNIT"] = sci_keywords["BUNIT"]
     out = [_hdu("SCI", extver, sci, h_sci, constant_ok=False), _hdu("ERR", extver, err, h_err, constant_ok=False),
            _hdu("DQ", extver, dq, headers[2], constant_ok=False),
-           _hdu("SAMP", extver, samp, headers[3], constant_ok=constant_ok),
-           _hdu("TIME", extver, time, headers[4], constant_ok=constant_ok)]
+           _hdu("SAMP", extver, samp, headers[3], constant_ok=True),   # hstio: a constant array is a PIXVALUE
+           _hdu("TIME", extver, time, headers[4], constant_ok=True)]
     for hdu in out:
         hdu.header["DATAMIN"] = float(np.min(hdu.data)) if hdu.data is not None else 0.0
         hdu.header["DATAMAX"] = float(np.max(hdu.data)) if hdu.data is not None else 0.0
@@ -89,6 +88,5 @@ def write_flt(ramp: Ramp, det: IRDetector, arrays: tuple[np.ndarray, ...], path:
     cut = tuple(np.ascontiguousarray(a[rr]) for a in arrays)
     full = (slice(None), slice(None))
     hdus: list[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU] = [_primary(ramp, switches, updates, path.name, 1)]
-    # the fit's SAMP and TIME vary per pixel: always written as arrays
-    hdus.extend(_imset(1, cut, headers, ramp.keywords[last], full, constant_ok=False))
+    hdus.extend(_imset(1, cut, headers, ramp.keywords[last], full))
     return atomic_write_fits(fits.HDUList(hdus), path)

@@ -278,9 +278,10 @@ def fit_ramps(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, time: np.ndarray
                        thresh, ign, gain)
         out.sci[p], out.err[p], out.samp[p], out.time[p] = res.sci, res.err, res.samp, res.time
         out.flags[:, p] = col_dq
-    if not rates:
-        out.sci *= out.time
-        out.err *= out.time
+    if not rates:   # back to counts; the pixels saturated from read 1 keep the zero read's value
+        fitted = ~first_sat
+        out.sci[fitted] *= out.time[fitted]
+        out.err[fitted] *= out.time[fitted]
     _post_process(out, ~first_sat)
     return out
 
