@@ -57,6 +57,12 @@ def test_products_have_calwf3_layout(small: tuple[Path, Path, Path]) -> None:
             hdr = h[name].header
             assert (hdr.get("NAXIS1"), hdr.get("NAXIS2")) == (64, 64) or (hdr["NPIX1"], hdr["NPIX2"]) == (64, 64)
         assert not np.any(h["DQ"].data & (8192 | 2048 | 1024))
+        good = (h["DQ"].data == 0) & (h["ERR"].data > 0)
+        # calwf3 IR statistics: SCI's SNR* are the ERR statistics, ERR's GOOD* the SNR ones
+        assert h["SCI"].header["SNRMEAN"] == pytest.approx(float(np.mean(h["ERR"].data[good], dtype=np.float64)),
+                                                           rel=1e-6)
+        snr = h["SCI"].data[good] / h["ERR"].data[good]
+        assert h["ERR"].header["GOODMAX"] == pytest.approx(float(snr.max()), rel=1e-6)
 
 
 def test_ima_reference_pixels_hold_blev_and_zero_read_corrected_dn(small: tuple[Path, Path, Path]) -> None:

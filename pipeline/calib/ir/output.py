@@ -45,6 +45,11 @@ def _imset(extver: int, arrays: tuple[np.ndarray, ...], headers: tuple[fits.Head
     sci, err, dq, samp, time = arrays
     sci_kw, err_kw = image_stats(sci[region], err[region], dq[region],
                                  int(headers[0].get("SDQFLAGS", DEFAULT_SDQFLAGS)) & 0xFFFF)
+    # calwf3's IR statistics swap two groups (verified against calwf3.e): the SCI header's SNR*
+    # keywords hold the ERR statistics and the ERR header's GOOD* keywords the signal-to-noise ones
+    for stat in ("MEAN", "MIN", "MAX"):
+        if f"GOOD{stat}" in err_kw:
+            sci_kw[f"SNR{stat}"], err_kw[f"GOOD{stat}"] = err_kw[f"GOOD{stat}"], sci_kw[f"SNR{stat}"]
     h_sci, h_err = headers[0].copy(), headers[1].copy()
     h_sci.update(dict(sci_keywords))
     h_sci.update(sci_kw)
