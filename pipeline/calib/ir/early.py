@@ -27,8 +27,8 @@ class DqiCorr(IRStep):
 
     switch = "DQICORR"
 
-    def enabled(self, run: IRRun) -> bool:   # DQICORR is repeated on re-entrant data
-        return run.ctx.switches.get("DQICORR") in ("PERFORM", "COMPLETE") and run.ctx.has_value("BPIXTAB")
+    def enabled(self, run: IRRun) -> bool:   # COMPLETE is not repeated (verified with calwf3.e)
+        return run.ctx.perform("DQICORR") and run.ctx.has_value("BPIXTAB")
 
     def run(self, run: IRRun) -> None:
         path = run.ctx.reference_path("BPIXTAB")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from pipeline.calib.context import COMPLETE, OMIT, PERFORM, SKIPPED, CalContext, check_reference, reference_is_dummy
+from pipeline.calib.context import COMPLETE, OMIT, SKIPPED, CalContext, check_reference, reference_is_dummy
 from pipeline.calib.ir.early import BlevCorr, DqiCorr, NoisCorr, ZoffCorr, ZsigCorr, keep_zero_read
 from pipeline.calib.ir.late import FLAT_TYPES, CrCorr, DarkCorr, FlatCorr, NlinCorr, PhotCorr, UnitCorr
 from pipeline.calib.ir.output import write_flt, write_ima
@@ -20,7 +20,8 @@ from pipeline.calib.tables import pedigree_is_dummy
 from pipeline.errors import BadInput, MissingReference
 
 LogSink = Callable[[str, str], None]
-#: ``wf3ir/getirsw.c`` (PHOTCORR, not calwf3's PHOTCALC, decides).
+#: ``wf3ir/getirsw.c`` (PHOTCORR, not calwf3's PHOTCALC, decides). Only PERFORM runs a step: a
+#: COMPLETE DQICORR or PHOTCORR is not repeated (compared with calwf3.e).
 SWITCHES = ("DQICORR", "ZSIGCORR", "BLEVCORR", "ZOFFCORR", "NLINCORR", "DARKCORR", "FLATCORR", "UNITCORR",
             "PHOTCORR", "CRCORR", "RPTCORR")
 #: Steps in ``DoIR`` order after DQICORR (the zero read is kept aside between them).
@@ -60,7 +61,7 @@ def validate(ctx: CalContext) -> None:
                      ("EXPEND", float), ("SUBARRAY", bool), ("CCDGAIN", float), ("NSAMP", int),
                      ("SAMP_SEQ", str), ("SUBTYPE", str)):
         ctx.key(kw, kind)
-    for name in ("ZOFFCORR", "DARKCORR", "BLEVCORR", "NLINCORR", "FLATCORR", "UNITCORR", "CRCORR", "ZSIGCORR"):
+    for name in SWITCHES:
         if ctx.switches[name] == COMPLETE:
             ctx.log(f"{name} already COMPLETE: not repeated")
     if ctx.perform("RPTCORR"):
@@ -71,7 +72,7 @@ def validate(ctx: CalContext) -> None:
     if pedigree_is_dummy(fits.getheader(path, 0)):
         raise MissingReference(f"CCDTAB {path.name} is a dummy table", keyword="CCDTAB", path=path)
     check_reference(ctx, "OSCNTAB", filetype="OVERSCAN", table=True)
-    if ctx.switches["DQICORR"] in (PERFORM, COMPLETE) and ctx.has_value("BPIXTAB"):
+    if ctx.perform("DQICORR") and ctx.has_value("BPIXTAB"):
         check_reference(ctx, "BPIXTAB", filetype="BAD PIXELS", table=True)
     for switch in ("ZSIGCORR", "NLINCORR"):
         _needs(ctx, switch, "NLINFILE", "LINEARITY COEFFICIENTS")
@@ -83,7 +84,7 @@ def validate(ctx: CalContext) -> None:
                                    keyword="PFLTFILE")
         for kw in named:
             check_reference(ctx, kw, filetype=FLAT_TYPES[kw], filters=("FILTER",))
-    if ctx.switches["PHOTCORR"] in (PERFORM, COMPLETE):
+    if ctx.perform("PHOTCORR"):
         ctx.reference_path("IMPHTTAB")
     if ctx.perform("CRCORR"):
         _needs(ctx, "CRCORR", "CRREJTAB", "COSMIC RAY REJECTION", table=True)

@@ -146,7 +146,7 @@ class PhotCorr(IRStep):
         ctx = run.ctx
         photmode = ir_photmode(ctx.key("FILTER", str), ctx.key("EXPSTART", float))
         ctx.primary_updates["PHOTMODE"] = photmode
-        if ctx.switches.get("PHOTCORR") not in (PERFORM, COMPLETE):
+        if not ctx.perform("PHOTCORR"):   # COMPLETE is not repeated (verified with calwf3.e)
             return
         path = ctx.reference_path("IMPHTTAB")
         assert path is not None
