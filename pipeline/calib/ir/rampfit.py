@@ -72,7 +72,7 @@ class _Buffers:
     reused between iterations, so an element past an interval's end holds an older value."""
 
     def __init__(self, nsamp: int) -> None:
-        rows = nsamp + 1
+        rows = MAX_CRS + 1   # calwf3's size: at most MAX_CRS - 1 jumps stay flagged, so <= MAX_CRS intervals
         self.sci = [[F32(0.0)] * nsamp for _ in range(rows)]
         self.err = [[F32(0.0)] * nsamp for _ in range(rows)]
         self.time = [[F32(0.0)] * nsamp for _ in range(rows)]
