@@ -45,7 +45,7 @@ def _arrays_moved(raw: Path, flt: Path, crds: Path) -> list[np.ndarray]:
     """The arrays a calibration must touch at least once: the raw's, the reference images', the flt's."""
     from astropy.io import fits
 
-    from pipeline.calib.refnames import resolve_reference
+    from pipeline.science.calib.refnames import resolve_reference
 
     arrays: list[np.ndarray] = []
     for path in (raw, flt):
@@ -94,7 +94,7 @@ def run() -> list[Result]:
     os.environ["CRDS_PATH"] = str(crds)
     os.environ.pop("iref", None)
     t0 = time.perf_counter()
-    from pipeline.calib import builtin
+    from pipeline.science.calib import builtin
 
     import_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +117,7 @@ def run() -> list[Result]:
     cpu_median = sorted(cpu)[len(cpu) // 2]
     shape = "2 x 4206x2070 raw -> 2 x 4096x2051 flt"
     return [
-        Result("import pipeline.calib.builtin", import_s, "s"),
+        Result("import pipeline.science.calib.builtin", import_s, "s"),
         Result(f"CA built-in: full-frame UVIS exposure ({shape}), 1 core", wall, "s", goal=2.0,
                details={"walls": [round(w, 3) for w in walls], "cpu_s": round(cpu_median, 3),
                         "load_average_1min": round(os.getloadavg()[0], 2)}),

@@ -43,7 +43,7 @@ def _prepare() -> Path:
 def run() -> list[Result]:
     raw = _prepare()
     os.environ["iref"] = str(DATA / "iref") + "/"  # noqa: SIM112 (hstcal's variable is lower case)
-    from pipeline.calib.ir.engine import calibrate_ir
+    from pipeline.science.calib.ir.engine import calibrate_ir
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

@@ -26,7 +26,7 @@ os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
 
 def _site(root: Path):
-    from pipeline.config import init_site
+    from pipeline.core.config import init_site
 
     os.environ["OWL_SITE"] = str(root)
     return init_site(root)
@@ -36,7 +36,7 @@ def _bulk_register(bb, n_assoc: int, members: int, status: str = "c" + "_" * 11)
     """``n_assoc`` received associations with ``members`` members each, inserted in one transaction."""
     from sqlalchemy import insert
 
-    from pipeline.osf import OSFRow
+    from pipeline.core.osf import OSFRow
 
     now = time.time()
     rows, names = [], []
@@ -55,7 +55,7 @@ def _bulk_register(bb, n_assoc: int, members: int, status: str = "c" + "_" * 11)
 
 def throughput_real(tmp: Path) -> Result:
     """Simulated WFC3 subarray associations from DAN to CL through the watcher and local executor."""
-    from pipeline.controller import Controller
+    from pipeline.orchestration.controller import Controller
 
     site = _site(tmp / "real")
     n = 2
@@ -88,9 +88,9 @@ def _kit_env(tmp: Path) -> None:
 
 def throughput_kit(tmp: Path) -> tuple[Result, float]:
     """No-op kit stages: what orchestration alone allows; also the mean wall time per node with one worker."""
-    from pipeline.executors.local import LocalExecutor
-    from pipeline.osf import Blackboard
-    from pipeline.workflow import load_workflow
+    from pipeline.core.osf import Blackboard
+    from pipeline.orchestration.executors.local import LocalExecutor
+    from pipeline.orchestration.workflow import load_workflow
     from tests.orchkit import KIT_WORKFLOW, register
 
     site = _site(tmp / "kit")
@@ -121,7 +121,7 @@ def throughput_kit(tmp: Path) -> tuple[Result, float]:
 
 def node_overheads(tmp: Path, kit_node: float) -> list[Result]:
     """Per stage: process start + imports (``--help``) plus the wrapper/OSF/hook cost every node pays."""
-    from pipeline.workflow import find_executable, load_workflow
+    from pipeline.orchestration.workflow import find_executable, load_workflow
 
     kit_rf = shutil.which("kit-rf")
     kit_start, _ = median_time(lambda: subprocess.run([kit_rf, "--help"], capture_output=True), repeats=3, warmup=1)
@@ -143,9 +143,9 @@ def node_overheads(tmp: Path, kit_node: float) -> list[Result]:
 
 
 def dag_generation(tmp: Path) -> Result:
-    from pipeline.dag import write_dag
-    from pipeline.osf import Blackboard
-    from pipeline.workflow import load_workflow, missing_executables
+    from pipeline.core.osf import Blackboard
+    from pipeline.orchestration.dag import write_dag
+    from pipeline.orchestration.workflow import load_workflow, missing_executables
 
     site = _site(tmp / "dags")
     bb = Blackboard(site.database_url)
@@ -169,8 +169,8 @@ def dag_generation(tmp: Path) -> Result:
 def status_grid(tmp: Path) -> list[Result]:
     from rich.console import Console
 
-    from pipeline.osf import Blackboard
-    from pipeline.status import Filters, grid, render
+    from pipeline.core.osf import Blackboard
+    from pipeline.core.status import Filters, grid, render
 
     site = _site(tmp / "big")
     bb = Blackboard(site.database_url)

@@ -23,8 +23,8 @@ CATALOGUE = 100_000
 
 
 def _md(tmp: Path) -> tuple[list[Result], Path, Path]:
-    from pipeline.drizzle import drizzle
-    from pipeline.names import parse_dataset
+    from pipeline.core.names import parse_dataset
+    from pipeline.science.drizzle import drizzle
     from tests.products_data import Field, measured_offsets, star_field, write_flt
 
     sky = star_field(Field(), 400, FULL, seed=11)
@@ -51,7 +51,7 @@ def _md(tmp: Path) -> tuple[list[Result], Path, Path]:
 
 
 def _previews(tmp: Path, flt: Path, drz: Path) -> list[Result]:
-    from pipeline.preview import make_previews
+    from pipeline.science.preview import make_previews
 
     out = tmp / "previews"
     sources = [("_flt full frame (2 chips)", flt), ("_drz full frame", drz)]
@@ -71,8 +71,8 @@ def _previews(tmp: Path, flt: Path, drz: Path) -> list[Result]:
 def _archive(tmp: Path, flt: Path, drz: Path) -> list[Result]:
     from sqlalchemy import insert
 
-    from pipeline.archive import Archive, ArchiveFile, ArchiveVersion
-    from pipeline.config import init_site
+    from pipeline.archive.store import Archive, ArchiveFile, ArchiveVersion
+    from pipeline.core.config import init_site
 
     site = init_site(tmp / "site")
     arch = Archive(site)

@@ -30,7 +30,7 @@ def run() -> list[Result]:
     import crds.core.rmap  # noqa: F401  (the import every RF process pays)
 
     import_s = time.perf_counter() - t0
-    from pipeline import refs
+    from pipeline.science import refs
     from tests.refs_support import varied_params
 
     results = [Result("import crds", import_s, "s")]

@@ -30,8 +30,9 @@ def run() -> list[Result]:
     if not (REALDATA / "crds" / "mappings_hst_2015").is_dir():
         print(f"   skipped: real HST data not found at {REALDATA} (set OWL_REALDATA)")
         return []
-    from pipeline import refs, reprocess
-    from pipeline.config import init_site
+    from pipeline.core.config import init_site
+    from pipeline.orchestration import reprocess
+    from pipeline.science import refs
     from tests.refs_support import real_cache
 
     os.environ.pop("CRDS_PATH", None)

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import Result, median_time, peak_rss_mb
-from pipeline.config import load_instrument_defaults
+from pipeline.core.config import load_instrument_defaults
+from pipeline.science.telemetry.rawfits import calibration_switches
 from pipeline.simulate import build_reference_cache, simulate_downlink
 from pipeline.simulate.associations import plan_downlink
 from pipeline.simulate.detector import Detector
 from pipeline.simulate.downlink import field_half_width
 from pipeline.simulate.exposure import simulate_exposure
 from pipeline.simulate.scene import make_star_field
-from pipeline.telemetry.rawfits import calibration_switches
 
 
 def run() -> list[Result]:

@@ -13,11 +13,11 @@ import numpy as np
 from astropy.io import fits
 
 from bench.common import Result, median_time
-from pipeline.config import load_instrument_defaults
-from pipeline.fsutil import atomic_write_fits
+from pipeline.core.config import load_instrument_defaults
+from pipeline.core.fsutil import atomic_write_fits
+from pipeline.science.telemetry import decode_pod, scan_pod, write_pod
+from pipeline.science.telemetry.rawfits import calibration_switches, raw_hdulist, spt_hdulist
 from pipeline.simulate import iter_downlink
-from pipeline.telemetry import decode_pod, scan_pod, write_pod
-from pipeline.telemetry.rawfits import calibration_switches, raw_hdulist, spt_hdulist
 
 
 def full_frame_uvis() -> fits.HDUList:

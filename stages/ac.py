@@ -1,4 +1,4 @@
-"""AC: after-calibration checks on every product of the association (rule table in pipeline.checks.ac)."""
+"""AC: after-calibration checks on every product of the association (rule table in pipeline.science.checks.ac)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from pipeline.asntable import read_asn_table
-from pipeline.checks import ac
-from pipeline.checks.rules import Failure, raise_failures
-from pipeline.names import DatasetName, parse_dataset
-from pipeline.stage import Stage, StageContext, stage_main
+from pipeline.core.asntable import read_asn_table
+from pipeline.core.names import DatasetName, parse_dataset
+from pipeline.core.stage import Stage, StageContext, stage_main
+from pipeline.science.checks import ac
+from pipeline.science.checks.rules import Failure, raise_failures
 
 #: Products checked when present, wherever they came from (MD writes the drizzled ones).
 OPTIONAL_SUFFIXES = ("flc", "crc", "drz", "drc")

@@ -1,12 +1,12 @@
-"""BC: before-calibration checks on every member's raw file (rule table in pipeline.checks.bc)."""
+"""BC: before-calibration checks on every member's raw file (rule table in pipeline.science.checks.bc)."""
 
 from __future__ import annotations
 
-from pipeline import refs
-from pipeline.checks import bc
-from pipeline.checks.rules import raise_failures
-from pipeline.errors import BadInput
-from pipeline.stage import Stage, StageContext, stage_main
+from pipeline.core.errors import BadInput
+from pipeline.core.stage import Stage, StageContext, stage_main
+from pipeline.science import refs
+from pipeline.science.checks import bc
+from pipeline.science.checks.rules import raise_failures
 
 
 class BeforeCalibrationChecks(Stage):

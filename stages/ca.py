@@ -26,18 +26,18 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from pipeline.asntable import AsnTable, read_asn_table
-from pipeline.calib import builtin
-from pipeline.calib.api import LogSink, choose_engine, log_sink
-from pipeline.calib.cos import run_calcos
-from pipeline.calib.hstcal import run_hstcal
-from pipeline.calib.imageio import read_exposure
-from pipeline.calib.ir import engine as ir_engine
-from pipeline.errors import BadInput
-from pipeline.fsutil import file_lock
-from pipeline.names import DatasetName, parse_dataset
-from pipeline.stage import Stage, StageContext, stage_main
-from pipeline.trailer import Trailer
+from pipeline.core.asntable import AsnTable, read_asn_table
+from pipeline.core.errors import BadInput
+from pipeline.core.fsutil import file_lock
+from pipeline.core.names import DatasetName, parse_dataset
+from pipeline.core.stage import Stage, StageContext, stage_main
+from pipeline.core.trailer import Trailer
+from pipeline.science.calib import builtin
+from pipeline.science.calib.api import LogSink, choose_engine, log_sink
+from pipeline.science.calib.cos import run_calcos
+from pipeline.science.calib.hstcal import run_hstcal
+from pipeline.science.calib.imageio import read_exposure
+from pipeline.science.calib.ir import engine as ir_engine
 
 CR_SWITCHES = ("CRCORR", "RPTCORR")
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import shutil
 
-from pipeline.archive import Archive
-from pipeline.errors import OwlError
-from pipeline.exitcodes import ExitCode
-from pipeline.osf import COLUMNS
-from pipeline.stage import Stage, StageContext, stage_main
-from pipeline.trailer import package_trailer
+from pipeline.archive.store import Archive
+from pipeline.core.errors import OwlError
+from pipeline.core.exitcodes import ExitCode
+from pipeline.core.osf import COLUMNS
+from pipeline.core.stage import Stage, StageContext, stage_main
+from pipeline.core.trailer import package_trailer
 
 #: Letters that count as finished for cleaning up: complete, or not applicable.
 FINISHED = "cn"

@@ -2,7 +2,7 @@
 
 Unlike the other stages its argument is a Data Availability Notice, not a dataset: one run moves
 the DR column of every exposure and association the notice announces. The work itself lives in
-:mod:`pipeline.telemetry.receipt`; this module is the executable around it.
+:mod:`pipeline.science.telemetry.receipt`; this module is the executable around it.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import sys
 import traceback
 from typing import NoReturn
 
-from pipeline.config import load_site
-from pipeline.errors import OwlError
-from pipeline.exitcodes import ExitCode, meaning
-from pipeline.osf import Blackboard, OSFError
-from pipeline.stage import Interrupted, Stage, classify, install_sigterm
-from pipeline.telemetry.receipt import ReceivingStation, locate_dan, receipt_log
+from pipeline.core.config import load_site
+from pipeline.core.errors import OwlError
+from pipeline.core.exitcodes import ExitCode, meaning
+from pipeline.core.osf import Blackboard, OSFError
+from pipeline.core.stage import Interrupted, Stage, classify, install_sigterm
+from pipeline.science.telemetry.receipt import ReceivingStation, locate_dan, receipt_log
 
 
 class DanReceipt(Stage):

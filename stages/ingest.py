@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.archive import Archive, catalogue_fields, header_dict
-from pipeline.errors import BadInput
-from pipeline.fsutil import sha256_file
-from pipeline.names import DatasetName
-from pipeline.stage import Stage, StageContext, stage_main
-from pipeline.telemetry.decode import decode_pod
-from pipeline.telemetry.receipt import associations_dir, received_pod
-from pipeline.telemetry.sources import ASN_RECORD_KIND, POD_KIND, newest_archived
+from pipeline.archive.store import Archive, catalogue_fields, header_dict
+from pipeline.core.errors import BadInput
+from pipeline.core.fsutil import sha256_file
+from pipeline.core.names import DatasetName
+from pipeline.core.stage import Stage, StageContext, stage_main
+from pipeline.science.telemetry.decode import decode_pod
+from pipeline.science.telemetry.receipt import associations_dir, received_pod
+from pipeline.science.telemetry.sources import ASN_RECORD_KIND, POD_KIND, newest_archived
 
 
 class Ingest(Stage):

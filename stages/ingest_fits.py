@@ -13,13 +13,13 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from pipeline.archive import Archive
-from pipeline.asntable import read_asn_table
-from pipeline.config import Site
-from pipeline.errors import BadInput
-from pipeline.fsutil import copy_atomic
-from pipeline.names import DatasetName
-from pipeline.stage import Stage, StageContext, stage_main
+from pipeline.archive.store import Archive
+from pipeline.core.asntable import read_asn_table
+from pipeline.core.config import Site
+from pipeline.core.errors import BadInput
+from pipeline.core.fsutil import copy_atomic
+from pipeline.core.names import DatasetName
+from pipeline.core.stage import Stage, StageContext, stage_main
 
 
 def staging_dir(site: Site, dataset: DatasetName | str) -> Path:

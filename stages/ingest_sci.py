@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline import products
-from pipeline.archive import Archive
-from pipeline.errors import BadInput
-from pipeline.stage import Stage, StageContext, stage_main
+from pipeline.archive.store import Archive
+from pipeline.core.errors import BadInput
+from pipeline.core.stage import Stage, StageContext, stage_main
+from pipeline.science import products
 
 
 class IngestScience(Stage):

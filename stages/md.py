@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline import drizzle
-from pipeline.stage import Stage, StageContext, stage_main
+from pipeline.core.stage import Stage, StageContext, stage_main
+from pipeline.science import drizzle
 
 
 class Drizzle(Stage):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline import preview, products
-from pipeline.errors import BadInput
-from pipeline.stage import Stage, StageContext, stage_main
+from pipeline.core.errors import BadInput
+from pipeline.core.stage import Stage, StageContext, stage_main
+from pipeline.science import preview, products
 
 
 class Previews(Stage):

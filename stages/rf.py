@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline import refs
-from pipeline.errors import BadInput
-from pipeline.stage import Stage, StageContext, stage_main
+from pipeline.core.errors import BadInput
+from pipeline.core.stage import Stage, StageContext, stage_main
+from pipeline.science import refs
 
 
 class BestRefsStage(Stage):

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from astropy.io import fits
 
-from pipeline.archive import Archive
-from pipeline.asntable import ASN_KINDS, build_asn_table
-from pipeline.errors import BadInput, ConfigError
-from pipeline.fsutil import atomic_write_fits
-from pipeline.names import DatasetName
-from pipeline.stage import Stage, StageContext, stage_main
-from pipeline.telemetry.dan import AssociationEntry
-from pipeline.telemetry.decode import decode_pod
-from pipeline.telemetry.rawfits import calibration_switches, check_identity, raw_hdulist, spt_hdulist
-from pipeline.telemetry.sources import find_association, find_pod
+from pipeline.archive.store import Archive
+from pipeline.core.asntable import ASN_KINDS, build_asn_table
+from pipeline.core.errors import BadInput, ConfigError
+from pipeline.core.fsutil import atomic_write_fits
+from pipeline.core.names import DatasetName
+from pipeline.core.stage import Stage, StageContext, stage_main
+from pipeline.science.telemetry.dan import AssociationEntry
+from pipeline.science.telemetry.decode import decode_pod
+from pipeline.science.telemetry.rawfits import calibration_switches, check_identity, raw_hdulist, spt_hdulist
+from pipeline.science.telemetry.sources import find_association, find_pod
 
 
 class TwoFits(Stage):

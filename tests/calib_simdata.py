@@ -1,7 +1,7 @@
 """Simulated exposures with their reference files assigned, for calibration accuracy tests and the
 calibration benchmark: the simulator's CRDS cache (``pipeline.simulate.crdscache``), its downlink
 written as FITS (``pipeline.simulate.downlink``, truth in ``raws/truth``), then bestrefs
-(``pipeline.refs``) so the raws carry ``iref$``/``jref$`` names resolved from the cache.
+(``pipeline.science.refs``) so the raws carry ``iref$``/``jref$`` names resolved from the cache.
 
 Building is deterministic in (size, instruments, associations, seed); a finished build leaves a
 ``.complete`` marker so later runs reuse it.
@@ -47,7 +47,7 @@ def build(root: Path, *, size: str = "subarray", instruments: tuple[str, ...] = 
         return data
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    from pipeline import refs
+    from pipeline.science import refs
     from pipeline.simulate.crdscache import build_reference_cache
     from pipeline.simulate.downlink import iter_downlink, write_fits
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from pipeline import refs
-from pipeline.archive import Archive
-from pipeline.stage import Stage, StageContext, run_stage
+from pipeline.archive.store import Archive
+from pipeline.core.stage import Stage, StageContext, run_stage
+from pipeline.science import refs
 from tests.orchkit import REPO
 
 WORKFLOW = """

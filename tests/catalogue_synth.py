@@ -33,7 +33,7 @@ TRAILER_HEADER = {"XTENSION": "TABLE", "BITPIX": 8, "NAXIS": 2, "NAXIS1": 132, "
 
 def _template(path: Path) -> dict[str, Any]:
     """A catalogued header as the archive stores it (primary wins over the first extension)."""
-    from pipeline.archive import read_fits_headers
+    from pipeline.archive.store import read_fits_headers
 
     found = read_fits_headers(path)
     if found is None:
@@ -143,7 +143,7 @@ def _insert(engine, versions: list[dict]) -> None:
 
     from sqlalchemy import func, insert, select
 
-    from pipeline.archive import ArchiveFile, ArchiveVersion
+    from pipeline.archive.store import ArchiveFile, ArchiveVersion
 
     with engine.begin() as conn:
         first = (conn.execute(select(func.max(ArchiveVersion.id))).scalar() or 0) + 1
@@ -160,7 +160,7 @@ def _insert(engine, versions: list[dict]) -> None:
 
 def synthesise(site, count: int, seed: int = 7) -> float:
     """Insert ``count`` catalogued exposures (a fifth with an older version too); return seconds taken."""
-    from pipeline.archive import Archive, catalogue_fields
+    from pipeline.archive.store import Archive, catalogue_fields
 
     t0 = time.perf_counter()
     engine = Archive(site).engine  # creates the catalogue tables
@@ -208,7 +208,7 @@ def _b36(n: int, width: int) -> str:
 
 def full_changes(header: dict, old, new) -> set[str]:
     """The types whose best reference differs, the slow way: the whole catalogued header, every type."""
-    from pipeline import reprocess
+    from pipeline.orchestration import reprocess
 
     def everything(ctx) -> dict[str, str]:
         result = ctx.lookup(header)
@@ -223,7 +223,7 @@ def sample(site, count: int, seed: int = 3) -> list[tuple[str, str, dict]]:
     from each one's newest version holding a raw file."""
     from sqlalchemy import func, select
 
-    from pipeline.archive import Archive, ArchiveFile, ArchiveVersion
+    from pipeline.archive.store import Archive, ArchiveFile, ArchiveVersion
 
     v, f = ArchiveVersion, ArchiveFile
     newest = (select(f.dataset.label("ds"), func.max(f.version).label("mv")).where(f.kind == "raw")
@@ -259,7 +259,7 @@ def add_boundary_exposures(site, old, new, cases: list[tuple[str, str, str]], pe
     Dates next to a USEAFTER are where a selection that shares lookups between exposures would go
     wrong if it grouped them carelessly. Returns how many were inserted.
     """
-    from pipeline.archive import Archive, catalogue_fields
+    from pipeline.archive.store import Archive, catalogue_fields
 
     rng = random.Random(seed)
     rows = []

@@ -16,7 +16,7 @@ REALDATA = Path(os.environ.get("OWL_REALDATA", REPO.parent / "shared" / "realdat
 @pytest.fixture
 def site(tmp_path, monkeypatch):
     """A freshly initialised site; OWL_SITE points at it so stage executables find it."""
-    from pipeline.config import init_site
+    from pipeline.core.config import init_site
 
     for key in [k for k in os.environ if k.startswith("OWL_")]:
         monkeypatch.delenv(key)

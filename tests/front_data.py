@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from pipeline.telemetry.dan import write_downlink
+from pipeline.science.telemetry.dan import write_downlink
 
 
 @dataclass

@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.errors import BadInput, TransientIO
-from pipeline.stage import Stage, StageContext, run_stage
+from pipeline.core.errors import BadInput, TransientIO
+from pipeline.core.stage import Stage, StageContext, run_stage
 
 REPO = Path(__file__).resolve().parent.parent
 KIT_COLUMNS = ("IN", "2F", "RF", "BC", "CA", "MD", "AC", "IS", "PV", "IP", "CL")

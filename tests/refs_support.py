@@ -7,7 +7,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from pipeline.refs import write_server_config
+from pipeline.science.refs import write_server_config
 
 REAL_CONTEXT = "hst_0349.pmap"
 

@@ -1,11 +1,11 @@
-"""A stage used only to exercise the wrapper contract (pipeline.stage); run as ``python -m tests.stagekit``."""
+"""A stage used only to exercise the wrapper contract (pipeline.core.stage); run as ``python -m tests.stagekit``."""
 
 from __future__ import annotations
 
 import time
 
-from pipeline.errors import BadInput, MissingReference
-from pipeline.stage import Stage, StageContext, stage_main
+from pipeline.core.errors import BadInput, MissingReference
+from pipeline.core.stage import Stage, StageContext, stage_main
 
 
 class ProbeStage(Stage):

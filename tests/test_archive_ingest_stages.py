@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from pipeline.archive import Archive, ArchiveVersion
-from pipeline.names import parse_dataset
-from pipeline.osf import Blackboard
-from pipeline.stage import run_stage
+from pipeline.archive.store import Archive, ArchiveVersion
+from pipeline.core.names import parse_dataset
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
 from stages.ingest_pvw import IngestPreviews
 from stages.ingest_sci import IngestScience
 from tests.products_data import Field, write_flt

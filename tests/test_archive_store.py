@@ -1,4 +1,4 @@
-"""The content-addressed archive and its catalogue (pipeline.archive, ``owl archive``)."""
+"""The content-addressed archive and its catalogue (pipeline.archive.store, ``owl archive``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from astropy.io import fits
 from click.testing import CliRunner
 
-from pipeline.archive import Archive, ArchiveFile, ArchiveVersion, NotArchived
+from pipeline.archive.store import Archive, ArchiveFile, ArchiveVersion, NotArchived
 from pipeline.cli import main as owl
-from pipeline.errors import BadInput
+from pipeline.core.errors import BadInput
 
 
 def _fits(path, **cards):
@@ -259,8 +259,8 @@ def test_catalogue_on_postgresql(site, tmp_path, pg_url):
     """The same catalogue on a site database in PostgreSQL: JSON header selection, versions, verify."""
     from sqlalchemy import text
 
-    from pipeline.config import Database
-    from pipeline.db import engine_for
+    from pipeline.core.config import Database
+    from pipeline.core.db import engine_for
 
     with engine_for(pg_url).begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS archive_file, archive_version"))

@@ -4,7 +4,7 @@ The simulator (``pipeline.simulate``) writes raw exposures, the reference files 
 file per exposure: the calibrated scene in electrons (trimmed chip), masks of the hot, bad, sink,
 saturated, A-to-D-saturated and cosmic-ray pixels, and the star list. One downlink (a DITHER pair,
 a CR-SPLIT pair and a single exposure) is built once per session and calibrated through
-:func:`pipeline.calib.calibrate`; each test compares one aspect with the truth.
+:func:`pipeline.science.calib.calibrate`; each test compares one aspect with the truth.
 
 ACS/WFC is not covered here: the simulator's ACS OSCNTAB has no rows for its 512x512 subarrays
 (calacs matches OSCNTAB rows by NX/NY), so those exposures stop at BLEVCORR with MissingReference;
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.calib import calibrate
+from pipeline.science.calib import calibrate
 from tests.calib_simdata import SimData, build
 
 BIT = {"bad": 4, "hot": 16, "saturated": 256, "sink": 1024, "cosmic": 8192}

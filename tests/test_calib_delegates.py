@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from pipeline.calib import calibrate
-from pipeline.errors import MissingReference, OwlError
+from pipeline.core.errors import MissingReference, OwlError
+from pipeline.science.calib import calibrate
 from tests.conftest import REALDATA
 
 FAKE_CALWF3 = """#!/bin/sh

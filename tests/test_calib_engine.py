@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.asntable import build_asn_table
-from pipeline.calib import calibrate
-from pipeline.errors import BadInput, MissingReference, Unsupported
+from pipeline.core.asntable import build_asn_table
+from pipeline.core.errors import BadInput, MissingReference, Unsupported
+from pipeline.science.calib import calibrate
 from tests.calib_synth import (
     UvisSet,
     write_bpixtab,

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.calib.context import CalContext
-from pipeline.calib.ir.early import BlevCorr, DqiCorr, ZoffCorr, ZsigCorr, keep_zero_read
-from pipeline.calib.ir.late import NlinCorr, UnitCorr, divide_flat
-from pipeline.calib.ir.ramp import Ramp, ReadHeaders
-from pipeline.calib.ir.reftables import IRDetector, NlinData, RefPlanes, read_ir_detector, read_irramp_row
-from pipeline.calib.ir.state import IRRun, noise_dn
+from pipeline.science.calib.context import CalContext
+from pipeline.science.calib.ir.early import BlevCorr, DqiCorr, ZoffCorr, ZsigCorr, keep_zero_read
+from pipeline.science.calib.ir.late import NlinCorr, UnitCorr, divide_flat
+from pipeline.science.calib.ir.ramp import Ramp, ReadHeaders
+from pipeline.science.calib.ir.reftables import IRDetector, NlinData, RefPlanes, read_ir_detector, read_irramp_row
+from pipeline.science.calib.ir.state import IRRun, noise_dn
 from pipeline.simulate.irrefs import ccd_table, crrej_table, overscan_table
 
 F32 = np.float32

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.calib.api import calibrate
-from pipeline.errors import MissingReference
+from pipeline.core.errors import MissingReference
+from pipeline.science.calib.api import calibrate
 from pipeline.simulate.ir import IRExposure, write_exposure
 from pipeline.simulate.irmodel import READNOISE, detector_maps, mean_gain, sample_times
 
@@ -73,7 +73,7 @@ def test_ima_reference_pixels_hold_blev_and_zero_read_corrected_dn(small: tuple[
         zero = r["SCI", n].data.astype(F32)
         last = r["SCI", 1].data.astype(F32)
         m_k = F32(h["SCI", 1].header["MEANBLEV"])
-        from pipeline.calib.ir.resistmean import resistant_mean
+        from pipeline.science.calib.ir.resistmean import resistant_mean
 
         m_0 = F32(resistant_mean(np.concatenate([zero[5:-5, 1:5].ravel(), zero[5:-5, -5:-1].ravel()]))[0])
         expect = ((last - m_k) - (zero - m_0)) * F32(mean_gain())
@@ -142,7 +142,7 @@ def test_saturated_pixels_use_the_reads_before_saturation(accuracy: dict[str, np
 
 
 def test_after_calibration_checks_pass_on_ir_products(small: tuple[Path, Path, Path]) -> None:
-    from pipeline.checks import ac
+    from pipeline.science.checks import ac
 
     raw, ima, flt = small
     for product in (ima, flt):
@@ -151,9 +151,9 @@ def test_after_calibration_checks_pass_on_ir_products(small: tuple[Path, Path, P
 
 
 def test_ca_stage_calibrates_an_ir_exposure(site, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.names import parse_dataset
-    from pipeline.osf import Blackboard
-    from pipeline.stage import run_stage
+    from pipeline.core.names import parse_dataset
+    from pipeline.core.osf import Blackboard
+    from pipeline.core.stage import run_stage
     from stages.ca import Calibrate
 
     raw, _, env = _simulate(tmp_path, IRExposure("ibstag01q", samp_seq="SPARS10", nsamp=4, aperture="IRSUB64"))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.calib.ir.linfit import dark_model, linfit
-from pipeline.calib.ir.rampfit import DATAREJECT, HIGH_CURVATURE, SPIKE, fit_ramps, fitsamps
-from pipeline.calib.ir.reftables import IRDetector
-from pipeline.calib.ir.resistmean import resistant_mean
-from pipeline.calib.ir.state import noise_dn, quadrant_slices
+from pipeline.science.calib.ir.linfit import dark_model, linfit
+from pipeline.science.calib.ir.rampfit import DATAREJECT, HIGH_CURVATURE, SPIKE, fit_ramps, fitsamps
+from pipeline.science.calib.ir.reftables import IRDetector
+from pipeline.science.calib.ir.resistmean import resistant_mean
+from pipeline.science.calib.ir.state import noise_dn, quadrant_slices
 
 F32 = np.float32
 GAIN = 2.35

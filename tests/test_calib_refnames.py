@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline.calib.refnames import require_reference, resolve_reference
-from pipeline.errors import MissingReference
+from pipeline.core.errors import MissingReference
+from pipeline.science.calib.refnames import require_reference, resolve_reference
 
 
 def test_prefix_is_concatenated_without_a_separator() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from pipeline.asntable import build_asn_table
-from pipeline.names import parse_dataset
-from pipeline.osf import Blackboard
-from pipeline.stage import run_stage
+from pipeline.core.asntable import build_asn_table
+from pipeline.core.names import parse_dataset
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
 from stages.ca import Calibrate
 from tests.calib_synth import UvisSet, write_raw
 from tests.conftest import REALDATA

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.calib.chip import Chip
-from pipeline.calib.context import CalContext
-from pipeline.calib.geometry import Overscan
-from pipeline.calib.imageio import Imset
-from pipeline.calib.steps import destripe
-from pipeline.calib.steps.blev import ACS as BLEV_ACS
-from pipeline.calib.steps.blev import BlevCorr, clean_fit_values
-from pipeline.calib.steps.dqi import DqiCorr, apply_bpixtab, overscan_mask
-from pipeline.calib.steps.noise import ErrInit
-from pipeline.calib.steps.refimage import RefBlock, div1d
-from pipeline.calib.steps.sink import detect_sinks
-from pipeline.calib.steps.subtract import FlshCorrUvis
-from pipeline.calib.tables import BadPixelRuns, CCDParams
+from pipeline.science.calib.chip import Chip
+from pipeline.science.calib.context import CalContext
+from pipeline.science.calib.geometry import Overscan
+from pipeline.science.calib.imageio import Imset
+from pipeline.science.calib.steps import destripe
+from pipeline.science.calib.steps.blev import ACS as BLEV_ACS
+from pipeline.science.calib.steps.blev import BlevCorr, clean_fit_values
+from pipeline.science.calib.steps.dqi import DqiCorr, apply_bpixtab, overscan_mask
+from pipeline.science.calib.steps.noise import ErrInit
+from pipeline.science.calib.steps.refimage import RefBlock, div1d
+from pipeline.science.calib.steps.sink import detect_sinks
+from pipeline.science.calib.steps.subtract import FlshCorrUvis
+from pipeline.science.calib.tables import BadPixelRuns, CCDParams
 from tests.calib_synth import Geometry, UvisSet, write_raw_reference
 
 G = Geometry()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.calib import tables as t
-from pipeline.calib.geometry import find_overscan
-from pipeline.errors import MissingReference
+from pipeline.core.errors import MissingReference
+from pipeline.science.calib import tables as t
+from pipeline.science.calib.geometry import find_overscan
 from tests.calib_synth import UvisSet, write_ccdtab, write_imphttab, write_oscntab
 from tests.conftest import REALDATA as REAL
 

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline.checks import ac
+from pipeline.science.checks import ac
 from tests import checks_support as cs
 
 

@@ -7,11 +7,11 @@ import shutil
 import pytest
 from astropy.io import fits
 
-from pipeline import refs
-from pipeline.checks import bc
-from pipeline.checks.rules import raise_failures
-from pipeline.errors import CheckFailed
-from pipeline.exitcodes import ExitCode
+from pipeline.core.errors import CheckFailed
+from pipeline.core.exitcodes import ExitCode
+from pipeline.science import refs
+from pipeline.science.checks import bc
+from pipeline.science.checks.rules import raise_failures
 from tests import checks_support as cs
 from tests.refs_support import copy_raws, real_cache
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from pipeline.checks import bc
+from pipeline.science.checks import bc
 from pipeline.simulate.ir import IRExposure, write_exposure
 from pipeline.simulate.irmodel import detector_maps
 from pipeline.simulate.irrefs import write_ir_references

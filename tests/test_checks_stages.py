@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.exitcodes import ExitCode
-from pipeline.osf import Blackboard
-from pipeline.stage import run_stage
+from pipeline.core.exitcodes import ExitCode
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
 from stages.ac import AfterCalibrationChecks
 from stages.bc import BeforeCalibrationChecks
 from tests import checks_support as cs
@@ -101,7 +101,7 @@ def test_owl_check_commands(tmp_path, monkeypatch):
 
 
 def test_ac_on_a_cr_split_association_needs_the_crj(site, work):
-    from pipeline.asntable import build_asn_table
+    from pipeline.core.asntable import build_asn_table
 
     asn, members = "ib3y01010", ("ib3y01c6q", "ib3y01c7q")
     bb = Blackboard(site.database_url)

@@ -7,13 +7,13 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from pipeline.archive import Archive
+from pipeline.archive.store import Archive
 from pipeline.cli import main as owl
-from pipeline.fsutil import sha256_file
-from pipeline.names import parse_dataset
-from pipeline.osf import Blackboard
-from pipeline.stage import run_stage
-from pipeline.trailer import Trailer, read_trl_fits
+from pipeline.core.fsutil import sha256_file
+from pipeline.core.names import parse_dataset
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
+from pipeline.core.trailer import Trailer, read_trl_fits
 from stages.cl import Cleanup
 from stages.ingest_pvw import IngestPreviews
 from stages.ingest_sci import IngestScience

@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline.config import init_site, load_site
-from pipeline.errors import ConfigError
+from pipeline.core.config import init_site, load_site
+from pipeline.core.errors import ConfigError
 
 
 def test_init_creates_areas_and_defaults(tmp_path):

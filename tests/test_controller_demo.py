@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from pipeline.demo import MARKER, _fresh_site
+from pipeline.cli.demo import MARKER, _fresh_site
 
 
 def test_demo_site_is_created_and_replaced_but_nothing_else(tmp_path):

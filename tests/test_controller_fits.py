@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from pipeline.archive import Archive
-from pipeline.asntable import build_asn_table
-from pipeline.controller import Controller, ControllerError
-from pipeline.exitcodes import ExitCode
+from pipeline.archive.store import Archive
+from pipeline.core.asntable import build_asn_table
+from pipeline.core.exitcodes import ExitCode
+from pipeline.orchestration.controller import Controller, ControllerError
 from tests.front_data import synthetic_raw
 
 ASN, MEMBERS = "ib1f01010", ("ib1f01a1q", "ib1f01a2q")

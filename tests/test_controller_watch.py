@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from pipeline.controller import Controller, ControllerError, watcher_lock
-from pipeline.dag import owl_executable
-from pipeline.osf import Blackboard
+from pipeline.core.osf import Blackboard
+from pipeline.orchestration.controller import Controller, ControllerError, watcher_lock
+from pipeline.orchestration.dag import owl_executable
 from tests.front_data import write_test_downlink
 from tests.orchkit import KIT_SHORT, kit_site
 

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.controller import Controller
-from pipeline.dag import dag_files, write_dag
-from pipeline.executors.condor import CondorExecutor
-from pipeline.osf import Blackboard
-from pipeline.workflow import load_workflow
+from pipeline.core.osf import Blackboard
+from pipeline.orchestration.controller import Controller
+from pipeline.orchestration.dag import dag_files, write_dag
+from pipeline.orchestration.executors.condor import CondorExecutor
+from pipeline.orchestration.workflow import load_workflow
 from tests.orchkit import KIT_SHORT, kit_site, register
 
 ASN = "j9cv58020"

@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from pipeline.dag import owl_executable
-from pipeline.executors import hooks
-from pipeline.exitcodes import DAGMAN_FATAL, ExitCode
-from pipeline.osf import Blackboard
+from pipeline.core.exitcodes import DAGMAN_FATAL, ExitCode
+from pipeline.core.osf import Blackboard
+from pipeline.orchestration.dag import owl_executable
+from pipeline.orchestration.executors import hooks
 from tests.orchkit import register
 
 ASN = "j9cv58020"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.dag import owl_executable, write_dag
-from pipeline.osf import Blackboard
-from pipeline.workflow import load_workflow
+from pipeline.core.osf import Blackboard
+from pipeline.orchestration.dag import owl_executable, write_dag
+from pipeline.orchestration.workflow import load_workflow
 from tests.orchkit import KIT_WORKFLOW, REPO, kit_site, register
 
 DATA = REPO / "tests" / "data" / "dag"
@@ -45,8 +45,8 @@ def test_kit_dag_text_line_by_line(site, kit, tmp_path):
 
 def test_text_is_the_same_in_every_python_process(site, kit):
     """write_dag walks siblings in hash order; our file must not depend on PYTHONHASHSEED."""
-    code = ("import sys; from pipeline.config import load_site; from pipeline.osf import Blackboard;"
-            "from pipeline.workflow import load_workflow; from pipeline.dag import write_dag;"
+    code = ("import sys; from pipeline.core.config import load_site; from pipeline.core.osf import Blackboard;"
+            "from pipeline.orchestration.workflow import load_workflow; from pipeline.orchestration.dag import write_dag;"
             f"s = load_site({str(site.root)!r}); "
             f"print(write_dag(s, load_workflow({str(KIT_WORKFLOW)!r}), 'j9cv58020', Blackboard(s.database_url))"
             ".dag.read_text())")
@@ -185,8 +185,8 @@ def test_submit_from_dag_accepts_it(site, kit, tmp_path, monkeypatch):
 
 
 def test_site_paths_with_spaces_are_refused(tmp_path, monkeypatch):
-    from pipeline.config import init_site
-    from pipeline.errors import ConfigError
+    from pipeline.core.config import init_site
+    from pipeline.core.errors import ConfigError
 
     site = init_site(tmp_path / "my site")
     monkeypatch.setenv("OWL_SITE", str(site.root))
@@ -198,7 +198,7 @@ def test_site_paths_with_spaces_are_refused(tmp_path, monkeypatch):
 
 
 def test_condor_environment_quoting():
-    from pipeline.dag import condor_environment
+    from pipeline.orchestration.dag import condor_environment
 
     assert condor_environment({"A": "1", "B": "two words", "C": "it's"}) == '''"A=1 'B=two words' 'C=it''s'"'''
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline import drizzle
-from pipeline.fsutil import sha256_file
-from pipeline.names import parse_dataset
-from pipeline.osf import Blackboard
-from pipeline.stage import run_stage
+from pipeline.core.fsutil import sha256_file
+from pipeline.core.names import parse_dataset
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
+from pipeline.science import drizzle
 from stages.md import Drizzle
 from tests.products_data import Field, measured_offsets, star_field, write_flt
 

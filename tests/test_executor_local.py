@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from pipeline.config import init_site, load_site
-from pipeline.dag import owl_executable
-from pipeline.executors.local import LocalExecutor, State
-from pipeline.exitcodes import ExitCode
-from pipeline.osf import Blackboard
-from pipeline.workflow import load_workflow
+from pipeline.core.config import init_site, load_site
+from pipeline.core.exitcodes import ExitCode
+from pipeline.core.osf import Blackboard
+from pipeline.orchestration.dag import owl_executable
+from pipeline.orchestration.executors.local import LocalExecutor, State
+from pipeline.orchestration.workflow import load_workflow
 from tests.orchkit import KIT_SHORT, KIT_WORKFLOW, kit_site, products, register
 
 ASN = "j9cv58020"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from pipeline.archive import Archive
-from pipeline.osf import Blackboard
-from pipeline.stage import run_stage
+from pipeline.archive.store import Archive
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
 from stages.dan_receipt import run as receive
 from stages.ingest import Ingest
 from tests.front_data import write_test_downlink

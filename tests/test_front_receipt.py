@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.osf import Blackboard
-from pipeline.telemetry import layout as L
-from pipeline.telemetry.decode import scan_pod
+from pipeline.core.osf import Blackboard
+from pipeline.science.telemetry import layout as L
+from pipeline.science.telemetry.decode import scan_pod
 from stages.dan_receipt import run
 from tests.front_data import write_test_downlink
 

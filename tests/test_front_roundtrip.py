@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.osf import Blackboard
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
+from pipeline.science.telemetry.dan import write_downlink
+from pipeline.science.telemetry.rawfits import calibration_switches
 from pipeline.simulate import simulate_downlink
-from pipeline.stage import run_stage
-from pipeline.telemetry.dan import write_downlink
-from pipeline.telemetry.rawfits import calibration_switches
 from stages.dan_receipt import run as receive
 from stages.ingest import Ingest
 from stages.twofits import TwoFits

@@ -10,10 +10,10 @@ import pytest
 from astropy.io import fits
 from ccsdspy.utils import read_primary_headers
 
-from pipeline.errors import BadInput
-from pipeline.telemetry import decode_pod, encode_exposure, scan_pod
-from pipeline.telemetry import layout as L
-from pipeline.telemetry.dan import parse_dan, write_downlink
+from pipeline.core.errors import BadInput
+from pipeline.science.telemetry import decode_pod, encode_exposure, scan_pod
+from pipeline.science.telemetry import layout as L
+from pipeline.science.telemetry.dan import parse_dan, write_downlink
 from tests.front_data import dither_pair, singleton, synthetic_raw
 
 

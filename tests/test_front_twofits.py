@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 from astropy.io import fits
 
-from pipeline.osf import Blackboard
-from pipeline.stage import run_stage
-from pipeline.telemetry.dan import write_downlink
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
+from pipeline.science.telemetry.dan import write_downlink
 from stages.dan_receipt import run as receive
 from stages.ingest import Ingest
 from stages.twofits import TwoFits

@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.names import BadName, DatasetName, file_name, parse_dataset, rootname_of, split_file_name
+from pipeline.core.names import BadName, DatasetName, file_name, parse_dataset, rootname_of, split_file_name
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from pipeline.osf import COLUMNS, Blackboard, OSFError, TransitionConflict, UnknownDataset, aggregate
+from pipeline.core.osf import COLUMNS, Blackboard, OSFError, TransitionConflict, UnknownDataset, aggregate
 from tests import pgserver
 
 
@@ -29,7 +29,7 @@ def db_url(request, tmp_path):
     url = request.getfixturevalue("pg_server")
     from sqlalchemy import text
 
-    from pipeline.db import engine_for
+    from pipeline.core.db import engine_for
 
     with engine_for(url).begin() as conn:  # a clean schema per test
         conn.execute(text("DROP TABLE IF EXISTS osf, osf_process, osf_history"))

@@ -1,4 +1,4 @@
-"""Image previews: sizes, chip layout, masking, stretch, and the all-NaN refusal (pipeline.preview, owl-pvw)."""
+"""Image previews: sizes, chip layout, masking, stretch, and the all-NaN refusal (pipeline.science.preview, owl-pvw)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
-from pipeline import preview
-from pipeline.errors import BadInput
-from pipeline.names import parse_dataset
-from pipeline.osf import Blackboard
-from pipeline.stage import run_stage
+from pipeline.core.errors import BadInput
+from pipeline.core.names import parse_dataset
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
+from pipeline.science import preview
 from stages.pvw import Previews
 from tests.products_data import CHIP_GAP, Field, star_field, write_flt
 

@@ -9,8 +9,8 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
-from pipeline import preview
-from pipeline.errors import BadInput
+from pipeline.core.errors import BadInput
+from pipeline.science import preview
 
 
 def test_real_cos_x1dsum(tmp_path, realdata):

@@ -11,9 +11,9 @@ import pytest
 from astropy.io import fits
 from click.testing import CliRunner
 
-from pipeline import refs
-from pipeline.errors import ConfigError, MissingReference
-from pipeline.exitcodes import ExitCode
+from pipeline.core.errors import ConfigError, MissingReference
+from pipeline.core.exitcodes import ExitCode
+from pipeline.science import refs
 from tests.refs_support import REAL_CONTEXT, copy_raws, manifest_bestrefs, real_cache, varied_params
 
 
@@ -259,7 +259,7 @@ def test_commands_do_not_import_crds_until_they_look_something_up():
     import subprocess
     import sys
 
-    code = ("import sys, pipeline.refs_cli, pipeline.checks.cli, stages.rf, stages.bc, stages.ac; "
+    code = ("import sys, pipeline.cli.bestrefs, pipeline.cli.check, stages.rf, stages.bc, stages.ac; "
             "print(sorted(m for m in sys.modules if m == 'crds' or m.startswith('crds.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

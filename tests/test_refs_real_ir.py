@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from astropy.io import fits
 
-from pipeline import refs
+from pipeline.science import refs
 from tests.refs_support import REAL_CONTEXT, real_cache
 
 SAMPLE = "headers_only_samples/hst_11665_06_wfc3_ir_f110w_ib4606cp_flt_sample.fits"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from astropy.io import fits
 
-from pipeline import refs
-from pipeline.checks import bc
+from pipeline.science import refs
+from pipeline.science.checks import bc
 
 
 def simulated_raws(directory, seed=7):

@@ -7,9 +7,9 @@ import shutil
 import pytest
 from astropy.io import fits
 
-from pipeline.exitcodes import ExitCode
-from pipeline.osf import Blackboard
-from pipeline.stage import run_stage
+from pipeline.core.exitcodes import ExitCode
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
 from stages.rf import BestRefsStage
 from tests.refs_support import REAL_CONTEXT, copy_raws, real_cache
 

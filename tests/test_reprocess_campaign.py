@@ -7,12 +7,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from pipeline.campaign import CampaignRun, CampaignStore, check_context, request
 from pipeline.cli import main as owl
-from pipeline.controller import Controller
-from pipeline.errors import ConfigError
-from pipeline.osf import Blackboard
-from pipeline.reprocess import Affected, Change, Selection
+from pipeline.core.errors import ConfigError
+from pipeline.core.osf import Blackboard
+from pipeline.orchestration.campaign import CampaignRun, CampaignStore, check_context, request
+from pipeline.orchestration.controller import Controller
+from pipeline.orchestration.reprocess import Affected, Change, Selection
 from tests import campaign_kit
 from tests.orchkit import kit_site, register
 from tests.refs_support import real_cache

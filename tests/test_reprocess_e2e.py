@@ -16,13 +16,13 @@ import pytest
 from astropy.io import fits
 from click.testing import CliRunner
 
-from pipeline.archive import Archive
+from pipeline.archive.store import Archive
 from pipeline.cli import main as owl
-from pipeline.controller import Controller
-from pipeline.names import parse_dataset
-from pipeline.osf import Blackboard
-from pipeline.stage import run_stage
-from pipeline.workflow import load_workflow
+from pipeline.core.names import parse_dataset
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
+from pipeline.orchestration.controller import Controller
+from pipeline.orchestration.workflow import load_workflow
 from stages.ac import AfterCalibrationChecks
 from stages.bc import BeforeCalibrationChecks
 from stages.ca import Calibrate

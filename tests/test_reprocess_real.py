@@ -15,9 +15,10 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from pipeline import refs, reprocess
-from pipeline.archive import Archive
+from pipeline.archive.store import Archive
 from pipeline.cli import main as owl
+from pipeline.orchestration import reprocess
+from pipeline.science import refs
 from tests.refs_support import real_cache
 
 #: dataset -> (file under realdata, archive kind): the real raws and headers the catalogue holds.

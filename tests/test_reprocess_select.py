@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from pipeline import refs, reprocess
-from pipeline.archive import ArchiveVersion
-from pipeline.db import engine_for
+from pipeline.archive.store import ArchiveVersion
+from pipeline.core.db import engine_for
+from pipeline.orchestration import reprocess
+from pipeline.science import refs
 from tests.catalogue_synth import NEWEST, REALDATA, add_boundary_exposures, full_changes, sample, synthesise
 from tests.refs_support import real_cache
 
@@ -19,7 +20,7 @@ def catalogue(tmp_path_factory):
     """A site whose catalogue holds EXPOSURES varied real headers, processed with several real contexts."""
     if not (REALDATA / "crds" / "mappings_hst_2015").is_dir():
         pytest.skip("real HST data not available")
-    from pipeline.config import init_site
+    from pipeline.core.config import init_site
 
     mp = pytest.MonkeyPatch()
     mp.delenv("CRDS_PATH", raising=False)

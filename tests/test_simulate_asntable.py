@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.asntable import build_asn_table, read_asn_table
-from pipeline.errors import BadInput
-from pipeline.names import BadName
+from pipeline.core.asntable import build_asn_table, read_asn_table
+from pipeline.core.errors import BadInput
+from pipeline.core.names import BadName
 
 
 def test_dither_table_layout(tmp_path):

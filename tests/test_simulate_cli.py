@@ -8,7 +8,7 @@ from astropy.io import fits
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.telemetry.dan import read_dan
+from pipeline.science.telemetry.dan import read_dan
 
 
 def test_fits_output(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from pipeline.names import DatasetName
+from pipeline.core.names import DatasetName
 from pipeline.simulate import simulate_downlink
 from pipeline.simulate.detector import Detector
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.config import load_instrument_defaults
+from pipeline.core.config import load_instrument_defaults
+from pipeline.science.telemetry.rawfits import calibration_switches
 from pipeline.simulate.associations import plan_downlink
 from pipeline.simulate.detector import Detector
 from pipeline.simulate.downlink import field_half_width
 from pipeline.simulate.exposure import simulate_exposure
 from pipeline.simulate.scene import make_star_field
-from pipeline.telemetry.rawfits import calibration_switches
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from pipeline import refs
+from pipeline.science import refs
 from pipeline.simulate.crdscache import build_reference_cache, mappings_dir, references_dir
 from pipeline.simulate.ir import IRExposure, simulate_ramp
 from pipeline.simulate.ircrds import deliver_ir_references

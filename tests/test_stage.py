@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from pipeline.exitcodes import DAGMAN_FATAL, ExitCode, dagman_code, is_retryable
-from pipeline.osf import Blackboard
+from pipeline.core.exitcodes import DAGMAN_FATAL, ExitCode, dagman_code, is_retryable
+from pipeline.core.osf import Blackboard
 from tests.conftest import REPO
 
 
@@ -126,7 +126,7 @@ def test_usage_errors(site):
 
 def test_in_process_run_gives_the_signal_state_back(site):
     """Subprocesses inherit the signal mask: an in-process stage run must not leave SIGINT blocked."""
-    from pipeline.stage import run_stage
+    from pipeline.core.stage import run_stage
     from tests.stagekit import ProbeStage
 
     handler = signal.getsignal(signal.SIGTERM)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import re
 
-from pipeline.trailer import Trailer, package_trailer, parse_line, read_trl_fits
+from pipeline.core.trailer import Trailer, package_trailer, parse_line, read_trl_fits
 
 LINE_RE = re.compile(r"^\d{13}-(I-INFO|W-WARN|E-ERROR)-")
 

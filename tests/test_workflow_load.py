@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from pipeline.config import load_site
-from pipeline.exitcodes import DAGMAN_FATAL
-from pipeline.workflow import WorkflowError, load_workflow, runnable_subset
+from pipeline.core.config import load_site
+from pipeline.core.exitcodes import DAGMAN_FATAL
+from pipeline.orchestration.workflow import WorkflowError, load_workflow, runnable_subset
 from tests.orchkit import KIT_WORKFLOW
 
 CHAIN = ["RF", "BC", "CA", "MD", "AC", "INGEST_SCI", "PVW", "INGEST_PVW", "CL"]

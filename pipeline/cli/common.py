@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from pipeline.config import Site, load_site
-from pipeline.errors import OwlError
+from pipeline.core.config import Site, load_site
+from pipeline.core.errors import OwlError
 
 site_option = click.option("--site", "site_dir", type=click.Path(file_okay=False),
                            help="site directory (default: $OWL_SITE or the current directory)")

@@ -8,7 +8,7 @@ import time
 import click
 
 from pipeline.cli.common import config_option, echo_json, json_option, open_site, reports_errors, site_option
-from pipeline.osf import COLUMN_STAGES, COLUMNS, LETTERS, Blackboard, OSFEntry
+from pipeline.core.osf import COLUMN_STAGES, COLUMNS, LETTERS, Blackboard, OSFEntry
 
 _LETTER_HELP = ", ".join(f"{k}={v}" for k, v in LETTERS.items())
 _FIELDS = ("time", "status", "dataset", "data_id", "dcf_num", "command", "parent", "workflow", "priority")
@@ -209,6 +209,6 @@ def reap(site_dir, config_file) -> None:
     click.echo(f"{len(reaped)} crashed column(s) found")
 
 
-from pipeline.executors.hook_cli import hook  # noqa: E402  (DAG node hooks, owned by orchestration)
+from pipeline.cli.hook import hook  # noqa: E402  (DAG node hooks, owned by orchestration)
 
 osf.add_command(hook)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.common import config_option, echo_json, open_site, reports_errors, site_option
-from pipeline.config import init_site
+from pipeline.core.config import init_site
 
 
 @click.command()
@@ -14,7 +14,7 @@ from pipeline.config import init_site
 @reports_errors
 def init(directory: str, name: str | None) -> None:
     """Create a site in DIRECTORY: owl.toml, its areas and the OSF database."""
-    from pipeline.osf import Blackboard
+    from pipeline.core.osf import Blackboard
 
     site = init_site(directory, name=name)
     Blackboard(site.database_url, site.database.busy_timeout)

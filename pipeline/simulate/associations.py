@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.names import DatasetName
+from pipeline.core.names import DatasetName
 from pipeline.simulate.exposure import ExposureSpec
 from pipeline.simulate.geometry import camera_for, readout_for
 from pipeline.simulate.pointing import Pointing

@@ -24,9 +24,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError
-from pipeline.fsutil import atomic_path, atomic_write
-from pipeline.refs import server_config_path, write_server_config
+from pipeline.core.errors import ConfigError
+from pipeline.core.fsutil import atomic_path, atomic_write
+from pipeline.science.refs import server_config_path, write_server_config
 from pipeline.simulate import reffiles
 from pipeline.simulate.detector import DETECTOR_SEED, Detector
 from pipeline.simulate.geometry import camera_for

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from pipeline.asntable import build_asn_table
-from pipeline.config import load_instrument_defaults
-from pipeline.fsutil import atomic_write_fits
+from pipeline.core.asntable import build_asn_table
+from pipeline.core.config import load_instrument_defaults
+from pipeline.core.fsutil import atomic_write_fits
+from pipeline.science.telemetry.rawfits import calibration_switches
 from pipeline.simulate.associations import AssociationPlan, plan_downlink
 from pipeline.simulate.detector import DETECTOR_SEED, Detector
 from pipeline.simulate.exposure import SimulatedExposure, simulate_exposure
 from pipeline.simulate.geometry import Readout
 from pipeline.simulate.scene import make_star_field
-from pipeline.telemetry.rawfits import calibration_switches
 
 #: Extra sky (arcsec) around the readout so dithered members see the same stars at their edges.
 FIELD_MARGIN = 6.0

@@ -2,7 +2,7 @@
 
 Groups and keyword order follow real raws (the ACS/HRC raws in ``realdata`` and the WFC3 headers in
 ``headers_only_samples``). Reference-file keywords are left out: the RF stage fills them from CRDS.
-Calibration switches are the ones 2FITS writes (``pipeline.telemetry.rawfits.calibration_switches``
+Calibration switches are the ones 2FITS writes (``pipeline.science.telemetry.rawfits.calibration_switches``
 on ``config/instruments/<instrument>.toml``), so a raw made here equals the raw 2FITS makes from its pod.
 """
 

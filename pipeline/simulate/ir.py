@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from pipeline.fsutil import atomic_write_fits
+from pipeline.core.fsutil import atomic_write_fits
 from pipeline.simulate.irmodel import (
     BORDER,
     CCDGAIN,

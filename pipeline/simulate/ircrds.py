@@ -14,7 +14,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from pipeline.refs import write_server_config
+from pipeline.science.refs import write_server_config
 from pipeline.simulate import crdscache as cc
 from pipeline.simulate import irrefs
 from pipeline.simulate.irmodel import CCDGAIN, FULL_SUBTYPE, IR_FILTERS, SEQUENCES, SUBARRAYS, detector_maps

@@ -1,0 +1,171 @@
+"""``owl dag write|status|hold|release|remove|rescue``: one association's DAG, for operators."""
+
+from __future__ import annotations
+
+import click
+
+from pipeline.cli.common import config_option, echo_json, json_option, open_site, reports_errors, site_option
+
+
+def _controller(site_dir, config_file):
+    from pipeline.orchestration.controller import Controller
+
+    return Controller(open_site(site_dir, config_file))
+
+
+def _latest(ctl, dataset: str):
+    from pipeline.orchestration.controller import ControllerError
+
+    subs = ctl.submissions(dataset)
+    if not subs:
+        raise ControllerError(f"{dataset}: never submitted (see 'owl submit {dataset}')")
+    return subs[-1]
+
+
+@click.group()
+def dag() -> None:
+    """One association's HTCondor DAG: write it, follow it, hold, release, remove or rescue it."""
+
+
+@dag.command()
+@click.argument("association")
+@site_option
+@config_option
+@click.option("--workflow", default="new_science", show_default=True, help="workflow name or file")
+@click.option("--priority", type=int, help="DAG priority (default: the site's priority for the workflow)")
+@reports_errors
+def write(association, site_dir, config_file, workflow, priority) -> None:
+    """Write <site>/dags/<assoc>/ and print the condor_submit_dag command that runs it."""
+    from pipeline.core.osf import Blackboard
+    from pipeline.orchestration.dag import write_dag
+    from pipeline.orchestration.workflow import load_workflow
+
+    site = open_site(site_dir, config_file)
+    bb = Blackboard(site.database_url, site.database.busy_timeout)
+    files = write_dag(site, load_workflow(workflow), association, bb, priority=priority)
+    click.echo(f"{files.dag}: {len(files.nodes)} nodes, {len(files.done)} already done (written DONE)")
+    click.echo(files.submit_command())
+
+
+@dag.command()
+@click.argument("association")
+@site_option
+@config_option
+@json_option
+@reports_errors
+def status(association, site_dir, config_file, as_json) -> None:
+    """Each node's OSF letters and, for HTCondor runs, DAGMan's status, retries and holds."""
+    from pipeline.orchestration.dag import expand
+    from pipeline.orchestration.executors.condor import view_dag
+    from pipeline.orchestration.executors.hooks import node_letters
+
+    ctl = _controller(site_dir, config_file)
+    sub = _latest(ctl, association)
+    graph = expand(ctl.bb, ctl.workflow(sub.workflow), sub.dataset)
+    from pipeline.orchestration.dag import dag_files
+
+    files = dag_files(ctl.site, sub.dataset)
+    view = view_dag(files)
+    rows = []
+    for node in graph.nodes.values():
+        letters = node_letters(ctl.bb, node.stage.column, node.dataset)
+        dm = view.nodes.get(node.name)
+        rows.append({"node": node.name, "dataset": node.dataset, "column": node.stage.column,
+                     "osf": "".join(letters.values()), "dagman": dm.status if dm else None,
+                     "retries": dm.retries if dm else None, "held": dm.held if dm else None,
+                     "event": dm.last_event if dm else None})
+    info = {"submission": sub.as_dict(), "dag": str(files.dag), "dagman_status": view.status,
+            "dagman_counts": view.counts, "nodes": rows}
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(f"{sub.dataset}: submission {sub.id} ({sub.workflow}, {sub.executor}) {sub.state}"
+               + (f": {sub.message}" if sub.message else ""))
+    click.echo(f"  DAG {files.dag}" + (f"; DAGMan says {view.status} {view.counts}" if view.status else ""))
+    click.echo(f"  {'node':<16} {'dataset':<10} {'col':<4} {'OSF':<6} {'DAGMan':<10} {'retries':<8} event")
+    for r in rows:
+        extra = f"held: {r['held']}" if r["held"] else (r["event"] or "")
+        click.echo(f"  {r['node']:<16} {r['dataset']:<10} {r['column']:<4} {r['osf']:<6} {r['dagman'] or '-':<10} "
+                   f"{'-' if r['retries'] is None else r['retries']:<8} {extra}")
+
+
+def _control(action: str, association: str, site_dir, config_file) -> None:
+    from pipeline.orchestration.dag import dag_files
+
+    ctl = _controller(site_dir, config_file)
+    sub = _latest(ctl, association)
+    files = dag_files(ctl.site, sub.dataset)
+    if sub.executor == "condor":
+        cluster = ctl.condor().act(action, sub.dataset)
+        click.echo(f"{sub.dataset}: DAGMan job {cluster} {action}{'d' if action != 'hold' else ''}")
+        if action == "remove":
+            ctl.update_submission(sub.id, state="removed", message=f"removed DAGMan job {cluster}")
+        return
+    if action == "release":
+        files.halt.unlink(missing_ok=True)
+        if sub.state == "held":
+            ctl.update_submission(sub.id, state="queued", message="released")
+        click.echo(f"{sub.dataset}: released; 'owl submit', 'owl watch' or 'owl watch --once' resumes it")
+        return
+    files.halt.parent.mkdir(parents=True, exist_ok=True)
+    files.halt.write_text(f"{action} by operator\n")
+    if action == "remove":
+        ctl.update_submission(sub.id, state="removed", message="removed by operator")
+    elif sub.state in ("new", "queued", "running"):
+        ctl.update_submission(sub.id, state="held", message="held by operator")
+    click.echo(f"{sub.dataset}: {action} requested ({files.halt.name}); running nodes finish, no new node starts")
+
+
+@dag.command()
+@click.argument("association")
+@site_option
+@config_option
+@reports_errors
+def hold(association, site_dir, config_file) -> None:
+    """Pause a DAG: condor_hold its DAGMan job, or halt its local run (no new node starts)."""
+    _control("hold", association, site_dir, config_file)
+
+
+@dag.command()
+@click.argument("association")
+@site_option
+@config_option
+@reports_errors
+def release(association, site_dir, config_file) -> None:
+    """Resume a held DAG."""
+    _control("release", association, site_dir, config_file)
+
+
+@dag.command()
+@click.argument("association")
+@site_option
+@config_option
+@reports_errors
+def remove(association, site_dir, config_file) -> None:
+    """Remove a DAG (condor_rm of its DAGMan job; locally: no new node starts). 'owl dag rescue' restarts it."""
+    _control("remove", association, site_dir, config_file)
+
+
+@dag.command()
+@click.argument("association")
+@site_option
+@config_option
+@click.option("--workers", type=click.IntRange(1, 256), help="local executor worker count")
+@reports_errors
+def rescue(association, site_dir, config_file, workers) -> None:
+    """Run a stopped or failed DAG again from where it stopped (complete nodes are DONE, failed ones rerun)."""
+    from pipeline.cli.controller import _console, _run_submission
+    from pipeline.orchestration.controller import ACTIVE
+
+    ctl = _controller(site_dir, config_file)
+    sub = _latest(ctl, association)
+    if sub.state in ACTIVE:
+        raise click.ClickException(f"{sub.dataset}: submission {sub.id} is still {sub.state}")
+    if sub.executor == "local":
+        from pipeline.orchestration.dag import dag_files
+
+        dag_files(ctl.site, sub.dataset).halt.unlink(missing_ok=True)
+    ctl = type(ctl)(ctl.site, executor=sub.executor, workers=workers)
+    new = ctl.submit(sub.dataset, sub.workflow, priority=sub.priority)
+    click.echo(f"{new.dataset}: rescue submission {new.id} ({new.workflow}, {new.executor})")
+    _run_submission(_console(), ctl, new.dataset)

@@ -1,0 +1,252 @@
+"""Site configuration: one TOML file per site, overridable by ``OWL_*`` variables and CLI flags.
+
+Precedence, lowest first: built-in defaults (the models below, mirrored in ``config/owl.toml``),
+the site's ``owl.toml``, ``OWL_<SECTION>__<KEY>`` environment variables, explicit overrides passed
+by a command line. A validation error names the file and the dotted key at fault.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.core.errors import ConfigError
+from pipeline.core.names import DatasetName
+
+SITE_FILE = "owl.toml"
+#: The repository's ``config/`` directory: default site file and instrument defaults.
+CONFIG_DIR = Path(os.environ.get("OWL_CONFIG_DIR", Path(__file__).resolve().parent.parent / "config"))
+ENV_PREFIX = "OWL_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Areas(_Section):
+    """Directories of a site, relative to its root unless absolute."""
+
+    inbox: Path = Path("inbox")
+    receipt: Path = Path("receipt")
+    work: Path = Path("work")
+    archive: Path = Path("archive")
+    dags: Path = Path("dags")
+    quarantine: Path = Path("quarantine")
+    logs: Path = Path("logs")
+    crds: Path = Path("crds")
+
+    def resolved(self, root: Path) -> Areas:
+        return Areas(**{name: (root / p if not p.is_absolute() else p) for name, p in self})
+
+
+class Database(_Section):
+    #: SQLAlchemy URL; empty means SQLite ``<root>/owl.db`` (WAL mode).
+    url: str = ""
+    #: Seconds a writer waits for a lock before giving up with a retryable LOCK_TIMEOUT.
+    busy_timeout: float = Field(default=30.0, gt=0)
+
+
+class Executor(_Section):
+    kind: Literal["local", "condor"] = "local"
+    workers: int = Field(default=2, ge=1, le=256)
+
+
+class Throttles(_Section):
+    """DAGMan ``MAXJOBS`` per category and campaign limits."""
+
+    max_jobs: dict[str, int] = Field(default_factory=lambda: {"ca": 4, "md": 1, "ingest": 2})
+    max_dags_in_flight: int = Field(default=50, ge=1)
+
+
+class Crds(_Section):
+    #: Context to use (``hst_0002.pmap``); empty means the cache's operational context (server_config).
+    context: str = ""
+    mode: Literal["local", "auto", "remote"] = "local"
+
+    @field_validator("context")
+    @classmethod
+    def _context_name(cls, v: str) -> str:
+        if v and not (v.startswith("hst") and v.endswith(".pmap")):
+            raise ValueError(f"CRDS context must look like 'hst_NNNN.pmap', got {v!r}")
+        return v
+
+
+class Calibration(_Section):
+    engine: Literal["auto", "builtin", "hstcal"] = "auto"
+    #: Cores drizzlepac may use (1 is fastest on small machines).
+    drizzle_cores: int = Field(default=1, ge=1)
+
+
+class Checks(_Section):
+    #: AC fails when more than this fraction of science pixels carry a serious DQ flag.
+    max_flagged_fraction: float = Field(default=0.25, ge=0, le=1)
+
+
+class Watch(_Section):
+    #: Seconds between inbox polls of ``owl watch``.
+    interval: float = Field(default=10.0, gt=0)
+
+
+class Priorities(_Section):
+    """DAGMan priorities per workflow: live data ahead of reprocessing."""
+
+    new_science: int = 50
+    recalibrate: int = 30
+    reprocess: int = 10
+    requested: int = 80
+
+
+class SiteFile(_Section):
+    """What ``owl.toml`` may contain."""
+
+    name: str = "owl"
+    areas: Areas = Field(default_factory=Areas)
+    database: Database = Field(default_factory=Database)
+    executor: Executor = Field(default_factory=Executor)
+    throttles: Throttles = Field(default_factory=Throttles)
+    crds: Crds = Field(default_factory=Crds)
+    calibration: Calibration = Field(default_factory=Calibration)
+    checks: Checks = Field(default_factory=Checks)
+    watch: Watch = Field(default_factory=Watch)
+    priorities: Priorities = Field(default_factory=Priorities)
+
+
+class Site(SiteFile):
+    """A loaded site: the file's settings plus where it lives and the instrument defaults."""
+
+    root: Path
+    config_file: Path | None = None
+    instruments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.root / 'owl.db'}"
+
+    def work_dir(self, dataset: DatasetName) -> Path:
+        return self.areas.work / dataset.name
+
+    def trailer_path(self, dataset: DatasetName) -> Path:
+        return self.areas.logs / f"{dataset.name}.trl"
+
+    def environment(self) -> dict[str, str]:
+        """Variables a stage process needs to find this site and its CRDS cache."""
+        env = {"OWL_SITE": str(self.root), "CRDS_PATH": str(self.areas.crds), "CRDS_MODE": self.crds.mode}
+        if self.config_file is not None and self.config_file != self.root / SITE_FILE:
+            env["OWL_CONFIG"] = str(self.config_file)
+        if self.crds.context:
+            env["CRDS_CONTEXT"] = self.crds.context
+        return env
+
+    def ensure_areas(self) -> None:
+        for _, path in self.areas:
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def _format_validation(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    given = f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict) else ""
+    return f"{source}: {key}: {first['msg']}{given}{more}"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}", path=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", path=path) from None
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted}: {part} is not a table")
+    node[parts[-1]] = value
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, str]:
+    """``OWL_EXECUTOR__WORKERS=4`` → ``{'executor.workers': '4'}`` (strings; pydantic converts)."""
+    out = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX) and "__" in key:
+            out[key[len(ENV_PREFIX):].lower().replace("__", ".")] = value
+    return out
+
+
+def load_instrument_defaults(config_dir: Path = CONFIG_DIR) -> dict[str, dict[str, Any]]:
+    """Per-instrument defaults (calibration switches, header defaults) from ``config/instruments``."""
+    out = {}
+    for path in sorted((config_dir / "instruments").glob("*.toml")):
+        out[path.stem] = _read_toml(path)
+    return out
+
+
+def find_site_dir(site_dir: Path | str | None = None) -> Path:
+    """The site directory: the argument, else ``$OWL_SITE``, else the current directory."""
+    chosen = site_dir or os.environ.get("OWL_SITE") or Path.cwd()
+    return Path(chosen).expanduser().resolve()
+
+
+def load_site(
+    site_dir: Path | str | None = None,
+    config: Path | str | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Site:
+    """Load and validate a site; raise :class:`ConfigError` naming the file and key on any problem."""
+    env = dict(os.environ if environ is None else environ)
+    root = find_site_dir(site_dir if site_dir is not None else env.get("OWL_SITE"))
+    cfg_path = Path(config or env.get("OWL_CONFIG") or root / SITE_FILE).expanduser().resolve()
+    if not cfg_path.exists():
+        raise ConfigError(
+            f"no site configuration at {cfg_path}: create a site with 'owl init {root}' "
+            "or point --site / OWL_SITE at one", path=cfg_path)
+    tree = _read_toml(cfg_path)
+    source = str(cfg_path)
+    for dotted, value in _env_overrides(env).items():
+        if dotted in {"site", "config"}:
+            continue
+        _set_dotted(tree, dotted, value)
+        source = f"{cfg_path} (with OWL_* overrides)"
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(tree, dotted, value)
+        source = f"{cfg_path} (with command-line overrides)"
+    try:
+        parsed = SiteFile.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_validation(err, source), path=cfg_path) from None
+    return Site(
+        **parsed.model_dump(exclude={"areas"}),
+        areas=parsed.areas.resolved(root),
+        root=root,
+        config_file=cfg_path,
+        instruments=load_instrument_defaults(),
+    )
+
+
+def init_site(root: Path | str, *, name: str | None = None) -> Site:
+    """Create a site directory with its areas, a copy of the default ``owl.toml`` and an empty database."""
+    root_path = Path(root).expanduser().resolve()
+    root_path.mkdir(parents=True, exist_ok=True)
+    cfg = root_path / SITE_FILE
+    if not cfg.exists():
+        text = (CONFIG_DIR / SITE_FILE).read_text()
+        if name:
+            text = text.replace('name = "owl"', f'name = "{name}"', 1)
+        from pipeline.core.fsutil import atomic_write
+
+        with atomic_write(cfg, "w") as fh:
+            fh.write(text)
+    site = load_site(root_path, environ={})
+    site.ensure_areas()
+    return site

@@ -1,0 +1,235 @@
+"""The built-in engine's driver: one exposure (raw -> flt) and CR-SPLIT stacks (raws -> flts + crj).
+
+The work is split the way calwf3/calacs split it, so the CA stage can run it in pieces:
+
+* :func:`ccd_phase`  raw -> ``_blv_tmp`` (trimmed, switches of the CCD steps COMPLETE);
+* :func:`crrej_phase` ``_blv_tmp`` stack -> ``_crj_tmp`` plus the members' CR masks;
+* :func:`twod_phase` ``_blv_tmp``/``_crj_tmp`` -> ``_flt``/``_crj``.
+
+Between phases everything the next one needs travels in the intermediate's primary header
+(switches, ATODGNx/READNSEx), exactly as with calwf3's temporary files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.core.errors import BadInput, Unsupported
+from pipeline.science.calib import acs, uvis
+from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
+from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
+from pipeline.science.calib.imageio import Exposure, Imset, read_exposure
+from pipeline.science.calib.ir import engine as ir_engine
+from pipeline.science.calib.products import write_product
+from pipeline.science.calib.tables import read_ccdtab, read_crrejtab
+
+LogSink = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Detector:
+    """What differs between the supported detectors."""
+
+    name: str
+    module: object
+    electrons_after_ccd: bool   # ACS converts to e- in ACSCCD; WFC3 stays in DN until FLATCORR
+    iref: str
+
+
+UVIS = Detector("WFC3/UVIS", uvis, False, "iref")
+WFC = Detector("ACS/WFC", acs, True, "jref")
+
+
+def detector_of(primary: Mapping[str, object], path: Path) -> Detector:
+    inst = str(primary.get("INSTRUME", "")).strip().upper()
+    det = str(primary.get("DETECTOR", "")).strip().upper()
+    if inst == "WFC3" and det == "UVIS":
+        return UVIS
+    if inst == "ACS" and det == "WFC":
+        return WFC
+    if not inst or not det:
+        raise BadInput("INSTRUME/DETECTOR missing from the primary header", path=path, keyword="DETECTOR")
+    raise Unsupported(f"{inst}/{det} is not supported by the built-in engine (it handles WFC3/UVIS and "
+                      "ACS/WFC); use the hstcal engine where calwf3/calacs are installed", path=path,
+                      keyword="DETECTOR")
+
+
+def new_context(exposure: Exposure, *, site: object | None, environ: Mapping[str, str] | None,
+                log: LogSink | None) -> CalContext:
+    det = str(exposure.primary.get("DETECTOR", "")).strip().upper()
+    return CalContext(path=exposure.path, primary=exposure.primary, detector=det, site=site,
+                      environ=dict(os.environ if environ is None else environ), log_sink=log)
+
+
+def _carry(ctx: CalContext, exposure: Exposure) -> Exposure:
+    """Put the switches and computed primary keywords into the exposure for the next phase."""
+    hdr = exposure.primary.copy()
+    for name, value in ctx.switches.items():
+        if name in hdr or value != "OMIT":
+            hdr[name] = value
+    hdr.update(ctx.primary_updates)
+    return Exposure(path=exposure.path, primary=hdr, imsets=exposure.imsets)
+
+
+def ccd_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, str] | None = None,
+              log: LogSink | None = None) -> Exposure:
+    """raw -> trimmed ``_blv_tmp`` exposure (in memory)."""
+    exposure = read_exposure(raw)
+    det = detector_of(exposure.primary, raw)
+    ctx = new_context(exposure, site=site, environ=environ, log=log)
+    flags = det.module.validate(ctx)  # type: ignore[attr-defined]
+    ctx.log(f"{exposure.rootname}: {det.name} basic CCD reduction (built-in engine)")
+    blv = det.module.ccd(ctx, exposure, flags)  # type: ignore[attr-defined]
+    return _carry(ctx, blv)
+
+
+def twod_phase(blv: Exposure, out: Path, *, site: object | None = None,
+               environ: Mapping[str, str] | None = None, log: LogSink | None = None,
+               extra_primary: Mapping[str, object] | None = None) -> Path:
+    """``_blv_tmp``/``_crj_tmp`` -> ``_flt``/``_crj`` file."""
+    det = detector_of(blv.primary, blv.path)
+    ctx = new_context(blv, site=site, environ=environ, log=log)
+    flags = det.module.validate(ctx)  # type: ignore[attr-defined]
+    det.module.twod(ctx, blv, flags)  # type: ignore[attr-defined]
+    ctx.primary_updates.update(extra_primary or {})
+    write_product(blv, out, switches=ctx.switches, primary_updates=ctx.primary_updates)
+    ctx.log(f"wrote {out.name}")
+    return out
+
+
+def calibrate_exposure(raw: Path, outdir: Path, **kw: object) -> Path:
+    if ir_engine.is_ir_file(raw):   # MULTIACCUM ramps: the WF3IR chain writes _ima and _flt
+        return ir_engine.calibrate_ir(raw, outdir, **kw)  # type: ignore[arg-type]
+    blv = ccd_phase(raw, **kw)  # type: ignore[arg-type]
+    return twod_phase(blv, outdir / f"{blv.rootname}_flt.fits", **kw)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------- CRCORR
+
+
+def needs_crcorr(blvs: list[Exposure]) -> bool:
+    """calwf3 rejects cosmic rays when CRCORR or RPTCORR is PERFORM and there are >= 2 images."""
+    first = blvs[0].primary
+    return len(blvs) >= 2 and any(str(first.get(s, "")).strip().upper() == PERFORM for s in ("CRCORR", "RPTCORR"))
+
+
+def crrej_phase(blvs: list[Exposure], product: str, *, site: object | None = None,
+                environ: Mapping[str, str] | None = None,
+                log: LogSink | None = None) -> tuple[Exposure, list[list[np.ndarray]]]:
+    """Combine the members' blv imsets chip by chip; returns the ``_crj_tmp`` exposure and, per
+    member, its per-imset CR masks (8192 where rejected)."""
+    first = blvs[0]
+    det = detector_of(first.primary, first.path)
+    ctx = new_context(first, site=site, environ=environ, log=log)
+    amps = {str(b.primary.get("CCDAMP", "")).strip().upper() for b in blvs}
+    if len(amps) != 1:
+        raise BadInput(f"CR-SPLIT members use different CCDAMP values: {sorted(amps)}", path=first.path,
+                       keyword="CCDAMP")
+    efacs = [float(b.primary.get("EXPTIME", 0.0)) for b in blvs]
+    exptot = float(np.cumsum(np.asarray(efacs, np.float32), dtype=np.float32)[-1])
+    crrejtab = ctx.reference_path("CRREJTAB")
+    assert crrejtab is not None
+    par = read_crrejtab(crrejtab, nimages=len(blvs), mean_exptime=float(np.float32(exptot) / np.float32(len(blvs))))
+    log_parameters(ctx, par, len(blvs))
+    crj = Exposure(path=first.path, primary=first.primary.copy())
+    masks: list[list[np.ndarray]] = [[] for _ in blvs]
+    nrej_first = 0
+    texpt = exptot if exptot != 0 else float(len(blvs))
+    skysum_first = 0.0
+    for k, imset in enumerate(first.imsets):
+        members = []
+        for b, efac in zip(blvs, efacs, strict=True):
+            im = next((i for i in b.imsets if i.chip == imset.chip), None)
+            if im is None:
+                raise BadInput(f"member has no imset for CCDCHIP {imset.chip}", path=b.path, keyword="CCDCHIP")
+            if im.sci.shape != imset.sci.shape:
+                raise BadInput(f"{b.rootname} SCI shape {im.sci.shape} differs from {imset.sci.shape}",
+                               path=b.path)
+            bunit = str(im.sci_header.get("BUNIT", "")).strip().upper()
+            members.append(Member(b.rootname, im, efac, countrate="/S" in bunit))
+        noise = _rej_noise(ctx, first, imset, electrons=det.electrons_after_ccd)
+        res = combine(members, par, noise)
+        for n, m in enumerate(res.crmasks):
+            masks[n].append(m)
+        hdr = imset.sci_header.copy()
+        hdr["NCOMBINE"] = len(blvs)
+        crj.imsets.append(Imset(imset.extver, res.sci, res.err, res.dq, hdr, imset.err_header.copy(),
+                                imset.dq_header.copy()))
+        if k == 0:
+            nrej_first, skysum_first = res.nrej, max(float(np.float32(sum(np.float32(s) for s in res.sky))), 0.0)
+        ctx.log(f"CRCORR chip {imset.chip}: sky {', '.join(f'{s:.3f}' for s in res.sky)}; "
+                f"{res.nrej} pixels rejected")
+    expstart, expend = exposure_time_bounds(blvs)
+    flags = {str(b.primary.get("EXPFLAG", "NORMAL")).strip() for b in blvs}
+    p = crj.primary
+    p.update(ROOTNAME=product.upper(), TEXPTIME=float(np.float32(exptot)), EXPTIME=float(np.float32(exptot)),
+             SKYSUM=skysum_first, EXPSTART=expstart, EXPEND=expend,
+             REJ_RATE=float(np.float32(nrej_first / texpt)),
+             EXPFLAG="NORMAL" if flags == {"NORMAL"} else "MIXED",
+             CRSIGMAS=",".join(f"{s:g}" for s in par.sigmas), CRRADIUS=par.radius, CRTHRESH=par.thresh,
+             BADINPDQ=par.badinpdq, CRMASK=par.crmask, SCALENSE=par.scalense, INITGUES=par.initgues,
+             SKYSUB=par.skysub, MEANEXP=float(np.float32(exptot / len(blvs))), NCOMBINE=len(blvs))
+    for s in ("CRCORR", "RPTCORR"):
+        if str(p.get(s, "")).strip().upper() == PERFORM:
+            p[s] = COMPLETE
+    if not par.crmask:
+        masks = [[np.zeros_like(m) for m in ms] for ms in masks]
+    return crj, masks
+
+
+def _rej_noise(ctx: CalContext, first: Exposure, imset: Imset, *, electrons: bool):  # type: ignore[no-untyped-def]
+    ccdtab = ctx.reference_path("CCDTAB")
+    assert ccdtab is not None
+    p = first.primary
+    ccd = read_ccdtab(ccdtab, ccdamp=str(p["CCDAMP"]).strip(), chip=imset.chip, ccdgain=float(p.get("CCDGAIN", 1.0)),
+                      binaxis=(int(p.get("BINAXIS1", 1)), int(p.get("BINAXIS2", 1))),
+                      ccdofst=[int(p.get(f"CCDOFST{a}", 3)) for a in "ABCD"], dimx=imset.sci.shape[1])
+    noise = chip_noise(p, imset.chip, ccd.ampx)
+    if electrons:
+        # ACS stacks are in electrons: read noise in e- and unit gain
+        rn = [float(np.float32(p.get(f"READNSE{a}", 0.0))) for a in "ABCD"]
+        from pipeline.science.calib.geometry import slot_values
+
+        left, right = slot_values(tuple(rn), imset.chip)  # type: ignore[arg-type]
+        noise.noise2 = (float(np.float32(left) ** 2), float(np.float32(right) ** 2))
+        noise.gain = (1.0, 1.0)
+    return noise
+
+
+def apply_cr_masks(blv: Exposure, masks: list[np.ndarray]) -> None:
+    """CRMASK: 8192 where the member was rejected (earlier 8192 flags are cleared first)."""
+    for imset, mask in zip(blv.imsets, masks, strict=True):
+        imset.dq &= np.uint16(~np.uint16(8192) & 0xFFFF)
+        imset.dq |= mask
+
+
+def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) -> list[Path]:
+    """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj."""
+    return finish_stack([ccd_phase(r, **kw) for r in raws], outdir, product, **kw)  # type: ignore[arg-type]
+
+
+def finish_stack(blvs: list[Exposure], outdir: Path, product: str, **kw: object) -> list[Path]:
+    """From the members' ``_blv_tmp`` exposures: CR rejection into ``_crj`` (when CRCORR/RPTCORR is
+    PERFORM and there are >= 2 members), the CR masks into each member, then each member's ``_flt``."""
+    outputs: list[Path] = []
+    if needs_crcorr(blvs):
+        crj, masks = crrej_phase(blvs, product, **kw)  # type: ignore[arg-type]
+        outputs.append(twod_phase(crj, outdir / f"{product}_crj.fits", **kw))  # type: ignore[arg-type]
+        for blv, m in zip(blvs, masks, strict=True):
+            apply_cr_masks(blv, m)
+            for s in ("CRCORR", "RPTCORR"):
+                if str(blv.primary.get(s, "")).strip().upper() == PERFORM:
+                    blv.primary[s] = COMPLETE
+    for blv in blvs:
+        outputs.append(twod_phase(blv, outdir / f"{blv.rootname}_flt.fits", **kw))  # type: ignore[arg-type]
+    return outputs
+
+
+def save_intermediate(exposure: Exposure, path: Path) -> Path:
+    """Write a ``_blv_tmp`` so that another process can finish the work (CA stage)."""
+    return write_product(exposure, path, switches={}, primary_updates={})

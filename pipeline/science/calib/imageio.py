@@ -1,0 +1,270 @@
+"""Reading raw exposures and reference images (memory-mapped) in the STScI multi-extension layout.
+
+An exposure holds imsets of SCI/ERR/DQ extensions (EXTVER 1, 2, ...). Raw ERR and DQ are often
+empty HDUs that stand for a constant array (``NPIX1``/``NPIX2``/``PIXVALUE``), as the archive
+writes them; hstio expands them and so do we.
+
+Pixel arrays are read memory-mapped and converted once: SCI to float32 (raw data are 16-bit with
+``BZERO = 32768``), ERR to float32, DQ to uint16 (written back as 16-bit signed, like hstio).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from pipeline.core.errors import BadInput, MissingReference
+
+#: A FITS file opened for calibration is read memory-mapped and never scaled by astropy: we do the
+#: BZERO conversion ourselves into the dtype we compute in.
+OPEN_KW = {"memmap": True, "do_not_scale_image_data": True, "lazy_load_hdus": True}
+
+
+def _scaled(hdu: fits.ImageHDU | fits.PrimaryHDU, dtype: type) -> np.ndarray:
+    """The HDU's pixel values in ``dtype``, applying BSCALE/BZERO in one pass."""
+    raw = hdu.data
+    bzero = float(hdu.header.get("BZERO", 0.0))
+    bscale = float(hdu.header.get("BSCALE", 1.0))
+    if bscale == 1.0 and raw.dtype.kind in "iu" and bzero == 32768.0 and raw.dtype.itemsize == 2:
+        out = np.empty(raw.shape, dtype=dtype)
+        if np.dtype(dtype).kind == "u":
+            np.bitwise_xor(raw.view(np.uint16), np.uint16(0x8000), out=out, casting="unsafe")
+        else:
+            np.add(raw, dtype(bzero), out=out, casting="unsafe")
+        return out
+    if bscale == 1.0 and bzero == 0.0:
+        return np.asarray(raw, dtype=dtype).copy() if raw.dtype == np.dtype(dtype) else raw.astype(dtype)
+    return (raw * bscale + bzero).astype(dtype)
+
+
+def _mapped(hdu: fits.ImageHDU, dtype: type) -> np.ndarray | None:
+    """A zero-copy view of an unscaled extension whose stored type already is ``dtype`` (byte order
+    aside); None when a conversion is needed."""
+    if hdu.header.get("NAXIS", 0) == 0 or hdu.data is None:
+        return None
+    if float(hdu.header.get("BZERO", 0.0)) != 0.0 or float(hdu.header.get("BSCALE", 1.0)) != 1.0:
+        return None
+    raw = hdu.data
+    want = np.dtype(dtype)
+    if raw.dtype.itemsize != want.itemsize or raw.dtype.kind not in ("f" if want.kind == "f" else "iu"):
+        return None
+    return raw.view(want.newbyteorder(raw.dtype.byteorder if raw.dtype.byteorder != "|" else "="))
+
+
+def _constant_or_data(hdu: fits.ImageHDU, shape: tuple[int, int], dtype: type) -> np.ndarray:
+    """An extension's array, expanding an empty HDU into ``PIXVALUE`` (default 0) of ``shape``."""
+    if hdu.header.get("NAXIS", 0) == 0 or hdu.data is None:
+        npix = (int(hdu.header.get("NPIX2", shape[0])), int(hdu.header.get("NPIX1", shape[1])))
+        return np.full(npix if npix != (0, 0) else shape, hdu.header.get("PIXVALUE", 0), dtype=dtype)
+    return _scaled(hdu, dtype)
+
+
+@dataclass
+class Imset:
+    """One SCI/ERR/DQ triple, arrays in memory (float32, float32, uint16) and their headers."""
+
+    extver: int
+    sci: np.ndarray
+    err: np.ndarray
+    dq: np.ndarray
+    sci_header: fits.Header
+    err_header: fits.Header
+    dq_header: fits.Header
+
+    @property
+    def chip(self) -> int:
+        return int(self.sci_header.get("CCDCHIP", 1))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.sci.shape  # type: ignore[return-value]
+
+
+@dataclass
+class Exposure:
+    """A raw (or intermediate) exposure: primary header and its imsets."""
+
+    path: Path
+    primary: fits.Header
+    imsets: list[Imset] = field(default_factory=list)
+
+    @property
+    def rootname(self) -> str:
+        return str(self.primary.get("ROOTNAME", self.path.name.split("_")[0])).strip().lower()
+
+
+def _find(hdul: fits.HDUList, extname: str, extver: int) -> fits.ImageHDU | None:
+    try:
+        return hdul[(extname, extver)]
+    except KeyError:
+        return None
+
+
+def n_imsets(primary: fits.Header, hdul: fits.HDUList) -> int:
+    """Imsets calwf3 processes: NEXTEND // 3 with NEXTEND defaulting to 3 (one imset)."""
+    return max(int(primary.get("NEXTEND", 3)) // 3, 1)
+
+
+def open_input(path: Path) -> fits.HDUList:
+    """A science file opened memory-mapped and unscaled; unreadable is :class:`BadInput`."""
+    try:
+        return fits.open(path, **OPEN_KW)
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot read FITS file: {exc}", path=path) from None
+
+
+def read_exposure(path: Path) -> Exposure:
+    """Read an exposure's imsets; a structural problem is :class:`BadInput` naming the file."""
+    with open_input(path) as hdul:
+        primary = hdul[0].header.copy()
+        exp = Exposure(path=path, primary=primary)
+        for extver in range(1, n_imsets(primary, hdul) + 1):
+            sci_hdu = _find(hdul, "SCI", extver)
+            if sci_hdu is None or sci_hdu.data is None:
+                raise BadInput(f"extension SCI,{extver} missing or empty (NEXTEND="
+                               f"{primary.get('NEXTEND', 3)})", path=path, keyword="NEXTEND")
+            sci = _scaled(sci_hdu, np.float32)
+            err_hdu, dq_hdu = _find(hdul, "ERR", extver), _find(hdul, "DQ", extver)
+            err = (_constant_or_data(err_hdu, sci.shape, np.float32) if err_hdu is not None
+                   else np.zeros(sci.shape, np.float32))
+            dq = (_constant_or_data(dq_hdu, sci.shape, np.uint16) if dq_hdu is not None
+                  else np.zeros(sci.shape, np.uint16))
+            if err.shape != sci.shape or dq.shape != sci.shape:
+                raise BadInput(f"imset {extver}: ERR {err.shape} or DQ {dq.shape} does not match SCI "
+                               f"{sci.shape}", path=path)
+            exp.imsets.append(Imset(
+                extver, sci, err, dq, sci_hdu.header.copy(),
+                err_hdu.header.copy() if err_hdu is not None else fits.Header([("EXTNAME", "ERR")]),
+                dq_hdu.header.copy() if dq_hdu is not None else fits.Header([("EXTNAME", "DQ")]),
+            ))
+    return exp
+
+
+# ------------------------------------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where an array sits on the detector: ``GetCorner``/``FromLT`` (unbinned pixel units)."""
+
+    bin: tuple[int, int]
+    corner: tuple[int, int]
+    ltv: tuple[float, float]
+    ltm: tuple[float, float]
+
+
+def _nint(x: float) -> int:
+    return int(x + 0.5) if x >= 0 else int(x - 0.5)
+
+
+def frame_of(header: fits.Header) -> Frame:
+    ltm = (float(header.get("LTM1_1", 1.0)), float(header.get("LTM2_2", 1.0)))
+    ltv = (float(header.get("LTV1", 0.0)), float(header.get("LTV2", 0.0)))
+    dbin = (1.0 / ltm[0], 1.0 / ltm[1])
+    corner = tuple(_nint((b - 1) - b * v) for b, v in zip(dbin, ltv, strict=True))
+    return Frame(bin=(_nint(dbin[0]), _nint(dbin[1])), corner=corner, ltv=ltv, ltm=ltm)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """``FindLine``: how a science array maps into a reference array."""
+
+    same_size: bool
+    rx: int
+    ry: int
+    x0: int
+    y0: int
+
+
+def find_line(sci: fits.Header, sci_nx: int, ref: fits.Header, ref_nx: int) -> Placement:
+    s, r = frame_of(sci), frame_of(ref)
+    if s.corner == r.corner and s.bin == r.bin and sci_nx == ref_nx:
+        return Placement(True, 1, 1, 0, 0)
+    if r.bin[0] < s.bin[0] or r.bin[1] < s.bin[1]:
+        return Placement(False, s.bin[0] // r.bin[0], s.bin[1] // r.bin[1], 0, 0)
+    if r.bin[0] > s.bin[0] or r.bin[1] > s.bin[1]:
+        return Placement(False, r.bin[0] // s.bin[0], r.bin[1] // s.bin[1],
+                         int((s.corner[0] - r.corner[0]) / r.bin[0]), int((s.corner[1] - r.corner[1]) / r.bin[1]))
+    rx, ry = s.bin[0] // r.bin[0], s.bin[1] // r.bin[1]
+    return Placement(False, rx, ry, int((s.corner[0] - r.corner[0]) / r.bin[0]),
+                     int((s.corner[1] - r.corner[1]) / r.bin[1]))
+
+
+# --------------------------------------------------------------------------------------- references
+
+
+@dataclass
+class RefImset:
+    """A reference image's imset for one chip, memory-mapped; ``sci``/``err``/``dq`` read on demand."""
+
+    ref: RefImage
+    extver: int
+    header: fits.Header
+
+    @property
+    def nx(self) -> int:
+        return int(self.header["NAXIS1"])
+
+    @property
+    def ny(self) -> int:
+        return int(self.header["NAXIS2"])
+
+    def _array(self, extname: str, dtype: type) -> np.ndarray:
+        """The extension's pixels. Unscaled float32/16-bit data come back as the read-only memory map
+        itself (big-endian, viewed as ``dtype``): the arithmetic reads it once, with no converted copy."""
+        with fits.open(self.ref.path, **OPEN_KW) as hdul:
+            hdu = _find(hdul, extname, self.extver)
+            if hdu is None:
+                if extname == "SCI":
+                    raise MissingReference(f"{self.ref.keyword} {self.ref.path.name}: SCI,{self.extver} "
+                                           "missing", keyword=self.ref.keyword, path=self.ref.path)
+                return np.zeros((self.ny, self.nx), dtype)
+            direct = _mapped(hdu, dtype)
+            return direct if direct is not None else _constant_or_data(hdu, (self.ny, self.nx), dtype)
+
+    def sci(self) -> np.ndarray:
+        return self._array("SCI", np.float32)
+
+    def err(self) -> np.ndarray:
+        return self._array("ERR", np.float32)
+
+    def dq(self) -> np.ndarray:
+        return self._array("DQ", np.uint16)
+
+
+@dataclass
+class RefImage:
+    """A reference image file named by a header keyword (BIASFILE, DARKFILE, ...)."""
+
+    keyword: str
+    path: Path
+    primary: fits.Header = field(default_factory=fits.Header)
+    sci_headers: list[fits.Header] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, keyword: str, path: Path) -> RefImage:
+        try:
+            with fits.open(path, **OPEN_KW) as hdul:
+                primary = hdul[0].header.copy()
+                scis = [h.header.copy() for h in hdul[1:] if h.header.get("EXTNAME", "").strip() == "SCI"]
+                if not scis and hdul[0].header.get("NAXIS", 0) == 2:
+                    scis = [hdul[0].header.copy()]
+        except (OSError, ValueError) as exc:
+            raise MissingReference(f"{keyword} {path.name}: cannot read: {exc}", keyword=keyword,
+                                   path=path) from None
+        return cls(keyword, path, primary, scis)
+
+    @property
+    def pedigree_dummy(self) -> bool:
+        return str(self.primary.get("PEDIGREE", "")).strip().upper().startswith("DUMMY")
+
+    def for_chip(self, chip: int) -> RefImset:
+        """``DetCCDChip``: the imset whose SCI header CCDCHIP matches (CCDCHIP defaults to 1)."""
+        for n, hdr in enumerate(self.sci_headers, start=1):
+            if int(hdr.get("CCDCHIP", 1)) == chip:
+                return RefImset(self, int(hdr.get("EXTVER", n)), hdr)
+        raise MissingReference(f"{self.keyword} {self.path.name}: no imset with CCDCHIP={chip}",
+                               keyword=self.keyword, path=self.path)

@@ -1,0 +1,56 @@
+"""Where a dataset's telemetry is found: the receipt area while fresh, the archive afterwards.
+
+INGEST archives pods as kind :data:`POD_KIND` and association records as :data:`ASN_RECORD_KIND`;
+2FITS (and reprocessing, after receipt is cleaned) finds them again through these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.archive.store import Archive, NotArchived
+from pipeline.core.config import Site
+from pipeline.core.errors import BadInput
+from pipeline.core.names import DatasetName
+from pipeline.science.telemetry.dan import AssociationEntry
+from pipeline.science.telemetry.receipt import association_record, received_pod
+
+POD_KIND = "pod"
+ASN_RECORD_KIND = "dan_asn"
+
+
+@dataclass(frozen=True)
+class PodSource:
+    path: Path
+    #: True for an archive blob: read it, never move or quarantine it.
+    archived: bool
+
+
+def newest_archived(archive: Archive, dataset: DatasetName, kind: str) -> tuple[str, int] | None:
+    """(sha256, version) of the newest archived file of a kind, or None."""
+    try:
+        newest = archive.files(dataset, kind=kind)
+    except NotArchived:
+        return None
+    return (newest[0].sha256, newest[0].version) if newest else None
+
+
+def find_pod(site: Site, archive: Archive, member: DatasetName) -> PodSource:
+    pod = received_pod(site, member.name)
+    if pod.exists():
+        return PodSource(pod, False)
+    newest = newest_archived(archive, member, POD_KIND)
+    if newest is None:
+        raise BadInput(f"{member}: no pod in receipt ({pod}) or in the archive")
+    return PodSource(archive.blob_path(newest[0]), True)
+
+
+def find_association(site: Site, archive: Archive, association: DatasetName) -> AssociationEntry:
+    record = association_record(site, association.name)
+    if record is not None:
+        return record
+    newest = newest_archived(archive, association, ASN_RECORD_KIND)
+    if newest is None:
+        raise BadInput(f"{association}: no association record in receipt or archive (was its DAN received?)")
+    return AssociationEntry.model_validate_json(archive.blob_path(newest[0]).read_text())
