@@ -37,6 +37,7 @@ from pipeline.science.calib.api import LogSink, choose_engine, log_sink
 from pipeline.science.calib.cos import run_calcos
 from pipeline.science.calib.hstcal import run_hstcal
 from pipeline.science.calib.imageio import read_exposure
+from pipeline.science.calib.ir import engine as ir_engine
 
 CR_SWITCHES = ("CRCORR", "RPTCORR")
 
@@ -102,6 +103,10 @@ class Calibrate(Stage):
                 return
             products = run_hstcal(instrument, raw, [], work, site=ctx.site, log=log)
             ctx.log(f"{ctx.dataset}: wrote {', '.join(p.name for p in products)}")
+            return
+        if ir_engine.is_ir(header):   # a MULTIACCUM ramp: one node writes _ima and _flt
+            out = ir_engine.calibrate_ir(raw, work, site=ctx.site, log=log)
+            ctx.log(f"{ctx.dataset}: wrote {ctx.dataset.file('ima')} and {out.name}")
             return
         blv = builtin.ccd_phase(raw, site=ctx.site, log=log)
         blv_path = work / ctx.dataset.file("blv_tmp")

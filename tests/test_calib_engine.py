@@ -9,7 +9,7 @@ import pytest
 from astropy.io import fits
 
 from pipeline.core.asntable import build_asn_table
-from pipeline.core.errors import MissingReference, Unsupported
+from pipeline.core.errors import BadInput, MissingReference, Unsupported
 from pipeline.science.calib import calibrate
 from tests.calib_synth import (
     UvisSet,
@@ -120,9 +120,15 @@ def test_iref_without_trailing_slash_is_a_missing_reference(uvis: tuple, tmp_pat
 def test_unsupported_detector_and_missing_hstcal(uvis: tuple, tmp_path: Path) -> None:  # type: ignore[type-arg]
     _, raw, env = uvis
     with fits.open(raw, mode="update") as h:
-        h[0].header["DETECTOR"] = "IR"
-    with pytest.raises(Unsupported, match="WFC3/IR is not supported by the built-in engine"):
+        h[0].header["DETECTOR"] = "IR"   # IR is calibrated now, but this file is not a MULTIACCUM ramp
+    with pytest.raises(BadInput, match="NSAMP"):
         calibrate([raw], tmp_path / "out", engine="builtin", environ=env)
+    with fits.open(raw, mode="update") as h:
+        h[0].header["INSTRUME"], h[0].header["DETECTOR"] = "ACS", "PRISM"
+    with pytest.raises(Unsupported, match="ACS/PRISM is not supported by the built-in engine"):
+        calibrate([raw], tmp_path / "out", engine="builtin", environ=env)
+    with fits.open(raw, mode="update") as h:
+        h[0].header["INSTRUME"], h[0].header["DETECTOR"] = "WFC3", "UVIS"
     with pytest.raises(Unsupported, match="not on PATH"):
         calibrate([raw], tmp_path / "out", engine="hstcal", environ=env)
 

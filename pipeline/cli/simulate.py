@@ -27,15 +27,17 @@ if TYPE_CHECKING:
     from pipeline.simulate.downlink import SimulatedAssociation
 
 SIZES = click.Choice(["full", "subarray"])
+#: WFC3/IR MULTIACCUM ramps: written as FITS only (pods and the CRDS cache carry the CCDs).
+IR_NAME = "wfc3ir"
 
 
 def _instruments(text: str) -> list[str]:
     from pipeline.simulate.geometry import CAMERAS
 
     names = [t.strip().lower() for t in text.split(",") if t.strip()]
-    unknown = [n for n in names if n not in CAMERAS]
+    unknown = [n for n in names if n not in CAMERAS and n != IR_NAME]
     if not names or unknown:
-        raise click.BadParameter(f"expected a comma list of {', '.join(sorted(CAMERAS))}, got {text!r}")
+        raise click.BadParameter(f"expected a comma list of {', '.join(sorted([*CAMERAS, IR_NAME]))}, got {text!r}")
     return names
 
 
@@ -61,7 +63,8 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
               help="full-frame exposures, or 512x512 corner subarrays (fast)")
 @click.option("--associations", "n_associations", type=click.IntRange(1, 500), default=3, show_default=True,
               help="associations in the downlink (cycling DITHER, CR-SPLIT, SINGLETON per instrument)")
-@click.option("--instruments", default="wfc3,acs", show_default=True, help="comma list: wfc3, acs")
+@click.option("--instruments", default="wfc3,acs", show_default=True,
+              help="comma list: wfc3, acs, wfc3ir (IR ramps: --fits only)")
 @click.option("--seed", type=int, default=1, show_default=True, help="same seed, same downlink")
 @click.option("--wfc-readout", type=click.Choice(["DS_INT", "CLAMP"], case_sensitive=False), default="DS_INT",
               show_default=True, help="ACS/WFC readout type (JWROTYPE); DS_INT at gain 2 carries the bias "
@@ -86,6 +89,15 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
     from pipeline.simulate.downlink import iter_downlink
 
     names = _instruments(instruments)
+    ir_raws = _ir_fits(names, fits_dir, site_dir, seed, size, n_associations)
+    names = [n for n in names if n != IR_NAME]
+    if not names:
+        summary_ir = {"seed": seed, "size": size, "instruments": [IR_NAME], "fits": [str(p) for p in ir_raws]}
+        if as_json:
+            echo_json(summary_ir)
+        else:
+            click.echo(f"{len(ir_raws)} WFC3/IR raw files in {fits_dir} (references in {Path(str(fits_dir)) / 'iref'})")
+        return
 
     def progress(plan: AssociationPlan) -> None:
         members = ", ".join(m.rootname for m in plan.members)
@@ -111,7 +123,7 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
     else:
         for _ in stream:
             pass
-    summary["fits"] = [str(p) for p in written]
+    summary["fits"] = [str(p) for p in [*ir_raws, *written]]
     if as_json:
         echo_json(summary)
         return
@@ -139,6 +151,17 @@ def _ensure_sbc_references(crds_root: Path) -> str:
         return crdscache.latest_context(crds_root)
     click.echo(f"adding the ACS/SBC and ACS/HRC references to {crds_root} ...", err=True)
     return deliver_sbc_hrc(crds_root)
+def _ir_fits(names: list[str], fits_dir: str | None, site_dir: str | None, seed: int, size: str,
+             count: int) -> list[Path]:
+    """WFC3/IR exposures (one per association asked for) as FITS with their reference files."""
+    if IR_NAME not in names:
+        return []
+    if fits_dir is None or site_dir is not None:
+        raise ConfigError("wfc3ir exposures are written as FITS only (--fits DIR without --site): the telemetry "
+                          "pods and the CRDS cache do not carry IR ramps yet")
+    from pipeline.simulate.irfits import write_ir_fits
+
+    return write_ir_fits(Path(fits_dir), seed, size, count)
 
 
 def _also_fits(stream: Iterator[SimulatedAssociation], directory: Path,

@@ -418,20 +418,25 @@ def photometry_table(det: Detector, spec: RefSpec, name: str, useafter: datetime
                 rows.append((base, ext, _phot_value(inst, ext, fname, chip, 55000.0), np.zeros(1), 0, "", np.zeros(1)))
                 rows.append((f"{base},mjd#", f"{ext}1", 0.0,
                              np.array([_phot_value(inst, ext, fname, chip, m) for m in grid]), len(grid), "MJD#", grid))
-        n, vla = len(rows), f"PD({len(grid)})"
-        columns = [
-            fits.Column(name="OBSMODE", format="40A", array=np.array([r[0] for r in rows])),
-            fits.Column(name="DATACOL", format="12A", array=np.array([r[1] for r in rows])),
-            fits.Column(name=ext, format="D", array=np.array([r[2] for r in rows])),
-            fits.Column(name=f"{ext}1", format=vla, array=np.array([r[3] for r in rows], dtype=object)),
-            fits.Column(name="PAR1NAMES", format="8A", array=np.array([r[5] for r in rows])),
-            fits.Column(name="PAR1VALUES", format=vla, array=np.array([r[6] for r in rows], dtype=object)),
-            fits.Column(name="NELEM1", format="I", array=np.array([r[4] for r in rows])),
-            fits.Column(name="PEDIGREE", format="30A", array=np.array([h["PEDIGREE"]] * n)),
-            fits.Column(name="DESCRIP", format="110A", array=np.array(["owlpipe simulated sensitivity"] * n)),
-        ]
-        hdus.append(fits.BinTableHDU.from_columns(columns, name=ext))
+        hdus.append(photometry_extension(ext, rows, len(grid), str(h["PEDIGREE"])))
     return fits.HDUList(hdus)
+
+
+def photometry_extension(ext: str, rows: list[tuple], nelem: int, pedigree: str) -> fits.BinTableHDU:  # type: ignore[type-arg]
+    """One IMPHTTAB extension from rows ``(obsmode, datacol, value, values, nelem, parname, grid)``."""
+    n, vla = len(rows), f"PD({nelem})"
+    columns = [
+        fits.Column(name="OBSMODE", format="40A", array=np.array([r[0] for r in rows])),
+        fits.Column(name="DATACOL", format="12A", array=np.array([r[1] for r in rows])),
+        fits.Column(name=ext, format="D", array=np.array([r[2] for r in rows])),
+        fits.Column(name=f"{ext}1", format=vla, array=np.array([r[3] for r in rows], dtype=object)),
+        fits.Column(name="PAR1NAMES", format="8A", array=np.array([r[5] for r in rows])),
+        fits.Column(name="PAR1VALUES", format=vla, array=np.array([r[6] for r in rows], dtype=object)),
+        fits.Column(name="NELEM1", format="I", array=np.array([r[4] for r in rows])),
+        fits.Column(name="PEDIGREE", format="30A", array=np.array([pedigree] * n)),
+        fits.Column(name="DESCRIP", format="110A", array=np.array(["owlpipe simulated sensitivity"] * n)),
+    ]
+    return fits.BinTableHDU.from_columns(columns, name=ext)
 
 
 BUILDERS = {

@@ -45,6 +45,7 @@ RMAP_HEADERS: dict[str, dict[str, dict[str, Any]]] = {
         "satufile": _spec(("DETECTOR", "BINAXIS1"), "IMAGE", "YES", "BIASCORR",
                           '((DETECTOR == "UVIS") and (BIASCORR != "OMIT"))'),
         "snkcfile": _spec((), "IMAGE", "YES", "DQICORR", '((DETECTOR == "UVIS") and (DQICORR != "OMIT"))'),
+        "nlinfile": _spec(("DETECTOR",), "IMAGE", "NONE", "NONE", '(DETECTOR == "IR")'),
     },
     "acs": {
         "ccdtab": _spec(("DETECTOR",), "TABLE", "YES", "NONE", '(DETECTOR != "SBC")'),

@@ -25,6 +25,7 @@ from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
 from pipeline.science.calib.hrc import single_amp_slots
 from pipeline.science.calib.imageio import Exposure, Imset, read_exposure
+from pipeline.science.calib.ir import engine as ir_engine
 from pipeline.science.calib.products import write_product
 from pipeline.science.calib.tables import read_ccdtab, read_crrejtab
 
@@ -56,7 +57,7 @@ def detector_of(primary: Mapping[str, object], path: Path) -> Detector:
     if not inst or not det:
         raise BadInput("INSTRUME/DETECTOR missing from the primary header", path=path, keyword="DETECTOR")
     raise Unsupported(f"{inst}/{det} is not supported by the built-in engine (it handles WFC3/UVIS and "
-                      "ACS/WFC, HRC and SBC); use the hstcal engine where calwf3/calacs are installed", path=path,
+                      "IR, ACS/WFC, HRC and SBC); use the hstcal engine where calwf3/calacs are installed", path=path,
                       keyword="DETECTOR")
 
 
@@ -104,6 +105,8 @@ def twod_phase(blv: Exposure, out: Path, *, site: object | None = None,
 
 
 def calibrate_exposure(raw: Path, outdir: Path, **kw: object) -> Path:
+    if ir_engine.is_ir_file(raw):   # MULTIACCUM ramps: the WF3IR chain writes _ima and _flt
+        return ir_engine.calibrate_ir(raw, outdir, **kw)  # type: ignore[arg-type]
     blv = ccd_phase(raw, **kw)  # type: ignore[arg-type]
     return twod_phase(blv, outdir / f"{blv.rootname}_flt.fits", **kw)  # type: ignore[arg-type]
 

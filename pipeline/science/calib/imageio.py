@@ -108,13 +108,17 @@ def n_imsets(primary: fits.Header, hdul: fits.HDUList) -> int:
     return max(int(primary.get("NEXTEND", 3)) // 3, 1)
 
 
-def read_exposure(path: Path) -> Exposure:
-    """Read an exposure's imsets; a structural problem is :class:`BadInput` naming the file."""
+def open_input(path: Path) -> fits.HDUList:
+    """A science file opened memory-mapped and unscaled; unreadable is :class:`BadInput`."""
     try:
-        hdul = fits.open(path, **OPEN_KW)
+        return fits.open(path, **OPEN_KW)
     except (OSError, ValueError) as exc:
         raise BadInput(f"cannot read FITS file: {exc}", path=path) from None
-    with hdul:
+
+
+def read_exposure(path: Path) -> Exposure:
+    """Read an exposure's imsets; a structural problem is :class:`BadInput` naming the file."""
+    with open_input(path) as hdul:
         primary = hdul[0].header.copy()
         exp = Exposure(path=path, primary=primary)
         for extver in range(1, n_imsets(primary, hdul) + 1):

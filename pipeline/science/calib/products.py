@@ -70,9 +70,11 @@ def _clean(header: fits.Header) -> fits.Header:
     return out
 
 
-def build_hdulist(exposure: Exposure, *, switches: Mapping[str, str], primary_updates: Mapping[str, object],
-                  engine: str, filename: str) -> fits.HDUList:
-    primary = _clean(exposure.primary)
+def product_primary(raw_primary: fits.Header, *, switches: Mapping[str, str], primary_updates: Mapping[str, object],
+                    engine: str, filename: str, nextend: int) -> fits.Header:
+    """A product's primary header: the input's without storage keywords, switches (OMIT only
+    where the input had the switch), computed keywords, FILENAME, NEXTEND and provenance."""
+    primary = _clean(raw_primary)
     for key in ("NAXIS1", "NAXIS2"):
         primary.remove(key, ignore_missing=True)
     primary["NAXIS"] = 0
@@ -82,8 +84,15 @@ def build_hdulist(exposure: Exposure, *, switches: Mapping[str, str], primary_up
     for key, value in primary_updates.items():
         primary[key] = value
     primary["FILENAME"] = filename
-    primary["NEXTEND"] = 3 * len(exposure.imsets)
+    primary["NEXTEND"] = nextend
     stamp(primary, engine)
+    return primary
+
+
+def build_hdulist(exposure: Exposure, *, switches: Mapping[str, str], primary_updates: Mapping[str, object],
+                  engine: str, filename: str) -> fits.HDUList:
+    primary = product_primary(exposure.primary, switches=switches, primary_updates=primary_updates, engine=engine,
+                              filename=filename, nextend=3 * len(exposure.imsets))
     hdus: list[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU] = [fits.PrimaryHDU(header=primary)]
     for im in exposure.imsets:
         for extname, data, hdr in (("SCI", im.sci, im.sci_header), ("ERR", im.err, im.err_header),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -313,32 +313,46 @@ def parse_sigmas(text: str) -> tuple[float, ...]:
     return tuple(values)
 
 
-def read_crrejtab(path: Path, *, nimages: int, mean_exptime: float) -> CRRejParams:
+def closest_meanexp_row(crsplit: np.ndarray, meanexp: np.ndarray, rows: Iterable[int], want: int,
+                        exptime: np.float32) -> int | None:
+    """Among ``rows`` with CRSPLIT == ``want``, the smallest ``MEANEXP - exptime >= 0`` (float32),
+    a later row winning ties (``rejpar_in``/``crrpar_in``)."""
+    best: int | None = None
+    mindiff = np.float32(0)
+    for i in rows:
+        diff = np.float32(meanexp[i] - exptime)
+        if crsplit[i] == want and diff >= 0 and (best is None or diff <= mindiff):
+            best, mindiff = int(i), diff
+    return best
+
+
+def read_crrejtab(path: Path, *, nimages: int, mean_exptime: float, irramp: bool = False) -> CRRejParams:
     """The CRREJTAB row for ``nimages`` exposures of mean exposure time ``mean_exptime``.
 
     CRSPLIT is capped at the table's largest value; among rows with that CRSPLIT the one with the
     smallest ``MEANEXP - mean_exptime >= 0`` wins (the last such row on ties). A null MEANEXP (NaN,
     as in every operational table seen) reads as IRAF's INDEF, 1.6e38, so it matches any exposure
     time and the last row with the right CRSPLIT is used.
+
+    ``irramp``: WFC3/IR's ``crrpar_in`` (``nimages`` = NSAMP): only rows with IRRAMP true count.
     """
     names = ("CRSPLIT", "MEANEXP", "CRSIGMAS", "SKYSUB", "CRRADIUS", "CRTHRESH", "INITGUES",
-             "SCALENSE", "BADINPDQ", "CRMASK")
+             "SCALENSE", "BADINPDQ", "CRMASK", *(("IRRAMP",) if irramp else ()))
     with open_table(path, "CRREJTAB") as (_, _thdr, data):
         cols = require_columns(data, names, "CRREJTAB", path)
+        rows = (np.flatnonzero(np.asarray(data[cols["IRRAMP"]]).astype(bool)) if irramp
+                else np.arange(len(data)))
+        if rows.size == 0:
+            raise MissingReference(f"CRREJTAB {path.name}: no row has IRRAMP = T", keyword="CRREJTAB", path=path)
         crsplit = np.asarray(data[cols["CRSPLIT"]]).astype(np.int64)
         meanexp = np.asarray(data[cols["MEANEXP"]]).astype(np.float32)
         meanexp = np.where(np.isnan(meanexp), INDEFR, meanexp)  # IRAF tables read a null as INDEF
-        want = min(nimages, int(crsplit.max()))
+        want = min(nimages, int(crsplit[rows].max()))
         exp_in = np.float32(mean_exptime)
-        best: int | None = None
-        mindiff = np.float32(0)
-        for i in range(len(data)):
-            diff = np.float32(meanexp[i] - exp_in)
-            if crsplit[i] == want and diff >= 0 and (best is None or diff <= mindiff):
-                best, mindiff = i, diff
+        best = closest_meanexp_row(crsplit, meanexp, rows, want, exp_in)
         if best is None:
-            raise MissingReference(f"CRREJTAB {path.name}: no row with CRSPLIT={want} and "
-                                   f"MEANEXP >= {float(exp_in):g}", keyword="CRREJTAB", path=path)
+            raise MissingReference(f"CRREJTAB {path.name}: no {'IRRAMP ' if irramp else ''}row with CRSPLIT={want} "
+                                   f"and MEANEXP >= {float(exp_in):g}", keyword="CRREJTAB", path=path)
         r = data[best]
         try:
             sigmas = parse_sigmas(str(r[cols["CRSIGMAS"]]).strip())

@@ -21,6 +21,12 @@ from pipeline.core.names import BadName, rootname_of
 from pipeline.science.checks.rules import Failure, Rule, run_rules
 from pipeline.science.refs import IRAF_PREFIX, NA, locate_reference
 
+#: WFC3/IR MULTIACCUM raws: their mode and the imset layout of each read.
+IR_MODE = ("WFC3", "IR")
+IR_EXTNAMES = ("SCI", "ERR", "DQ", "SAMP", "TIME")
+IR_REQUIRED = ("ROOTNAME", "FILTER", "EXPTIME", "EXPSTART", "EXPEND", "SUBARRAY", "CCDGAIN", "NSAMP", "SAMP_SEQ",
+               "SUBTYPE")
+
 #: Detectors per instrument that owlpipe knows how to calibrate or delegate.
 KNOWN_DETECTORS: dict[str, tuple[str, ...]] = {
     "WFC3": ("UVIS", "IR"),
@@ -47,6 +53,7 @@ REQUIRED_PRIMARY: dict[tuple[str, str], tuple[str, ...]] = {
     ("ACS", "WFC"): ("ROOTNAME", "EXPTIME", "EXPSTART", "EXPEND", "SUBARRAY", "CCDAMP"),
     ("ACS", "HRC"): ("ROOTNAME", "EXPTIME", "EXPSTART", "EXPEND", "SUBARRAY", "CCDAMP"),
     ("ACS", "SBC"): ("ROOTNAME", "EXPTIME", "EXPSTART", "EXPEND", "SUBARRAY"),
+    IR_MODE: IR_REQUIRED,
 }
 _FLOAT_KEYWORDS = ("EXPTIME", "EXPSTART", "EXPEND", "CCDGAIN")
 
@@ -82,7 +89,7 @@ class RefNeed:
             return False
         if self.unless and raw.switch(self.unless) == PERFORM:
             return False
-        if on and self.keyword == "CRREJTAB":
+        if on and self.keyword == "CRREJTAB" and raw.detector != "IR":  # IR fits one ramp
             return raw.images_combined >= 2
         return on
 
@@ -136,12 +143,24 @@ _ACS_SBC_NEEDS = (
     RefNeed("MLINTAB", ("GLINCORR", "LFLGCORR"), table=True),
 )
 
+_IR_NEEDS = (
+    RefNeed("CCDTAB", (), "CCD PARAMETERS", table=True, match=_DET, dummy_is_error=True),
+    RefNeed("OSCNTAB", (), "OVERSCAN", table=True, match=_DET),  # opened by DoIR whatever the switches
+    RefNeed("BPIXTAB", ("DQICORR",), "BAD PIXELS", table=True, na_ok=True, match=_DET),
+    RefNeed("NLINFILE", ("NLINCORR", "ZSIGCORR"), "LINEARITY COEFFICIENTS", match=_DET),
+    RefNeed("DARKFILE", ("DARKCORR",), "DARK", match=_DET),
+    *(RefNeed(k, ("FLATCORR",), t, na_ok=True, flat=True, match=("FILTER", "DETECTOR")) for k, t in _FLATS),
+    RefNeed("IMPHTTAB", ("PHOTCORR",), table=True),
+    RefNeed("CRREJTAB", ("CRCORR",), "COSMIC RAY REJECTION", table=True, match=_DET, dummy_is_error=True),
+)
+
 #: (instrument, detector) → what each PERFORM switch needs.
 REFERENCE_NEEDS: dict[tuple[str, str], tuple[RefNeed, ...]] = {
     ("WFC3", "UVIS"): _UVIS_NEEDS,
     ("ACS", "WFC"): _ACS_CCD_NEEDS,
     ("ACS", "HRC"): _ACS_CCD_NEEDS,
     ("ACS", "SBC"): _ACS_SBC_NEEDS,
+    IR_MODE: _IR_NEEDS,
 }
 
 
@@ -446,6 +465,43 @@ def _match_reference(raw: RawFile, need: RefNeed, name: str, primary: fits.Heade
             yield key, f"{name} is binned {have[0]}x{have[1]}, the data {raw.binning()[0]}x{raw.binning()[1]}"
 
 
+def check_ir_ramp(raw: RawFile) -> Iterator[tuple[str, str]]:
+    """WFC3/IR MULTIACCUM layout (ir-calibration.md §2-§3): NEXTEND = 5 x NSAMP, each read an imset of
+    SCI, ERR, DQ, SAMP, TIME with SAMPTIME, and a DARKFILE made for the sample sequence and subarray type."""
+    if raw.mode != IR_MODE:
+        return
+    nsamp = raw.primary.get("NSAMP")
+    if not isinstance(nsamp, int) or not 1 <= nsamp <= 16:
+        yield "NSAMP", f"{nsamp!r} is not a number of reads 1..16"
+        return
+    names = [(_text(h.get("EXTNAME")).upper(), h.get("EXTVER", 1)) for h in raw.extensions]
+    expected = [(name, ver) for ver in range(1, nsamp + 1) for name in IR_EXTNAMES]
+    if names[:len(expected)] != expected:
+        yield "NEXTEND", f"a MULTIACCUM raw with NSAMP={nsamp} has SCI/ERR/DQ/SAMP/TIME imsets 1..{nsamp}"
+        return
+    for ver, sci in enumerate(raw.sci_headers()[:nsamp], start=1):
+        samptime = sci.get("SAMPTIME")
+        if not isinstance(samptime, int | float) or samptime < 0:
+            yield f"SCI,{ver}.SAMPTIME", f"missing or negative ({samptime!r})"
+    yield from _dark_mode(raw)
+
+
+def _dark_mode(raw: RawFile) -> Iterator[tuple[str, str]]:
+    """calwf3 compares SAMP_SEQ and SUBTYPE over the length of the dark's values."""
+    value = _text(raw.primary.get("DARKFILE"))
+    if raw.switch("DARKCORR") != "PERFORM" or not value or value.upper() == "N/A":
+        return
+    path = locate_reference(value, raw.cache, raw.environ)
+    if path is None or not path.is_file():
+        return  # references-present reports it
+    primary, _ = raw.reference_headers(path)
+    for key in ("SAMP_SEQ", "SUBTYPE"):
+        have, want = _text(primary.get(key)), _text(raw.primary.get(key))
+        if want[:len(have)] != have:
+            yield "DARKFILE", f"{path.name} is for {key}={have!r}, the data have {want!r}"
+
+
+
 RULES: tuple[Rule[RawFile], ...] = (
     Rule("instrument-known", "INSTRUME is an instrument owlpipe calibrates and agrees with the file name",
          check_instrument),
@@ -461,6 +517,8 @@ RULES: tuple[Rule[RawFile], ...] = (
          check_nextend),
     Rule("science-geometry", "SCI arrays exist, carry CCDCHIP and fit the detector readout",
          check_science_geometry),
+    Rule("ir-ramp", "a WFC3/IR raw holds NSAMP SCI/ERR/DQ/SAMP/TIME imsets with SAMPTIME, and its dark is for "
+         "its SAMP_SEQ and SUBTYPE", check_ir_ramp),
     Rule("references-present", "every reference a PERFORM switch needs is named and in the cache",
          check_references_present),
     Rule("references-match", "each needed reference has the right FILETYPE, DETECTOR, FILTER, CCDGAIN, "

@@ -17,9 +17,15 @@ def _f(x: float) -> float:
 
 
 def compute_stats(chip: Chip) -> None:
-    """One pass over blocks of rows (masks and ratios stay in cache); sums accumulate in double."""
-    sci, err, dq = chip.sci, chip.err, chip.dq
-    serious = np.uint16(chip.sdqflags)
+    sci_kw, err_kw = image_stats(chip.sci, chip.err, chip.dq, chip.sdqflags)
+    chip.sci_keywords.update(sci_kw)
+    chip.err_keywords.update(err_kw)
+
+
+def image_stats(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, sdqflags: int) -> tuple[dict, dict]:
+    """(SCI, ERR) header keywords. One pass over blocks of rows (masks and ratios stay in cache);
+    sums accumulate in double."""
+    serious = np.uint16(sdqflags)
     inf = np.float32(np.inf)
     n = 0
     lo = {"sci": inf, "err": inf, "snr": inf}
@@ -39,13 +45,13 @@ def compute_stats(chip: Chip) -> None:
             lo[name] = min(lo[name], np.min(arr, where=good, initial=inf))
             hi[name] = max(hi[name], np.max(arr, where=good, initial=-inf))
             total[name] += float(np.sum(arr, where=good, dtype=np.float64))
-    chip.sci_keywords["NGOODPIX"] = n
-    chip.err_keywords["NGOODPIX"] = n
-    if n == 0:
-        return
-    chip.sci_keywords.update(GOODMIN=_f(lo["sci"]), GOODMAX=_f(hi["sci"]), GOODMEAN=_f(total["sci"] / n),
-                             SNRMIN=_f(lo["snr"]), SNRMAX=_f(hi["snr"]), SNRMEAN=_f(total["snr"] / n))
-    chip.err_keywords.update(GOODMIN=_f(lo["err"]), GOODMAX=_f(hi["err"]), GOODMEAN=_f(total["err"] / n))
+    sci_kw: dict[str, object] = {"NGOODPIX": n}
+    err_kw: dict[str, object] = {"NGOODPIX": n}
+    if n:
+        sci_kw.update(GOODMIN=_f(lo["sci"]), GOODMAX=_f(hi["sci"]), GOODMEAN=_f(total["sci"] / n),
+                      SNRMIN=_f(lo["snr"]), SNRMAX=_f(hi["snr"]), SNRMEAN=_f(total["snr"] / n))
+        err_kw.update(GOODMIN=_f(lo["err"]), GOODMAX=_f(hi["err"]), GOODMEAN=_f(total["err"] / n))
+    return sci_kw, err_kw
 
 
 def finish_imset(chip: Chip) -> Chip:
