@@ -134,3 +134,34 @@ def test_pctetab_without_cprof_names_the_extension(tmp_path: Path) -> None:
         fits.HDUList(list(hdul[:4])).writeto(tmp_path / "y_cte.fits")
     with pytest.raises(MissingReference, match="CPROF"):
         read_pctetab(tmp_path / "y_cte.fits")
+
+
+def test_trails_removed_star_fluxes_within_one_percent_far_from_the_amplifier() -> None:
+    """Forward model with the simulator's trap table, then the inversion: columns are independent,
+    so a 48-column strip of RAZ columns is the full algorithm on fewer columns."""
+    from pipeline.science.calib.cte.invert import correct
+
+    rng = np.random.default_rng(14)
+    table = replace(trap_model(active=12, qmax=3000.0, density=1.2), nfor=3, npar=3)
+    rows, ncols = 2070, 48
+    truth = np.full((rows, ncols), 5.0)
+    stars = [(1700 + 40 * k, 4 + 8 * k) for k in range(5)]           # far from the amp (row 0)
+    yy, xx = np.mgrid[-3:4, -3:4]
+    psf = np.exp(-(yy**2 + xx**2) / 2.0)
+    psf /= psf.sum()
+    for (y, x), flux in zip(stars, (400.0, 600.0, 900.0, 1500.0, 2500.0), strict=True):
+        truth[y - 3:y + 4, x - 3:x + 4] += flux * psf
+    fff = _time_scaling(58500.0, table.date0, table.date1, ncols)[1]
+    trailed = truth
+    for _ in range(table.npar):
+        trailed = simulate(trailed, fff, table)
+    observed = (trailed + rng.normal(0.0, 3.0, truth.shape)).astype(np.float32)
+    corrected = correct(observed, fff.copy(), table, 3.75)
+
+    def flux(img: np.ndarray, y: int, x: int) -> float:
+        return float(img[y - 5:y + 6, x - 4:x + 5].sum() - 5.0 * 11 * 9)
+
+    for (y, x) in stars:
+        want = flux(truth, y, x)
+        assert flux(observed, y, x) < 0.9 * want                        # trails cost >= 10 %
+        assert flux(corrected, y, x) == pytest.approx(want, rel=0.01)
