@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.science.calib.cte import kernels
 from pipeline.science.calib.cte.pctetab import CteTable
 from pipeline.science.calib.cte.readout import simulate
 from pipeline.science.calib.cte.smooth import smooth
@@ -56,9 +57,13 @@ def readout_cr_fix(mod: np.ndarray, raz: np.ndarray, fff: np.ndarray, threshold:
     return touched
 
 
-def correct(raz: np.ndarray, fff: np.ndarray, table: CteTable, rnoi: float) -> np.ndarray:
+def correct(raz: np.ndarray, fff: np.ndarray, table: CteTable, rnoi: float, *, compiled: bool = True) -> np.ndarray:
     """``rzc``: the CTE-corrected RAZ image (float32) from ``raz`` (e-, float32) and the time
-    scaling image ``fff`` (float64, modified where readout CRs are damped)."""
+    scaling image ``fff`` (float64, modified where readout CRs are damped). The compiled kernel
+    (:mod:`.kernels`, bit-identical) is used when numba is installed; this numpy path otherwise."""
+    if compiled and kernels.AVAILABLE:
+        return kernels.correct_compiled(raz, fff, table.qlev, table.dpde / table.npar, table.rprof, table.cprof,
+                                        table.nfor, table.npar, table.trsh, rnoi)
     obs = raz.astype(np.float64)
     out = np.empty(raz.shape, dtype=np.float32)
     cols = np.arange(raz.shape[1])
