@@ -23,7 +23,7 @@ CR_LO, CR_HI = 15, 2060
 MAX_PASSES = 10
 
 
-def _smooth(chg, rsz, rnz, dd, ffu, rnoi):  # type: ignore[no-untyped-def]
+def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
     n = chg.shape[0]
     for j in range(n):
         rsz[j] = chg[j]
@@ -42,6 +42,9 @@ def _smooth(chg, rsz, rnz, dd, ffu, rnoi):  # type: ignore[no-untyped-def]
     clip = rnoi / 5.0
     for nit in range(1, NIT_MAX + 1):
         rnn = rnoi * (1.0 + 5.0 * nit / 299.0)
+        # one sweep: dd(j) from the sweep's starting rsz, its updates, and rsz(j-1) once rnz(j-1) is final
+        num = 0.0
+        den = 0.0
         for j in range(j1, j2 + 1):
             d = rsz[j] - (rsz[j + 1] + rsz[j - 1]) / 2.0
             if abs(d) < rnn:
@@ -49,23 +52,18 @@ def _smooth(chg, rsz, rnz, dd, ffu, rnoi):  # type: ignore[no-untyped-def]
                     d = clip
                 elif d < -clip:
                     d = -clip
-                dd[j] = d
-                ffu[j] = 1.0
+                den += 1.0
             else:
-                dd[j] = 0.0
-                ffu[j] = 0.0
-        for j in range(j1, j2 + 1):
-            q = 0.25 * dd[j]
+                d = 0.0
+            q = 0.25 * d
             rnz[j - 1] -= q
-            rnz[j] += 0.5 * dd[j]
+            rnz[j] += 0.5 * d
             rnz[j + 1] -= q
-        for j in range(j1, j2 + 1):
-            rsz[j] = chg[j] - rnz[j]
-        num = 0.0
-        den = 0.0
-        for j in range(j1, j2 + 1):
-            num += rnz[j] * rnz[j]
-            den += ffu[j]
+            if j > j1:
+                rsz[j - 1] = chg[j - 1] - rnz[j - 1]
+                num += rnz[j - 1] * rnz[j - 1]
+        rsz[j2] = chg[j2] - rnz[j2]
+        num += rnz[j2] * rnz[j2]
         rnu = np.sqrt(num / den)
         if rnu > rnoi:
             return
@@ -112,8 +110,6 @@ def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi
     mod = np.empty(n)
     rsz = np.empty(n)
     rnz = np.empty(n)
-    dd = np.zeros(n)
-    ffu = np.zeros(n)
     a = np.empty(n)
     b = np.empty(n)
     t = np.float64(np.float32(trsh))
@@ -121,7 +117,7 @@ def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi
         for j in range(n):
             mod[j] = raz[j]
         for _ in range(nfor):
-            _smooth(mod, rsz, rnz, dd, ffu, rnoi)
+            _smooth(mod, rsz, rnz, rnoi)
             for j in range(n):
                 a[j] = rsz[j]
             for _ in range(npar):
