@@ -24,7 +24,7 @@ from pipeline.science.calib import acs, uvis
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
 from pipeline.science.calib.cte import uvis as uvis_cte
-from pipeline.science.calib.imageio import Exposure, Imset, read_exposure
+from pipeline.science.calib.imageio import Exposure, Imset, read_exposure, read_primary
 from pipeline.science.calib.products import write_product
 from pipeline.science.calib.tables import read_ccdtab, read_crrejtab
 
@@ -111,10 +111,10 @@ def cte_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, st
               log: LogSink | None = None) -> Exposure | None:
     """The CTE branch's ``rac`` exposure (PCTECORR = COMPLETE in its header) when the raw asks for
     PCTECORR and the detector has a pixel-based correction here; None otherwise."""
+    if str(read_primary(raw).get("PCTECORR", "OMIT")).strip().upper() != PERFORM:
+        return None
     exposure = read_exposure(raw)
     det = detector_of(exposure.primary, raw)
-    if str(exposure.primary.get("PCTECORR", "OMIT")).strip().upper() != PERFORM:
-        return None
     ctx = new_context(exposure, site=site, environ=environ, log=log)
     det.module.validate(ctx)  # type: ignore[attr-defined]
     if det is not UVIS:
