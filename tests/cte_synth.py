@@ -49,7 +49,7 @@ def build(root: Path, *, seed: int = 5, nstars: int = 400) -> Path:
     cd, ab = add_trails(sci[2], sci[1], table, expstart=s.expstart, gain=GAIN, bias=(BIAS,) * 4)
     zero = {c: np.zeros((g.ny, g.nx)) for c in (1, 2)}
     write_raw_reference(root / REFS["BIACFILE"], s, zero, filetype="CTEBIAS")
-    write_raw_reference(root / REFS["BIASFILE"], s, zero, filetype="BIAS")
+    write_raw_reference(root / REFS["BIASFILE"], s, zero, filetype="BIAS", primary={"CCDGAIN": GAIN})
     for key, filetype in (("DRKCFILE", "CTEDARK"), ("DARKFILE", "DARK")):
         write_trimmed_reference(root / REFS[key], {c: np.zeros((2051, 4096)) for c in (1, 2)}, filetype=filetype)
     write_ccdtab(root / REFS["CCDTAB"], s)
