@@ -193,3 +193,25 @@ def test_compiled_kernel_is_bit_identical_to_the_numpy_reference() -> None:
     a = correct(raz, f1, table, 3.75, compiled=True)
     b = correct(raz, f2, table, 3.75, compiled=False)
     assert np.array_equal(a, b) and np.array_equal(f1, f2)
+
+
+def test_biac_subtraction_keeps_the_biac_err_in_quadrature(tmp_path: Path) -> None:
+    """C.1.9: the rac ERR is sqrt(raw ERR^2 + BIAC ERR^2); the imset is chosen by group number."""
+    from astropy.io import fits
+
+    from pipeline.science.calib.context import CalContext
+    from pipeline.science.calib.cte.uvis import _subtract_biac
+    from pipeline.science.calib.imageio import Imset
+    from tests.calib_synth import UvisSet, write_raw_reference
+
+    s = UvisSet()
+    shape = (s.geo.ny, s.geo.nx)
+    write_raw_reference(tmp_path / "b_bic.fits", s, {1: np.full(shape, 2.0), 2: np.full(shape, 5.0)},
+                        filetype="CTEBIAS", err=0.7)
+    ctx = CalContext(path=tmp_path / "r_raw.fits", primary=fits.Header({"BIACFILE": "iref$b_bic.fits"}),
+                     detector="UVIS", environ={"iref": f"{tmp_path}/"})
+    im = Imset(1, np.full(shape, 100.0, np.float32), np.zeros(shape, np.float32), np.zeros(shape, np.uint16),
+               fits.Header({"CCDCHIP": 2}), fits.Header(), fits.Header())
+    sci, err = _subtract_biac(ctx, im, 1)            # group 1 of the file holds CCDCHIP 2 here
+    assert np.all(sci == np.float32(95.0))
+    assert np.all(err == np.float32(0.7))

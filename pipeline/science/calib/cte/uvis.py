@@ -92,6 +92,7 @@ def run(ctx: CalContext, exposure: Exposure) -> Exposure:
         out.imsets.append(Imset(imset.extver, sci.astype(np.float32), err, np.zeros(sci.shape, np.uint16),
                                 imset.sci_header.copy(), imset.err_header.copy(), imset.dq_header.copy()))
     ctx.primary_updates.update(table.keywords())
-    ctx.primary_updates.update(PCTEFRAC=cte_ff, PCTERNOI=rnoi)
+    # calwf3 writes PCTEFRAC with 13 significant digits
+    ctx.primary_updates.update(PCTEFRAC=float(f"{cte_ff:.13g}"), PCTERNOI=rnoi)
     ctx.done("PCTECORR")
     return out
