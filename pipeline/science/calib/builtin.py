@@ -117,8 +117,7 @@ def cte_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, st
     det = detector_of(exposure.primary, raw)
     ctx = new_context(exposure, site=site, environ=environ, log=log)
     det.module.validate(ctx)  # type: ignore[attr-defined]
-    if det is not UVIS:
-        ctx.warn("PCTECORR = PERFORM: the built-in engine corrects CTE for WFC3/UVIS only; no _flc is produced")
+    if det is not UVIS:  # ACS/WFC: its validate already warned that PCTECORR is skipped
         return None
     ctx.log(f"{exposure.rootname}: {det.name} pixel-based CTE correction (built-in engine)")
     return _carry(ctx, uvis_cte.run(ctx, exposure))
