@@ -42,11 +42,18 @@ def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
     clip = rnoi / 5.0
     for nit in range(1, NIT_MAX + 1):
         rnn = rnoi * (1.0 + 5.0 * nit / 299.0)
-        # one sweep: dd(j) from the sweep's starting rsz, its updates, and rsz(j-1) once rnz(j-1) is final
+        # one sweep: dd(j) from the sweep's starting rsz, its updates, and rsz(j-1) once rnz(j-1) is
+        # final. The three rnz values in play and the old rsz neighbours live in registers (a, b and
+        # s0, s1): the same operations on each element in the same order, without store-to-load stalls.
         num = 0.0
         den = 0.0
+        s0 = rsz[j1 - 1]
+        s1 = rsz[j1]
+        a = rnz[j1 - 1]
+        b = rnz[j1]
         for j in range(j1, j2 + 1):
-            d = rsz[j] - (rsz[j + 1] + rsz[j - 1]) / 2.0
+            s2 = rsz[j + 1]
+            d = s1 - (s2 + s0) / 2.0
             if abs(d) < rnn:
                 if d > clip:
                     d = clip
@@ -56,14 +63,22 @@ def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
             else:
                 d = 0.0
             q = 0.25 * d
-            rnz[j - 1] -= q
-            rnz[j] += 0.5 * d
-            rnz[j + 1] -= q
+            c = rnz[j + 1]
+            a -= q
+            b += 0.5 * d
+            c -= q
+            rnz[j - 1] = a
             if j > j1:
-                rsz[j - 1] = chg[j - 1] - rnz[j - 1]
-                num += rnz[j - 1] * rnz[j - 1]
-        rsz[j2] = chg[j2] - rnz[j2]
-        num += rnz[j2] * rnz[j2]
+                rsz[j - 1] = chg[j - 1] - a
+                num += a * a
+            a = b
+            b = c
+            s0 = s1
+            s1 = s2
+        rnz[j2] = a
+        rnz[j2 + 1] = b
+        rsz[j2] = chg[j2] - a
+        num += a * a
         rnu = np.sqrt(num / den)
         if rnu > rnoi:
             return
