@@ -84,7 +84,8 @@ def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
             return
 
 
-def _simulate(pixi, pixo, f, qlev, fill_charge, rprof, cprof):  # type: ignore[no-untyped-def]
+def _simulate(pixi, pixo, f, drops, qlev, fill_charge, rprof, cprof):  # type: ignore[no-untyped-def]
+    """``rprof``/``cprof`` are (trap, step) here; ``drops`` says whether f ever decreases."""
     n = pixi.shape[0]
     pmax = 10.0
     for j in range(n):
@@ -102,7 +103,7 @@ def _simulate(pixi, pixo, f, qlev, fill_charge, rprof, cprof):  # type: ignore[n
         ftrap = 0.0
         ttrap = TRAIL + 1
         for j in range(1, n):
-            if j > 1 and f[j] < f[j - 1]:
+            if drops and j > 1 and f[j] < f[j - 1]:
                 ftrap = (f[j] / f[j - 1]) * ftrap
             pj = pixo[j]
             if pj >= q:
@@ -110,14 +111,14 @@ def _simulate(pixi, pixo, f, qlev, fill_charge, rprof, cprof):  # type: ignore[n
                 p2 = 0.0
                 if ttrap < TRAIL:
                     ttrap += 1
-                    p1 = rprof[ttrap - 1, w] * ftrap
-                    p2 = cprof[ttrap - 1, w] * ftrap
+                    p1 = rprof[w, ttrap - 1] * ftrap
+                    p2 = cprof[w, ttrap - 1] * ftrap
                 ftrap = fill_charge[w] * f[j]
                 pixo[j] = ((pj + p1) + p2) - ftrap
                 ttrap = 0
             elif ttrap < TRAIL:
                 ttrap += 1
-                pixo[j] = pj + rprof[ttrap - 1, w] * ftrap
+                pixo[j] = pj + rprof[w, ttrap - 1] * ftrap
 
 
 def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi):  # type: ignore[no-untyped-def]
@@ -135,8 +136,12 @@ def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi
             _smooth(mod, rsz, rnz, rnoi)
             for j in range(n):
                 a[j] = rsz[j]
+            drops = False
+            for j in range(2, n):
+                if f[j] < f[j - 1]:
+                    drops = True
             for _ in range(npar):
-                _simulate(a, b, f, qlev, fill_charge, rprof, cprof)
+                _simulate(a, b, f, drops, qlev, fill_charge, rprof, cprof)
                 for j in range(n):
                     a[j] = b[j]
             for j in range(n):
@@ -181,7 +186,7 @@ def correct_compiled(raz: np.ndarray, fff: np.ndarray, qlev: np.ndarray, fill_ch
     cols_raz = np.ascontiguousarray(raz.T, dtype=np.float64)
     cols_fff = np.ascontiguousarray(fff.T, dtype=np.float64)
     out = np.empty(cols_raz.shape, dtype=np.float32)
-    _all_columns(cols_raz, cols_fff, out, qlev, fill_charge, np.ascontiguousarray(rprof[:TRAIL], np.float64),
-                 np.ascontiguousarray(cprof[:TRAIL], np.float64), nfor, npar, float(trsh), float(rnoi))
+    _all_columns(cols_raz, cols_fff, out, qlev, fill_charge, np.ascontiguousarray(rprof[:TRAIL].T, np.float64),
+                 np.ascontiguousarray(cprof[:TRAIL].T, np.float64), nfor, npar, float(trsh), float(rnoi))
     fff[:] = cols_fff.T
     return np.ascontiguousarray(out.T)
