@@ -169,12 +169,23 @@ def _all_columns(raz, fff, out, qlev, fill_charge, rprof, cprof, nfor, npar, trs
         _column(raz[c], fff[c], out[c], qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi)
 
 
+
+
+def _jit(fn, **options):  # type: ignore[no-untyped-def]
+    """Compile with numba's on-disk cache where a cache directory can be written (numba refuses to
+    decorate when it finds none, e.g. read-only site-packages and no usable HOME); else uncached."""
+    opts = {"error_model": "numpy", "fastmath": False, **options}
+    try:
+        return numba.njit(cache=True, **opts)(fn)
+    except RuntimeError:
+        return numba.njit(cache=False, **opts)(fn)
+
+
 if numba is not None:
-    _opts = {"cache": True, "error_model": "numpy", "fastmath": False}
-    _smooth = numba.njit(**_opts)(_smooth)
-    _simulate = numba.njit(**_opts)(_simulate)
-    _column = numba.njit(**_opts)(_column)
-    _all_columns = numba.njit(parallel=True, **_opts)(_all_columns)
+    _smooth = _jit(_smooth)
+    _simulate = _jit(_simulate)
+    _column = _jit(_column)
+    _all_columns = _jit(_all_columns, parallel=True)
 
 AVAILABLE = numba is not None
 
