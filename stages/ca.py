@@ -113,6 +113,9 @@ class Calibrate(Stage):
         if not stacked:
             out = builtin.twod_phase(blv, work / ctx.dataset.file("flt"), site=ctx.site, log=log)
             ctx.log(f"{ctx.dataset}: wrote {out.name}")
+            flc = builtin.calibrate_cte(raw, work, site=ctx.site, log=log)
+            if flc is not None:
+                ctx.log(f"{ctx.dataset}: wrote {flc.name} (CTE branch)")
             return
         builtin.save_intermediate(blv, blv_path)
         ctx.log(f"{ctx.dataset}: wrote {blv_path.name}; the last member of {parent} combines")

@@ -120,7 +120,8 @@ def calibrate_one(path: Path, outdir: Path, *, engine: str, site: object | None,
         return run_hstcal(instrument, path, members, outdir, site=site, environ=environ, log=log)
     kw = {"site": site, "environ": environ, "log": log}
     if asn is None:
-        return [builtin.calibrate_exposure(path, outdir, **kw)]
+        flc = builtin.calibrate_cte(path, outdir, **kw)
+        return [builtin.calibrate_exposure(path, outdir, **kw), *([flc] if flc else [])]
     if asn.asn_type in ("CR-SPLIT", "REPEAT") and asn.products:
         return builtin.calibrate_stack(members, outdir, asn.products[0], **kw)
     return [builtin.calibrate_exposure(m, outdir, **kw) for m in members]

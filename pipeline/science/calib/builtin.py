@@ -23,8 +23,9 @@ from pipeline.core.errors import BadInput, Unsupported
 from pipeline.science.calib import acs, sbc, uvis
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
+from pipeline.science.calib.cte import uvis as uvis_cte
 from pipeline.science.calib.hrc import single_amp_slots
-from pipeline.science.calib.imageio import Exposure, Imset, read_exposure
+from pipeline.science.calib.imageio import Exposure, Imset, read_exposure, read_primary
 from pipeline.science.calib.ir import engine as ir_engine
 from pipeline.science.calib.products import write_product
 from pipeline.science.calib.tables import read_ccdtab, read_crrejtab
@@ -78,11 +79,11 @@ def _carry(ctx: CalContext, exposure: Exposure) -> Exposure:
     return Exposure(path=exposure.path, primary=hdr, imsets=exposure.imsets)
 
 
-def ccd_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, str] | None = None,
+def ccd_phase(raw: Path | Exposure, *, site: object | None = None, environ: Mapping[str, str] | None = None,
               log: LogSink | None = None) -> Exposure:
-    """raw -> trimmed ``_blv_tmp`` exposure (in memory)."""
-    exposure = read_exposure(raw)
-    det = detector_of(exposure.primary, raw)
+    """raw (a file, or the CTE branch's ``rac`` exposure) -> trimmed ``_blv_tmp`` exposure (in memory)."""
+    exposure = raw if isinstance(raw, Exposure) else read_exposure(raw)
+    det = detector_of(exposure.primary, exposure.path)
     ctx = new_context(exposure, site=site, environ=environ, log=log)
     flags = det.module.validate(ctx)  # type: ignore[attr-defined]
     ctx.log(f"{exposure.rootname}: {det.name} basic CCD reduction (built-in engine)")
@@ -109,6 +110,35 @@ def calibrate_exposure(raw: Path, outdir: Path, **kw: object) -> Path:
         return ir_engine.calibrate_ir(raw, outdir, **kw)  # type: ignore[arg-type]
     blv = ccd_phase(raw, **kw)  # type: ignore[arg-type]
     return twod_phase(blv, outdir / f"{blv.rootname}_flt.fits", **kw)  # type: ignore[arg-type]
+
+
+def cte_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, str] | None = None,
+              log: LogSink | None = None) -> Exposure | None:
+    """The CTE branch's ``rac`` exposure (PCTECORR = COMPLETE in its header) when the raw asks for
+    PCTECORR and the detector has a pixel-based correction here; None otherwise."""
+    if str(read_primary(raw).get("PCTECORR", "OMIT")).strip().upper() != PERFORM:
+        return None
+    exposure = read_exposure(raw)
+    det = detector_of(exposure.primary, raw)
+    ctx = new_context(exposure, site=site, environ=environ, log=log)
+    det.module.validate(ctx)  # type: ignore[attr-defined]
+    if det is not UVIS:  # ACS/WFC: its validate already warned that PCTECORR is skipped
+        return None
+    if ctx.key("SUBARRAY", bool):
+        ctx.warn("PCTECORR = PERFORM on a subarray: the built-in engine corrects full frames only; "
+                 "no _flc is produced (the hstcal engine makes it)")
+        return None
+    ctx.log(f"{exposure.rootname}: {det.name} pixel-based CTE correction (built-in engine)")
+    return _carry(ctx, uvis_cte.run(ctx, exposure))
+
+
+def calibrate_cte(raw: Path, outdir: Path, **kw: object) -> Path | None:
+    """raw -> ``_flc`` through the CTE branch (None when the raw asks for no CTE correction)."""
+    rac = cte_phase(raw, **kw)  # type: ignore[arg-type]
+    if rac is None:
+        return None
+    blc = ccd_phase(rac, **kw)  # type: ignore[arg-type]
+    return twod_phase(blc, outdir / f"{blc.rootname}_flc.fits", **kw)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------- CRCORR

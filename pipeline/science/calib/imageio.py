@@ -108,6 +108,14 @@ def n_imsets(primary: fits.Header, hdul: fits.HDUList) -> int:
     return max(int(primary.get("NEXTEND", 3)) // 3, 1)
 
 
+def read_primary(path: Path) -> fits.Header:
+    """The primary header alone; an unreadable file is :class:`BadInput` naming it."""
+    try:
+        return fits.getheader(path, 0)
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot read FITS file: {exc}", path=path) from None
+
+
 def open_input(path: Path) -> fits.HDUList:
     """A science file opened memory-mapped and unscaled; unreadable is :class:`BadInput`."""
     try:

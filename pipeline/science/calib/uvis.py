@@ -63,9 +63,6 @@ def validate(ctx: CalContext) -> UvisFlags:
     if ctx.perform("ATODCORR"):
         raise Unsupported("ATODCORR = PERFORM: analog-to-digital correction is not implemented by the "
                           "built-in engine (use the hstcal engine)", path=ctx.path, keyword="ATODCORR")
-    if ctx.perform("PCTECORR"):
-        ctx.warn("PCTECORR = PERFORM: the built-in engine has no CTE correction; no _flc is produced")
-        ctx.done("PCTECORR", SKIPPED)
     _check_references(ctx)
     return UvisFlags(scalar_saturation=_scalar_saturation(ctx))
 

@@ -1,0 +1,81 @@
+"""CTE reference files for the synthetic observatory in the real UVIS layouts, and the forward
+model that puts CTE trails into simulated raws with the same trap parameters.
+
+PCTETAB (FILETYPE PIXCTE): primary CTE_NAME ... FIXROCR, QPROF (999 rows, unused rows at
+QLEV_Q = 999999), SCLBYCOL (8412 rows), RPROF and CPROF images (999 x 100). BIACFILE (CTEBIAS) is
+a raw-format bias image like BIASFILE.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from pipeline.science.calib.cte.pctetab import CteTable
+from pipeline.science.calib.cte.raz import COLS, ROWS, make_raz, undo_raz
+from pipeline.science.calib.cte.readout import simulate
+
+NTRAPS = 999
+UNUSED = 999999.0
+UVIS_DATE0 = 54962.0
+PIN_DATE = 56173.0
+
+
+def trap_model(active: int = 20, qmax: float = 5000.0, density: float = 0.35, scale: float = 8.0) -> CteTable:
+    """A realistic-shaped trap table: ``active`` traps with levels log-spaced from 1 e- to ``qmax``,
+    each holding ``density`` e-, releasing with an exponential of ``scale`` rows over 60 rows."""
+    qlev = np.full(NTRAPS, UNUSED)
+    qlev[:active] = np.geomspace(1.0, qmax, active)
+    dpde = np.zeros(NTRAPS)
+    dpde[:active] = density
+    t = np.arange(100, dtype=np.float64)
+    release = np.exp(-t / scale) * (1 - np.exp(-1 / scale))
+    release[60:] = 0.0
+    remaining = np.clip(1.0 - np.cumsum(release), 0.0, 1.0)
+    rprof = np.repeat(release[:, None], NTRAPS, axis=1).astype(np.float32)
+    cprof = np.repeat(remaining[:, None], NTRAPS, axis=1).astype(np.float32)
+    return CteTable(name="owlsim pixelCTE", version="2.0", date0=UVIS_DATE0, date1=PIN_DATE, tlen=60, nfor=5,
+                    npar=7, nsmd=0, trsh=-10.0, fixrocr=1, qlev=qlev, dpde=dpde, rprof=rprof, cprof=cprof)
+
+
+def write_pctetab(path: Path, table: CteTable, *, useafter: str = "May 11 2009 00:00:00") -> Path:
+    primary = fits.PrimaryHDU()
+    primary.header.update(INSTRUME="WFC3", DETECTOR="UVIS", FILETYPE="PIXCTE", USEAFTER=useafter,
+                          PEDIGREE="INFLIGHT 11/05/2009 01/01/2020", DESCRIP="synthetic pixel-based CTE model",
+                          **table.keywords())
+    qprof = fits.BinTableHDU.from_columns([
+        fits.Column(name="W", format="J", array=np.arange(1, NTRAPS + 1)),
+        fits.Column(name="QLEV_Q", format="D", array=table.qlev),
+        fits.Column(name="DPDE_W", format="D", array=table.dpde)], name="QPROF")
+    iz = np.arange(1, COLS + 1)
+    ones = np.ones(COLS)
+    sclbycol = fits.BinTableHDU.from_columns(
+        [fits.Column(name="IZ", format="J", array=iz)]
+        + [fits.Column(name=n, format="D", array=ones) for n in ("SENS_0512", "SENS_1024", "SENS_1536", "SENS_2048")],
+        name="SCLBYCOL")
+    for hdu in (qprof, sclbycol):
+        hdu.header["FILETYPE"] = "PIXCTE"
+    hdus = [primary, qprof, sclbycol, fits.ImageHDU(table.rprof, name="RPROF"),
+            fits.ImageHDU(table.cprof, name="CPROF")]
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    return path
+
+
+def add_trails(cd: np.ndarray, ab: np.ndarray, table: CteTable, *, expstart: float, gain: float,
+               bias: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Read two raw chips in DN (bias ``bias`` per amp C, D, A, B) out through the trap model: NITPAR
+    sub-steps of the readout on the charge above bias, the time scaling of EXPSTART. Returns the
+    trailed chips in DN (float32)."""
+    raz = make_raz(cd.astype(np.float64), ab.astype(np.float64))
+    n = COLS // 4
+    levels = np.repeat(np.asarray(bias, dtype=np.float64), n)[None, :]
+    charge = (raz - levels) * gain
+    cte_ff = (expstart - table.date0) / (table.date1 - table.date0)
+    fff = np.repeat((cte_ff * np.arange(1, ROWS + 1) / 2048.0).astype(np.float32).astype(np.float64)[:, None],
+                    COLS, axis=1)
+    obs = charge
+    for _ in range(table.npar):
+        obs = simulate(obs, fff, table)
+    return undo_raz((obs / gain + levels).astype(np.float32))
