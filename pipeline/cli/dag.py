@@ -14,12 +14,9 @@ def _controller(site_dir, config_file):
 
 
 def _latest(ctl, dataset: str):
-    from pipeline.orchestration.controller import ControllerError
+    from pipeline.orchestration.operator import latest
 
-    subs = ctl.submissions(dataset)
-    if not subs:
-        raise ControllerError(f"{dataset}: never submitted (see 'owl submit {dataset}')")
-    return subs[-1]
+    return latest(ctl, dataset)
 
 
 @click.group()
@@ -94,30 +91,9 @@ def status(association, site_dir, config_file, as_json) -> None:
 
 
 def _control(action: str, association: str, site_dir, config_file) -> None:
-    from pipeline.orchestration.dag import dag_files
+    from pipeline.orchestration.operator import control
 
-    ctl = _controller(site_dir, config_file)
-    sub = _latest(ctl, association)
-    files = dag_files(ctl.site, sub.dataset)
-    if sub.executor == "condor":
-        cluster = ctl.condor().act(action, sub.dataset, sub.id)
-        click.echo(f"{sub.dataset}: DAGMan job {cluster} {action}{'d' if action != 'hold' else ''}")
-        if action == "remove":
-            ctl.update_submission(sub.id, state="removed", message=f"removed DAGMan job {cluster}")
-        return
-    if action == "release":
-        files.halt.unlink(missing_ok=True)
-        if sub.state == "held":
-            ctl.update_submission(sub.id, state="queued", message="released")
-        click.echo(f"{sub.dataset}: released; 'owl submit', 'owl watch' or 'owl watch --once' resumes it")
-        return
-    files.halt.parent.mkdir(parents=True, exist_ok=True)
-    files.halt.write_text(f"{action} by operator\n")
-    if action == "remove":
-        ctl.update_submission(sub.id, state="removed", message="removed by operator")
-    elif sub.state in ("new", "queued", "running"):
-        ctl.update_submission(sub.id, state="held", message="held by operator")
-    click.echo(f"{sub.dataset}: {action} requested ({files.halt.name}); running nodes finish, no new node starts")
+    click.echo(control(_controller(site_dir, config_file), action, association))
 
 
 @dag.command()
