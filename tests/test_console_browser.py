@@ -36,6 +36,7 @@ def driver():
     require_system(cb.missing())
     d = cb.browser()
     d.set_script_timeout(20)
+    d.implicitly_wait(10)  # a click that submits a form returns before the next page is there
     yield d
     d.quit()
 

@@ -46,6 +46,7 @@
       }
       if (tbody.rows[i] !== tr) tbody.insertBefore(tr, tbody.rows[i] || null);
       if (info) {
+        tr.cells[2].textContent = info.workflow || "-";
         const cells = tr.querySelectorAll("td[data-col]");
         cells.forEach((td, j) => paint(td, info.status[j]));
       }
