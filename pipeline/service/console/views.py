@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from pipeline.core.errors import OwlError
-from pipeline.core.names import parse_dataset
+from pipeline.core.names import BadName, parse_dataset
 from pipeline.core.osf import COLUMN_STAGES, COLUMNS, LETTERS, Blackboard, OSFRow
 from pipeline.core.status import Filters, grid
 from pipeline.service.auth import client_of
@@ -168,6 +168,8 @@ async def dataset_page(request: Request) -> Response:
     try:
         name = parse_dataset(request.path_params["dataset"]).name
         s = await run_in_threadpool(story, c.site, c.bb, c.service.archive, name)
+    except BadName as exc:
+        return _render(request, "error.html", 404, message=str(exc))
     except OwlError as exc:
         return _render(request, "error.html", 404, message=exc.line())
     return _render(request, "dataset.html", s=s, message=request.query_params.get("done", "")[:300])
@@ -283,6 +285,8 @@ async def action(request: Request) -> Response:
     try:
         name = parse_dataset(dataset).name
         line = await run_in_threadpool(_act, c, verb, name, from_stage)
+    except BadName as exc:
+        return _render(request, "error.html", 404, message=str(exc))
     except OwlError as exc:
         audit(409, exc.line())
         return _render(request, "error.html", 409, message=exc.line())
