@@ -89,6 +89,9 @@ def test_hold_release_and_request_as_the_commands_do(site, client):
     assert done.status_code == 200 and "hold requested" in done.text
     assert dag_files(site, ASN).halt.exists() and ctl.submissions(ASN)[-1].state == "held"
     assert re.search(r'class="Lh L">held<', done.text)
+    dag_page = client.get(f"/console/dags/{ASN}").text
+    assert "<strong>held</strong>" in dag_page and 'id="node-CA_j9cv58abq"' in dag_page
+    assert re.search(r'<span class="L Lh">held</span>', client.get("/console/dags").text)
     client.post(f"/console/datasets/{ASN}/release", data={"csrf": csrf, "confirmed": "yes"})
     assert not dag_files(site, ASN).halt.exists() and ctl.submissions(ASN)[-1].state == "queued"
     member = client.post(f"/console/datasets/{MEMBERS[0]}/retry", data={"csrf": csrf, "confirmed": "yes"})
@@ -96,6 +99,11 @@ def test_hold_release_and_request_as_the_commands_do(site, client):
     req = client.post(f"/console/datasets/{ASN}/request", data={"csrf": csrf, "confirmed": "yes"})
     assert req.status_code == 200
     assert ctl.submissions(ASN)[-1].priority == site.priorities.requested
+    client.post(f"/console/datasets/{ASN}/remove", data={"csrf": csrf, "confirmed": "yes"})
+    assert ctl.submissions(ASN)[-1].state == "removed"
+    rescued = client.post(f"/console/datasets/{ASN}/rescue", data={"csrf": csrf, "confirmed": "yes"})
+    assert rescued.status_code == 200 and "rescue submission" in rescued.text
+    assert [s.state for s in ctl.submissions(ASN)] == ["removed", "queued"]
     audit = [(a.action, a.status) for a in AuditLog(site).recent()]
     assert {("console-hold", 200), ("console-release", 200), ("console-retry", 409), ("console-request", 200)} <= \
         set(audit)

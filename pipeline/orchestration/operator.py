@@ -6,11 +6,13 @@ Both faces call these, so a retry or a hold from the browser is exactly the one 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from pipeline.orchestration.controller import Controller, ControllerError, Submission
-from pipeline.orchestration.dag import dag_files
+from pipeline.orchestration.controller import ACTIVE, Controller, ControllerError, Submission
+from pipeline.orchestration.dag import dag_files, expand
 
-ACTIVE = ("new", "queued", "running", "submitted")
+#: Submissions a retry must wait for (a held one may be retried: its DAG starts no new node).
+UNFINISHED = tuple(s for s in ACTIVE if s != "held")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ def retry(ctl: Controller, dataset: str, from_stage: str | None = None, workflow
         raise ControllerError(f"{entry.dataset} is a member of {entry.parent}: retry the association")
     past = ctl.submissions(entry.dataset)
     name = workflow or (past[-1].workflow if past else entry.workflow or "new_science")
-    active = [s for s in past if s.state in ACTIVE]
+    active = [s for s in past if s.state in UNFINISHED]
     if active:
         raise ControllerError(f"{entry.dataset} has an unfinished submission {active[-1].id} "
                               f"({active[-1].state}): wait for it or 'owl dag remove {entry.dataset}'")
@@ -67,3 +69,48 @@ def control(ctl: Controller, action: str, dataset: str) -> str:
     elif sub.state in ("new", "queued", "running"):
         ctl.update_submission(sub.id, state="held", message="held by operator")
     return f"{sub.dataset}: {action} requested ({files.halt.name}); running nodes finish, no new node starts"
+
+
+def rescue(ctl: Controller, dataset: str, workers: int | None = None) -> tuple[Controller, Submission]:
+    """Submit a stopped or failed DAG again from where it stopped; the controller of its executor kind
+    (which runs it) and the new submission."""
+    sub = latest(ctl, dataset)
+    if sub.state in ACTIVE:
+        raise ControllerError(f"{sub.dataset}: submission {sub.id} is still {sub.state}")
+    if sub.executor == "local":
+        dag_files(ctl.site, sub.dataset).halt.unlink(missing_ok=True)
+    ctl = type(ctl)(ctl.site, executor=sub.executor, workers=workers)
+    return ctl, ctl.submit(sub.dataset, sub.workflow, priority=sub.priority)
+
+
+def dag_view(ctl: Controller, dataset: str) -> dict[str, Any]:
+    """The newest DAG of ``dataset`` node by node: OSF letters, DAGMan status, retries, holds, parents,
+    and its layer (longest path from a first node), as ``owl dag status`` and the console show it."""
+    from pipeline.orchestration.executors.condor import view_dag
+    from pipeline.orchestration.executors.hooks import node_letters
+
+    sub = latest(ctl, dataset)
+    graph = expand(ctl.bb, ctl.workflow(sub.workflow), sub.dataset)
+    files = dag_files(ctl.site, sub.dataset)
+    view = view_dag(files)
+    depth: dict[str, int] = {}
+
+    def layer(name: str) -> int:
+        if name not in depth:
+            depth[name] = 1 + max((layer(p) for p in graph.nodes[name].parents if p in graph.nodes), default=-1)
+        return depth[name]
+
+    rows = []
+    for node in graph.nodes.values():
+        letters = node_letters(ctl.bb, node.stage.column, node.dataset)
+        dm = view.nodes.get(node.name)
+        rows.append({"node": node.name, "dataset": node.dataset, "column": node.stage.column,
+                     "osf": "".join(letters.values()), "dagman": dm.status if dm else None,
+                     "retries": dm.retries if dm else None, "held": dm.held if dm else None,
+                     "event": dm.last_event if dm else None, "parents": sorted(node.parents),
+                     "layer": layer(node.name)})
+    info = {"submission": sub.as_dict(), "dag": str(files.dag), "dagman_status": view.status,
+            "dagman_counts": view.counts, "halted": files.halt.exists(), "nodes": rows}
+    if sub.executor == "condor":
+        info["schedd"] = ctl.condor().queue_state(sub.dataset, sub.id)
+    return info

@@ -60,20 +60,12 @@ def trailer_lines(site: Site, dataset: str) -> list[Line]:
 
 
 def dag_state(site: Site, bb: Blackboard, association: str) -> dict[str, Any] | None:
-    """The newest submission of the association and the OSF letters of each node of its graph."""
+    """``owl dag status`` of the association's newest submission; None when it was never submitted."""
     from pipeline.orchestration.controller import Controller
-    from pipeline.orchestration.dag import dag_files, expand
-    from pipeline.orchestration.executors.hooks import node_letters
+    from pipeline.orchestration.operator import dag_view
 
     ctl = Controller(site)
-    subs = ctl.submissions(association)
-    if not subs:
-        return None
-    sub = subs[-1]
-    graph = expand(bb, ctl.workflow(sub.workflow), sub.dataset)
-    nodes = [{"name": n.name, "column": n.stage.column, "letters": node_letters(bb, n.stage.column, n.dataset)}
-             for n in graph.nodes.values()]
-    return {"submission": sub, "held": dag_files(site, sub.dataset).halt.exists(), "nodes": nodes}
+    return dag_view(ctl, association) if ctl.submissions(association) else None
 
 
 def story(site: Site, bb: Blackboard, archive: Archive, dataset: str) -> Story:

@@ -27,7 +27,7 @@ from pipeline.service.tokens import AuthFailure
 PAGE_SIZES = (50, 100, 200, 500)
 #: Seconds of OSF updates sent again on every poll: a writer's timestamp may precede its commit.
 SETTLE = 2.0
-ACTIONS = ("retry", "hold", "release", "request")
+ACTIONS = ("retry", "hold", "release", "remove", "rescue", "request")
 _STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 
 
@@ -242,7 +242,7 @@ def _act(c: Console, action: str, dataset: str, from_stage: str | None) -> str:
     """Do one action through the same functions as the ``owl`` commands; one line saying what happened."""
     from pipeline.orchestration.campaign import request as do_request
     from pipeline.orchestration.controller import Controller
-    from pipeline.orchestration.operator import control, retry
+    from pipeline.orchestration.operator import control, rescue, retry
 
     if action == "request":
         return "; ".join(do_request(c.site, dataset))
@@ -254,7 +254,54 @@ def _act(c: Console, action: str, dataset: str, from_stage: str | None) -> str:
         reset = ", ".join(done.reset) or "nothing failed"
         return (f"{done.dataset}: reset {reset}; submission {done.submission.id} queued"
                 + ("" if ctl.kind == "condor" else " (the running 'owl watch' starts it)"))
+    if action == "rescue":
+        ctl, sub = rescue(ctl, dataset)
+        if ctl.kind == "condor":
+            ctl.dispatch(raise_errors=True)
+        return f"{sub.dataset}: rescue submission {sub.id} ({sub.workflow}, {sub.executor})"
     return control(ctl, action, dataset)
+
+
+def _machines(c: Console) -> dict:
+    """Recent submissions by state, the throttles, and which datasets each stage processes now."""
+    from pipeline.orchestration.controller import Controller
+
+    subs = Controller(c.site).submissions()
+    states: dict[str, int] = {}
+    for sub in subs:
+        states[sub.state] = states.get(sub.state, 0) + 1
+    g = grid(c.bb, limit=0)
+    busy = {col: [e.dataset for e in grid(c.bb, Filters(column=col, letters="p"), limit=20).rows]
+            for col in COLUMNS if g.counts[col].get("p")}
+    waiting = {col: g.counts[col].get("w", 0) for col in COLUMNS if g.counts[col].get("w")}
+    return {"subs": list(reversed(subs))[:100], "states": states, "busy": busy, "waiting": waiting,
+            "throttles": c.site.throttles, "executor": c.site.executor}
+
+
+async def dags_page(request: Request) -> Response:
+    if (refusal := _reader(request)) is not None:
+        return refusal
+    return _render(request, "dags.html", **await run_in_threadpool(_machines, _console(request)))
+
+
+def _dag(c: Console, dataset: str) -> dict:
+    from pipeline.orchestration.controller import Controller
+    from pipeline.orchestration.operator import dag_view
+
+    return dag_view(Controller(c.site), dataset)
+
+
+async def dag_page(request: Request) -> Response:
+    if (refusal := _reader(request)) is not None:
+        return refusal
+    try:
+        name = parse_dataset(request.path_params["dataset"]).name
+        dag = await run_in_threadpool(_dag, _console(request), name)
+    except BadName as exc:
+        return _render(request, "error.html", 404, message=str(exc))
+    except OwlError as exc:
+        return _render(request, "error.html", 404, message=exc.line())
+    return _render(request, "dag.html", dag=dag, message=request.query_params.get("done", "")[:300])
 
 
 async def action(request: Request) -> Response:
@@ -291,7 +338,8 @@ async def action(request: Request) -> Response:
         audit(409, exc.line())
         return _render(request, "error.html", 409, message=exc.line())
     audit(200, line)
-    return RedirectResponse(f"/console/datasets/{name}?{urlencode({'done': line})}", status_code=303)
+    page = "dags" if verb in ("remove", "rescue") or form.get("back") == "dag" else "datasets"
+    return RedirectResponse(f"/console/{page}/{name}?{urlencode({'done': line})}", status_code=303)
 
 
 routes = [
@@ -299,6 +347,8 @@ routes = [
     Route("/grid.json", grid_delta),
     Route("/datasets/{dataset}", dataset_page),
     Route("/datasets/{dataset}/{action}", action, methods=["POST"]),
+    Route("/dags", dags_page),
+    Route("/dags/{dataset}", dag_page),
     Route("/login", login_page),
     Route("/login", login, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),
