@@ -144,7 +144,26 @@ def test_operator_watches_a_downlink_sees_a_failure_and_retries_it(site, tmp_pat
             cb.wait_for(back_to_c, "the retried singleton to complete CA", timeout=90, every=0.05)
             assert set(seen) & {"w", "p"}, f"letters seen: {seen}"
             assert driver.execute_script("return window.sameDocument") == "yes"
+            # a held DAG shows as held, on its page and in the list of DAGs
+            driver.find_element(By.LINK_TEXT, "DAGs").click()
+            driver.find_element(By.LINK_TEXT, ASN).click()
+            driver.find_element(By.ID, "hold").click()
+            driver.find_element(By.ID, "confirm").click()
+            state = cb.wait_for(lambda: driver.find_element(By.ID, "dag-state").text, "the DAG's state")
+            assert "held" in state
+            assert driver.find_element(By.ID, f"node-CA_{MEMBERS[0]}").is_displayed()
+            driver.save_screenshot(str(shots / "dag.png"))
+            driver.find_element(By.LINK_TEXT, "← DAGs").click()
+            assert "held" in driver.find_element(By.LINK_TEXT, ASN).find_element(By.XPATH, "../..").text
+
+            # on a phone the page does not overflow sideways: the grid scrolls inside its own box
+            driver.set_window_size(390, 844)
+            driver.get(f"{base}/console/")
+            assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+            assert driver.find_element(By.CSS_SELECTOR, f"#r-{SINGLE} a").is_displayed()
+            driver.save_screenshot(str(shots / "phone.png"))
         assert watcher.error is None
     actions = [(a.action, a.status, a.user) for a in AuditLog(site).recent()]
     assert ("console-retry", 200, "ann") in actions
+    assert ("console-hold", 200, "ann") in actions
     assert ("console-hold", 401, None) in actions and ("console-hold", 403, "ann") in actions

@@ -265,6 +265,7 @@ def _act(c: Console, action: str, dataset: str, from_stage: str | None) -> str:
 def _machines(c: Console) -> dict:
     """Recent submissions by state, the throttles, and which datasets each stage processes now."""
     from pipeline.orchestration.controller import Controller
+    from pipeline.orchestration.dag import dag_files
 
     subs = Controller(c.site).submissions()
     states: dict[str, int] = {}
@@ -274,7 +275,9 @@ def _machines(c: Console) -> dict:
     busy = {col: [e.dataset for e in grid(c.bb, Filters(column=col, letters="p"), limit=20).rows]
             for col in COLUMNS if g.counts[col].get("p")}
     waiting = {col: g.counts[col].get("w", 0) for col in COLUMNS if g.counts[col].get("w")}
-    return {"subs": list(reversed(subs))[:100], "states": states, "busy": busy, "waiting": waiting,
+    recent = list(reversed(subs))[:100]
+    halted = {sub.dataset for sub in recent if dag_files(c.site, sub.dataset).halt.exists()}
+    return {"subs": recent, "halted": halted, "states": states, "busy": busy, "waiting": waiting,
             "throttles": c.site.throttles, "executor": c.site.executor}
 
 
@@ -328,7 +331,8 @@ async def action(request: Request) -> Response:
     if from_stage and from_stage not in COLUMNS:
         return _render(request, "error.html", 400, message=f"unknown stage column {from_stage!r}")
     if form.get("confirmed") != "yes":
-        return _render(request, "confirm.html", verb=verb, dataset=dataset, from_stage=from_stage or "")
+        return _render(request, "confirm.html", verb=verb, dataset=dataset, from_stage=from_stage or "",
+                       back="dag" if form.get("back") == "dag" else "")
     try:
         name = parse_dataset(dataset).name
         line = await run_in_threadpool(_act, c, verb, name, from_stage)
