@@ -117,3 +117,29 @@ def test_public_read_opens_pages_but_not_actions(site):
     assert client.get(f"/console/datasets/{ASN}").status_code == 200
     assert client.post(f"/console/datasets/{ASN}/hold", data={"csrf": "", "confirmed": "yes"}).status_code == 401
     assert client.get("/console/datasets/zz").status_code == 404
+
+
+def test_campaigns_page_shows_progress_and_requests(site, tmp_path, client):
+    from pipeline.orchestration.campaign import CampaignStore
+    from pipeline.orchestration.reprocess import Affected, Change, Selection
+    from tests.service_kit import fill
+
+    fill(site, tmp_path / "src")
+    change = (Change("bpixtab", "old_bpx.fits", "new_bpx.fits"),)
+    names = ("ib4606c5q", "ib4606c6q", "ic1h01a1q")
+    store = CampaignStore(site)
+    campaign = store.create("repro-test", Selection("hst_0349.pmap", {"hst_0300.pmap": {"WFC3": ["bpixtab"]}},
+                                                    affected=[Affected(d, d, "WFC3", 1, "hst_0300.pmap", change)
+                                                              for d in names]),
+                            old_context=None, instruments=["WFC3"], since=None)
+    store.set(campaign, names[0], state="failed", message="CA exit 20: bad input data")
+    token, _ = TokenStore(site).create("ann", role="operator")
+    log_in(client, token)
+    page = client.get("/console/campaigns").text
+    assert "repro-test" in page and "2 queued" in page and "1 failed" in page and "CA exit 20" in page
+    assert page.count("Request…") == 2  # only queued rows can be moved to the front
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    done = client.post(f"/console/datasets/{names[2]}/request",
+                       data={"csrf": csrf, "confirmed": "yes", "back": "campaigns"})
+    assert done.status_code == 200 and "repro-test" in done.text and f"{names[2]}</a> (requested)" in done.text
+    assert store.datasets(campaign, ("pending",))[0].dataset == names[2]

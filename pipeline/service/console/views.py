@@ -28,6 +28,8 @@ PAGE_SIZES = (50, 100, 200, 500)
 #: Seconds of OSF updates sent again on every poll: a writer's timestamp may precede its commit.
 SETTLE = 2.0
 ACTIONS = ("retry", "hold", "release", "remove", "rescue", "request")
+#: Where an action's form may ask to return to (the page it was on).
+BACK = {"dag": "/console/dags/{name}", "campaigns": "/console/campaigns"}
 _STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 
 
@@ -307,6 +309,27 @@ async def dag_page(request: Request) -> Response:
     return _render(request, "dag.html", dag=dag, message=request.query_params.get("done", "")[:300])
 
 
+def _campaigns(c: Console) -> list[dict]:
+    from pipeline.orchestration.campaign import CampaignStore
+
+    store = CampaignStore(c.site)
+    out = []
+    for campaign in reversed(store.all()):
+        counts = store.counts(campaign)
+        open_rows = store.datasets(campaign, ("pending", "submitted", "failed"))
+        out.append({"campaign": campaign, "counts": counts, "total": sum(counts.values()),
+                    "rows": open_rows[:100], "more": max(0, len(open_rows) - 100)})
+    return out
+
+
+async def campaigns_page(request: Request) -> Response:
+    if (refusal := _reader(request)) is not None:
+        return refusal
+    campaigns = await run_in_threadpool(_campaigns, _console(request))
+    return _render(request, "campaigns.html", campaigns=campaigns,
+                   message=request.query_params.get("done", "")[:300])
+
+
 async def action(request: Request) -> Response:
     c = _console(request)
     verb, dataset = request.path_params["action"], request.path_params["dataset"]
@@ -332,7 +355,7 @@ async def action(request: Request) -> Response:
         return _render(request, "error.html", 400, message=f"unknown stage column {from_stage!r}")
     if form.get("confirmed") != "yes":
         return _render(request, "confirm.html", verb=verb, dataset=dataset, from_stage=from_stage or "",
-                       back="dag" if form.get("back") == "dag" else "")
+                       back=form.get("back") if form.get("back") in BACK else "")
     try:
         name = parse_dataset(dataset).name
         line = await run_in_threadpool(_act, c, verb, name, from_stage)
@@ -342,8 +365,9 @@ async def action(request: Request) -> Response:
         audit(409, exc.line())
         return _render(request, "error.html", 409, message=exc.line())
     audit(200, line)
-    page = "dags" if verb in ("remove", "rescue") or form.get("back") == "dag" else "datasets"
-    return RedirectResponse(f"/console/{page}/{name}?{urlencode({'done': line})}", status_code=303)
+    back = form.get("back") if form.get("back") in BACK else ("dag" if verb in ("remove", "rescue") else "")
+    return RedirectResponse(BACK.get(back, "/console/datasets/{name}").format(name=name) + "?"
+                            + urlencode({"done": line}), status_code=303)
 
 
 routes = [
@@ -352,6 +376,7 @@ routes = [
     Route("/datasets/{dataset}", dataset_page),
     Route("/datasets/{dataset}/{action}", action, methods=["POST"]),
     Route("/dags", dags_page),
+    Route("/campaigns", campaigns_page),
     Route("/dags/{dataset}", dag_page),
     Route("/login", login_page),
     Route("/login", login, methods=["POST"]),
