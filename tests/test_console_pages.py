@@ -68,6 +68,7 @@ def test_grid_filters_paging_and_delta(site, client):
     bb.transition([MEMBERS[0]], "IN", "_", "e", who="test")
     assert re.findall(r'<tr id="r-(\w+)"', client.get("/console/?stage=IN&letter=e").text) == [ASN, MEMBERS[0]]
     assert client.get("/console/?letter=q&stage=IN").status_code == 400
+    assert "choose the stage" in client.get("/console/?letter=e").text
     assert client.get("/console/?prefix=a%27--").status_code == 400
     full = client.get("/console/grid.json?since=0").json()
     assert full["total"] == 6 and full["counts"]["IN"] == {"_": 4, "e": 2} and len(full["rows"]) == 6

@@ -93,6 +93,8 @@ def _filters(request: Request) -> tuple[Filters, int, int, dict[str, str]]:
     for key in ("instrument", "workflow", "prefix", "association"):
         if given[key] and not given[key].replace("_", "").replace("-", "").isalnum():
             raise BadFilter(f"{key} must be letters and digits, not {given[key][:40]!r}")
+    if letters and not stage:
+        raise BadFilter("letters filter one stage column: choose the stage too")
     if stage and not letters:
         letters = "".join(LETTERS)
     size = int(q.get("size", "100")) if q.get("size", "100").isdigit() else 100
@@ -126,19 +128,22 @@ def _page(request: Request):
     return c, grid(c.bb, f, limit=size, offset=(page - 1) * size), size, page, given
 
 
+def _grid_context(request: Request) -> dict:
+    c, g, size, page, given = _page(request)
+    query = {k: v for k, v in given.items() if v} | {"size": str(size)}
+    return {"grid": g, "page": page, "pages": max(1, -(-g.total // size)), "size": size, "sizes": PAGE_SIZES,
+            "given": given, "stamp": _stamp(c.bb), "parents": {r.parent for r in g.rows if r.parent},
+            "query": urlencode(query), "workflows": _workflows(c)}
+
+
 async def grid_page(request: Request) -> Response:
     if (refusal := _reader(request)) is not None:
         return refusal
     try:
-        c, g, size, page, given = await run_in_threadpool(_page, request)
+        context = await run_in_threadpool(_grid_context, request)
     except OwlError as exc:
         return _render(request, "error.html", 400, message=exc.line())
-    stamp = await run_in_threadpool(_stamp, c.bb)
-    pages = max(1, -(-g.total // size))
-    query = {k: v for k, v in given.items() if v} | {"size": str(size)}
-    return _render(request, "grid.html", grid=g, page=page, pages=pages, size=size, sizes=PAGE_SIZES,
-                   given=given, stamp=stamp, parents={r.parent for r in g.rows if r.parent}, query=urlencode(query),
-                   workflows=_workflows(c))
+    return _render(request, "grid.html", **context)
 
 
 def _workflows(c: Console) -> list[str]:
