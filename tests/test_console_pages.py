@@ -52,7 +52,9 @@ def test_login_cookie_and_refusals(site, client):
     token, _ = TokenStore(site).create("ann", role="operator")
     cookie = log_in(client, token).headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
-    assert client.get("/console/").status_code == 200
+    assert client.get("/console/").status_code == 200 and "Secure" not in cookie
+    behind_tls = TestClient(create_app(site, public_url="https://archive.example.org", mounts=[mount()]))
+    assert "Secure" in behind_tls.get("/console/login").headers["set-cookie"]  # the login nonce, likewise the session
     refused = [(a.action, a.status) for a in AuditLog(site).recent() if a.action == "console-login"]
     assert refused.count(("console-login", 401)) == 2 and ("console-login", 200) in refused
 

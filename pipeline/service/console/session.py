@@ -59,9 +59,11 @@ class Sessions:
             self._by_id.pop(request.cookies.get(COOKIE, ""), None)
 
 
-def set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
-    response.set_cookie(name, value, max_age=max_age, path=PATH, httponly=True, samesite="strict",
-                        secure=False)
+def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int | None) -> None:
+    """HttpOnly, SameSite=Strict, only under /console; Secure when clients reach us over HTTPS (a TLS
+    proxy's ``--public-url https://...``)."""
+    secure = request.app.state.service.public_url(request).startswith("https:")
+    response.set_cookie(name, value, max_age=max_age, path=PATH, httponly=True, samesite="strict", secure=secure)
 
 
 def same(a: str | None, b: str | None) -> bool:

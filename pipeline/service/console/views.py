@@ -198,7 +198,7 @@ def _next(value: str | None) -> str:
 async def login_page(request: Request) -> Response:
     nonce = secrets.token_urlsafe(24)
     response = _render(request, "login.html", nonce=nonce, next=_next(request.query_params.get("next")), error="")
-    set_cookie(response, LOGIN_COOKIE, nonce, 600)
+    set_cookie(request, response, LOGIN_COOKIE, nonce, 600)
     return response
 
 
@@ -221,14 +221,14 @@ async def login(request: Request) -> Response:
                                status=401, detail=exc.reason)
         nonce = secrets.token_urlsafe(24)
         response = _render(request, "login.html", 401, nonce=nonce, next=target, error=exc.reason)
-        set_cookie(response, LOGIN_COOKIE, nonce, 600)
+        set_cookie(request, response, LOGIN_COOKIE, nonce, 600)
         return response
     c.service.throttle.succeeded(client)
     sid, _ = c.sessions.open(token.user, token.key)
     c.service.audit.record(client=client, user=token.user, token=token.key, action="console-login", target="-",
                            status=200)
     response = RedirectResponse(target, status_code=303)
-    set_cookie(response, COOKIE, sid, int(c.sessions.seconds))
+    set_cookie(request, response, COOKIE, sid, int(c.sessions.seconds))
     response.delete_cookie(LOGIN_COOKIE, path="/console")
     return response
 
