@@ -1,10 +1,12 @@
-"""The console's pages and actions. Pages read through the same queries as ``owl status`` and
-``owl dag``; actions call the same functions as ``owl retry``, ``owl dag hold/release`` and ``owl request``."""
+"""The console's pages and actions. Pages read through the same queries as ``owl status``, ``owl dag
+status`` and the campaign store; actions call the same functions as ``owl retry``, ``owl dag
+hold/release/remove/rescue`` and ``owl request``."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 from importlib.resources import files
 from urllib.parse import parse_qsl, urlencode
 
@@ -51,10 +53,15 @@ class Console:
         self.sessions = Sessions(self.site.console.session_hours)
 
 
+_made = threading.Lock()
+
+
 def _console(request: Request) -> Console:
+    """The application's one :class:`Console` (handlers and their worker threads may ask first together)."""
     app_state = request.app.state
-    if not hasattr(app_state, "console"):
-        app_state.console = Console(app_state.service)
+    with _made:
+        if not hasattr(app_state, "console"):
+            app_state.console = Console(app_state.service)
     return app_state.console
 
 
