@@ -111,6 +111,16 @@ def test_operator_watches_a_downlink_sees_a_failure_and_retries_it(site, tmp_pat
             assert cell.text == "e" and "Le" in cell.get_attribute("class") and "error" in cell.get_attribute("title")
             assert cell.value_of_css_property("background-color") == "rgba(221, 17, 17, 1)"  # red, and the letter
 
+            # the association folds its members away, from the keyboard too
+            from selenium.webdriver.common.keys import Keys
+
+            toggle = driver.find_element(By.CSS_SELECTOR, f"#r-{ASN} button.toggle")
+            toggle.send_keys(Keys.ENTER)
+            assert not driver.find_element(By.ID, f"r-{MEMBERS[0]}").is_displayed()
+            assert toggle.get_attribute("aria-expanded") == "false"
+            toggle.send_keys(Keys.SPACE)
+            assert driver.find_element(By.ID, f"r-{MEMBERS[0]}").is_displayed()
+
             grid_png = shots / "grid.png"
             driver.save_screenshot(str(grid_png))
             assert cb.not_blank(grid_png) > 20

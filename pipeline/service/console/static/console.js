@@ -53,12 +53,26 @@
       delete byDs[ds];
     });
     for (const ds in byDs) byDs[ds].remove();
+    addToggles();
     document.getElementById("total").textContent = delta.total;
     for (const col in delta.counts) {
       for (const ch in LETTERS) {
         const td = document.getElementById("n-" + ch + "-" + col);
         if (td) td.textContent = delta.counts[col][ch] || "";
       }
+    }
+  }
+
+  // an association that came in while the page was open gets its fold button like the served ones
+  function addToggles() {
+    const parents = new Set([...tbody.rows].map((tr) => tr.dataset.parent).filter(Boolean));
+    for (const tr of tbody.rows) {
+      if (!parents.has(tr.dataset.ds) || tr.querySelector("button.toggle")) continue;
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "toggle"; b.textContent = "\u2212";
+      b.setAttribute("aria-expanded", "true"); b.setAttribute("aria-controls", tr.id);
+      b.title = "show or hide members";
+      tr.cells[0].insertBefore(b, tr.cells[0].firstChild);
     }
   }
 
