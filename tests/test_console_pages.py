@@ -146,3 +146,27 @@ def test_campaigns_page_shows_progress_and_requests(site, tmp_path, client):
                        data={"csrf": csrf, "confirmed": "yes", "back": "campaigns"})
     assert done.status_code == 200 and "repro-test" in done.text and f"{names[2]}</a> (requested)" in done.text
     assert store.datasets(campaign, ("pending",))[0].dataset == names[2]
+
+
+def test_dataset_story_shows_versions_and_previews(site, tmp_path, client):
+    from PIL import Image
+
+    from pipeline.archive.store import Archive
+    from tests.service_kit import fill
+
+    fill(site, tmp_path / "src")
+    ds = "ib4606c5q"
+    Blackboard(site.database_url).create(ds, who="test")
+    pics = []
+    for name, size in ((f"{ds}_flt.jpg", 512), (f"{ds}_flt_thumb.jpg", 128)):
+        Image.new("L", (size, size), 90).save(tmp_path / name)
+        pics.append((tmp_path / name, "flt_jpg" if size == 512 else "flt_thumb_jpg"))
+    Archive(site).ingest(ds, pics)
+    token, _ = TokenStore(site).create("ann", role="operator")
+    log_in(client, token)
+    page = client.get(f"/console/datasets/{ds}").text
+    assert "version 2" in page and "version 1" in page and "hst_0300.pmap" in page
+    flt = next(f for f in Archive(site).files(ds, 1) if f.kind == "flt")
+    assert flt.sha256 in page and f"<td>{flt.size}</td>" in page
+    assert f'<img src="/api/datasets/{ds}/files/{ds}_flt_thumb.jpg?version=2"' in page
+    assert f'href="/api/datasets/{ds}/files/{ds}_flt.jpg"' in page and "Never submitted" in page

@@ -13,9 +13,8 @@ from pipeline.core.exitcodes import meaning
 from pipeline.core.names import parse_dataset
 from pipeline.core.osf import COLUMN_STAGES, Blackboard, HistoryEntry, OSFEntry
 from pipeline.core.trailer import parse_line
+from pipeline.science.products import PREVIEW_EXTENSIONS
 
-#: File kinds shown as pictures on the story page.
-PICTURES = ("thumbnail", "preview")
 
 
 def utc(t: float | None) -> str:
@@ -74,7 +73,9 @@ def story(site: Site, bb: Blackboard, archive: Archive, dataset: str) -> Story:
     codes = [h.exit_code for h in history if h.exit_code is not None]
     code = codes[-1] if codes else None
     versions = archive.version_info(entry.dataset)
-    pictures = [f for f in versions[-1].files if f.kind in PICTURES] if versions else []
+    newest = {f.kind: f for v in versions for f in v.files}  # a kind's newest file (versions are oldest first)
+    pictures = [f for kind, f in sorted(newest.items()) if kind.rsplit("_", 1)[-1] in PREVIEW_EXTENSIONS
+                and f"{kind.rsplit('_', 1)[0]}_thumb_{kind.rsplit('_', 1)[1]}" not in newest]
     return Story(entry, [bb.get(m) for m in bb.members(entry.dataset)] if not entry.parent else [],
                  history, trailer_lines(site, entry.dataset), code, meaning(code) if code is not None else "",
                  versions, pictures, dag_state(site, bb, entry.parent or entry.dataset))
