@@ -16,7 +16,6 @@ from pipeline.core.trailer import parse_line
 from pipeline.science.products import PREVIEW_EXTENSIONS
 
 
-
 def utc(t: float | None) -> str:
     """A time as operators read it everywhere in the console: UTC, to the second."""
     return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(t))
