@@ -180,21 +180,14 @@ def _run_submission(console, ctl, dataset: str) -> None:
 @reports_errors
 def retry(dataset, site_dir, config_file, from_stage, workflow, executor, workers) -> None:
     """Reset failed (e, x) columns, or every column from a stage on, and submit the DAG again."""
+    from pipeline.orchestration.operator import retry as do_retry
+
     console = _console()
     ctl = _controller(site_dir, config_file, executor, workers)
-    entry = ctl.bb.get(dataset)
-    if entry.parent:
-        raise click.UsageError(f"{entry.dataset} is a member of {entry.parent}: retry the association")
-    past = ctl.submissions(entry.dataset)
-    name = workflow or (past[-1].workflow if past else entry.workflow or "new_science")
-    active = [s for s in past if s.state in ("new", "queued", "running", "submitted")]
-    if active:
-        raise click.ClickException(f"{entry.dataset} has an unfinished submission {active[-1].id} "
-                                   f"({active[-1].state}): wait for it or 'owl dag remove {entry.dataset}'")
-    changed = ctl.reset(entry.dataset, ctl.workflow(name), from_stage)
-    console.print(f"{entry.dataset}: reset {len(changed)} column(s) to '_'" + (f": {', '.join(changed)}" if changed
-                                                                             else " (nothing failed)"))
-    sub = ctl.submit(entry.dataset, name)
+    done = do_retry(ctl, dataset, from_stage, workflow)
+    changed, sub = done.reset, done.submission
+    console.print(f"{done.dataset}: reset {len(changed)} column(s) to '_'" + (f": {', '.join(changed)}" if changed
+                                                                            else " (nothing failed)"))
     console.print(f"{sub.dataset}: submission {sub.id}, workflow {ctl.workflow(sub.workflow).name}")
     _run_submission(console, ctl, sub.dataset)
 

@@ -14,12 +14,9 @@ def _controller(site_dir, config_file):
 
 
 def _latest(ctl, dataset: str):
-    from pipeline.orchestration.controller import ControllerError
+    from pipeline.orchestration.operator import latest
 
-    subs = ctl.submissions(dataset)
-    if not subs:
-        raise ControllerError(f"{dataset}: never submitted (see 'owl submit {dataset}')")
-    return subs[-1]
+    return latest(ctl, dataset)
 
 
 @click.group()
@@ -55,35 +52,19 @@ def write(association, site_dir, config_file, workflow, priority) -> None:
 @reports_errors
 def status(association, site_dir, config_file, as_json) -> None:
     """Each node's OSF letters and, for HTCondor runs, DAGMan's status, retries and holds."""
-    from pipeline.orchestration.dag import expand
-    from pipeline.orchestration.executors.condor import view_dag
-    from pipeline.orchestration.executors.hooks import node_letters
+    from pipeline.orchestration.operator import dag_view
 
     ctl = _controller(site_dir, config_file)
-    sub = _latest(ctl, association)
-    graph = expand(ctl.bb, ctl.workflow(sub.workflow), sub.dataset)
-    from pipeline.orchestration.dag import dag_files
-
-    files = dag_files(ctl.site, sub.dataset)
-    view = view_dag(files)
-    rows = []
-    for node in graph.nodes.values():
-        letters = node_letters(ctl.bb, node.stage.column, node.dataset)
-        dm = view.nodes.get(node.name)
-        rows.append({"node": node.name, "dataset": node.dataset, "column": node.stage.column,
-                     "osf": "".join(letters.values()), "dagman": dm.status if dm else None,
-                     "retries": dm.retries if dm else None, "held": dm.held if dm else None,
-                     "event": dm.last_event if dm else None})
-    info = {"submission": sub.as_dict(), "dag": str(files.dag), "dagman_status": view.status,
-            "dagman_counts": view.counts, "nodes": rows}
-    if sub.executor == "condor":
-        info["schedd"] = ctl.condor().queue_state(sub.dataset, sub.id)
+    info = dag_view(ctl, association)
+    sub, rows = _latest(ctl, association), info["nodes"]
+    files_dag = info["dag"]
     if as_json:
         echo_json(info)
         return
     click.echo(f"{sub.dataset}: submission {sub.id} ({sub.workflow}, {sub.executor}) {sub.state}"
                + (f": {sub.message}" if sub.message else ""))
-    click.echo(f"  DAG {files.dag}" + (f"; DAGMan says {view.status} {view.counts}" if view.status else ""))
+    click.echo(f"  DAG {files_dag}" + (f"; DAGMan says {info['dagman_status']} {info['dagman_counts']}"
+                                        if info["dagman_status"] else ""))
     if "schedd" in info:
         click.echo(f"  schedd: {info['schedd']}")
     click.echo(f"  {'node':<16} {'dataset':<10} {'col':<4} {'OSF':<6} {'DAGMan':<10} {'retries':<8} event")
@@ -94,30 +75,9 @@ def status(association, site_dir, config_file, as_json) -> None:
 
 
 def _control(action: str, association: str, site_dir, config_file) -> None:
-    from pipeline.orchestration.dag import dag_files
+    from pipeline.orchestration.operator import control
 
-    ctl = _controller(site_dir, config_file)
-    sub = _latest(ctl, association)
-    files = dag_files(ctl.site, sub.dataset)
-    if sub.executor == "condor":
-        cluster = ctl.condor().act(action, sub.dataset, sub.id)
-        click.echo(f"{sub.dataset}: DAGMan job {cluster} {action}{'d' if action != 'hold' else ''}")
-        if action == "remove":
-            ctl.update_submission(sub.id, state="removed", message=f"removed DAGMan job {cluster}")
-        return
-    if action == "release":
-        files.halt.unlink(missing_ok=True)
-        if sub.state == "held":
-            ctl.update_submission(sub.id, state="queued", message="released")
-        click.echo(f"{sub.dataset}: released; 'owl submit', 'owl watch' or 'owl watch --once' resumes it")
-        return
-    files.halt.parent.mkdir(parents=True, exist_ok=True)
-    files.halt.write_text(f"{action} by operator\n")
-    if action == "remove":
-        ctl.update_submission(sub.id, state="removed", message="removed by operator")
-    elif sub.state in ("new", "queued", "running"):
-        ctl.update_submission(sub.id, state="held", message="held by operator")
-    click.echo(f"{sub.dataset}: {action} requested ({files.halt.name}); running nodes finish, no new node starts")
+    click.echo(control(_controller(site_dir, config_file), action, association))
 
 
 @dag.command()
@@ -159,17 +119,8 @@ def remove(association, site_dir, config_file) -> None:
 def rescue(association, site_dir, config_file, workers) -> None:
     """Run a stopped or failed DAG again from where it stopped (complete nodes are DONE, failed ones rerun)."""
     from pipeline.cli.controller import _console, _run_submission
-    from pipeline.orchestration.controller import ACTIVE
+    from pipeline.orchestration.operator import rescue as do_rescue
 
-    ctl = _controller(site_dir, config_file)
-    sub = _latest(ctl, association)
-    if sub.state in ACTIVE:
-        raise click.ClickException(f"{sub.dataset}: submission {sub.id} is still {sub.state}")
-    if sub.executor == "local":
-        from pipeline.orchestration.dag import dag_files
-
-        dag_files(ctl.site, sub.dataset).halt.unlink(missing_ok=True)
-    ctl = type(ctl)(ctl.site, executor=sub.executor, workers=workers)
-    new = ctl.submit(sub.dataset, sub.workflow, priority=sub.priority)
+    ctl, new = do_rescue(_controller(site_dir, config_file), association, workers)
     click.echo(f"{new.dataset}: rescue submission {new.id} ({new.workflow}, {new.executor})")
     _run_submission(_console(), ctl, new.dataset)

@@ -111,6 +111,15 @@ class Priorities(_Section):
     requested: int = 80
 
 
+class Console(_Section):
+    """The operators' web console of ``owl serve`` (``/console``)."""
+
+    #: Let the read-only pages (grid, dataset stories) open without login; actions always need one.
+    public_read: bool = False
+    #: Hours a console session lasts after login.
+    session_hours: float = Field(default=12.0, gt=0)
+
+
 class SiteFile(_Section):
     """What ``owl.toml`` may contain."""
 
@@ -125,6 +134,7 @@ class SiteFile(_Section):
     watch: Watch = Field(default_factory=Watch)
     priorities: Priorities = Field(default_factory=Priorities)
     condor: Condor = Field(default_factory=Condor)
+    console: Console = Field(default_factory=Console)
 
 
 class Site(SiteFile):

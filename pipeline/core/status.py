@@ -21,6 +21,8 @@ class Filters:
     workflow: str | None = None
     association: str | None = None
     top_level: bool = False
+    #: Datasets whose name starts with this (the console's dataset-prefix box).
+    prefix: str | None = None
 
     def apply(self, stmt):
         if (self.column is None) != (self.letters is None):
@@ -37,6 +39,8 @@ class Filters:
         if self.association:
             name = self.association.lower()
             stmt = stmt.where((OSFRow.dataset == name) | (OSFRow.parent == name))
+        if self.prefix:
+            stmt = stmt.where(OSFRow.dataset.startswith(self.prefix.lower(), autoescape=True))
         if self.top_level:
             stmt = stmt.where(OSFRow.parent.is_(None))
         return stmt

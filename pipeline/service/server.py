@@ -19,6 +19,7 @@ def serve(site: Site, *, host: str = "127.0.0.1", port: int = 8080, public_url: 
     import uvicorn
 
     from pipeline.service.app import create_app
+    from pipeline.service.console import mount
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s owl-serve %(message)s", "%Y-%m-%dT%H:%M:%S"))
@@ -26,11 +27,11 @@ def serve(site: Site, *, host: str = "127.0.0.1", port: int = 8080, public_url: 
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    app = create_app(site, public_url=public_url, notify_interval=notify_interval)
+    app = create_app(site, public_url=public_url, notify_interval=notify_interval, mounts=[mount()])
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning",
                             timeout_graceful_shutdown=5, server_header=False)
     server = _server_class(uvicorn)(config)
-    logger.info("serving site %s on http://%s:%d (SIA v2: /sia, JSON: /api)", site.root, host, port)
+    logger.info("serving site %s on http://%s:%d (SIA v2: /sia, JSON: /api, console: /console)", site.root, host, port)
     server.run()
     logger.info("stopped")
 

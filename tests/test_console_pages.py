@@ -1,0 +1,172 @@
+"""The console's pages and actions over the real application and a real site (in-process HTTP):
+login and its refusals, CSRF, the grid's filters and JSON delta, hold/release/request, public reading."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from pipeline.core.osf import Blackboard
+from pipeline.orchestration.controller import Controller
+from pipeline.orchestration.dag import dag_files
+from pipeline.service.app import create_app
+from pipeline.service.audit import AuditLog
+from pipeline.service.console import mount
+from pipeline.service.tokens import TokenStore
+from tests.orchkit import KIT_SHORT, register
+
+ASN, MEMBERS = "j9cv58020", ("j9cv58abq", "j9cv58acq")
+
+
+@pytest.fixture
+def client(site):
+    register(Blackboard(site.database_url))
+    register(Blackboard(site.database_url), "ib1f01010", ("ib1f01a1q", "ib1f01a2q"))
+    return TestClient(create_app(site, mounts=[mount()]))
+
+
+def log_in(client: TestClient, token: str, status: int = 303):
+    page = client.get("/console/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text).group(1)
+    r = client.post("/console/login", data={"nonce": nonce, "token": token, "next": "/console/"},
+                    follow_redirects=False)
+    assert r.status_code == status, r.text[:300]
+    return r
+
+
+def csrf_of(client: TestClient, dataset: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', client.get(f"/console/datasets/{dataset}").text).group(1)
+
+
+def test_login_cookie_and_refusals(site, client):
+    r = client.get("/console/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/console/login")
+    assert client.get("/console/grid.json").status_code == 401
+    user_token, _ = TokenStore(site).create("bob")  # a user, not an operator
+    assert "not an operator" in log_in(client, user_token, 401).text
+    assert "token not recognised" in log_in(client, "owl_000000000000_" + "x" * 43, 401).text
+    forged = client.post("/console/login", data={"nonce": "guess", "token": user_token}, follow_redirects=False)
+    assert forged.status_code == 403
+    token, _ = TokenStore(site).create("ann", role="operator")
+    cookie = log_in(client, token).headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+    assert client.get("/console/").status_code == 200 and "Secure" not in cookie
+    behind_tls = TestClient(create_app(site, public_url="https://archive.example.org", mounts=[mount()]))
+    assert "Secure" in behind_tls.get("/console/login").headers["set-cookie"]  # the login nonce, likewise the session
+    refused = [(a.action, a.status) for a in AuditLog(site).recent() if a.action == "console-login"]
+    assert refused.count(("console-login", 401)) == 2 and ("console-login", 200) in refused
+
+
+def test_grid_filters_paging_and_delta(site, client):
+    token, _ = TokenStore(site).create("ann", role="operator")
+    log_in(client, token)
+    page = client.get("/console/?prefix=j9cv&size=50").text
+    assert re.findall(r'<tr id="r-(\w+)"', page) == [ASN, *MEMBERS]
+    assert 'aria-expanded="true"' in page and 'title="CA: not yet"' in page
+    assert re.findall(r'<tr id="r-(\w+)"', client.get("/console/?instrument=wf3").text)[0] == "ib1f01010"
+    bb = Blackboard(site.database_url)
+    bb.transition([MEMBERS[0]], "IN", "_", "e", who="test")
+    assert re.findall(r'<tr id="r-(\w+)"', client.get("/console/?stage=IN&letter=e").text) == [ASN, MEMBERS[0]]
+    assert client.get("/console/?letter=q&stage=IN").status_code == 400
+    assert "choose the stage" in client.get("/console/?letter=e").text
+    assert client.get("/console/?prefix=a%27--").status_code == 400
+    full = client.get("/console/grid.json?since=0").json()
+    assert full["total"] == 6 and full["counts"]["IN"] == {"_": 4, "e": 2} and len(full["rows"]) == 6
+    later = client.get(f"/console/grid.json?since={full['stamp'] + 10}").json()
+    assert later["rows"] == {} and later["order"] == full["order"]  # nothing changed: nothing sent
+    second = client.get("/console/grid.json?size=50&page=2").json()
+    assert second["order"] == []
+
+
+def test_hold_release_and_request_as_the_commands_do(site, client):
+    token, _ = TokenStore(site).create("ann", role="operator")
+    log_in(client, token)
+    ctl = Controller(site, executor="local")
+    ctl.submit(ASN, str(KIT_SHORT))
+    csrf = csrf_of(client, ASN)
+    ask = client.post(f"/console/datasets/{ASN}/hold", data={"csrf": csrf})
+    assert ask.status_code == 200 and "Yes, hold" in ask.text and not dag_files(site, ASN).halt.exists()
+    done = client.post(f"/console/datasets/{ASN}/hold", data={"csrf": csrf, "confirmed": "yes"})
+    assert done.status_code == 200 and "hold requested" in done.text
+    assert dag_files(site, ASN).halt.exists() and ctl.submissions(ASN)[-1].state == "held"
+    assert re.search(r'class="Lh L">held<', done.text)
+    dag_page = client.get(f"/console/dags/{ASN}").text
+    assert "<strong>held</strong>" in dag_page and 'id="node-CA_j9cv58abq"' in dag_page
+    assert re.search(r'<span class="L Lh">held</span>', client.get("/console/dags").text)
+    client.post(f"/console/datasets/{ASN}/release", data={"csrf": csrf, "confirmed": "yes"})
+    assert not dag_files(site, ASN).halt.exists() and ctl.submissions(ASN)[-1].state == "queued"
+    member = client.post(f"/console/datasets/{MEMBERS[0]}/retry", data={"csrf": csrf, "confirmed": "yes"})
+    assert member.status_code == 409 and "retry the association" in member.text
+    req = client.post(f"/console/datasets/{ASN}/request", data={"csrf": csrf, "confirmed": "yes"})
+    assert req.status_code == 200
+    assert ctl.submissions(ASN)[-1].priority == site.priorities.requested
+    client.post(f"/console/datasets/{ASN}/remove", data={"csrf": csrf, "confirmed": "yes"})
+    assert ctl.submissions(ASN)[-1].state == "removed"
+    rescued = client.post(f"/console/datasets/{ASN}/rescue", data={"csrf": csrf, "confirmed": "yes"})
+    assert rescued.status_code == 200 and "rescue submission" in rescued.text
+    assert [s.state for s in ctl.submissions(ASN)] == ["removed", "queued"]
+    audit = [(a.action, a.status) for a in AuditLog(site).recent()]
+    assert {("console-hold", 200), ("console-release", 200), ("console-retry", 409), ("console-request", 200)} <= \
+        set(audit)
+
+
+def test_public_read_opens_pages_but_not_actions(site):
+    register(Blackboard(site.database_url))
+    site.console.public_read = True
+    client = TestClient(create_app(site, mounts=[mount()]))
+    assert ASN in client.get("/console/").text
+    assert client.get(f"/console/datasets/{ASN}").status_code == 200
+    assert client.post(f"/console/datasets/{ASN}/hold", data={"csrf": "", "confirmed": "yes"}).status_code == 401
+    assert client.get("/console/datasets/zz").status_code == 404
+
+
+def test_campaigns_page_shows_progress_and_requests(site, tmp_path, client):
+    from pipeline.orchestration.campaign import CampaignStore
+    from pipeline.orchestration.reprocess import Affected, Change, Selection
+    from tests.service_kit import fill
+
+    fill(site, tmp_path / "src")
+    change = (Change("bpixtab", "old_bpx.fits", "new_bpx.fits"),)
+    names = ("ib4606c5q", "ib4606c6q", "ic1h01a1q")
+    store = CampaignStore(site)
+    campaign = store.create("repro-test", Selection("hst_0349.pmap", {"hst_0300.pmap": {"WFC3": ["bpixtab"]}},
+                                                    affected=[Affected(d, d, "WFC3", 1, "hst_0300.pmap", change)
+                                                              for d in names]),
+                            old_context=None, instruments=["WFC3"], since=None)
+    store.set(campaign, names[0], state="failed", message="CA exit 20: bad input data")
+    token, _ = TokenStore(site).create("ann", role="operator")
+    log_in(client, token)
+    page = client.get("/console/campaigns").text
+    assert "repro-test" in page and "2 queued" in page and "1 failed" in page and "CA exit 20" in page
+    assert page.count("Request…") == 2  # only queued rows can be moved to the front
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    done = client.post(f"/console/datasets/{names[2]}/request",
+                       data={"csrf": csrf, "confirmed": "yes", "back": "campaigns"})
+    assert done.status_code == 200 and "repro-test" in done.text and f"{names[2]}</a> (requested)" in done.text
+    assert store.datasets(campaign, ("pending",))[0].dataset == names[2]
+
+
+def test_dataset_story_shows_versions_and_previews(site, tmp_path, client):
+    from PIL import Image
+
+    from pipeline.archive.store import Archive
+    from tests.service_kit import fill
+
+    fill(site, tmp_path / "src")
+    ds = "ib4606c5q"
+    Blackboard(site.database_url).create(ds, who="test")
+    pics = []
+    for name, size in ((f"{ds}_flt.jpg", 512), (f"{ds}_flt_thumb.jpg", 128)):
+        Image.new("L", (size, size), 90).save(tmp_path / name)
+        pics.append((tmp_path / name, "flt_jpg" if size == 512 else "flt_thumb_jpg"))
+    Archive(site).ingest(ds, pics)
+    token, _ = TokenStore(site).create("ann", role="operator")
+    log_in(client, token)
+    page = client.get(f"/console/datasets/{ds}").text
+    assert "version 2" in page and "version 1" in page and "hst_0300.pmap" in page
+    flt = next(f for f in Archive(site).files(ds, 1) if f.kind == "flt")
+    assert flt.sha256 in page and f"<td>{flt.size}</td>" in page
+    assert f'<img src="/api/datasets/{ds}/files/{ds}_flt_thumb.jpg?version=2"' in page
+    assert f'href="/api/datasets/{ds}/files/{ds}_flt.jpg"' in page and "Never submitted" in page
