@@ -61,7 +61,8 @@ def _simulate(root: Path, associations: int, seed: int, say) -> None:
         raise click.ClickException("'owl simulate' is not installed yet: the demo has no downlink to process")
     owl = Path(sys.executable).parent / "owl"
     argv = [str(owl if owl.exists() else "owl"), "simulate", "--site", str(root), "--size", "subarray",
-            "--associations", str(associations), "--instruments", "wfc3,acs", "--seed", str(seed), "--sbc", "1"]
+            "--associations", str(associations), "--instruments", "wfc3,acs", "--seed", str(seed), "--sbc", "1",
+            "--recent", "1"]  # one association still exclusive to its program: the service's token path
     say(f"simulating a downlink: owl {' '.join(argv[1:])}")
     proc = subprocess.run(argv, env={**os.environ, "OWL_SITE": str(root)})
     if proc.returncode != 0:

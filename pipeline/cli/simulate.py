@@ -69,6 +69,8 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
 @click.option("--wfc-readout", type=click.Choice(["DS_INT", "CLAMP"], case_sensitive=False), default="DS_INT",
               show_default=True, help="ACS/WFC readout type (JWROTYPE); DS_INT at gain 2 carries the bias "
                                       "shift and cross-talk calacs corrects")
+@click.option("--recent", type=click.IntRange(0, 500), default=0, show_default=True,
+              help="the last N associations observed in the last weeks (exclusive access: still proprietary)")
 @click.option("--sbc", "n_sbc", type=click.IntRange(0, 50), default=0, show_default=True,
               help="also this many ACS/SBC dither associations (adds the SBC/HRC references to the site's cache)")
 @click.option("--fits", "fits_dir", type=click.Path(file_okay=False),
@@ -78,7 +80,7 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
 @click.pass_context
 @reports_errors
 def simulate(ctx: click.Context, size: str, n_associations: int, instruments: str, seed: int, wfc_readout: str,
-             n_sbc: int, fits_dir: str | None, site_dir: str | None, as_json: bool) -> None:
+             recent: int, n_sbc: int, fits_dir: str | None, site_dir: str | None, as_json: bool) -> None:
     """Simulate WFC3/UVIS and ACS/WFC observations: a downlink of pods and a DAN into the site inbox
     (building the site's reference files on first use), and with --fits the same exposures as FITS.
 
@@ -104,7 +106,7 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         click.echo(f"simulating {plan.name} {plan.asn_type} ({members})", err=True)
 
     stream = iter_downlink(seed, size, n_associations, names, progress=None if as_json else progress,
-                           wfc_readout=wfc_readout.upper())
+                           wfc_readout=wfc_readout.upper(), recent=min(recent, n_associations))
     if n_sbc:
         stream = _with_sbc(stream, seed, n_sbc)
     written: list[Path] = []

@@ -7,6 +7,7 @@ A singleton has no association table; its "association" is the exposure itself.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,14 @@ EPOCH_MJD = {"wfc3": 56100.30, "acs": 57950.20}
 DITHER_STEP = (0.2012, 0.1288)  # arcsec, a sub-pixel line dither
 PATTERNS = {"wfc3": "UVIS-DITHER-LINE", "acs": "ACS-WFC-DITHER-LINE"}
 OVERHEAD_S = 140.0
+#: Days before today at which ``recent`` associations start: well inside a six-month exclusive period.
+RECENT_DAYS = 20
+
+
+def recent_epoch(now: float | None = None) -> float:
+    """MJD ``RECENT_DAYS`` before ``now`` (default: the clock), at the same time of day as the fixed epochs."""
+    today = int((time.time() if now is None else now) / 86400.0) + 40587  # MJD of the Unix epoch
+    return today - RECENT_DAYS + 0.30
 
 
 @dataclass(frozen=True)
@@ -50,9 +59,13 @@ def _b36(rng: np.random.Generator, n: int, first_letter: bool = False) -> str:
 
 
 def plan_downlink(seed: int, size: str, n_associations: int, instruments: Sequence[str],
-                  wfc_readout: str = "DS_INT") -> list[AssociationPlan]:
+                  wfc_readout: str = "DS_INT", recent: int = 0, now: float | None = None) -> list[AssociationPlan]:
     """Associations cycling through the instruments and, per instrument, DITHER, CR-SPLIT, SINGLETON;
-    ACS/WFC read out as ``wfc_readout`` (JWROTYPE: DS_INT, the post-SM4 standard, or CLAMP)."""
+    ACS/WFC read out as ``wfc_readout`` (JWROTYPE: DS_INT, the post-SM4 standard, or CLAMP).
+
+    The last ``recent`` associations are observed from :func:`recent_epoch` on (still in their
+    program's exclusive period, so a demo archive has exclusive data); that date depends on the clock.
+    """
     instruments = [i.lower() for i in instruments]
     for inst in instruments:
         camera_for(inst)
@@ -62,9 +75,13 @@ def plan_downlink(seed: int, size: str, n_associations: int, instruments: Sequen
     program = _b36(rng, 3)
     used_oo: set[str] = set()
     plans = []
+    if not 0 <= recent <= n_associations:
+        raise ValueError(f"recent={recent}: between 0 and the {n_associations} associations")
     next_start = dict(EPOCH_MJD)
     for index in range(n_associations):
         inst = instruments[index % len(instruments)]
+        if index == n_associations - recent:
+            next_start = {i: recent_epoch(now) for i in next_start}
         asn_type = ASN_TYPES[(index // len(instruments)) % len(ASN_TYPES)]
         camera = camera_for(inst)
         obset = _B36[(index + 1) // 36] + _B36[(index + 1) % 36]

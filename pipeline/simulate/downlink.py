@@ -65,9 +65,10 @@ def _simulate(plan: AssociationPlan, detectors: dict[str, Detector], switches: d
 def iter_downlink(seed: int, size: str = "subarray", n_associations: int = 3,
                   instruments: Sequence[str] = ("wfc3", "acs"), *, detector_seed: int = DETECTOR_SEED,
                   progress: Callable[[AssociationPlan], None] | None = None,
-                  wfc_readout: str = "DS_INT") -> Iterator[SimulatedAssociation]:
-    """Simulate associations one at a time (a full-frame downlink does not fit comfortably in memory)."""
-    plans = plan_downlink(seed, size, n_associations, instruments, wfc_readout)
+                  wfc_readout: str = "DS_INT", recent: int = 0) -> Iterator[SimulatedAssociation]:
+    """Simulate associations one at a time (a full-frame downlink does not fit comfortably in memory);
+    the last ``recent`` are observed in the last weeks (see :func:`plan_downlink`)."""
+    plans = plan_downlink(seed, size, n_associations, instruments, wfc_readout, recent)
     defaults = load_instrument_defaults()
     detectors = {inst: Detector(inst, detector_seed) for inst in {p.members[0].instrument for p in plans}}
     for plan in plans:
