@@ -23,7 +23,11 @@ MAX_VALUE = 2000
 
 def query_params(request: Request) -> list[tuple[str, str]]:
     """The query string's (name, value) pairs, refusing bytes that are not UTF-8 and oversized values."""
-    raw = request.scope.get("query_string", b"")
+    return form_pairs(request.scope.get("query_string", b""))
+
+
+def form_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """(name, value) pairs of ``application/x-www-form-urlencoded`` bytes (a query string or a POST body)."""
     pairs = []
     for part in raw.split(b"&"):
         if not part:

@@ -1,9 +1,11 @@
 """IVOA SIA v2 query endpoint (``/sia/query``) and its VOSI documents (``/sia/capabilities``, ``/sia/availability``).
 
-Parameters follow SIA 2.0: names are case-insensitive, a parameter may repeat (values OR-ed),
-intervals are ``low high`` with ``-Inf``/``+Inf`` for open ends. The answer is a VOTable of ObsCore
-rows with ``QUERY_STATUS`` ``OK`` or ``OVERFLOW`` (more than MAXREC rows); a bad parameter is a 400
-whose VOTable says ``QUERY_STATUS=ERROR`` and what was wrong, which pyvo raises as DALQueryError.
+Parameters follow SIA 2.0, by GET or by POST (a form body, ``application/x-www-form-urlencoded``,
+meaning what a query string means; both may be combined): names are case-insensitive, a parameter
+may repeat (values OR-ed), intervals are ``low high`` with ``-Inf``/``+Inf`` for open ends. The
+answer is a VOTable of ObsCore rows with ``QUERY_STATUS`` ``OK`` or ``OVERFLOW`` (more than MAXREC
+rows); a bad parameter is a 400 whose VOTable says ``QUERY_STATUS=ERROR`` and what was wrong, which
+pyvo raises as DALQueryError.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import re
 from xml.sax.saxutils import escape
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,12 +22,15 @@ from starlette.routing import Route
 from pipeline.core.names import parse_dataset
 from pipeline.service import search
 from pipeline.service.errors import ApiError
-from pipeline.service.inputs import plain_param, query_params
+from pipeline.service.inputs import form_pairs, plain_param, query_params
 
 SIA2_ID = "ivo://ivoa.net/std/SIA#query-2.0"
 VOTABLE = "application/x-votable+xml"
 DEFAULT_MAXREC, MAX_MAXREC = 1000, 10000
 MAX_VALUES = 100
+#: Largest POST body read (a form of many POLYGONs is a few kB).
+MAX_BODY = 64 * 1024
+_FORM = "application/x-www-form-urlencoded"
 _FORMATS = {"votable", "application/x-votable+xml", "text/xml", "application/x-votable"}
 _STRING_PARAMS = {"INSTRUMENT": "instruments", "TARGET": "targets", "COLLECTION": "collections",
                   "FACILITY": "facilities", "DPTYPE": "dptypes", "FORMAT": "formats", "POL": "pols"}
@@ -107,10 +113,10 @@ def parse_interval(name: str, text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def parse(request: Request) -> tuple[search.Constraints, int]:
-    """Constraints and MAXREC from a request's query string (errors are :class:`SiaError`)."""
+def parse(request: Request, body: bytes = b"") -> tuple[search.Constraints, int]:
+    """Constraints and MAXREC from a request's query string and form body (errors are :class:`SiaError`)."""
     try:
-        pairs = query_params(request)
+        pairs = query_params(request) + form_pairs(body)
     except ApiError as exc:
         raise SiaError(exc.status, exc.message) from None
     c = search.Constraints()
@@ -204,9 +210,28 @@ def error_votable(message: str) -> bytes:
     return (_HEAD + _info("ERROR", message) + "</RESOURCE>\n</VOTABLE>\n").encode()
 
 
-def query(request: Request) -> Response:
+async def _form_body(request: Request) -> bytes:
+    """The POST body of a form query; any other content type or an oversized body is a SIA error."""
+    kind = request.headers.get("content-type", _FORM).split(";")[0].strip().lower()
+    if kind != _FORM:
+        raise SiaError(415, f"POST a form ({_FORM}), not {kind[:60]!r}")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise SiaError(413, f"POST body longer than {MAX_BODY} bytes")
+    return body
+
+
+async def query(request: Request) -> Response:
+    """``GET`` or ``POST /sia/query``: the same parameters, the same answer."""
+    body = await _form_body(request) if request.method == "POST" else b""
+    return await run_in_threadpool(_answer, request, body)
+
+
+def _answer(request: Request, body: bytes) -> Response:
     state = request.app.state.service
-    c, maxrec = parse(request)
+    c, maxrec = parse(request, body)
     found = list(search.search(state.archive.engine, state.programs, c, maxrec + 1))
     overflow = len(found) > maxrec
     body = _votable(found[:maxrec], "OVERFLOW" if overflow else "OK",
@@ -250,5 +275,5 @@ def state_url(request: Request) -> str:
     return request.app.state.service.public_url(request)
 
 
-routes = [Route("/query", query), Route("/capabilities", capabilities),
+routes = [Route("/query", query, methods=["GET", "POST"]), Route("/capabilities", capabilities),
           Route("/availability", availability)]
