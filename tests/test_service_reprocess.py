@@ -74,6 +74,7 @@ def test_request_prioritises_subscribes_and_notifies(site, tmp_path, receiver):
 
     fill(site, tmp_path / "src")
     _campaign(site)
+    site.service.webhook_schemes, site.service.webhook_allow = ["http", "https"], ["127.0.0.1"]  # the receiver
     token, _ = TokenStore(site).create("astro")
     auth = {"Authorization": f"Bearer {token}"}
     store = CampaignStore(site)

@@ -120,6 +120,17 @@ class Console(_Section):
     session_hours: float = Field(default=12.0, gt=0)
 
 
+class Service(_Section):
+    """``owl serve``, the archive service: where users' webhooks may point (no requests into the site's
+    own network unless allowed here)."""
+
+    #: URL schemes a webhook may use; add "http" only for receivers on a trusted network.
+    webhook_schemes: list[Literal["http", "https"]] = Field(default_factory=lambda: ["https"])
+    #: Hosts (``name``, ``*.domain``), addresses or networks (CIDR) a webhook may target although they are
+    #: loopback, link-local or private; every other webhook host must resolve to public addresses only.
+    webhook_allow: list[str] = Field(default_factory=list)
+
+
 class SiteFile(_Section):
     """What ``owl.toml`` may contain."""
 
@@ -135,6 +146,7 @@ class SiteFile(_Section):
     priorities: Priorities = Field(default_factory=Priorities)
     condor: Condor = Field(default_factory=Condor)
     console: Console = Field(default_factory=Console)
+    service: Service = Field(default_factory=Service)
 
 
 class Site(SiteFile):

@@ -239,7 +239,8 @@ def notifications(request: Request) -> Response:
 
 
 async def webhook(request: Request) -> Response:
-    """``PUT /api/webhook`` ``{"url": "https://..."}`` registers the caller's webhook; ``DELETE`` removes it."""
+    """``PUT /api/webhook`` ``{"url": "https://..."}`` registers the caller's webhook (if the site's webhook
+    policy allows the URL: 400 naming the rule otherwise); ``DELETE`` removes it."""
     from starlette.concurrency import run_in_threadpool
 
     token = await run_in_threadpool(_require_token, request)
@@ -250,8 +251,9 @@ async def webhook(request: Request) -> Response:
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "body must be JSON like {\"url\": \"https://example.org/hook\"}") from None
         url = body.get("url") if isinstance(body, dict) else None
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2000:
-            raise ApiError(400, "url must be an http:// or https:// URL (at most 2000 characters)")
+        refused = await run_in_threadpool(_state(request).notifications.policy.refusal, url)
+        if refused is not None:
+            raise ApiError(400, refused)
     await run_in_threadpool(_state(request).notifications.set_webhook, token.user, url)
     return JSONResponse({"user": token.user, "webhook": url})
 

@@ -3,7 +3,8 @@
 A subscription remembers the version each affected exposure had when the user asked. A worker thread
 of the server looks every ``interval`` seconds: when every exposure has a newer version (the
 reprocessed one was ingested), it writes one feed row for the user and, if the user registered a
-webhook, one delivery row; deliveries are POSTed with retries and exponential back-off. All state
+webhook, one delivery row; deliveries are POSTed with retries and exponential back-off, each to a URL
+the site's webhook policy still allows (:mod:`pipeline.service.webhooks`), never following a redirect. All state
 is in tables, so a restart loses nothing: pending deliveries resume, open subscriptions are checked
 again.
 """
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from pipeline.core.config import Site
 from pipeline.core.db import Base, engine_for
 from pipeline.service import reprocessing
+from pipeline.service.webhooks import WebhookPolicy
 
 
 class SubscriptionRow(Base):
@@ -88,6 +90,7 @@ class Notifications:
         self.site = site
         self.backoff = backoff
         self.timeout = timeout
+        self.policy = WebhookPolicy(site.service)
         self.engine = engine_for(site.database_url, site.database.busy_timeout)
         Base.metadata.create_all(self.engine, tables=_TABLES)
 
@@ -186,16 +189,29 @@ class Notifications:
         return delivered
 
     def _post(self, url: str, payload: dict) -> str | None:
-        """POST ``payload`` as JSON; None on a 2xx answer, else why not."""
+        """POST ``payload`` as JSON; None on a 2xx answer, else why not (a redirect is an answer, not followed)."""
+        refused = self.policy.refusal(url)
+        if refused is not None:
+            return f"refused by the webhook policy: {refused}"[:300]
         req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "owlpipe-notifier"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with _OPENER.open(req, timeout=self.timeout) as resp:
                 return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
         except urllib.error.HTTPError as exc:
             return f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError, ValueError) as exc:
             return f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"[:300]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect could lead a delivery to an address the policy refuses: report it as the HTTP error it is."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 class NotifierThread(threading.Thread):
