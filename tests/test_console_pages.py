@@ -170,3 +170,43 @@ def test_dataset_story_shows_versions_and_previews(site, tmp_path, client):
     assert flt.sha256 in page and f"<td>{flt.size}</td>" in page
     assert f'<img src="/api/datasets/{ds}/files/{ds}_flt_thumb.jpg?version=2"' in page
     assert f'href="/api/datasets/{ds}/files/{ds}_flt.jpg"' in page and "Never submitted" in page
+
+
+def test_sessions_survive_a_restart_and_end_with_logout_expiry_or_revocation(site, client):
+    """Sessions are rows of the site database (the id's hash only): a new server process keeps them."""
+    import hashlib
+    import time
+
+    from sqlalchemy import select, update
+
+    from pipeline.service.console.session import COOKIE, SessionRow
+
+    store = TokenStore(site)
+    token, record = store.create("ann", role="operator")
+    log_in(client, token)
+    sid = client.cookies[COOKIE]
+    restarted = TestClient(create_app(site, mounts=[mount()]))  # another app over the same site
+    restarted.cookies.set(COOKIE, sid, path="/console")
+    assert restarted.get("/console/", follow_redirects=False).status_code == 200
+    assert csrf_of(restarted, ASN) == csrf_of(client, ASN)  # derived from the session id, not stored
+    engine = Blackboard(site.database_url).engine
+    with engine.connect() as conn:
+        rows = conn.execute(select(SessionRow.digest, SessionRow.user)).all()
+    assert rows == [(hashlib.sha256(sid.encode()).hexdigest(), "ann")]  # no session id in the database
+
+    with engine.begin() as conn:  # expiry
+        conn.execute(update(SessionRow).values(expires=time.time() - 1))
+    assert restarted.get("/console/", follow_redirects=False).status_code == 303
+    with engine.begin() as conn:
+        conn.execute(update(SessionRow).values(expires=time.time() + 3600))
+    assert restarted.get("/console/", follow_redirects=False).status_code == 200
+    store.revoke(record.key)  # owl token revoke ends the sessions the token opened
+    assert restarted.get("/console/", follow_redirects=False).status_code == 303
+
+    token2, _ = store.create("ann", role="operator")
+    log_in(client, token2)
+    csrf = csrf_of(client, ASN)
+    client.post("/console/logout", data={"csrf": csrf}, follow_redirects=False)
+    stale = TestClient(create_app(site, mounts=[mount()]))
+    stale.cookies.set(COOKIE, client.cookies.get(COOKIE) or "", path="/console")
+    assert stale.get("/console/", follow_redirects=False).status_code == 303

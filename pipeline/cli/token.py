@@ -75,7 +75,7 @@ def list_(user, site_dir, config_file, as_json) -> None:
 def revoke(key, site_dir, config_file) -> None:
     """Revoke the token with this KEY (the 12 hex digits after 'owl_'; see 'owl token list')."""
     record = _store(site_dir, config_file).revoke(key)
-    click.echo(f"token {record.key} of {record.user} revoked")
+    click.echo(f"token {record.key} of {record.user} revoked (console sessions it opened end with it)")
 
 
 @click.command()

@@ -50,7 +50,7 @@ class Console:
         self.service = service
         self.site = service.site
         self.bb = Blackboard(self.site.database_url, self.site.database.busy_timeout)
-        self.sessions = Sessions(self.site.console.session_hours)
+        self.sessions = Sessions(self.site, self.site.console.session_hours)
 
 
 _made = threading.Lock()
