@@ -8,7 +8,7 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from pipeline.core.osf import Blackboard
+from pipeline.core.osf import COLUMNS, Blackboard
 from pipeline.orchestration.controller import Controller
 from pipeline.orchestration.dag import dag_files
 from pipeline.service.app import create_app
@@ -210,3 +210,47 @@ def test_sessions_survive_a_restart_and_end_with_logout_expiry_or_revocation(sit
     stale = TestClient(create_app(site, mounts=[mount()]))
     stale.cookies.set(COOKIE, client.cookies.get(COOKIE) or "", path="/console")
     assert stale.get("/console/", follow_redirects=False).status_code == 303
+
+
+def _events(lines, count: int) -> list[dict]:
+    """The next ``count`` data events of a server-sent event stream."""
+    import json
+
+    out = []
+    for line in lines:
+        if line.startswith("data: "):
+            out.append(json.loads(line[6:]))
+            if len(out) == count:
+                return out
+    raise AssertionError("stream ended")
+
+
+def test_grid_events_push_changes(site):
+    import httpx
+
+    from tests.service_kit import running
+
+    register(Blackboard(site.database_url))
+    with running(create_app(site, mounts=[mount()])) as base:
+        assert httpx.get(f"{base}/console/grid.events").status_code == 401  # login first, as for grid.json
+        assert httpx.get(f"{base}/console/grid.events?prefix=a%27--").status_code in (400, 401)
+    site.console.public_read = True
+    bb = Blackboard(site.database_url)
+    with running(create_app(site, mounts=[mount()])) as base, httpx.Client(timeout=20) as client:
+        with client.stream("GET", f"{base}/console/grid.events?since=0") as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            lines = r.iter_lines()
+            first = _events(lines, 1)[0]
+            assert first["total"] == 3 and set(first["rows"]) == {ASN, *MEMBERS}
+            bb.transition([MEMBERS[1]], "IN", "_", "e", who="test")
+            col = COLUMNS.index("IN")
+            for _ in range(8):  # one event a second while a change settles; the change comes within a few
+                pushed = _events(lines, 1)[0]
+                if MEMBERS[1] in pushed["rows"] and pushed["rows"][MEMBERS[1]]["status"][col] == "e":
+                    break
+            else:
+                raise AssertionError("the change was not pushed")
+            assert pushed["counts"]["IN"]["e"] == 2  # the member and its association
+        with client.stream("GET", f"{base}/console/grid.events",
+                           headers={"Last-Event-ID": str(pushed["stamp"] + 10)}) as r:  # a reconnect resumes
+            assert _events(r.iter_lines(), 1)[0]["rows"] == {}

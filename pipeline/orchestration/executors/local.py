@@ -36,6 +36,7 @@ from pipeline.core.exitcodes import ExitCode
 from pipeline.core.osf import Blackboard
 from pipeline.orchestration.dag import DagFiles, expand, stage_executable, write_dag
 from pipeline.orchestration.executors import hooks
+from pipeline.orchestration.executors.workers import WorkerBoard
 from pipeline.orchestration.workflow import DatasetGraph, Node, Workflow
 
 #: Local stand-in for DAGMan's DEFER delay: how long a held or busy node waits before its PRE reruns.
@@ -164,6 +165,7 @@ class LocalExecutor:
         self._preexec = _die_with_parent()
         self._env = {**os.environ, **site.environment()}
         self._logs: dict[NodeRun, list[IO]] = {}
+        self.board = WorkerBoard(site.areas.dags / "workers", self.workers)  # what each worker runs, for the console
 
     # -- submitting ----------------------------------------------------------------------------
     def submit(self, workflow: Workflow, dataset: str, *, priority: int | None = None,
@@ -321,12 +323,15 @@ class LocalExecutor:
         self._logs[n] = [out, err]
         n.state = State.RUNNING
         n.started = time.monotonic()
+        self.board.started(n.proc.pid, files.dataset, n.name, n.node.dataset, spec.column, n.retry + 1)
         self._emit("start", n.dag, n)
         return True
 
     def _finish(self, n: NodeRun, returncode: int, *, stopping: bool = False) -> None:
         for fh in self._logs.pop(n, []):
             fh.close()
+        if n.proc is not None:
+            self.board.finished(n.proc.pid)
         n.returncode = returncode
         n.exit_code = returncode
         n.proc = None

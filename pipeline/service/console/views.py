@@ -5,8 +5,10 @@ hold/release/remove/rescue`` and ``owl request``."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import threading
+import time
 from importlib.resources import files
 from urllib.parse import parse_qsl, urlencode
 
@@ -14,7 +16,7 @@ import jinja2
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pipeline.core.errors import OwlError
@@ -29,6 +31,8 @@ from pipeline.service.tokens import AuthFailure
 PAGE_SIZES = (50, 100, 200, 500)
 #: Seconds of OSF updates sent again on every poll: a writer's timestamp may precede its commit.
 SETTLE = 2.0
+#: Seconds one server-sent event stream of the grid lasts before the browser reconnects.
+STREAM_SECONDS = 15.0
 ACTIONS = ("retry", "hold", "release", "remove", "rescue", "request")
 #: Where an action's form may ask to return to (the page it was on).
 BACK = {"dag": "/console/dags/{name}", "campaigns": "/console/campaigns"}
@@ -158,21 +162,60 @@ def _workflows(c: Console) -> list[str]:
         return [r[0] for r in conn.execute(select(OSFRow.workflow).distinct().order_by(OSFRow.workflow)) if r[0]]
 
 
+def _delta(request: Request, since: float) -> dict:
+    """The page's order and counts, and its rows updated since ``since`` (less :data:`SETTLE`)."""
+    g = _page(request)[1]
+    return {"stamp": max([since, *(r.updated for r in g.rows)]), "total": g.total,
+            "order": [r.dataset for r in g.rows], "counts": g.counts,
+            "rows": {r.dataset: {"status": r.status, "parent": r.parent, "workflow": r.workflow, "data_id": r.data_id}
+                     for r in g.rows if r.updated > since - SETTLE}}
+
+
 async def grid_delta(request: Request) -> Response:
-    """The page's rows that changed since ``since`` (the newest OSF update the page has seen)."""
+    """The page's rows that changed since ``since`` (the newest OSF update the page has seen): the polling path."""
     if _reader(request) is not None:
         return JSONResponse({"error": "log in first"}, status_code=401)
     try:
-        since = float(request.query_params.get("since", "0"))
-        g = (await run_in_threadpool(_page, request))[1]
+        delta = await run_in_threadpool(_delta, request, float(request.query_params.get("since", "0")))
     except (OwlError, ValueError) as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    return JSONResponse({"stamp": max([since, *(r.updated for r in g.rows)]), "total": g.total,
-                         "order": [r.dataset for r in g.rows], "counts": g.counts,
-                         "rows": {r.dataset: {"status": r.status, "parent": r.parent, "workflow": r.workflow,
-                                              "data_id": r.data_id}
-                                  for r in g.rows if r.updated > since - SETTLE}},
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse(delta, headers={"Cache-Control": "no-store"})
+
+
+async def grid_events(request: Request) -> Response:
+    """Server-sent events of the same deltas, pushed within a second of an OSF change (``EventSource``).
+
+    Each stream ends after :data:`STREAM_SECONDS` (bounded work per connection, no stream outlives a
+    shutdown for long); the browser reconnects by itself with ``Last-Event-ID`` = the stamp it has.
+    """
+    if _reader(request) is not None:
+        return JSONResponse({"error": "log in first"}, status_code=401)
+    try:
+        since = float(request.headers.get("last-event-id") or request.query_params.get("since", "0"))
+        _filters(request)
+    except (OwlError, ValueError) as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return StreamingResponse(_events(request, since), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def _events(request: Request, since: float):
+    c = _console(request)
+    yield "retry: 1000\n\n"
+    end = time.monotonic() + STREAM_SECONDS
+    seen, changed, quiet = None, 0.0, 0
+    while time.monotonic() < end:
+        stamp = await run_in_threadpool(_stamp, c.bb)
+        if stamp != seen:
+            seen, changed = stamp, time.monotonic()
+        if time.monotonic() - changed <= SETTLE + 1:  # a change, and a late commit may still follow it
+            delta = await run_in_threadpool(_delta, request, since)
+            since = delta["stamp"]
+            yield f"id: {since!r}\ndata: {json.dumps(delta, separators=(',', ':'))}\n\n"
+            quiet = 0
+        elif (quiet := quiet + 1) % 10 == 0:
+            yield ": quiet\n\n"  # keeps proxies from closing an idle stream
+        await asyncio.sleep(1.0)
 
 
 async def dataset_page(request: Request) -> Response:
@@ -277,9 +320,11 @@ def _act(c: Console, action: str, dataset: str, from_stage: str | None) -> str:
 
 
 def _machines(c: Console) -> dict:
-    """Recent submissions by state, the throttles, and which datasets each stage processes now."""
+    """Recent submissions by state, the throttles, which datasets each stage processes now, and what
+    each local executor's workers run (their records in the dags area)."""
     from pipeline.orchestration.controller import Controller
     from pipeline.orchestration.dag import dag_files
+    from pipeline.orchestration.executors.workers import read_workers
 
     subs = Controller(c.site).submissions()
     states: dict[str, int] = {}
@@ -292,7 +337,8 @@ def _machines(c: Console) -> dict:
     recent = list(reversed(subs))[:100]
     halted = {sub.dataset for sub in recent if dag_files(c.site, sub.dataset).halt.exists()}
     return {"subs": recent, "halted": halted, "states": states, "busy": busy, "waiting": waiting,
-            "throttles": c.site.throttles, "executor": c.site.executor}
+            "throttles": c.site.throttles, "executor": c.site.executor,
+            "workers": read_workers(c.site.areas.dags / "workers")}
 
 
 async def dags_page(request: Request) -> Response:
@@ -385,6 +431,7 @@ async def action(request: Request) -> Response:
 routes = [
     Route("/", grid_page, name="grid"),
     Route("/grid.json", grid_delta),
+    Route("/grid.events", grid_events),
     Route("/datasets/{dataset}", dataset_page),
     Route("/datasets/{dataset}/{action}", action, methods=["POST"]),
     Route("/dags", dags_page),

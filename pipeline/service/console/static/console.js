@@ -1,4 +1,5 @@
-// owl console: live grid (polls a compact JSON delta; never reloads, so filters and scroll stay),
+// owl console: live grid (server-sent events of a compact JSON delta, polling the same delta where
+// EventSource is missing or refused; never reloads, so filters and scroll stay),
 // and association rows that fold their members away.
 "use strict";
 (function () {
@@ -76,21 +77,36 @@
     }
   }
 
+  function fresh(delta, how) {
+    apply(delta);
+    stamp = delta.stamp;
+    grid.dataset.live = how;
+    live.textContent = "live"; live.classList.remove("stale");
+  }
+
   async function poll() {
     try {
       const r = await fetch("/console/grid.json?" + grid.dataset.query + "&since=" + stamp,
                             { credentials: "same-origin", cache: "no-store" });
       if (!r.ok) throw new Error(r.status);
-      const delta = await r.json();
-      apply(delta);
-      stamp = delta.stamp;
-      live.textContent = "live"; live.classList.remove("stale");
+      fresh(await r.json(), "poll");
     } catch (err) {
       live.textContent = "not updating (" + err.message + ")"; live.classList.add("stale");
     }
     setTimeout(poll, 1000);
   }
-  setTimeout(poll, 1000);
+
+  // events first; a stream the server refuses (logged out, proxy) falls back to polling
+  function listen() {
+    const source = new EventSource("/console/grid.events?" + grid.dataset.query + "&since=" + stamp);
+    source.onmessage = (ev) => fresh(JSON.parse(ev.data), "events");
+    source.onerror = () => {
+      if (source.readyState !== EventSource.CLOSED) return;  // the browser reconnects by itself
+      source.close();
+      setTimeout(poll, 1000);
+    };
+  }
+  if (window.EventSource) listen(); else setTimeout(poll, 1000);
 
   tbody.addEventListener("click", (ev) => {
     const button = ev.target.closest("button.toggle");
