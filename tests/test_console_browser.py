@@ -4,6 +4,7 @@ downlink runs through the local executor while the page is open, and the tests a
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
@@ -106,6 +107,7 @@ def test_operator_watches_a_downlink_sees_a_failure_and_retries_it(site, tmp_pat
             shown = cb.wait_for(settled, "the association complete and the singleton failed in CA", timeout=120)
             assert watcher.error is None
             assert driver.execute_script("return window.sameDocument") == "yes"  # updated without reload
+            assert driver.execute_script("return document.getElementById('grid').dataset.live") == "events"  # SSE
             assert list(shown) == [ASN, *MEMBERS, SINGLE]  # members right after their association
             cell = driver.find_element(By.CSS_SELECTOR, f'#r-{SINGLE} td[data-col="CA"]')
             assert cell.text == "e" and "Le" in cell.get_attribute("class") and "error" in cell.get_attribute("title")
@@ -165,6 +167,7 @@ def test_operator_watches_a_downlink_sees_a_failure_and_retries_it(site, tmp_pat
             driver.save_screenshot(str(shots / "dag.png"))
             driver.find_element(By.LINK_TEXT, "← DAGs").click()
             assert "held" in driver.find_element(By.LINK_TEXT, ASN).find_element(By.XPATH, "../..").text
+            assert f"Executor pid {os.getpid()}" in driver.find_element(By.TAG_NAME, "main").text  # the watcher's workers
 
             # on a phone the page does not overflow sideways: the grid scrolls inside its own box
             driver.set_window_size(390, 844)
@@ -172,6 +175,7 @@ def test_operator_watches_a_downlink_sees_a_failure_and_retries_it(site, tmp_pat
             assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
             assert driver.find_element(By.CSS_SELECTOR, f"#r-{SINGLE} a").is_displayed()
             driver.save_screenshot(str(shots / "phone.png"))
+            driver.get("about:blank")  # close the grid's event stream before the server stops
         assert watcher.error is None
     actions = [(a.action, a.status, a.user) for a in AuditLog(site).recent()]
     assert ("console-retry", 200, "ann") in actions
