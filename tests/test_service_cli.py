@@ -52,7 +52,7 @@ def test_token_program_and_audit_commands(site):
 def test_owl_serve_process_logs_and_stops_on_sigterm(site, tmp_path):
     fill(site, tmp_path / "src")
     port = free_port()
-    env = {**os.environ, "OWL_SITE": str(site.root)}
+    env = {**os.environ, "OWL_SITE": str(site.root), "OWL_CONSOLE__PUBLIC_READ": "true"}
     owl = str(Path(sys.executable).parent / "owl")
     proc = subprocess.Popen([owl, "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -68,12 +68,18 @@ def test_owl_serve_process_logs_and_stops_on_sigterm(site, tmp_path):
         assert r.status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/api/datasets/{PRIVATE}/files/{PRIVATE}_raw.fits",
                          headers={"Authorization": "Bearer owl_0123456789ab_secret"}).status_code == 401
+        events = httpx.stream("GET", f"http://127.0.0.1:{port}/console/grid.events", timeout=30)
+        stream = events.__enter__()  # an open console grid: a stream that would last 15 s
+        assert stream.headers["content-type"].startswith("text/event-stream")
         proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
         _out, err = proc.communicate(timeout=20)
+        assert time.monotonic() - t0 < 4.0  # the stream ended at once, not after uvicorn's 5 s grace
+        events.__exit__(None, None, None)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    lines = [line for line in err.splitlines() if " GET " in line]
+    lines = [line for line in err.splitlines() if " GET /api" in line]
     assert len(lines) == 2 and f"/api/datasets/{PRIVATE} 200" in lines[0] and " 401 " in lines[1]
     assert "secret" not in err and "stopped" in err.splitlines()[-1]

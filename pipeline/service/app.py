@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
 
@@ -44,6 +45,8 @@ class ServiceState:
         self.audit = AuditLog(site)
         self.notifications = Notifications(site, backoff=webhook_backoff)
         self.throttle = FailureThrottle()
+        #: Set when the server begins to stop: long-lived answers (the console's event streams) end then.
+        self.stopping = threading.Event()
         self._public_url = public_url.rstrip("/") if public_url else None
 
     def public_url(self, request: Request) -> str:

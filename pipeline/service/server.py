@@ -30,16 +30,21 @@ def serve(site: Site, *, host: str = "127.0.0.1", port: int = 8080, public_url: 
     app = create_app(site, public_url=public_url, notify_interval=notify_interval, mounts=[mount()])
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning",
                             timeout_graceful_shutdown=5, server_header=False)
-    server = _server_class(uvicorn)(config)
+    server = _server_class(uvicorn, app.state.service.stopping)(config)
     logger.info("serving site %s on http://%s:%d (SIA v2: /sia, JSON: /api, console: /console)", site.root, host, port)
     server.run()
     logger.info("stopped")
 
 
-def _server_class(uvicorn):
+def _server_class(uvicorn, stopping):
     class Server(uvicorn.Server):
         """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; for a service that is the normal
-        end, so the process exits 0 (and logs that it stopped) instead of dying of the signal."""
+        end, so the process exits 0 (and logs that it stopped) instead of dying of the signal. The
+        signal also sets ``stopping``, which ends open event streams instead of waiting them out."""
+
+        def handle_exit(self, sig, frame) -> None:
+            stopping.set()
+            super().handle_exit(sig, frame)
 
         @contextlib.contextmanager
         def capture_signals(self):

@@ -185,8 +185,8 @@ async def grid_delta(request: Request) -> Response:
 async def grid_events(request: Request) -> Response:
     """Server-sent events of the same deltas, pushed within a second of an OSF change (``EventSource``).
 
-    Each stream ends after :data:`STREAM_SECONDS` (bounded work per connection, no stream outlives a
-    shutdown for long); the browser reconnects by itself with ``Last-Event-ID`` = the stamp it has.
+    Each stream ends after :data:`STREAM_SECONDS` (bounded work per connection), or within a second
+    when the server stops; the browser reconnects by itself with ``Last-Event-ID`` = the stamp it has.
     """
     if _reader(request) is not None:
         return JSONResponse({"error": "log in first"}, status_code=401)
@@ -204,7 +204,7 @@ async def _events(request: Request, since: float):
     yield "retry: 1000\n\n"
     end = time.monotonic() + STREAM_SECONDS
     seen, changed, quiet = None, 0.0, 0
-    while time.monotonic() < end:
+    while time.monotonic() < end and not c.service.stopping.is_set():
         stamp = await run_in_threadpool(_stamp, c.bb)
         if stamp != seen:
             seen, changed = stamp, time.monotonic()
