@@ -17,9 +17,6 @@ from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import sha256_file
 from pipeline.core.names import DatasetName
 from pipeline.core.stage import Stage, StageContext, stage_main
-from pipeline.science.telemetry.decode import decode_pod
-from pipeline.science.telemetry.receipt import associations_dir, received_pod
-from pipeline.science.telemetry.sources import ASN_RECORD_KIND, POD_KIND, newest_archived
 
 
 class Ingest(Stage):
@@ -29,6 +26,10 @@ class Ingest(Stage):
     summary = "Archive the raw pod files (content-addressed, checksummed, catalogued)"
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.science.telemetry.decode import decode_pod  # numpy: after the OSF claim (fast start-up)
+        from pipeline.science.telemetry.receipt import associations_dir, received_pod
+        from pipeline.science.telemetry.sources import ASN_RECORD_KIND, POD_KIND, newest_archived
+
         archive = Archive(ctx.site)
         association = ctx.dataset.name if ctx.dataset.is_association else None
         for member in ctx.member_names():
@@ -52,6 +53,8 @@ class Ingest(Stage):
     @staticmethod
     def _archive(ctx: StageContext, archive: Archive, dataset: DatasetName, path: Path, kind: str,
                  metadata: dict) -> None:
+        from pipeline.science.telemetry.sources import newest_archived
+
         sha = sha256_file(path)
         newest = newest_archived(archive, dataset, kind)
         if newest is not None and newest[0] == sha:
