@@ -95,8 +95,11 @@ def _pvw_association(tmp: Path, flts: list[Path], drz: Path) -> list[Result]:
             preview.make_previews(path, work)
 
     seconds, _ = median_time(pvw, repeats=3, warmup=1)
+    cpu = time.process_time()
+    pvw()
+    cpu = time.process_time() - cpu  # the figure that holds when other jobs share the cores
     return [Result(f"PVW: full-frame UVIS dither pair ({len(sources)} images: raw, flt, flc, drz, drc)", seconds, "s",
-                   goal=1.5, details={"per_image_s": round(seconds / len(sources), 3)})]
+                   goal=1.5, details={"per_image_s": round(seconds / len(sources), 3), "cpu_s": round(cpu, 3)})]
 
 
 def _archive(tmp: Path, flt: Path, drz: Path) -> list[Result]:
