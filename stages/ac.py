@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from astropy.io import fits
-
-from pipeline.core.asntable import read_asn_table
 from pipeline.core.names import DatasetName, parse_dataset
 from pipeline.core.stage import Stage, StageContext, stage_main
-from pipeline.science.checks import ac
 from pipeline.science.checks.rules import Failure, raise_failures
 
 #: Products checked when present, wherever they came from (MD writes the drizzled ones).
@@ -18,6 +14,8 @@ OPTIONAL_SUFFIXES = ("flc", "crc", "drz", "drc")
 
 def _member_products(work: Path, member: DatasetName) -> tuple[Path | None, list[str]]:
     """(raw path or None, suffixes calibration must have written for this member)."""
+    from astropy.io import fits  # after the OSF claim (fast start-up)
+
     if member.instrument == "cos":
         return None, ["x1d"]
     raw = work / member.file("raw")
@@ -31,6 +29,8 @@ def _member_products(work: Path, member: DatasetName) -> tuple[Path | None, list
 
 def _association_products(work: Path, dataset: DatasetName) -> list[tuple[DatasetName, str, bool]]:
     """(product name, suffix, required) of the association itself."""
+    from pipeline.core.asntable import read_asn_table
+
     if dataset.instrument == "cos":  # calcos names the summed spectrum after the association
         return [(dataset, "x1dsum", True)]
     asn = work / dataset.file("asn")
@@ -49,6 +49,8 @@ class AfterCalibrationChecks(Stage):
     summary = "check that calibration completed and its products are sane"
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.science.checks import ac  # numpy, astropy: after the OSF claim (fast start-up)
+
         ceiling = ctx.site.checks.max_flagged_fraction
         failures: list[Failure] = []
         checked: set[Path] = set()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from pipeline.core.errors import BadInput
 from pipeline.core.stage import Stage, StageContext, stage_main
-from pipeline.science import refs
-from pipeline.science.checks import bc
-from pipeline.science.checks.rules import raise_failures
 
 
 class BeforeCalibrationChecks(Stage):
@@ -16,6 +13,10 @@ class BeforeCalibrationChecks(Stage):
     summary = "check headers, switches and every needed reference before calibration"
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.science import refs  # astropy: after the OSF claim (fast start-up)
+        from pipeline.science.checks import bc
+        from pipeline.science.checks.rules import raise_failures
+
         cache = refs.cache_root(ctx.site)
         members = ctx.member_names()
         failures = []

@@ -23,21 +23,19 @@ import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from astropy.io import fits
-
-from pipeline.core.asntable import AsnTable, read_asn_table
 from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import file_lock
 from pipeline.core.names import DatasetName, parse_dataset
 from pipeline.core.stage import Stage, StageContext, stage_main
 from pipeline.core.trailer import Trailer
-from pipeline.science.calib import builtin
-from pipeline.science.calib.api import LogSink, choose_engine, log_sink
-from pipeline.science.calib.cos import run_calcos
-from pipeline.science.calib.hstcal import run_hstcal
-from pipeline.science.calib.imageio import read_exposure
-from pipeline.science.calib.ir import engine as ir_engine
+
+if TYPE_CHECKING:  # the engines import numpy and astropy: only after the OSF claim (fast start-up)
+    from astropy.io import fits
+
+    from pipeline.core.asntable import AsnTable
+    from pipeline.science.calib.api import LogSink
 
 CR_SWITCHES = ("CRCORR", "RPTCORR")
 
@@ -70,6 +68,8 @@ class Calibrate(Stage):
     summary = "calibrate an exposure (built-in engine, hstcal or calcos); the last CR-SPLIT member combines"
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.science.calib.api import log_sink
+
         if ctx.dataset.is_association:
             self._finish(ctx, ctx.dataset, ctx.work, log_sink(ctx.trailer))
         else:
@@ -77,6 +77,14 @@ class Calibrate(Stage):
 
     # ---------------------------------------------------------------------------------- exposure
     def _exposure(self, ctx: StageContext) -> None:
+        from astropy.io import fits
+
+        from pipeline.science.calib import builtin
+        from pipeline.science.calib.api import choose_engine, log_sink
+        from pipeline.science.calib.cos import run_calcos
+        from pipeline.science.calib.hstcal import run_hstcal
+        from pipeline.science.calib.ir import engine as ir_engine
+
         entry = ctx.osf.find(ctx.dataset)
         parent = parse_dataset(entry.parent) if entry is not None and entry.parent else None
         work = ctx.site.work_dir(parent) if parent is not None else ctx.work
@@ -124,6 +132,8 @@ class Calibrate(Stage):
     # ------------------------------------------------------------------------------- association
     @staticmethod
     def _asn(work: Path, parent: DatasetName) -> AsnTable | None:
+        from pipeline.core.asntable import read_asn_table
+
         path = work / parent.file("asn")
         return read_asn_table(path) if path.is_file() else None
 
@@ -159,6 +169,15 @@ class Calibrate(Stage):
         return sink
 
     def _finish(self, ctx: StageContext, name: DatasetName, work: Path, log: LogSink | None) -> None:
+        from astropy.io import fits
+
+        from pipeline.core.asntable import read_asn_table
+        from pipeline.science.calib import builtin
+        from pipeline.science.calib.api import choose_engine
+        from pipeline.science.calib.cos import run_calcos
+        from pipeline.science.calib.hstcal import run_hstcal
+        from pipeline.science.calib.imageio import read_exposure
+
         asn_path = work / name.file("asn")
         if not asn_path.is_file():
             ctx.log(f"{name}: no association table; nothing to combine")

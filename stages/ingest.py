@@ -14,12 +14,8 @@ from pathlib import Path
 
 from pipeline.archive.store import Archive, catalogue_fields, header_dict
 from pipeline.core.errors import BadInput
-from pipeline.core.fsutil import sha256_file
 from pipeline.core.names import DatasetName
 from pipeline.core.stage import Stage, StageContext, stage_main
-from pipeline.science.telemetry.decode import decode_pod
-from pipeline.science.telemetry.receipt import associations_dir, received_pod
-from pipeline.science.telemetry.sources import ASN_RECORD_KIND, POD_KIND, newest_archived
 
 
 class Ingest(Stage):
@@ -29,6 +25,10 @@ class Ingest(Stage):
     summary = "Archive the raw pod files (content-addressed, checksummed, catalogued)"
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.science.telemetry.decode import decode_pod  # numpy: after the OSF claim (fast start-up)
+        from pipeline.science.telemetry.receipt import associations_dir, received_pod
+        from pipeline.science.telemetry.sources import ASN_RECORD_KIND, POD_KIND, newest_archived
+
         archive = Archive(ctx.site)
         association = ctx.dataset.name if ctx.dataset.is_association else None
         for member in ctx.member_names():
@@ -52,13 +52,14 @@ class Ingest(Stage):
     @staticmethod
     def _archive(ctx: StageContext, archive: Archive, dataset: DatasetName, path: Path, kind: str,
                  metadata: dict) -> None:
-        sha = sha256_file(path)
-        newest = newest_archived(archive, dataset, kind)
-        if newest is not None and newest[0] == sha:
-            ctx.log(f"{path.name} already archived as {dataset} version {newest[1]}")
-            return
+        """Archive one file; the archive hashes it in its one read and returns the served version on a rerun."""
+        known = set(archive.versions(dataset))
         version = archive.ingest(dataset, [(path, kind)], metadata)
-        ctx.log(f"archived {path.name} ({path.stat().st_size} bytes, sha256 {sha[:16]}...) "
+        if version in known:
+            ctx.log(f"{path.name} already archived as {dataset} version {version}")
+            return
+        (stored,) = archive.files(dataset, version, kind)
+        ctx.log(f"archived {path.name} ({stored.size} bytes, sha256 {stored.sha256[:16]}...) "
                 f"as {dataset} version {version}")
 
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from astropy.io import fits
-
 from pipeline.archive.store import Archive
-from pipeline.core.asntable import read_asn_table
 from pipeline.core.config import Site
 from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import copy_atomic
@@ -28,6 +25,8 @@ def staging_dir(site: Site, dataset: DatasetName | str) -> Path:
 
 
 def _check_raw(path: Path, member: DatasetName) -> None:
+    from astropy.io import fits  # after the OSF claim (fast start-up)
+
     try:
         with fits.open(path) as hdul:
             header = hdul[0].header
@@ -53,6 +52,8 @@ class IngestFits(Stage):
     summary = "Archive staged raw FITS (recalibrate workflow) and put working copies where 2FITS would"
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.core.asntable import read_asn_table  # numpy, astropy: after the OSF claim
+
         source = staging_dir(ctx.site, ctx.dataset)
         archive = Archive(ctx.site)
         association = ctx.dataset.name if ctx.dataset.is_association else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pipeline.core.stage import Stage, StageContext, stage_main
-from pipeline.science import drizzle
 
 
 class Drizzle(Stage):
@@ -14,6 +13,8 @@ class Drizzle(Stage):
                "(offline, on copies; fails if drizzlepac drops any input)")
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.science import drizzle  # astropy, drizzlepac: after the OSF claim (fast start-up)
+
         if ctx.dataset.instrument.upper() not in drizzle.DRIZZLED_INSTRUMENTS:
             ctx.log(f"MD does not apply to {ctx.dataset.instrument.upper()} data: no drizzled product")
             return

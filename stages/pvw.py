@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pipeline.core.errors import BadInput
 from pipeline.core.stage import Stage, StageContext, stage_main
-from pipeline.science import preview, products
 
 
 class Previews(Stage):
@@ -15,6 +14,8 @@ class Previews(Stage):
                "flux-versus-wavelength PNG per segment for x1d/x1dsum spectra")
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.science import preview, products  # numpy, astropy: after the OSF claim (fast start-up)
+
         sources = products.previewable_files(ctx.work, ctx.dataset, ctx.member_names())
         if not sources:
             raise BadInput(f"{ctx.dataset}: no product to preview in {ctx.work}")

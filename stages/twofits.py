@@ -8,18 +8,18 @@ atomically into the association's (or singleton's) work directory.
 
 from __future__ import annotations
 
-from astropy.io import fits
+from typing import TYPE_CHECKING
 
 from pipeline.archive.store import Archive
-from pipeline.core.asntable import ASN_KINDS, build_asn_table
 from pipeline.core.errors import BadInput, ConfigError
 from pipeline.core.fsutil import atomic_write_fits
 from pipeline.core.names import DatasetName
 from pipeline.core.stage import Stage, StageContext, stage_main
-from pipeline.science.telemetry.dan import AssociationEntry
-from pipeline.science.telemetry.decode import decode_pod
-from pipeline.science.telemetry.rawfits import calibration_switches, check_identity, raw_hdulist, spt_hdulist
-from pipeline.science.telemetry.sources import find_association, find_pod
+
+if TYPE_CHECKING:
+    from astropy.io import fits
+
+    from pipeline.science.telemetry.dan import AssociationEntry
 
 
 class TwoFits(Stage):
@@ -29,6 +29,9 @@ class TwoFits(Stage):
     summary = "Decode pod packets into _raw.fits, _spt.fits and _asn.fits with full headers and switches"
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.core.asntable import ASN_KINDS, build_asn_table  # numpy, astropy: after the OSF claim
+        from pipeline.science.telemetry.sources import find_association
+
         archive = Archive(ctx.site)
         asn = find_association(ctx.site, archive, ctx.dataset) if ctx.dataset.is_association else None
         if asn is not None:
@@ -48,6 +51,11 @@ class TwoFits(Stage):
     def _convert(ctx: StageContext, archive: Archive, member: DatasetName,
                  asn: AssociationEntry | None) -> fits.Header:
         """Write one member's _raw and _spt; return the raw primary header."""
+        from pipeline.core.asntable import ASN_KINDS
+        from pipeline.science.telemetry.decode import decode_pod
+        from pipeline.science.telemetry.rawfits import calibration_switches, check_identity, raw_hdulist, spt_hdulist
+        from pipeline.science.telemetry.sources import find_pod
+
         source = find_pod(ctx.site, archive, member)
         try:
             decoded = decode_pod(source.path, f"{member}.pod")

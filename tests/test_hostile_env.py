@@ -85,7 +85,8 @@ def test_a_stage_imports_telemetry_without_home(tmp_path):
     """ccsdspy writes its config directory under HOME at import: a job without HOME must still start."""
     env = {k: v for k, v in os.environ.items() if k != "HOME"}
     env["TMPDIR"] = str(tmp_path)
-    code = "import stages.twofits, os; print(os.environ['HOME'])"
+    # the stage imports the decoder (and ccsdspy) in its run, after the OSF claim: import both here
+    code = "import stages.twofits, pipeline.science.telemetry.decode, os; print(os.environ['HOME'])"
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == str(tmp_path / f"owlpipe-home-{os.getuid()}")

@@ -93,7 +93,7 @@ def test_stages_never_import_the_face():
 def test_every_owl_command_lives_under_pipeline_cli():
     from pipeline.cli import COMMANDS
 
-    outside = {name: target for name, target in COMMANDS.items() if not target.startswith("pipeline.cli.")}
+    outside = {name: target for name, (target, _help) in COMMANDS.items() if not target.startswith("pipeline.cli.")}
     assert outside == {}
 
 

@@ -2,16 +2,21 @@
 
 Files live under ``site.areas.archive/blobs/ab/<sha256>``, named by their content, written once
 (temporary file, fsync, hard link into place: an existing blob is never overwritten) and made
-read-only. The catalogue (tables ``archive_version`` and ``archive_file`` on the shared
-:class:`pipeline.core.db.Base`) maps dataset, version and file kind to blobs.
+read-only. Each file's bytes are read once: a source in the site's work or receipt area (which the
+pipeline writes only by atomic rename, never in place) on the archive's file system is hard-linked
+into the temporary area (no copy; the shared inode becomes read-only) and hashed by that one read;
+any other source (a user's file that may later be edited in place, another file system) is hashed
+while it is copied (see :meth:`Archive._stage_file`). The catalogue (tables
+``archive_version`` and ``archive_file`` on the shared :class:`pipeline.core.db.Base`) maps dataset,
+version and file kind to blobs.
 
 Every :meth:`Archive.ingest` call creates one new version of its dataset holding all the files of
 that call; older versions are kept, and the newest file of each kind is what is served. Repeating
 an ingest whose files are exactly what is already served returns that version instead (a rerun
-converges). The
-checksum is computed while copying and re-verified (source *and* stored copy) immediately before
-the catalogue commits, so a file that changed in between is refused with nothing catalogued and no
-new blob left behind.
+converges). The checksum is computed while staging; immediately before the catalogue commits each
+source's identity, size and modification time are compared with those it had when it was hashed (a
+``stat``, not a re-read), so a file that changed in between is refused with nothing catalogued and no
+new blob left behind. The stored bytes are checked against their names by ``owl archive verify``.
 
 Each version also carries the catalogue fields (instrument, detector, target, filters, ...) and the
 primary header keywords of its raw file (else its first FITS file), plus those only its first
@@ -23,11 +28,12 @@ supply (pods before 2FITS, previews) are carried forward from the dataset's prev
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import math
 import os
 import re
-import tempfile
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -227,6 +233,19 @@ class _Staged:
     tmp: Path
     sha256: str
     size: int
+    #: The source's :func:`_fingerprint` when it was hashed.
+    fingerprint: tuple[int, int, int, int]
+
+
+def _fingerprint(path: Path) -> tuple[int, int, int, int]:
+    """(device, inode, size, mtime in ns): what changes when a file is replaced, extended or edited in place."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+#: errno values of a hard link the kernel refuses (other file system, protected_hardlinks, no support):
+#: the source is copied instead.
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
 # -- header extraction -----------------------------------------------------------------------------
@@ -348,6 +367,8 @@ class Archive:
         self.root = site.areas.archive
         self.blobs = self.root / "blobs"
         self.tmp = self.blobs / "tmp"
+        #: Areas whose files may share an inode with a blob: the pipeline never edits them in place.
+        self.linkable = (site.areas.work.resolve(), site.areas.receipt.resolve())
         self.engine = engine_for(site.database_url, site.database.busy_timeout)
         self.lock_timeout = site.database.busy_timeout
         create_tables(self.engine, _TABLES)
@@ -458,39 +479,71 @@ class Archive:
         return header, fields
 
     def _stage_file(self, path: Path, kind: str) -> _Staged:
-        """Copy ``path`` into the temporary area, hashing while copying; the copy is fsynced."""
-        h = hashlib.sha256()
-        size = 0
-        fd, tmp = tempfile.mkstemp(prefix=".ingest.", suffix=".tmp", dir=self.tmp)
+        """Stage ``path`` in the temporary area and hash it, reading its bytes exactly once.
+
+        A source in :attr:`linkable` areas on the archive's file system is staged as a hard link,
+        made read-only (the blob will share that inode, so in-place writers must be kept off it), and
+        the one read is the hash; any other is copied, hashed chunk by chunk as it is written, fsynced.
+        A source that changes while it is read is refused.
+        """
+        before = _fingerprint(path)
+        tmp = self.tmp / f".ingest.{os.getpid()}.{secrets.token_hex(8)}.tmp"
         try:
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as inp:
-                while chunk := inp.read(_CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            if self._may_link(path) and self._link(path, tmp):
+                os.chmod(tmp, 0o444)
+                sha, size = sha256_file(tmp), before[2]
+            else:
+                sha, size = self._copy_hashing(path, tmp)
+            fingerprint = _fingerprint(path)
+            if fingerprint != before:
+                raise BadInput(f"{path.name} changed while it was archived; nothing archived", path=path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+                tmp.unlink()
             raise
-        return _Staged(path, kind, path.name, Path(tmp), h.hexdigest(), size)
+        return _Staged(path, kind, path.name, tmp, sha, size, fingerprint)
+
+    def _may_link(self, path: Path) -> bool:
+        resolved = path.resolve()
+        return any(resolved.is_relative_to(area) for area in self.linkable)
+
+    @staticmethod
+    def _link(path: Path, tmp: Path) -> bool:
+        """Hard-link ``path`` as ``tmp``; False when the kernel refuses (see :data:`_NO_LINK`)."""
+        try:
+            os.link(path, tmp)
+        except OSError as exc:
+            if exc.errno in _NO_LINK:
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _copy_hashing(path: Path, tmp: Path) -> tuple[str, int]:
+        """Copy ``path`` to ``tmp`` (fsynced), hashing each chunk as it passes: (sha256, size)."""
+        h = hashlib.sha256()
+        size = 0
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as inp:
+            while chunk := inp.read(_CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        return h.hexdigest(), size
 
     def _recheck(self, staged: list[_Staged]) -> None:
-        """Re-hash every source and its staged copy; refuse if either differs from the copy-time hash."""
+        """Refuse if a source was replaced or modified since it was hashed (a stat each, no re-read)."""
         for s in staged:
             try:
-                now = sha256_file(s.source)
+                now = _fingerprint(s.source)
             except FileNotFoundError:
                 raise BadInput(f"{s.source} disappeared between copy and catalogue; nothing archived") from None
-            if now != s.sha256:
-                raise BadInput(f"{s.source.name} changed between copy and catalogue (sha256 {s.sha256[:12]}... "
-                               f"at copy, {now[:12]}... now); nothing archived", path=s.source)
-            copy = sha256_file(s.tmp)
-            if copy != s.sha256:
-                raise OwlError(f"copy of {s.source.name} in {self.tmp} does not match its source "
-                               f"(sha256 {copy[:12]}... != {s.sha256[:12]}...): storage error; nothing archived",
-                               code=ExitCode.TRANSIENT_IO)
+            if now != s.fingerprint:
+                raise BadInput(f"{s.source.name} changed between copy and catalogue (size/modification time "
+                               f"{s.fingerprint[2]}/{s.fingerprint[3]} when hashed, {now[2]}/{now[3]} now); "
+                               "nothing archived", path=s.source)
 
     def _served_version(self, ds: DatasetName, staged: list[_Staged]) -> int | None:
         """The version already holding exactly these files, if it is what is served for their kinds."""

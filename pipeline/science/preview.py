@@ -1,7 +1,12 @@
 """Preview pictures of products: JPEGs of images, PNG plots of spectra.
 
-Images (``_raw``, ``_flt``/``_flc``, ``_crj``/``_crc``, ``_drz``/``_drc``) get a full-size JPEG
+Images (``_raw``, ``_flt``/``_flc``, ``_crj``/``_crc``, ``_drz``/``_drc``) get a JPEG
 ``<root>_<suffix>.jpg`` and a thumbnail ``<root>_<suffix>_thumb.jpg`` no larger than 128 pixels.
+The JPEG is full size up to ``PREVIEW_MAX`` pixels on its longer side; a bigger picture (a full
+frame: 4096 x 4102 for WFC3/UVIS) shows every f-th pixel of every f-th row for the smallest whole f
+that fits. Those pixels are read from the memory-mapped file and nothing else (a decimated read, no
+resampling), which keeps PVW near a second per full-frame association; the stretch is computed from
+the pixels shown, as it always was from a strided sample.
 Pixels are shown with an asinh stretch between robust limits (sky minus a few noise sigmas, a high
 percentile), so faint sky and bright stars both stay visible. Bad pixels (serious DQ flags, zero
 drizzle weight, NaN) are masked and drawn black. A file with several chips is laid out as the chips
@@ -41,6 +46,8 @@ HIGH_PERCENTILE = 99.8
 ASINH_SOFTENING = 0.02
 #: Pixels sampled to estimate limits (a strided sample keeps large frames fast).
 LIMIT_SAMPLE = 1_000_000
+#: Longest side of the full-size preview; a larger picture is decimated by the smallest whole factor that fits.
+PREVIEW_MAX = 1280
 JPEG_QUALITY = 90
 
 IMAGE_SUFFIXES = ("raw", "flt", "flc", "crj", "crc", "drz", "drc")
@@ -49,13 +56,19 @@ SPECTRUM_SUFFIXES = ("x1d", "x1dsum", "sx1")
 
 @dataclass
 class Chip:
-    """One science array with its mask and where it sits on the canvas (pixel origin, y up)."""
+    """One science array: where it sits on the canvas (full-resolution pixels, y up) and what is shown.
 
-    data: np.ndarray
-    bad: np.ndarray
+    ``data`` and ``bad`` hold every f-th pixel once :func:`read_decimated` has run (f = 1: all).
+    """
+
     header: fits.Header
+    shape: tuple[int, int]
+    hdus: tuple[fits.ImageHDU, fits.ImageHDU | None, fits.ImageHDU | None]  # SCI, DQ, WHT
+    mask_bits: int = DEFAULT_SDQFLAGS
     x0: int = 0
     y0: int = 0
+    data: np.ndarray | None = None
+    bad: np.ndarray | None = None
 
 
 # -- image previews ------------------------------------------------------------------------------------
@@ -63,31 +76,64 @@ def _is_extension(hdu, name: str) -> bool:
     return str(hdu.header.get("EXTNAME", "")).strip().upper() == name
 
 
+def _image_shape(hdu) -> tuple[int, int] | None:
+    """(ny, nx) of a 2-D image HDU from its header (no data read), else None."""
+    h = hdu.header
+    if int(h.get("NAXIS", 0) or 0) != 2:
+        return None
+    shape = int(h.get("NAXIS2", 0) or 0), int(h.get("NAXIS1", 0) or 0)
+    return shape if min(shape) > 0 else None
+
+
 def _chips(hdul: fits.HDUList, path: Path) -> list[Chip]:
-    """Science arrays with masks: DQ & SDQFLAGS for calibrated data, WHT <= 0 for drizzled data."""
+    """Science arrays with their DQ (masked by SDQFLAGS) and WHT (masked where <= 0) extensions."""
     by_ver: dict[tuple[str, int], fits.ImageHDU] = {}
     for hdu in hdul[1:]:
         name = str(hdu.header.get("EXTNAME", "")).strip().upper()
         by_ver[(name, int(hdu.header.get("EXTVER", 1)))] = hdu
-    scis = [h for h in hdul[1:] if _is_extension(h, "SCI") and h.data is not None and h.data.ndim == 2]
-    if not scis and hdul[0].data is not None and hdul[0].data.ndim == 2:
+    scis = [h for h in hdul[1:] if _is_extension(h, "SCI") and _image_shape(h) is not None]
+    if not scis and _image_shape(hdul[0]) is not None:
         scis = [hdul[0]]
     if not scis:
         raise BadInput(f"{path.name}: no 2-D science image to preview", path=path)
     flags = int(hdul[0].header.get("SDQFLAGS", 0) or 0)
     chips = []
     for sci in scis:
-        data = np.asarray(sci.data, dtype=np.float32)
-        bad = ~np.isfinite(data)
+        shape = _image_shape(sci)
         ver = int(sci.header.get("EXTVER", 1))
-        dq, wht = by_ver.get(("DQ", ver)), by_ver.get(("WHT", ver))
-        if dq is not None and dq.data is not None and dq.data.shape == data.shape:
-            mask_bits = int(sci.header.get("SDQFLAGS", flags) or DEFAULT_SDQFLAGS)
-            bad |= (dq.data.astype(np.int64) & mask_bits) != 0
-        if wht is not None and wht.data is not None and wht.data.shape == data.shape:
-            bad |= ~(wht.data > 0)
-        chips.append(Chip(data, bad, sci.header))
+        dq, wht = (by_ver.get((kind, ver)) for kind in ("DQ", "WHT"))
+        chips.append(Chip(sci.header, shape, (sci, *(h if h is not None and _image_shape(h) == shape else None
+                                                       for h in (dq, wht))),
+                          int(sci.header.get("SDQFLAGS", flags) or DEFAULT_SDQFLAGS)))
     return chips
+
+
+def _stored(hdu, step: int) -> np.ndarray:
+    """Every ``step``-th pixel of every ``step``-th row, scaled by BSCALE/BZERO, as float64.
+
+    The file is opened memory-mapped and unscaled, so only the pages holding those rows are read;
+    integer BLANK pixels become NaN.
+    """
+    raw = hdu.data[::step, ::step]
+    values = np.asarray(raw, dtype=np.float64)
+    scale, zero = float(hdu.header.get("BSCALE", 1.0)), float(hdu.header.get("BZERO", 0.0))
+    if scale != 1.0 or zero != 0.0:
+        values = values * scale + zero
+    blank = hdu.header.get("BLANK")
+    if blank is not None and raw.dtype.kind in "iu":
+        values[raw == blank] = np.nan
+    return values
+
+
+def read_decimated(chip: Chip, step: int) -> None:
+    """Fill ``chip.data`` and ``chip.bad`` with every ``step``-th pixel (see :func:`_stored`)."""
+    sci, dq, wht = chip.hdus
+    chip.data = _stored(sci, step).astype(np.float32)
+    chip.bad = ~np.isfinite(chip.data)
+    if dq is not None:
+        chip.bad |= (_stored(dq, step).astype(np.int64) & chip.mask_bits) != 0
+    if wht is not None:
+        chip.bad |= ~(_stored(wht, step) > 0)
 
 
 def _chip_wcs(header: fits.Header):
@@ -119,11 +165,11 @@ def layout(chips: list[Chip]) -> tuple[int, int]:
                 w = _chip_wcs(chip.header)
                 if w is None:
                     break
-                ny, nx = chip.data.shape
+                ny, nx = chip.shape
                 ra, dec = w.all_pix2world([(nx - 1) / 2], [(ny - 1) / 2], 0)
                 cx, cy = ref.all_world2pix(ra, dec, 0)
                 origins.append((cx[0] - (nx - 1) / 2, cy[0] - (ny - 1) / 2))
-            span = max(max(c.data.shape) for c in chips) * 4
+            span = max(max(c.shape) for c in chips) * 4
             if len(origins) == len(chips) and all(math.isfinite(x) and math.isfinite(y) and abs(x) < span
                                                   and abs(y) < span for x, y in origins):
                 for chip, (x, y) in zip(chips, origins, strict=True):
@@ -133,12 +179,12 @@ def layout(chips: list[Chip]) -> tuple[int, int]:
         y = 0
         for chip in chips:
             chip.x0, chip.y0 = 0, y
-            y += chip.data.shape[0]
+            y += chip.shape[0]
     xmin, ymin = min(c.x0 for c in chips), min(c.y0 for c in chips)
     for c in chips:
         c.x0 -= xmin
         c.y0 -= ymin
-    return (max(c.y0 + c.data.shape[0] for c in chips), max(c.x0 + c.data.shape[1] for c in chips))
+    return (max(c.y0 + c.shape[0] for c in chips), max(c.x0 + c.shape[1] for c in chips))
 
 
 def robust_limits(values: np.ndarray) -> tuple[float, float]:
@@ -164,17 +210,24 @@ def asinh_stretch(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def render_image(path: Path) -> np.ndarray:
-    """The preview raster of an image product: uint8, row 0 at the top (north-ish up, y up)."""
+    """The preview raster of an image product: uint8, row 0 at the top (north-ish up, y up).
+
+    At most ``PREVIEW_MAX`` pixels on a side: see the module docstring for the decimated read.
+    """
     try:
-        with fits.open(path, memmap=False) as hdul:  # raws are scaled integers: no memory map
+        with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:  # scaled by _stored
             chips = _chips(hdul, path)
-            ny, nx = layout(chips)
+            full_ny, full_nx = layout(chips)
+            step = -(-max(full_ny, full_nx) // PREVIEW_MAX)
+            ny, nx = -(-full_ny // step), -(-full_nx // step)
             canvas = np.zeros((ny, nx), np.float32)
             good = np.zeros((ny, nx), bool)
             for c in chips:
-                h, w = c.data.shape
-                canvas[c.y0:c.y0 + h, c.x0:c.x0 + w] = c.data
-                good[c.y0:c.y0 + h, c.x0:c.x0 + w] = ~c.bad
+                read_decimated(c, step)
+                y0, x0 = c.y0 // step, c.x0 // step
+                h, w = min(c.data.shape[0], ny - y0), min(c.data.shape[1], nx - x0)
+                canvas[y0:y0 + h, x0:x0 + w] = c.data[:h, :w]
+                good[y0:y0 + h, x0:x0 + w] = ~c.bad[:h, :w]
     except BadInput:
         raise
     except (OSError, ValueError, TypeError) as exc:
