@@ -200,7 +200,7 @@ def _also_fits(stream: Iterator[SimulatedAssociation], directory: Path,
 @click.option("--crds-path", type=click.Path(file_okay=False), help="cache directory (default: the site's crds area)")
 @click.option("--bump", "bump_type", metavar="TYPE",
               help="deliver a new reference of TYPE (e.g. darkfile) and a new context")
-@click.option("--detector", type=click.Choice(["UVIS", "WFC", "SBC", "HRC"], case_sensitive=False),
+@click.option("--detector", type=click.Choice(["UVIS", "WFC", "SBC", "HRC", "IR"], case_sensitive=False),
               help="with --bump: only this detector")
 @click.option("--acs-modes", is_flag=True, help="also deliver the ACS/SBC and ACS/HRC references (new context)")
 @click.option("--ccdamp", help="with --bump: only this amplifier configuration (e.g. ABCD, C)")
@@ -220,7 +220,14 @@ def refs(size: str, instruments: str, detector_seed: int | None, crds_path: str 
     if bump_type is None and (detector or ccdamp):
         raise click.UsageError("--detector and --ccdamp only go with --bump")
     try:
-        if bump_type is not None and detector and detector.upper() in ("SBC", "HRC"):
+        if bump_type is not None and detector and detector.upper() == "IR":
+            from pipeline.simulate.ircrds import bump_ir_reference
+
+            if ccdamp:
+                raise click.UsageError("--ccdamp does not apply to IR references (always ABCD)")
+            context = bump_ir_reference(root, bump_type)
+            action = f"delivered IR {bump_type}: new context {context}"
+        elif bump_type is not None and detector and detector.upper() in ("SBC", "HRC"):
             from pipeline.simulate.acscrds import bump_mode_reference
 
             context = bump_mode_reference(root, bump_type, detector)
