@@ -123,10 +123,12 @@ def bump_ir_reference(crds_root: Path | str, reftype: str) -> str:
             hdul[0].header["HISTORY"] = f"redelivery replacing {old_context}'s IR {reftype}"
             _useafter_after(old, hdul, name)
             paths.append(cc._write_reference(root, hdul, name))
-        new = cc.mappings_dir(root) / cc.rmap_name("wfc3", reftype, cc._next_serial(root, f"hst_wfc3_{reftype}_[0-9]*.rmap"))
+        serial = cc._next_serial(root, f"hst_wfc3_{reftype}_[0-9]*.rmap")
+        new = cc.mappings_dir(root) / cc.rmap_name("wfc3", reftype, serial)
         cc._insert(old_path, new, paths)
         rmaps[reftype] = new.name
-        imaps["WFC3"] = cc._write_imap(root, "wfc3", cc._next_serial(root, "hst_wfc3_[0-9]*.imap"), rmaps, imaps["WFC3"])
+        imap_serial = cc._next_serial(root, "hst_wfc3_[0-9]*.imap")
+        imaps["WFC3"] = cc._write_imap(root, "wfc3", imap_serial, rmaps, imaps["WFC3"])
         context = cc._write_context(root, cc._next_serial(root, "hst_[0-9]*.pmap"), imaps, old_context)
     cc._readable(write_server_config(root, context, last_synced=f"delivery of IR {reftype} by owlpipe simulate"))
     return context

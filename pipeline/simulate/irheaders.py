@@ -17,7 +17,7 @@ from astropy.wcs import WCS
 
 from pipeline.core.config import load_instrument_defaults
 from pipeline.science.telemetry.rawfits import calibration_switches, imset_companions
-from pipeline.simulate.headers import OPUS_VER, PROCESSING_DELAY, _group, _put, date_time, pi_of
+from pipeline.simulate.headers import OPUS_VER, PROCESSING_DELAY, _group, _put, _put_wcs, date_time, pi_of
 
 #: IR plate scale (arcsec/pixel), rounded from the real 0.1355 x 0.1211 (the simulator's WCS is square).
 PIXEL_SCALE = 0.128
@@ -147,23 +147,10 @@ def read_header(root: str, extver: int, sampnum: int, samptime: float, deltatim:
              ("BUNIT", "COUNTS", "brightness units")])
     _group(h, "CCD CHIP IDENTIFICATION")
     _put(h, [("CCDCHIP", 1, "CCD chip (1 or 2)")])
-    _group(h, "World Coordinate System and Related Parameters")
-    cd = wcs.wcs.cd
-    _put(h, [("WCSAXES", 2, "number of World Coordinate System axes"),
-             ("CRPIX1", float(wcs.wcs.crpix[0]), "x-coordinate of reference pixel"),
-             ("CRPIX2", float(wcs.wcs.crpix[1]), "y-coordinate of reference pixel"),
-             ("CRVAL1", float(wcs.wcs.crval[0]), "first axis value at reference pixel"),
-             ("CRVAL2", float(wcs.wcs.crval[1]), "second axis value at reference pixel"),
-             ("CTYPE1", "RA---TAN", "the coordinate type for the first axis"),
-             ("CTYPE2", "DEC--TAN", "the coordinate type for the second axis"),
-             ("CD1_1", float(cd[0, 0]), "partial of first axis coordinate w.r.t. x"),
-             ("CD1_2", float(cd[0, 1]), "partial of first axis coordinate w.r.t. y"),
-             ("CD2_1", float(cd[1, 0]), "partial of second axis coordinate w.r.t. x"),
-             ("CD2_2", float(cd[1, 1]), "partial of second axis coordinate w.r.t. y"),
-             ("LTV1", ltv, "offset in X to subsection start"),
-             ("LTV2", ltv, "offset in Y to subsection start"),
-             ("LTM1_1", 1.0, "reciprocal of sampling rate in X"),
-             ("LTM2_2", 1.0, "reciprocal of sampling rate in Y")])
+    trimmed = wcs.deepcopy()  # _put_wcs writes CRPIX = given CRPIX + LTV
+    trimmed.wcs.crpix = [wcs.wcs.crpix[0] - ltv, wcs.wcs.crpix[1] - ltv]
+    orientat = float(np.degrees(np.arctan2(wcs.wcs.cd[0, 1], wcs.wcs.cd[1, 1])))
+    _put_wcs(h, trimmed, ltv, ltv, orientat, (float(wcs.wcs.crval[0]), float(wcs.wcs.crval[1])))
     _group(h, "READOUT DEFINITION PARAMETERS")
     _put(h, [("SAMPNUM", sampnum, "MULTIACCUM sample number"),
              ("SAMPTIME", samptime, "total integration time (sec)"),
