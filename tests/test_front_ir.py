@@ -71,8 +71,10 @@ def test_read_without_samptime_is_refused() -> None:
 
 
 def test_ir_plan_names_and_dither() -> None:
-    plans = plan_ir(7, "subarray", 3)
-    assert [t for _, t, _ in plans] == ["DITHER", "SINGLETON", "DITHER"]
+    plans = plan_ir(7, "subarray", 4)
+    assert [t for _, t, _ in plans] == ["DITHER", "SINGLETON", "REPEAT", "DITHER"]
+    assert [e.visit.asn_memtype for e in plans[2][2]] == ["EXP-RPT", "EXP-RPT"]
+    assert plans[2][2][1].visit.shift == (0.0, 0.0)
     name, _, exps = plans[0]
     assert name.endswith("010") and all(e.rootname[:6] == name[:6] for e in exps)
     assert exps[0].scene_seed == exps[1].scene_seed and exps[1].visit.shift != (0.0, 0.0)

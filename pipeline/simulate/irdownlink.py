@@ -1,4 +1,4 @@
-"""WFC3/IR associations of a downlink: dithered pairs and singletons of MULTIACCUM ramps.
+"""WFC3/IR associations of a downlink: dithered pairs, singletons and REPEAT pairs of MULTIACCUM ramps.
 
 They travel as pods like the CCD exposures (every read a SCI extension of the pod) and their
 reference files join the site's CRDS cache as a WFC3 delivery (:func:`ensure_ir_references`), for
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from pipeline.core.asntable import ASN_KINDS
 from pipeline.core.names import DatasetName
 from pipeline.simulate import crdscache
 from pipeline.simulate.downlink import SimulatedAssociation
@@ -22,8 +23,8 @@ from pipeline.simulate.ir import IRExposure, IRTruth, simulate_ramp
 from pipeline.simulate.irheaders import Visit
 from pipeline.simulate.irmodel import FULL_SUBTYPE, SUBARRAYS, detector_maps
 
-#: Association kinds of the IR downlink, in the order they cycle.
-IR_ASN_TYPES = ("DITHER", "SINGLETON")
+#: Association kinds of the IR downlink, in the order they cycle (REPEAT members are summed: RPTCORR).
+IR_ASN_TYPES = ("DITHER", "SINGLETON", "REPEAT")
 #: Aperture and sample sequences per downlink size (--size subarray keeps the demo quick).
 APERTURE = {"full": "IR", "subarray": "IRSUB256"}
 SEQUENCES = ("SPARS25", "STEP50")
@@ -69,14 +70,15 @@ def plan_ir(seed: int, size: str, count: int) -> list[tuple[str, str, list[IRExp
             DatasetName(r)
         ra, dec, pa = float(rng.uniform(0, 360)), float(rng.uniform(-60, 60)), float(rng.uniform(0, 360))
         seq = SEQUENCES[index % len(SEQUENCES)]
+        dither = asn_type == "DITHER"
         exps = []
         for k, root in enumerate(roots):
             visit = Visit(ra_targ=ra, dec_targ=dec, pa_v3=pa, targname=f"IRFIELD-{program.upper()}-{obset.upper()}",
                           proposid=90000 + int(program, 36) % 9000, linenum=f"{index + 1:02d}.{k + 1:03d}",
                           asn_id=None if n == 1 else name, asn_type=asn_type,
-                          asn_memtype=None if n == 1 else "EXP-DTH",
-                          pattern=("IR-DITHER-LINE", 2, k + 1) if n > 1 else ("NONE", 0, 0),
-                          shift=(DITHER_SHIFT[0] * k, DITHER_SHIFT[1] * k))
+                          asn_memtype=None if n == 1 else ASN_KINDS[asn_type][0],
+                          pattern=("IR-DITHER-LINE", 2, k + 1) if dither else ("NONE", 0, 0),
+                          shift=(DITHER_SHIFT[0] * k, DITHER_SHIFT[1] * k) if dither else (0.0, 0.0))
             exps.append(IRExposure(rootname=root, samp_seq=seq, nsamp=NSAMP[size], aperture=APERTURE[size],
                                    filter=FILTERS[index % len(FILTERS)], expstart=round(start, 8),
                                    seed=seed * 1000 + 10 * index + k, visit=visit,
