@@ -66,3 +66,28 @@ def test_ir_downlink_new_science_and_nlinfile_reprocessing(site, tmp_path, monke
     assert sorted(a["dataset"] for a in affected) == sorted(ir)
     assert {c["reftype"] for a in affected for c in a["changes"]} == {"nlinfile"}
     assert _owl(site, "simulate", "refs", "--bump", "nlinfile", "--detector", "IR", "--ccdamp", "C").exit_code != 0
+
+
+def test_ir_repeat_association_sums_in_the_workflow(site, monkeypatch) -> None:
+    """A REPEAT pair of IR ramps through new_science: the last member's CA writes the ``_crj`` (RPTCORR),
+    AC accepts it and INGEST_SCI archives it under the product's name."""
+    from pipeline.science.telemetry.dan import write_downlink
+    from pipeline.simulate.crdscache import build_reference_cache
+    from pipeline.simulate.irdownlink import ensure_ir_references, iter_ir_downlink
+
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    monkeypatch.delenv("CRDS_CONTEXT", raising=False)
+    build_reference_cache(site.areas.crds, ("wfc3",), size="subarray")
+    ensure_ir_references(site.areas.crds, "subarray")
+    repeat = list(iter_ir_downlink(4, "subarray", 3))[2]
+    assert repeat.asn_type == "REPEAT"
+    write_downlink([repeat], site.areas.inbox, "dl-ir-repeat")
+    (top,) = _process_live(site)
+    bb = Blackboard(site.database_url)
+    assert set(bb.get(top).status) == {"c"}
+    product = f"{top[:8]}1"
+    archive = Archive(site)
+    assert [f.name for f in archive.files(product, kind="crj")] == [f"{product}_crj.fits"]
+    assert [f.name for f in archive.files(top, kind="drz")] == [f"{top}_drz.fits"]
+    trailer = (site.areas.logs / f"{top}.trl").read_text()
+    assert f"RPTCORR: 2 images summed into {product}_crj.fits" in trailer
