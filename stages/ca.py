@@ -84,6 +84,7 @@ class Calibrate(Stage):
         from pipeline.science.calib.cos import run_calcos
         from pipeline.science.calib.hstcal import run_hstcal
         from pipeline.science.calib.ir import engine as ir_engine
+        from pipeline.science.calib.ir import repeat as ir_repeat
 
         entry = ctx.osf.find(ctx.dataset)
         parent = parse_dataset(entry.parent) if entry is not None and entry.parent else None
@@ -113,8 +114,12 @@ class Calibrate(Stage):
             ctx.log(f"{ctx.dataset}: wrote {', '.join(p.name for p in products)}")
             return
         if ir_engine.is_ir(header):   # a MULTIACCUM ramp: one node writes _ima and _flt
-            out = ir_engine.calibrate_ir(raw, work, site=ctx.site, log=log)
+            repeat = asn is not None and asn.asn_type == "REPEAT" and ir_repeat.sums(header, len(asn.members))
+            out = ir_engine.calibrate_ir(raw, work, site=ctx.site, log=log, repeat=repeat)
             ctx.log(f"{ctx.dataset}: wrote {ctx.dataset.file('ima')} and {out.name}")
+            if repeat:  # RPTCORR: the last member sums the members' _flt into the _crj
+                _ready_marker(work, ctx.dataset).touch()
+                self._maybe_finish(ctx, asn, work, log)  # type: ignore[arg-type]
             return
         blv = builtin.ccd_phase(raw, site=ctx.site, log=log)
         blv_path = work / ctx.dataset.file("blv_tmp")
@@ -177,6 +182,8 @@ class Calibrate(Stage):
         from pipeline.science.calib.cos import run_calcos
         from pipeline.science.calib.hstcal import run_hstcal
         from pipeline.science.calib.imageio import read_exposure
+        from pipeline.science.calib.ir import engine as ir_engine
+        from pipeline.science.calib.ir import repeat as ir_repeat
 
         asn_path = work / name.file("asn")
         if not asn_path.is_file():
@@ -197,6 +204,12 @@ class Calibrate(Stage):
         if engine == "hstcal":
             products = run_hstcal(instrument, asn_path, [_raw(work, m) for m in members], work, site=ctx.site,
                                   log=log)
+        elif ir_engine.is_ir(first):
+            if not ir_repeat.sums(first, len(members)):
+                ctx.log(f"{name}: RPTCORR is not PERFORM; members are calibrated individually")
+                return
+            products = [ir_repeat.sum_repeats([work / m.file("flt") for m in members], work, asn.products[0],
+                                              site=ctx.site, log=log)]
         else:
             blv_paths = [work / m.file("blv_tmp") for m in members]
             missing = [p.name for p in blv_paths if not p.is_file()]

@@ -4,6 +4,7 @@ and ``owl calibrate`` turning them into ``_ima``/``_flt``."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,6 +52,15 @@ def test_simulate_fits_then_calibrate(tmp_path, monkeypatch) -> None:
         assert fits.getval(tmp_path / "cal" / f"{root}_flt.fits", "BUNIT", ("SCI", 1)) == "ELECTRONS/S"
 
 
-def test_ir_with_a_site_is_refused(tmp_path) -> None:
-    result = CliRunner().invoke(main, ["simulate", "--instruments", "wfc3ir", "--site", str(tmp_path / "s")])
-    assert result.exit_code != 0 and "FITS only" in result.output
+def test_ir_with_a_site_goes_into_the_downlink(tmp_path) -> None:
+    """With a site, IR ramps are pods in the inbox and the IR references join the site's CRDS cache."""
+    site = tmp_path / "s"
+    assert CliRunner().invoke(main, ["init", str(site)]).exit_code == 0
+    result = CliRunner().invoke(main, ["simulate", "--instruments", "wfc3ir", "--size", "subarray", "--associations",
+                                       "1", "--site", str(site), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    dan = json.loads(Path(summary["dan"]).read_text())
+    assert [a["type"] for a in dan["associations"]] == ["DITHER"] and len(dan["pods"]) == 2
+    assert all(p["instrument"] == "wfc3" and (site / "inbox" / p["file"]).is_file() for p in dan["pods"])
+    assert list((site / "crds" / "mappings" / "hst").glob("hst_wfc3_nlinfile_*.rmap"))

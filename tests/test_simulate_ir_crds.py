@@ -57,3 +57,26 @@ def test_simulated_ir_raws_get_the_delivered_references(cache, tmp_path, monkeyp
     dark = by_name[lookup.refs["darkfile"]]
     assert (dark["SAMP_SEQ"], dark["SUBTYPE"]) == (seq, "FULLIMAG" if aperture == "IR" else "SQ64SUB")
     assert by_name[lookup.refs["pfltfile"]]["FILTER"] == filt
+
+
+def test_ir_redelivery_supersedes_each_mode(cache, tmp_path, monkeypatch) -> None:
+    """``owl simulate refs --bump darkfile --detector IR``: a new dark per (SAMP_SEQ, SUBTYPE) in the cache,
+    chosen for the same raw under the new context; an unknown type is refused."""
+    from pipeline.simulate.ircrds import bump_ir_reference
+
+    root, context = cache
+    for key in ("CRDS_PATH", "CRDS_CONTEXT", "CRDS_MODE", "CRDS_SERVER_URL"):
+        monkeypatch.delenv(key, raising=False)
+    hdul, _ = simulate_ramp(detector_maps(), IRExposure("ibcrds02q", samp_seq="RAPID", nsamp=3, aperture="IRSUB64",
+                                                         nstars=0))
+    raw = tmp_path / "ibcrds02q_raw.fits"
+    hdul.writeto(raw)
+    before = refs.load_context(root, context).lookup(refs.dataset_parameters(raw)).refs
+    new_context = bump_ir_reference(root, "darkfile")
+    after = refs.load_context(root, new_context).lookup(refs.dataset_parameters(raw)).refs
+    assert after["darkfile"] != before["darkfile"] and after["nlinfile"] == before["nlinfile"]
+    new = fits.getheader(references_dir(root) / after["darkfile"])
+    old = fits.getheader(references_dir(root) / before["darkfile"])
+    assert (new["SAMP_SEQ"], new["SUBTYPE"]) == ("RAPID", "SQ64SUB") and new["USEAFTER"] != old["USEAFTER"]
+    with pytest.raises(ValueError, match="known IR types"):
+        bump_ir_reference(root, "biasfile")

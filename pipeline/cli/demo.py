@@ -61,7 +61,7 @@ def _simulate(root: Path, associations: int, seed: int, say) -> None:
         raise click.ClickException("'owl simulate' is not installed yet: the demo has no downlink to process")
     owl = Path(sys.executable).parent / "owl"
     argv = [str(owl if owl.exists() else "owl"), "simulate", "--site", str(root), "--size", "subarray",
-            "--associations", str(associations), "--instruments", "wfc3,acs", "--seed", str(seed), "--sbc", "1",
+            "--associations", str(associations), "--instruments", "wfc3,acs,wfc3ir", "--seed", str(seed), "--sbc", "1",
             "--recent", "1"]  # one association still exclusive to its program: the service's token path
     say(f"simulating a downlink: owl {' '.join(argv[1:])}")
     proc = subprocess.run(argv, env={**os.environ, "OWL_SITE": str(root)})
@@ -95,8 +95,9 @@ def _products(root: Path, console) -> None:
 @click.command()
 @click.option("--dir", "directory", default="owl-demo", show_default=True, type=click.Path(file_okay=False),
               help="directory of the demo site (replaced if it holds a previous demo)")
-@click.option("--associations", type=click.IntRange(1, 50), default=4, show_default=True,
-              help="associations in the simulated downlink (both instruments)")
+@click.option("--associations", type=click.IntRange(1, 50), default=5, show_default=True,
+              help="associations in the simulated downlink (cycling WFC3/UVIS, ACS/WFC, WFC3/IR; "
+                   "the 5 of the default are 2 UVIS, 2 ACS/WFC and 1 IR)")
 @click.option("--seed", type=int, default=2024, show_default=True, help="simulator seed")
 @click.option("--workers", type=click.IntRange(1, 64), help="local executor workers (default: the site's)")
 @reports_errors

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from pipeline.simulate.downlink import SimulatedAssociation
 
 SIZES = click.Choice(["full", "subarray"])
-#: WFC3/IR MULTIACCUM ramps: written as FITS only (pods and the CRDS cache carry the CCDs).
+#: WFC3/IR MULTIACCUM ramps: pods in a downlink (IR references delivered into the site's cache), or with
+#: --fits and no --site raw files with their own reference directory ``iref/``.
 IR_NAME = "wfc3ir"
 
 
@@ -64,7 +65,7 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
 @click.option("--associations", "n_associations", type=click.IntRange(1, 500), default=3, show_default=True,
               help="associations in the downlink (cycling DITHER, CR-SPLIT, SINGLETON per instrument)")
 @click.option("--instruments", default="wfc3,acs", show_default=True,
-              help="comma list: wfc3, acs, wfc3ir (IR ramps: --fits only)")
+              help="comma list: wfc3, acs, wfc3ir (WFC3/IR MULTIACCUM ramps)")
 @click.option("--seed", type=int, default=1, show_default=True, help="same seed, same downlink")
 @click.option("--wfc-readout", type=click.Choice(["DS_INT", "CLAMP"], case_sensitive=False), default="DS_INT",
               show_default=True, help="ACS/WFC readout type (JWROTYPE); DS_INT at gain 2 carries the bias "
@@ -91,9 +92,11 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
     from pipeline.simulate.downlink import iter_downlink
 
     names = _instruments(instruments)
-    ir_raws = _ir_fits(names, fits_dir, site_dir, seed, size, n_associations)
-    names = [n for n in names if n != IR_NAME]
-    if not names:
+    fits_only = fits_dir is not None and site_dir is None
+    ir_raws = _ir_fits(Path(fits_dir), seed, size, n_associations) if IR_NAME in names and fits_only else []
+    n_ir = 0 if fits_only else sum(names[i % len(names)] == IR_NAME for i in range(n_associations))
+    ccd_names = [n for n in names if n != IR_NAME]
+    if not ccd_names and fits_only:
         summary_ir = {"seed": seed, "size": size, "instruments": [IR_NAME], "fits": [str(p) for p in ir_raws]}
         if as_json:
             echo_json(summary_ir)
@@ -105,20 +108,28 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         members = ", ".join(m.rootname for m in plan.members)
         click.echo(f"simulating {plan.name} {plan.asn_type} ({members})", err=True)
 
-    stream = iter_downlink(seed, size, n_associations, names, progress=None if as_json else progress,
-                           wfc_readout=wfc_readout.upper(), recent=min(recent, n_associations))
+    stream: Iterator[SimulatedAssociation] = iter(())
+    if n_associations > n_ir:
+        stream = iter_downlink(seed, size, n_associations - n_ir, ccd_names, progress=None if as_json else progress,
+                               wfc_readout=wfc_readout.upper(), recent=min(recent, n_associations - n_ir))
+    if n_ir:
+        stream = _with_ir(stream, seed, size, n_ir, quiet=as_json)
     if n_sbc:
         stream = _with_sbc(stream, seed, n_sbc)
     written: list[Path] = []
     if fits_dir is not None:
         stream = _also_fits(stream, Path(fits_dir), written)
     summary: dict = {"seed": seed, "size": size, "associations": n_associations, "instruments": names}
-    if fits_dir is None or site_dir is not None:
+    if not fits_only:
         from pipeline.science.telemetry.dan import write_downlink
 
         site = open_site(site_dir)
         site.ensure_areas()
-        summary["context"] = _ensure_cache(site.areas.crds, names, size)
+        summary["context"] = _ensure_cache(site.areas.crds, ccd_names or ["wfc3"], size)
+        if n_ir:
+            from pipeline.simulate.irdownlink import ensure_ir_references
+
+            summary["context"] = ensure_ir_references(site.areas.crds, size)
         if n_sbc:
             summary["context"] = _ensure_sbc_references(site.areas.crds)
         summary["dan"] = str(write_downlink(stream, site.areas.inbox))
@@ -153,17 +164,24 @@ def _ensure_sbc_references(crds_root: Path) -> str:
         return crdscache.latest_context(crds_root)
     click.echo(f"adding the ACS/SBC and ACS/HRC references to {crds_root} ...", err=True)
     return deliver_sbc_hrc(crds_root)
-def _ir_fits(names: list[str], fits_dir: str | None, site_dir: str | None, seed: int, size: str,
-             count: int) -> list[Path]:
-    """WFC3/IR exposures (one per association asked for) as FITS with their reference files."""
-    if IR_NAME not in names:
-        return []
-    if fits_dir is None or site_dir is not None:
-        raise ConfigError("wfc3ir exposures are written as FITS only (--fits DIR without --site): the telemetry "
-                          "pods and the CRDS cache do not carry IR ramps yet")
+def _ir_fits(fits_dir: Path, seed: int, size: str, count: int) -> list[Path]:
+    """WFC3/IR exposures (one per association asked for) as FITS with their reference files (``iref/``)."""
     from pipeline.simulate.irfits import write_ir_fits
 
-    return write_ir_fits(Path(fits_dir), seed, size, count)
+    return write_ir_fits(fits_dir, seed, size, count)
+
+
+def _with_ir(stream: Iterator[SimulatedAssociation], seed: int, size: str, count: int, *,
+             quiet: bool) -> Iterator[SimulatedAssociation]:
+    """The downlink followed by ``count`` WFC3/IR associations (MULTIACCUM ramps)."""
+    from pipeline.simulate.irdownlink import iter_ir_downlink
+
+    yield from stream
+    for asn in iter_ir_downlink(seed, size, count):
+        if not quiet:
+            click.echo(f"simulated {asn.name} {asn.asn_type} WFC3/IR ({', '.join(m.rootname for m in asn.members)})",
+                       err=True)
+        yield asn
 
 
 def _also_fits(stream: Iterator[SimulatedAssociation], directory: Path,
@@ -184,7 +202,7 @@ def _also_fits(stream: Iterator[SimulatedAssociation], directory: Path,
 @click.option("--crds-path", type=click.Path(file_okay=False), help="cache directory (default: the site's crds area)")
 @click.option("--bump", "bump_type", metavar="TYPE",
               help="deliver a new reference of TYPE (e.g. darkfile) and a new context")
-@click.option("--detector", type=click.Choice(["UVIS", "WFC", "SBC", "HRC"], case_sensitive=False),
+@click.option("--detector", type=click.Choice(["UVIS", "WFC", "SBC", "HRC", "IR"], case_sensitive=False),
               help="with --bump: only this detector")
 @click.option("--acs-modes", is_flag=True, help="also deliver the ACS/SBC and ACS/HRC references (new context)")
 @click.option("--ccdamp", help="with --bump: only this amplifier configuration (e.g. ABCD, C)")
@@ -204,7 +222,14 @@ def refs(size: str, instruments: str, detector_seed: int | None, crds_path: str 
     if bump_type is None and (detector or ccdamp):
         raise click.UsageError("--detector and --ccdamp only go with --bump")
     try:
-        if bump_type is not None and detector and detector.upper() in ("SBC", "HRC"):
+        if bump_type is not None and detector and detector.upper() == "IR":
+            from pipeline.simulate.ircrds import bump_ir_reference
+
+            if ccdamp:
+                raise click.UsageError("--ccdamp does not apply to IR references (always ABCD)")
+            context = bump_ir_reference(root, bump_type)
+            action = f"delivered IR {bump_type}: new context {context}"
+        elif bump_type is not None and detector and detector.upper() in ("SBC", "HRC"):
             from pipeline.simulate.acscrds import bump_mode_reference
 
             context = bump_mode_reference(root, bump_type, detector)

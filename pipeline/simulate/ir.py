@@ -9,14 +9,14 @@ count rate (e-/s) a perfect calibration recovers, the read of each injected jump
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
 from pipeline.core.fsutil import atomic_write_fits
+from pipeline.simulate.irheaders import Visit, primary_header, raw_hdulist, tangent_wcs
 from pipeline.simulate.irmodel import (
     BORDER,
     CCDGAIN,
@@ -32,9 +32,6 @@ from pipeline.simulate.irmodel import (
 from pipeline.simulate.irrefs import frame_for
 
 SAMPZERO_OFFSET = 0.020535
-SWITCHES = {"DQICORR": "PERFORM", "ZSIGCORR": "PERFORM", "BLEVCORR": "PERFORM", "ZOFFCORR": "PERFORM",
-            "NLINCORR": "PERFORM", "DARKCORR": "PERFORM", "FLATCORR": "PERFORM", "UNITCORR": "PERFORM",
-            "PHOTCORR": "PERFORM", "CRCORR": "PERFORM", "RPTCORR": "OMIT", "DRIZCORR": "PERFORM"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +49,8 @@ class IRExposure:
     cr_rate: float = 2e-5            # hits per pixel per second
     snowballs: int = 2
     seed: int = 1
+    visit: Visit = field(default_factory=Visit)
+    scene_seed: int | None = None    # members of one association share their stars (shifted by visit.shift)
 
     @property
     def subtype(self) -> str:
@@ -68,13 +67,22 @@ class IRTruth:
     sat_read: np.ndarray
     cr_size: np.ndarray
 
+    def to_hdulist(self, rootname: str) -> fits.HDUList:
+        """``<root>_truth.fits``: RATE, CRREAD, SATREAD, CRSIZE images."""
+        th = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(self.rate, name="RATE"),
+                           fits.ImageHDU(self.cr_read, name="CRREAD"), fits.ImageHDU(self.sat_read, name="SATREAD"),
+                           fits.ImageHDU(self.cr_size, name="CRSIZE")])
+        th[0].header["ROOTNAME"] = rootname.lower()
+        return th
 
-def _stars(rng: np.random.Generator, shape: tuple[int, int], n: int) -> np.ndarray:
+
+def _stars(rng: np.random.Generator, shape: tuple[int, int], n: int,
+           shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     ny, nx = shape
     img = np.zeros(shape, np.float64)
     yy, xx = np.mgrid[0:ny, 0:nx]
     for _ in range(n):
-        x0, y0 = rng.uniform(0, nx), rng.uniform(0, ny)
+        x0, y0 = rng.uniform(0, nx) + shift[0], rng.uniform(0, ny) + shift[1]
         flux = 10 ** rng.uniform(1.5, 5.3)          # e-/s; the brightest saturate mid-ramp
         sig = 1.2
         r = 6
@@ -115,7 +123,9 @@ def simulate_ramp(maps: IRMaps, exp: IRExposure) -> tuple[fits.HDUList, IRTruth]
     inner = (slice(BORDER, n_raw - BORDER), slice(BORDER, n_raw - BORDER))
     shape_in = (n_raw - 2 * BORDER, n_raw - 2 * BORDER)
     g = mean_gain()
-    rate = exp.sky + _stars(rng, shape_in, exp.nstars if frame.size > 200 else max(exp.nstars // 8, 2))
+    star_rng = rng if exp.scene_seed is None else np.random.default_rng(exp.scene_seed)
+    rate = exp.sky + _stars(star_rng, shape_in, exp.nstars if frame.size > 200 else max(exp.nstars // 8, 2),
+                            exp.visit.shift)
     flat, dark = frame.cut(maps.flat)[inner], frame.cut(maps.dark)[inner]
     lam = rate * flat + dark                     # e-/s collected
     coef = np.stack([frame.cut(c)[inner] for c in maps.coef])
@@ -139,53 +149,10 @@ def simulate_ramp(maps: IRMaps, exp: IRExposure) -> tuple[fits.HDUList, IRTruth]
     cr_size = np.take_along_axis(deposits, first_cr[None].astype(np.int64), axis=0)[0]
     truth = IRTruth(rate=rate.astype(np.float32), cr_read=first_cr.astype(np.int16), sat_read=sat_read,
                     cr_size=cr_size.astype(np.float32))
-    return _raw_hdul(exp, reads, times, sampzero, frame.ltv), truth
-
-
-def _constant(name: str, extver: int, value: float | int, shape: tuple[int, int]) -> fits.ImageHDU:
-    hdu = fits.ImageHDU(name=name)
-    hdu.header["EXTVER"] = extver
-    hdu.header["NPIX1"], hdu.header["NPIX2"], hdu.header["PIXVALUE"] = shape[1], shape[0], value
-    return hdu
-
-
-def _raw_hdul(exp: IRExposure, reads: list[np.ndarray], times: list[float], sampzero: float,
-              ltv: float) -> fits.HDUList:
-    n = len(reads)
-    shape = reads[0].shape
-    p = fits.Header()
-    p["TELESCOP"], p["INSTRUME"], p["DETECTOR"] = "HST", "WFC3", "IR"
-    p["ROOTNAME"] = exp.rootname.lower()
-    p["FILENAME"] = f"{exp.rootname.lower()}_raw.fits"
-    p["IMAGETYP"], p["OBSTYPE"], p["OBSMODE"] = "EXT", "IMAGING", "MULTIACCUM"
-    p["FILTER"], p["APERTURE"] = exp.filter, exp.aperture
-    p["SUBARRAY"] = exp.aperture != "IR"
-    p["SUBTYPE"], p["SAMP_SEQ"], p["NSAMP"] = exp.subtype, exp.samp_seq, n
-    p["SAMPZERO"] = round(sampzero + 0.000291, 6)
-    p["CCDAMP"], p["CCDGAIN"] = "ABCD", CCDGAIN
-    p["EXPSTART"] = exp.expstart
-    p["EXPEND"] = exp.expstart + times[-1] / 86400.0
-    p["EXPTIME"] = times[-1]
-    when = datetime(1858, 11, 17) + timedelta(days=exp.expstart)
-    p["DATE-OBS"], p["TIME-OBS"] = when.strftime("%Y-%m-%d"), when.strftime("%H:%M:%S")
-    p["EXPFLAG"] = "NORMAL"
-    p["NEXTEND"] = 5 * n
-    for k, v in SWITCHES.items():
-        p[k] = v
-    hdus: list = [fits.PrimaryHDU(header=p)]
-    for extver in range(1, n + 1):
-        k = n - extver
-        sci = fits.ImageHDU(data=reads[k], name="SCI")
-        h = sci.header
-        h["EXTVER"] = extver
-        h["BUNIT"] = "COUNTS"
-        h["SAMPNUM"], h["SAMPTIME"] = k, times[k]
-        h["DELTATIM"] = times[k] - times[k - 1] if k else 0.0
-        h["LTV1"], h["LTV2"], h["LTM1_1"], h["LTM2_2"] = ltv, ltv, 1.0, 1.0
-        h["CCDCHIP"] = 1
-        hdus += [sci, _constant("ERR", extver, 0.0, shape), _constant("DQ", extver, 0, shape),
-                 _constant("SAMP", extver, k, shape), _constant("TIME", extver, times[k], shape)]
-    return fits.HDUList(hdus)
+    primary = primary_header(exp.rootname.lower(), exp.visit, filt=exp.filter, aperture=exp.aperture,
+                             subtype=exp.subtype, samp_seq=exp.samp_seq, nsamp=len(times), sampzero=sampzero,
+                             ccdgain=CCDGAIN, expstart=exp.expstart, exptime=times[-1])
+    return raw_hdulist(primary, reads, times, frame.ltv, tangent_wcs(exp.visit, n_raw)), truth
 
 
 def write_exposure(maps: IRMaps, exp: IRExposure, outdir: Path, refs: dict[str, str], *,
@@ -199,8 +166,4 @@ def write_exposure(maps: IRMaps, exp: IRExposure, outdir: Path, refs: dict[str, 
     p["PFLTFILE"] = prefix + refs[f"PFLTFILE:{exp.filter}"]
     p["DFLTFILE"], p["LFLTFILE"] = "N/A", "N/A"
     raw = atomic_write_fits(hdul, outdir / f"{exp.rootname.lower()}_raw.fits")
-    th = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(truth.rate, name="RATE"),
-                       fits.ImageHDU(truth.cr_read, name="CRREAD"), fits.ImageHDU(truth.sat_read, name="SATREAD"),
-                       fits.ImageHDU(truth.cr_size, name="CRSIZE")])
-    th[0].header["ROOTNAME"] = exp.rootname.lower()
-    return raw, atomic_write_fits(th, outdir / f"{exp.rootname.lower()}_truth.fits")
+    return raw, atomic_write_fits(truth.to_hdulist(exp.rootname), outdir / f"{exp.rootname.lower()}_truth.fits")

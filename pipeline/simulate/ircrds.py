@@ -82,3 +82,53 @@ def deliver_ir_references(crds_root: Path | str, *, modes: Iterable[tuple[str, s
         context = cc._write_context(root, cc._next_serial(root, "hst_[0-9]*.pmap"), imaps, old_context)
     cc._readable(write_server_config(root, context, last_synced="delivery of WFC3/IR references by owlpipe"))
     return context
+
+
+def _delivered(root: Path, rmap_name_: str) -> list[fits.Header]:
+    """Primary headers of the references an rmap names (their modes and filters)."""
+    from crds.core import rmap
+
+    names = rmap.ReferenceMapping.from_file(str(cc.mappings_dir(root) / rmap_name_)).reference_names()
+    return [fits.getheader(cc.references_dir(root) / n) for n in names if (cc.references_dir(root) / n).is_file()]
+
+
+def bump_ir_reference(crds_root: Path | str, reftype: str) -> str:
+    """Redeliver an IR ``reftype`` (new CDBS name, USEAFTER a day after the one it supersedes) for every
+    mode (darks: SAMP_SEQ x SUBTYPE) or filter (flats) the cache holds; return the new context."""
+    from crds.core import rmap
+
+    from pipeline.simulate.acscrds import _useafter_after
+
+    root = Path(crds_root).expanduser().resolve()
+    reftype = reftype.lower()
+    if reftype not in SUFFIX:
+        raise ValueError(f"cannot deliver IR {reftype!r}: known IR types are {', '.join(SUFFIX)}")
+    old_context = cc.latest_context(root)
+    imaps = cc._selector(root, old_context)
+    rmaps = cc._selector(root, imaps["WFC3"])
+    if rmaps.get(reftype, "N/A") == "N/A" or not any(cc.mappings_dir(root).glob("hst_wfc3_nlinfile_*.rmap")):
+        raise ValueError("this cache has no WFC3/IR references: simulate an IR downlink into the site first")
+    old_path = cc.mappings_dir(root) / rmaps[reftype]
+    ir = [h for h in _delivered(root, rmaps[reftype]) if str(h.get("DETECTOR", "")).strip() == "IR"]
+    modes = sorted({(str(h["SAMP_SEQ"]), str(h["SUBTYPE"])) for h in ir if "SAMP_SEQ" in h})
+    filters = sorted({str(h["FILTER"]) for h in ir if "FILTER" in h})
+    old = rmap.ReferenceMapping.from_file(str(old_path))
+    with cc.crds_environment(root):
+        paths = []
+        for kind, hdul in _builds(modes, filters):
+            if kind != reftype:
+                continue
+            name = cdbs_name(cc._next_delivery_time(root), "i", SUFFIX[reftype])
+            _label(hdul, name)
+            hdul[0].header["HISTORY"] = f"redelivery replacing {old_context}'s IR {reftype}"
+            _useafter_after(old, hdul, name)
+            paths.append(cc._write_reference(root, hdul, name))
+        serial = cc._next_serial(root, f"hst_wfc3_{reftype}_[0-9]*.rmap")
+        new = cc.mappings_dir(root) / cc.rmap_name("wfc3", reftype, serial)
+        cc._insert(old_path, new, paths)
+        rmaps[reftype] = new.name
+        imap_serial = cc._next_serial(root, "hst_wfc3_[0-9]*.imap")
+        imaps["WFC3"] = cc._write_imap(root, "wfc3", imap_serial, rmaps, imaps["WFC3"])
+        context = cc._write_context(root, cc._next_serial(root, "hst_[0-9]*.pmap"), imaps, old_context)
+    cc._readable(write_server_config(root, context, last_synced=f"delivery of IR {reftype} by owlpipe simulate"))
+    return context

@@ -257,6 +257,10 @@ def apply_cr_masks(blv: Exposure, masks: list[np.ndarray]) -> None:
 
 def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) -> list[Path]:
     """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj."""
+    if ir_engine.is_ir_file(raws[0]):  # WFC3/IR REPEAT: each ramp's _flt, then RPTCORR on them
+        from pipeline.science.calib.ir.repeat import calibrate_repeat
+
+        return calibrate_repeat(raws, outdir, product, **kw)
     return finish_stack([ccd_phase(r, **kw) for r in raws], outdir, product, **kw)  # type: ignore[arg-type]
 
 

@@ -52,11 +52,32 @@ class Member:
 
 @dataclass
 class ChipNoise:
-    """Per-amp-slot noise (DN^2, or e-^2) and gain, and the column where the right amp starts."""
+    """Per-amp-slot noise (DN^2, or e-^2) and gain, and the column where the right amp starts.
+
+    WFC3/IR (``get_nsegn``'s IR branch) has four quadrants: rows below ``ampy`` use ``low``
+    (noise2, gain) for amps B and C instead of A and D.
+    """
 
     noise2: tuple[float, float]
     gain: tuple[float, float]
     ampx: int
+    ampy: int = 0
+    low: tuple[tuple[float, float], tuple[float, float]] | None = None
+
+    def blocks(self, ny: int, nx: int) -> list[tuple[int, slice, slice, float, float]]:
+        """(slot, rows, columns, noise2, gain) of each amplifier's part of the image."""
+        out = []
+        for slot, cols in _halves(nx, self.ampx):
+            if self.low is None:
+                out.append((slot, slice(0, ny), cols, self.noise2[slot], self.gain[slot]))
+            else:
+                out.append((slot, slice(0, self.ampy), cols, self.low[0][slot], self.low[1][slot]))
+                out.append((slot, slice(self.ampy, ny), cols, self.noise2[slot], self.gain[slot]))
+        return out
+
+    def line_blocks(self, line: int, nx: int) -> list[tuple[slice, float, float]]:
+        """(columns, noise2, gain) of the amplifiers one image line reads."""
+        return [(cols, n2, g) for _, rows, cols, n2, g in self.blocks(line + 1, nx) if rows.start <= line < rows.stop]
 
 
 @dataclass
@@ -184,10 +205,9 @@ def initial_guess(members: list[Member], sky: list[float], par: CRRejParams,
         flat = np.where(idx >= 0, flat[np.maximum(idx, 0)], f32(0))
         exp2n = np.where(flat > 0, flat, f32(1)).reshape(ny, nx).astype(np.float32)
         ave[:] = med
-        for slot, cols in _halves(nx, noise.ampx):
-            raw0 = med[:, cols]
-            var[:, cols] = (f32(noise.noise2[slot]) + raw0 / f32(noise.gain[slot]) + (scale * raw0) ** 2) \
-                / exp2n[:, cols]
+        for _, rows, cols, n2, g in noise.blocks(ny, nx):
+            raw0 = med[rows, cols]
+            var[rows, cols] = (f32(n2) + raw0 / f32(g) + (scale * raw0) ** 2) / exp2n[rows, cols]
         return ave, var
     for n, m in enumerate(members):
         raw = _counts(m)
@@ -197,17 +217,17 @@ def initial_guess(members: list[Member], sky: list[float], par: CRRejParams,
         signal0 = np.maximum(raw - skyv, f32(0))
         val = (raw - skyv) / efac if efac > 0 else np.zeros_like(raw)
         good = (m.imset.dq & dqpat) == 0
-        for slot, cols in _halves(nx, noise.ampx):
-            v, a, e = val[:, cols], ave[:, cols], var[:, cols]
-            err = (f32(noise.noise2[slot]) + raw0[:, cols] / f32(noise.gain[slot])
-                   + (scale * signal0[:, cols]) ** 2) / exp2[n] if efac > 0 else np.zeros_like(v)
+        for slot, rows, cols, n2, g in noise.blocks(ny, nx):
+            v, a, e = val[rows, cols], ave[rows, cols], var[rows, cols]
+            err = (f32(n2) + raw0[rows, cols] / f32(g)
+                   + (scale * signal0[rows, cols]) ** 2) / exp2[n] if efac > 0 else np.zeros_like(v)
             lower = np.ones_like(v, bool) if n == 0 else v < a
             if slot == 0:  # left amp: a lower value from a bad input zeroes the guess
-                usable = good[:, cols] & (efac > 0)
+                usable = good[rows, cols] & (efac > 0)
                 a[...] = np.where(lower, np.where(usable, v, f32(0)), a)
                 e[...] = np.where(lower, np.where(usable, err, f32(0)), e)
             else:          # right amp: only a good lower value replaces it (any value for n == 0)
-                take = lower if n == 0 else lower & good[:, cols]
+                take = lower if n == 0 else lower & good[rows, cols]
                 a[...] = np.where(take, v, a)
                 e[...] = np.where(take, err, e)
     return ave, var
@@ -289,10 +309,10 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
                 dum = ave * efac + skyv
                 val = np.maximum(dum, f32(0))
                 pixsky = np.maximum(dum - skyv, f32(0))
-                for slot, cols in _halves(nx, noise.ampx):
-                    base = f32(noise.noise2[slot]) + val[:, cols] / f32(noise.gain[slot])
-                    thresh[:, cols] = sig2 * (base + (scale * pixsky[:, cols]) ** 2) / exp2n
-                    spth[:, cols] = sig2 * base / exp2n
+                for _, rows, cols, n2, g in noise.blocks(ny, nx):
+                    base = f32(n2) + val[rows, cols] / f32(g)
+                    thresh[rows, cols] = sig2 * (base + (scale * pixsky[rows, cols]) ** 2) / exp2n
+                    spth[rows, cols] = sig2 * base / exp2n
             # the threshold buffer of a line not yet processed still holds pixel values
             fill = spth if acs else pic.copy()
             if not acs:
@@ -328,10 +348,10 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
                 if last:
                     dum = pic[line] * efac + skyv
                     v = np.maximum(dum, f32(0))
-                    for slot, cols in _halves(nx, noise.ampx):
+                    for cols, n2, g in noise.line_blocks(line, nx):
                         okc = ok[cols]
                         sv = sumvar[line, cols]
-                        sv[okc] += f32(noise.noise2[slot]) + v[cols][okc] / f32(noise.gain[slot])
+                        sv[okc] += f32(n2) + v[cols][okc] / f32(g)
                     b = (bufdq | dq2[line]) & ~crflag & ~np.int16(SPILL)
                     sval = b | dq_out[line]
                     rej = (row == HIT) | (row == SPILL)

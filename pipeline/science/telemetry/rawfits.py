@@ -34,6 +34,9 @@ ENGINEERING_KEYWORDS = {
     "PIXMAX": ("PIXMAX", "on-board maximum pixel value (DN)"),
     "PIXMEAN": ("PIXMEAN", "on-board mean pixel value (DN)"),
 }
+#: Detectors read out non-destructively (MULTIACCUM): every read is a SCI extension of the pod and an
+#: imset SCI, ERR, DQ, SAMP, TIME of the raw (EXTVER 1 = the last read).
+MULTIACCUM_DETECTORS = frozenset({"IR"})
 #: Association types (pipeline.core.asntable.ASN_KINDS) whose members are combined by cosmic-ray rejection.
 CR_COMBINED_TYPES = frozenset({"CR-SPLIT", "REPEAT"})
 
@@ -72,9 +75,10 @@ def calibration_switches(instrument_defaults: Mapping[str, Any], instrument: str
     return switches
 
 
-def _constant_hdu(extname: str, chip: int, sci: fits.Header, shape: tuple[int, int],
-                  pixvalue: float | int, bunit: str) -> fits.ImageHDU:
-    """An ERR or DQ extension laid out as in archive raws: identity, constant-array keywords, WCS."""
+def constant_hdu(extname: str, chip: int, sci: fits.Header, shape: tuple[int, int],
+                 pixvalue: float | int, bunit: str) -> fits.ImageHDU:
+    """An ERR, DQ, SAMP or TIME extension laid out as in archive raws: identity, constant-array
+    keywords, WCS (the simulator writes its raws with this too, so a raw survives its pod intact)."""
     h = fits.Header()
     h["INHERIT"] = (True, "inherit the primary header")
     h["EXTNAME"] = (extname, "extension name")
@@ -116,13 +120,15 @@ def _place_switches(header: fits.Header, switches: Mapping[str, str]) -> None:
 
 def raw_hdulist(decoded: DecodedPod, *, filename: str, switches: Mapping[str, str],
                 header_defaults: Mapping[str, Any], asn_keywords: Mapping[str, str]) -> fits.HDUList:
-    """Primary + (SCI, ERR, DQ) per chip, in the chip order the spacecraft sent (EXTVER)."""
+    """Primary + (SCI, ERR, DQ) per chip, in the chip order the spacecraft sent (EXTVER); for a
+    MULTIACCUM exposure (SCI, ERR, DQ, SAMP, TIME) per read."""
     primary = fits.PrimaryHDU(header=decoded.primary.copy())
     h = primary.header
     for key, value in header_defaults.items():
         if key not in h:
             h[key] = value
-    _file_keywords(h, filename, "SCI", 3 * len(decoded.chips))
+    multiaccum = is_multiaccum(h)
+    _file_keywords(h, filename, "SCI", (5 if multiaccum else 3) * len(decoded.chips))
     h["OPUS_VER"] = (opus_version(), "data processing software system version")
     _place_switches(h, switches)
     for key, value in asn_keywords.items():
@@ -133,9 +139,27 @@ def raw_hdulist(decoded: DecodedPod, *, filename: str, switches: Mapping[str, st
         sci.header.setdefault("INHERIT", True)
         sci.header.setdefault("BUNIT", "COUNTS")
         shape = data.pixels.shape
-        hdus += [sci, _constant_hdu("ERR", chip, data.header, shape, 0.0, "COUNTS"),
-                 _constant_hdu("DQ", chip, data.header, shape, 0, "UNITLESS")]
+        hdus += [sci, *imset_companions(chip, data.header, shape, multiaccum)]
     return fits.HDUList(hdus)
+
+
+def is_multiaccum(primary: fits.Header) -> bool:
+    """A WFC3/IR-style exposure: one SCI extension per non-destructive read."""
+    return str(primary.get("DETECTOR", "")).strip().upper() in MULTIACCUM_DETECTORS
+
+
+def imset_companions(chip: int, sci: fits.Header, shape: tuple[int, int],
+                     multiaccum: bool) -> list[fits.ImageHDU]:
+    """The constant extensions after one SCI: ERR and DQ, and for a MULTIACCUM read also SAMP (its
+    read number, ``SAMPNUM``) and TIME (its time since the reset, ``SAMPTIME``), which calwf3 reads."""
+    hdus = [constant_hdu("ERR", chip, sci, shape, 0.0, "COUNTS"), constant_hdu("DQ", chip, sci, shape, 0, "UNITLESS")]
+    if multiaccum:
+        for key in ("SAMPNUM", "SAMPTIME"):
+            if key not in sci:
+                raise BadInput(f"SCI,{chip} of a MULTIACCUM exposure has no {key}", keyword=key)
+        hdus += [constant_hdu("SAMP", chip, sci, shape, int(sci["SAMPNUM"]), "UNITLESS"),
+                 constant_hdu("TIME", chip, sci, shape, float(sci["SAMPTIME"]), "SECONDS")]
+    return hdus
 
 
 def spt_hdulist(decoded: DecodedPod, *, filename: str) -> fits.HDUList:

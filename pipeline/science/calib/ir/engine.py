@@ -54,8 +54,9 @@ def _needs(ctx: CalContext, switch: str, keyword: str, filetype: str | None, *, 
     check_reference(ctx, keyword, filetype=filetype, table=table)
 
 
-def validate(ctx: CalContext) -> None:
-    """Keywords, switches and references as ``GetIRRef``/``getIRFlags`` check them."""
+def validate(ctx: CalContext, *, repeat: bool = False) -> None:
+    """Keywords, switches and references as ``GetIRRef``/``getIRFlags`` check them; ``repeat``: a
+    member of a REPEAT association of >= 2 exposures keeps RPTCORR for the sum (``procir.c``)."""
     ctx.read_switches(SWITCHES)
     for kw, kind in (("ROOTNAME", str), ("FILTER", str), ("EXPTIME", float), ("EXPSTART", float),
                      ("EXPEND", float), ("SUBARRAY", bool), ("CCDGAIN", float), ("NSAMP", int),
@@ -64,7 +65,7 @@ def validate(ctx: CalContext) -> None:
     for name in SWITCHES:
         if ctx.switches[name] == COMPLETE:
             ctx.log(f"{name} already COMPLETE: not repeated")
-    if ctx.perform("RPTCORR"):
+    if ctx.perform("RPTCORR") and not repeat:
         ctx.switches["RPTCORR"] = OMIT    # a single exposure has nothing to combine
     path = ctx.reference_path("CCDTAB")
     assert path is not None
@@ -106,14 +107,14 @@ def _start(ramp: Ramp, ctx: CalContext) -> IRRun:
 
 
 def process(raw: Path, *, site: object | None = None, environ: Mapping[str, str] | None = None,
-            log: LogSink | None = None) -> IRRun:
-    """Run the chain on a raw ramp in memory."""
+            log: LogSink | None = None, repeat: bool = False) -> IRRun:
+    """Run the chain on a raw ramp in memory (``repeat``: see :func:`validate`)."""
     ramp = read_ramp(raw)
     if int(ramp.primary.get("NSAMP", 0)) != ramp.nsamp:
         raise BadInput("NSAMP does not match the imsets read", path=raw, keyword="NSAMP")
     ctx = CalContext(path=raw, primary=ramp.primary, detector="IR", site=site,
                      environ=dict(os.environ if environ is None else environ), log_sink=log)
-    validate(ctx)
+    validate(ctx, repeat=repeat)
     ctx.log(f"{ramp.rootname}: WFC3/IR MULTIACCUM, {ramp.nsamp} reads, {ctx.key('SAMP_SEQ', str)} "
             "(built-in engine)")
     run = _start(ramp, ctx)
@@ -125,14 +126,15 @@ def process(raw: Path, *, site: object | None = None, environ: Mapping[str, str]
         if step.enabled(run):
             step.run(run)
     for name in SWITCHES:
-        ctx.done(name)
+        if not (repeat and name == "RPTCORR"):  # calwf3 leaves a REPEAT member's RPTCORR at PERFORM
+            ctx.done(name)
     return run
 
 
 def calibrate_ir(raw: Path, outdir: Path, *, site: object | None = None, environ: Mapping[str, str] | None = None,
-                 log: LogSink | None = None) -> Path:
+                 log: LogSink | None = None, repeat: bool = False) -> Path:
     """raw -> ``_ima`` and ``_flt`` in ``outdir``; returns the ``_flt`` path."""
-    run = process(raw, site=site, environ=environ, log=log)
+    run = process(raw, site=site, environ=environ, log=log, repeat=repeat)
     ramp, det, ctx = run.ramp, run.det, run.ctx
     root = ramp.rootname
     ima = write_ima(ramp, det, outdir / f"{root}_ima.fits", switches=ctx.switches, updates=ctx.primary_updates)

@@ -104,24 +104,25 @@ class DarkCorr(IRStep):
         seq = str(ramp.primary.get("SAMP_SEQ", "")).strip()
         dark = read_dark_info(path, samp_seq=seq, subtype=str(ramp.primary.get("SUBTYPE", "")).strip())
         rr = run.det.region
-        for k in range(ramp.nsamp):
-            t = ramp.exptime[k]
-            match = next((i for i, e in enumerate(dark.expos) if abs(e - t) <= DARK_TOLERANCE), None)
-            if match is not None:
-                d = dark.imset(match + 1, ramp.shape)
-            elif seq.upper() == "NONE" and dark.expos:
-                d = interpolate_dark(run, dark, t)
-            else:
-                raise MissingReference(f"DARKFILE {path.name}: no imset with EXPOS = {t:.3f} s (SAMP_SEQ {seq})",
-                                       keyword="DARKFILE", path=path)
-            sci, err, dq = ramp.sci[k][rr], ramp.err[k][rr], ramp.dq[k][rr]
-            dsci, derr = d.sci[rr], d.err[rr]
-            sci -= dsci
-            err[...] = np.sqrt(err * err + derr * derr, dtype=F32)
-            dq |= d.dq[rr]
-            good = (d.dq[rr] & MEANDARK_SKIP) == 0
-            n = int(good.sum())
-            ramp.keywords[k]["MEANDARK"] = float(F32(np.sum(dsci, where=good, dtype=F64) / n)) if n else 0.0
+        with dark.opened():
+            for k in range(ramp.nsamp):
+                t = ramp.exptime[k]
+                match = next((i for i, e in enumerate(dark.expos) if abs(e - t) <= DARK_TOLERANCE), None)
+                if match is not None:
+                    d = dark.imset(match + 1, ramp.shape)
+                elif seq.upper() == "NONE" and dark.expos:
+                    d = interpolate_dark(run, dark, t)
+                else:
+                    raise MissingReference(f"DARKFILE {path.name}: no imset with EXPOS = {t:.3f} s (SAMP_SEQ {seq})",
+                                           keyword="DARKFILE", path=path)
+                sci, err, dq = ramp.sci[k][rr], ramp.err[k][rr], ramp.dq[k][rr]
+                dsci, derr = d.sci[rr], d.err[rr]
+                sci -= dsci
+                err[...] = np.sqrt(err * err + derr * derr, dtype=F32)
+                dq |= d.dq[rr]
+                good = (d.dq[rr] & MEANDARK_SKIP) == 0
+                n = int(good.sum())
+                ramp.keywords[k]["MEANDARK"] = float(F32(np.sum(dsci, where=good, dtype=F64) / n)) if n else 0.0
         run.ctx.log(f"DARKCORR: {path.name} ({len(dark.expos)} imsets) subtracted from {ramp.nsamp} reads")
 
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +124,8 @@ def cut_out(arr: np.ndarray, offset: tuple[int, int], shape: tuple[int, int], ke
     return arr[y0:y0 + ny, x0:x0 + nx]
 
 
-def read_extension(hdul: fits.HDUList, name: str, extver: int, dtype: type, keyword: str, path: Path,
+def read_extension(hdul: fits.HDUList | Mapping[tuple[str, int], fits.ImageHDU], name: str, extver: int, dtype: type,
+                   keyword: str, path: Path,
                    shape: tuple[int, int] | None = None) -> tuple[np.ndarray, fits.Header]:
     try:
         hdu = hdul[(name, extver)]
@@ -184,15 +187,29 @@ class DarkRef:
     path: Path
     samp_seq: str
     expos: list[float]
+    _index: dict[tuple[str, int], fits.ImageHDU] | None = field(default=None, repr=False)
+
+    @contextmanager
+    def opened(self) -> Iterator[DarkRef]:
+        """Keep the file open and its extensions indexed while every read takes its imset: opening
+        it per read re-parses the headers of all the imsets before the one wanted."""
+        with fits.open(self.path, **OPEN_KW) as hdul:
+            self._index = {(h.name, h.ver): h for h in hdul}
+            try:
+                yield self
+            finally:
+                self._index = None
 
     def imset(self, extver: int, shape: tuple[int, int]) -> RefPlanes:
-        kw = "DARKFILE"
-        with fits.open(self.path, **OPEN_KW) as hdul:
-            sci, _ = read_extension(hdul, "SCI", extver, np.float32, kw, self.path, shape)
-            err, _ = read_extension(hdul, "ERR", extver, np.float32, kw, self.path, shape)
-            dq, _ = read_extension(hdul, "DQ", extver, np.uint16, kw, self.path, shape)
-            for name in ("SAMP", "TIME"):
-                read_extension(hdul, name, extver, np.float32, kw, self.path, shape)
+        if self._index is None:
+            with self.opened():
+                return self.imset(extver, shape)
+        kw, exts = "DARKFILE", self._index
+        sci, _ = read_extension(exts, "SCI", extver, np.float32, kw, self.path, shape)
+        err, _ = read_extension(exts, "ERR", extver, np.float32, kw, self.path, shape)
+        dq, _ = read_extension(exts, "DQ", extver, np.uint16, kw, self.path, shape)
+        for name in ("SAMP", "TIME"):
+            read_extension(exts, name, extver, np.float32, kw, self.path, shape)
         if sci.shape != shape:
             raise MissingReference(f"{kw} {self.path.name}: imset {extver} is {sci.shape[1]}x{sci.shape[0]}, the "
                                    f"science array {shape[1]}x{shape[0]} (IR darks are used pixel for pixel)",
