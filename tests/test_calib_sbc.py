@@ -155,3 +155,18 @@ def test_accuracy_against_truth(tmp_path: Path, refs: dict[str, Path]) -> None:
     faint = (truth.rate > 0.05) & (truth.rate < 1.0)
     ratio = flt[faint].sum() / expected[faint].sum()
     assert abs(ratio - 1.0) < 0.01
+
+
+def test_no_switch_at_perform_copies_the_raw(tmp_path: Path, refs: dict[str, Path]) -> None:
+    """calacs ProcessMAMA: "No processing performed on image.", raw copied to _flt, exit 0."""
+    raw = tmp_path / "jsbc01abq_raw.fits"
+    sbc.write_raw(raw, refs, switches={s: "OMIT" for s in ("DQICORR", "GLINCORR", "LFLGCORR", "DARKCORR",
+                                                            "FLATCORR", "PHOTCORR")})
+    warnings: list[str] = []
+    out = builtin.calibrate_exposure(raw, tmp_path, environ={}, log=lambda sev, text: warnings.append(sev))
+    assert out.name == "jsbc01abq_flt.fits" and warnings == ["warn"]
+    with fits.open(raw) as r, fits.open(out) as f:
+        assert f[0].header["FILENAME"] == "jsbc01abq_flt.fits"
+        assert [k for k in r[0].header if r[0].header[k] != f[0].header.get(k)] == ["FILENAME"]
+        assert f["SCI"].data.dtype.kind == "i" and np.array_equal(f["SCI"].data, r["SCI"].data)
+        assert f["ERR"].header["NAXIS"] == 0 and "BUNIT" not in f["ERR"].header

@@ -108,6 +108,14 @@ def twod_phase(blv: Exposure, out: Path, *, site: object | None = None,
 def calibrate_exposure(raw: Path, outdir: Path, **kw: object) -> Path:
     if ir_engine.is_ir_file(raw):   # MULTIACCUM ramps: the WF3IR chain writes _ima and _flt
         return ir_engine.calibrate_ir(raw, outdir, **kw)  # type: ignore[arg-type]
+    primary = read_primary(raw)
+    if detector_of(primary, raw) is SBC and not sbc.wants_2d(primary):
+        log = kw.get("log")
+        if callable(log):
+            log("warn", f"{raw.name}: no calibration switch is PERFORM: no processing performed on image; "
+                        "the raw is copied to the _flt, as calacs does")
+        root = str(primary.get("ROOTNAME", raw.name.split("_")[0])).strip().lower()
+        return sbc.copy_unprocessed(raw, outdir / f"{root}_flt.fits")
     blv = ccd_phase(raw, **kw)  # type: ignore[arg-type]
     return twod_phase(blv, outdir / f"{blv.rootname}_flt.fits", **kw)  # type: ignore[arg-type]
 
