@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.asntable import ASN_KINDS
 from pipeline.core.errors import BadInput, Unsupported
-from pipeline.science.calib import acs, sbc, uvis
+from pipeline.science.calib import acs, acssum, sbc, uvis
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
 from pipeline.science.calib.cte import uvis as uvis_cte
@@ -156,7 +157,7 @@ def needs_crcorr(blvs: list[Exposure]) -> bool:
     """calwf3 rejects cosmic rays when CRCORR or RPTCORR is PERFORM and there are >= 2 images."""
     first = blvs[0].primary
     if str(first.get("DETECTOR", "")).strip().upper() == "SBC":
-        return False  # MAMA: CRCORR forced off; RPTCORR's ACSSUM is not part of the built-in engine
+        return False  # MAMA: CRCORR forced off; RPTCORR sums the flts instead (calibrate_stack)
     return len(blvs) >= 2 and any(str(first.get(s, "")).strip().upper() == PERFORM for s in ("CRCORR", "RPTCORR"))
 
 
@@ -264,7 +265,14 @@ def apply_cr_masks(blv: Exposure, masks: list[np.ndarray]) -> None:
 
 
 def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) -> list[Path]:
-    """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj."""
+    """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj; for SBC
+    (calacs's ProcessMAMA) ACS2D per member, then ACSSUM into the product's ``_sfl``."""
+    if detector_of(read_primary(raws[0]), raws[0]) is SBC:
+        flts = [calibrate_exposure(r, outdir, **kw) for r in raws]
+        if not acssum.wants_sum(flts):
+            return flts
+        return [*flts, acssum.sum_repeats(flts, outdir / f"{product}_sfl.fits", ASN_KINDS["REPEAT"][1],
+                                          log=kw.get("log"))]  # type: ignore[arg-type]
     return finish_stack([ccd_phase(r, **kw) for r in raws], outdir, product, **kw)  # type: ignore[arg-type]
 
 
