@@ -31,6 +31,9 @@ NAMES = {"CCDTAB": "hrc_sim_ccd.fits", "OSCNTAB": "hrc_sim_osc.fits", "BIASFILE"
          "DARKFILE": "hrc_sim_drk.fits", "PFLTFILE": "hrc_sim_pfl.fits", "SATUFILE": "hrc_sim_sat.fits",
          "BPIXTAB": "hrc_sim_bpx.fits", "CRREJTAB": "hrc_sim_crr.fits", "IMPHTTAB": "hrc_sim_imp.fits"}
 SIMULATED_IMAGES = ("CCDTAB", "OSCNTAB", "BIASFILE", "DARKFILE", "PFLTFILE", "SATUFILE", "IMPHTTAB")
+#: HRC subarray apertures read by amp C from its corner: (image columns, rows). The raw keeps the
+#: 19 physical prescan columns (LTV1 = 19) and has no virtual overscan.
+SUBARRAYS: dict[str, tuple[int, int]] = {"HRC-512": (512, 512), "HRC-SUB1.5": (200, 200)}
 
 
 def _cols(values: dict[str, tuple[str, list]]) -> list[fits.Column]:
@@ -56,15 +59,22 @@ def ccdtab() -> fits.HDUList:
 
 
 def oscntab() -> fits.HDUList:
-    """OSCNTAB (ACS columns): trims, the physical (A) and virtual (B) serial bias columns, the parallel box."""
-    row = {"CCDAMP": ("4A", ["C"]), "CCDCHIP": ("I", [1]), "BINX": ("I", [1]), "BINY": ("I", [1]),
-           "NX": ("I", [NX]), "NY": ("I", [NY]), "TRIMX1": ("I", [PRESCAN]), "TRIMX2": ("I", [OVERSCAN]),
-           "TRIMY1": ("I", [0]), "TRIMY2": ("I", [VIRTUAL_ROWS]), "VX1": ("I", [PRESCAN + 1]),
-           "VX2": ("I", [PRESCAN + SIZE]), "VY1": ("I", [SIZE + 3]), "VY2": ("I", [NY - 2]),
-           "BIASSECTA1": ("I", [3]), "BIASSECTA2": ("I", [PRESCAN - 1]),
-           "BIASSECTB1": ("I", [PRESCAN + SIZE + 3]), "BIASSECTB2": ("I", [NX - 1])}
+    """OSCNTAB (ACS columns): trims, the physical (A) and virtual (B) serial bias columns, the parallel
+    box; the full frame, then one row per subarray size (NX/NY of its raw), prescan bias columns only."""
+    rows = [(NX, NY, PRESCAN, OVERSCAN, VIRTUAL_ROWS, PRESCAN + 1, PRESCAN + SIZE, SIZE + 3, NY - 2,
+             PRESCAN + SIZE + 3, NX - 1)]
+    rows += [(PRESCAN + nx, ny, PRESCAN, 0, 0, 0, 0, 0, 0, 0, 0) for nx, ny in SUBARRAYS.values()]
+    n = len(rows)
+    cols = dict(zip(("NX", "NY", "TRIMX1", "TRIMX2", "TRIMY2", "VX1", "VX2", "VY1", "VY2", "BIASSECTB1",
+                     "BIASSECTB2"), zip(*rows, strict=True), strict=True))
+    table = {"CCDAMP": ("4A", ["C"] * n), "CCDCHIP": ("I", [1] * n), "BINX": ("I", [1] * n), "BINY": ("I", [1] * n),
+             "NX": ("I", list(cols["NX"])), "NY": ("I", list(cols["NY"])), "TRIMX1": ("I", list(cols["TRIMX1"])),
+             "TRIMX2": ("I", list(cols["TRIMX2"])), "TRIMY1": ("I", [0] * n), "TRIMY2": ("I", list(cols["TRIMY2"])),
+             "VX1": ("I", list(cols["VX1"])), "VX2": ("I", list(cols["VX2"])), "VY1": ("I", list(cols["VY1"])),
+             "VY2": ("I", list(cols["VY2"])), "BIASSECTA1": ("I", [3] * n), "BIASSECTA2": ("I", [PRESCAN - 1] * n),
+             "BIASSECTB1": ("I", list(cols["BIASSECTB1"])), "BIASSECTB2": ("I", list(cols["BIASSECTB2"]))}
     return acsrefs.table(acsrefs.primary("OVERSCAN", "HRC", NAMES["OSCNTAB"], "HRC overscan regions"),
-                         "OSCNTAB", _cols(row))
+                         "OSCNTAB", _cols(table))
 
 
 def crrejtab() -> fits.HDUList:
@@ -137,8 +147,10 @@ class HrcTruth:
 
 
 def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expstart: float = 52500.3, seed: int = 2,
-              star_seed: int = 2, crsplit: int = 1, asn_id: str = "NONE", ncr: int = 400) -> HrcTruth:
-    """A raw HRC exposure in the archive's layout; the reference keywords name :data:`NAMES` in jref."""
+              star_seed: int = 2, crsplit: int = 1, asn_id: str = "NONE", ncr: int = 400,
+              aperture: str = "HRC") -> HrcTruth:
+    """A raw HRC exposure in the archive's layout; the reference keywords name :data:`NAMES` in jref.
+    ``aperture`` one of :data:`SUBARRAYS` reads out only that corner of amp C (with its prescan)."""
     rng = np.random.default_rng(seed)
     srng = np.random.default_rng(star_seed)
     e = np.full((SIZE, SIZE), 8.0 * exptime / 100.0)
@@ -165,17 +177,26 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
     raw[:SIZE, PRESCAN:PRESCAN + SIZE] += obs / GAIN
     raw += rng.normal(0.0, READNOISE_E / GAIN, raw.shape)
     dn = np.clip(np.rint(raw), 0, 65535).astype(np.uint16)
+    sub = SUBARRAYS.get(aperture)
+    if aperture != "HRC" and sub is None:
+        raise ValueError(f"unknown HRC aperture {aperture!r}: expected HRC or one of {', '.join(SUBARRAYS)}")
+    nx, ny = sub or (SIZE, SIZE)
+    if sub:
+        dn = dn[:ny, :PRESCAN + nx]
+        e, crs, saturated = e[:ny, :nx], crs[:ny, :nx], saturated[:ny, :nx]
     root = path.name.split("_")[0].lower()
     f1, f2 = FILTERS[filt][:2]
     p = fits.Header()
     p.update(NEXTEND=3, ROOTNAME=root, FILENAME=path.name, FILETYPE="SCI", TELESCOP="HST", INSTRUME="ACS",
              DETECTOR="HRC", OBSTYPE="IMAGING", OBSMODE="ACCUM", IMAGETYP="EXT",
-             APERTURE="HRC", TARGNAME="SIMULATED-CLUSTER",
-             FILTER1=f1, FILTER2=f2, SUBARRAY=False, CCDAMP="C", CCDGAIN=2, CCDOFSTA=3, CCDOFSTB=3, CCDOFSTC=3,
+             APERTURE=aperture, TARGNAME="SIMULATED-CLUSTER",
+             FILTER1=f1, FILTER2=f2, SUBARRAY=sub is not None, CCDAMP="C", CCDGAIN=2, CCDOFSTA=3, CCDOFSTB=3,
+             CCDOFSTC=3,
              CCDOFSTD=3, BINAXIS1=1, BINAXIS2=1, EXPTIME=exptime, DARKTIME=exptime, EXPSTART=expstart,
              EXPEND=expstart + exptime / 86400.0, CRSPLIT=crsplit, ASN_ID=asn_id, FLASHDUR=0.0, PROPOSID=99999)
     p["DATE-OBS"], p["TIME-OBS"] = date_time(expstart)
     p["PA_V3"] = (42.0, "position angle of V3-axis of HST (deg)")
+    p.update(CENTERA1=PRESCAN + nx // 2 + 1, CENTERA2=ny // 2 + 1, SIZAXIS1=nx, SIZAXIS2=ny)
     for s in ("DQICORR", "BLEVCORR", "BIASCORR", "DARKCORR", "FLATCORR", "PHOTCORR", "EXPSCORR"):
         p[s] = "PERFORM"
     p.update(ATODCORR="OMIT", FLSHCORR="OMIT", SHADCORR="OMIT", CRCORR="PERFORM" if crsplit > 1 else "OMIT",
