@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from click.testing import CliRunner
 
+from pipeline.cli import main
 from pipeline.science.calib import builtin
+from pipeline.science.calib.api import calibrate
 from pipeline.science.calib.compare import compare_input
 from pipeline.science.calib.hrc import HrcChip, single_amp_slots
 from pipeline.simulate import hrc
@@ -112,3 +115,15 @@ def test_real_calacs_agrees_bit_for_bit_on_hrc_subarrays(jref: Path, tmp_path: P
         hrc.write_raw(raw, seed=20 + k, aperture=aperture)
         result = compare_input(raw, tmp_path / f"work{k}", environ=dict(os.environ, jref=str(jref) + "/"))
         assert result.ok(0.0) and result.diffs, [d.line() for d in result.diffs]
+
+
+def test_owl_simulate_acs_modes_writes_an_hrc_subarray_and_an_sbc_repeat(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["simulate", "acs-modes", str(tmp_path), "--hrc-aperture", "HRC-512",
+                                       "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    raw = tmp_path / "jhrc04s1q_raw.fits"
+    assert fits.getheader(raw)["APERTURE"] == "HRC-512" and fits.getdata(raw, "SCI").shape == (512, 531)
+    out = calibrate([tmp_path / "jsbc04010_asn.fits", raw], tmp_path / "out", engine="builtin",
+                    environ={"jref": f"{tmp_path / 'jref'}/"})
+    assert sorted(p.name for p in out) == ["jhrc04s1q_flt.fits", "jsbc04011_sfl.fits", "jsbc04r1q_flt.fits",
+                                           "jsbc04r2q_flt.fits"]

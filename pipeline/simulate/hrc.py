@@ -234,3 +234,22 @@ def prepare_real_raw(raw: Path, dest: Path, refdir: Path, *, real_tables: dict[s
             p[key] = f"jref${path.name}"
             p["HISTORY"] = f"{key}: real table {path.name}"
     return out
+
+
+def write_mode_examples(directory: Path, *, seed: int = 1, aperture: str = "HRC", sbc_type: str = "REPEAT",
+                        ) -> list[Path]:
+    """FITS for a user comparing engines: the HRC and SBC references in ``directory/jref`` and, in
+    ``directory``, one HRC raw of ``aperture`` and an SBC association of ``sbc_type`` (DITHER/REPEAT)."""
+    from pipeline.simulate import sbc
+
+    jref = directory / "jref"
+    write_references(jref)
+    sbc.write_references(jref)   # the SBC raws name these (sbc.NAMES) by default
+    raw = directory / f"jhrc{seed % 100:02d}{'s' if aperture in SUBARRAYS else 'f'}1q_raw.fits"
+    write_raw(raw, seed=seed, aperture=aperture)
+    assoc = sbc.association(seed, seed % 100, sbc_type)
+    written = [raw]
+    for m in assoc.members:
+        written.append(atomic_write_fits(m.raw, directory / f"{m.rootname}_raw.fits"))
+    written.append(atomic_write_fits(assoc.asn_table(), directory / f"{assoc.name}_asn.fits"))
+    return written
