@@ -30,6 +30,12 @@ FILTERS: dict[str, tuple[str, str, float, float, float]] = {
 NAMES = {"CCDTAB": "hrc_sim_ccd.fits", "OSCNTAB": "hrc_sim_osc.fits", "BIASFILE": "hrc_sim_bia.fits",
          "DARKFILE": "hrc_sim_drk.fits", "PFLTFILE": "hrc_sim_pfl.fits", "SATUFILE": "hrc_sim_sat.fits",
          "BPIXTAB": "hrc_sim_bpx.fits", "CRREJTAB": "hrc_sim_crr.fits", "IMPHTTAB": "hrc_sim_imp.fits"}
+#: The coronagraph's spot flat and spot-position table (real names end in _cfl and _csp).
+CORON_NAMES = {"CFLTFILE": "hrc_sim_cfl.fits", "SPOTTAB": "hrc_sim_csp.fits"}
+#: SPOTTAB rows (DATE 'dd/mm/yy', SHIFTX, SHIFTY): the spots drifted after launch.
+SPOT_SHIFTS = (("01/03/02", 0.0, 0.0), ("15/06/02", 1.25, 0.5), ("01/01/03", 2.3, 1.7), ("01/06/04", 3.1, 2.35))
+#: Occulting spots (x, y, radius in pixels) on the HRC: 1.8" and 3.0".
+SPOTS = ((437.0, 640.0, 30.0), (710.0, 402.0, 50.0))
 SIMULATED_IMAGES = ("CCDTAB", "OSCNTAB", "BIASFILE", "DARKFILE", "PFLTFILE", "SATUFILE", "IMPHTTAB")
 #: HRC subarray apertures read by amp C from its corner: (image columns, rows). The raw keeps the
 #: 19 physical prescan columns (LTV1 = 19) and has no virtual overscan.
@@ -96,6 +102,30 @@ def flat_field(seed: int) -> np.ndarray:
         np.float32)
 
 
+def spot_flat() -> np.ndarray:
+    """The spot flat: 1 away from the occulting spots, down to ~0.3 in their cores (smooth edges)."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    flat = np.ones((SIZE, SIZE))
+    for cx, cy, r in SPOTS:
+        d = np.hypot(x - cx, y - cy)
+        flat *= 1.0 - 0.7 / (1.0 + np.exp((d - r) / 3.0))
+    return flat.astype(np.float32)
+
+
+def write_coronagraph_references(refdir: Path) -> dict[str, Path]:
+    """CFLTFILE (one imset, SCI only meaningful: calacs uses sqrt(SCI) as its error) and SPOTTAB."""
+    paths = {k: refdir / v for k, v in CORON_NAMES.items()}
+    ch = acsrefs.primary("SPOT FLAT", "HRC", CORON_NAMES["CFLTFILE"], "HRC coronagraphic spot flat")
+    ch.update(FILTER1="ANY", FILTER2="ANY", OBSTYPE="CORONAGRAPHIC")
+    atomic_write_fits(acsrefs.image(ch, spot_flat()), paths["CFLTFILE"])
+    th = acsrefs.primary("SPOT TABLE", "HRC", CORON_NAMES["SPOTTAB"], "HRC coronagraphic spot positions")
+    th["OBSTYPE"] = "CORONAGRAPHIC"
+    dates, sx, sy = zip(*SPOT_SHIFTS, strict=True)
+    atomic_write_fits(acsrefs.table(th, "SPOTTAB", _cols({"DATE": ("8A", list(dates)), "SHIFTX": ("E", list(sx)),
+                                                         "SHIFTY": ("E", list(sy))})), paths["SPOTTAB"])
+    return paths
+
+
 def bias_structure(seed: int) -> np.ndarray:
     """Superbias residual (DN, raw format): column pattern and a few hot columns, ~0 mean."""
     rng = np.random.default_rng(seed + 7)
@@ -131,9 +161,10 @@ def write_references(refdir: Path, *, seed: int = 113) -> dict[str, Path]:
     sh = acsrefs.primary("FULL-WELL SATURATION LEVEL MAP", "HRC", NAMES["SATUFILE"], "HRC full-well saturation")
     atomic_write_fits(acsrefs.image(sh, np.full((NY, NX), FULL_WELL_E * 0.98, np.float32), sci_keys=keys),
                       paths["SATUFILE"])
-    modes = {f"acs,hrc,{f.lower()}": ((lambda t, v=v: v[2] * (1.0 - 3e-6 * (t - 52500.0))), v[3], v[4])
-             for f, v in FILTERS.items()}
+    modes = {f"acs,hrc,{coron}{f.lower()}": ((lambda t, v=v: v[2] * (1.0 - 3e-6 * (t - 52500.0))), v[3], v[4])
+             for f, v in FILTERS.items() for coron in ("", "coron,")}
     atomic_write_fits(acsrefs.imphttab("HRC", NAMES["IMPHTTAB"], modes), paths["IMPHTTAB"])
+    write_coronagraph_references(refdir)  # not in the returned map: no CRDS rules for them yet
     return paths
 
 
@@ -148,9 +179,10 @@ class HrcTruth:
 
 def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expstart: float = 52500.3, seed: int = 2,
               star_seed: int = 2, crsplit: int = 1, asn_id: str = "NONE", ncr: int = 400,
-              aperture: str = "HRC") -> HrcTruth:
+              aperture: str = "HRC", coronagraph: bool = False) -> HrcTruth:
     """A raw HRC exposure in the archive's layout; the reference keywords name :data:`NAMES` in jref.
-    ``aperture`` one of :data:`SUBARRAYS` reads out only that corner of amp C (with its prescan)."""
+    ``aperture`` one of :data:`SUBARRAYS` reads out only that corner of amp C (with its prescan);
+    ``coronagraph`` observes through the occulting spots (OBSTYPE CORONAGRAPHIC, CFLTFILE/SPOTTAB)."""
     rng = np.random.default_rng(seed)
     srng = np.random.default_rng(star_seed)
     e = np.full((SIZE, SIZE), 8.0 * exptime / 100.0)
@@ -162,6 +194,8 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
         flux = 5e6 if k < 3 else srng.uniform(2e3, 2e5) * exptime / 100.0
         e[cy - 8:cy + 9, cx - 8:cx + 9] += flux * psf
     flat = flat_field(113)
+    if coronagraph:
+        flat = flat * spot_flat()
     signal = e * flat
     dark = fits.getdata(path.parent / "jref" / NAMES["DARKFILE"], 1) if (path.parent / "jref").is_dir() else None
     signal = signal + (DARK_RATE if dark is None else dark) * exptime
@@ -204,6 +238,9 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
     for key, name in NAMES.items():
         p[key] = f"jref${name}"
     p.update(DFLTFILE="N/A", LFLTFILE="N/A", CFLTFILE="N/A", SPOTTAB="N/A", FLSHFILE="N/A", SHADFILE="N/A")
+    if coronagraph:
+        p.update(OBSTYPE="CORONAGRAPHIC", APERTURE="HRC-CORON1.8",
+                 **{k: f"jref${v}" for k, v in CORON_NAMES.items()})
     keys = dict(LTV1=float(PRESCAN), LTV2=0.0, LTM1_1=1.0, LTM2_2=1.0, SDQFLAGS=31743, CCDCHIP=1,
                 CRPIX1=531.0, CRPIX2=512.0, CRVAL1=6.02, CRVAL2=-72.08, CTYPE1="RA---TAN", CTYPE2="DEC--TAN",
                 CD1_1=-7.0e-6, CD1_2=1.8e-6, CD2_1=2.9e-6, CD2_2=6.6e-6, ORIENTAT=15.5)
