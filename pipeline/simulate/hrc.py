@@ -118,7 +118,7 @@ def write_coronagraph_references(refdir: Path) -> dict[str, Path]:
     ch = acsrefs.primary("SPOT FLAT", "HRC", CORON_NAMES["CFLTFILE"], "HRC coronagraphic spot flat")
     ch.update(FILTER1="ANY", FILTER2="ANY", OBSTYPE="CORONAGRAPHIC")
     atomic_write_fits(acsrefs.image(ch, spot_flat()), paths["CFLTFILE"])
-    th = acsrefs.primary("SPOT TABLE", "HRC", CORON_NAMES["SPOTTAB"], "HRC coronagraphic spot positions")
+    th = acsrefs.primary("SPOT POSITION TABLE", "HRC", CORON_NAMES["SPOTTAB"], "HRC coronagraphic spot positions")
     th["OBSTYPE"] = "CORONAGRAPHIC"
     dates, sx, sy = zip(*SPOT_SHIFTS, strict=True)
     atomic_write_fits(acsrefs.table(th, "SPOTTAB", _cols({"DATE": ("8A", list(dates)), "SHIFTX": ("E", list(sx)),
@@ -164,7 +164,7 @@ def write_references(refdir: Path, *, seed: int = 113) -> dict[str, Path]:
     modes = {f"acs,hrc,{coron}{f.lower()}": ((lambda t, v=v: v[2] * (1.0 - 3e-6 * (t - 52500.0))), v[3], v[4])
              for f, v in FILTERS.items() for coron in ("", "coron,")}
     atomic_write_fits(acsrefs.imphttab("HRC", NAMES["IMPHTTAB"], modes), paths["IMPHTTAB"])
-    write_coronagraph_references(refdir)  # not in the returned map: no CRDS rules for them yet
+    write_coronagraph_references(refdir)  # named only by coronagraphic raws (see CORON_NAMES)
     return paths
 
 
