@@ -452,15 +452,18 @@ def make_reference(det: Detector, spec: RefSpec, name: str, useafter: datetime) 
 
 def initial_specs(det: Detector, size: str) -> list[RefSpec]:
     """The reference files a cache needs for data of ``size``: tables, a bias per readout and gain,
-    and dark/flat/full-well/sink images covering the largest readout."""
+    and full-chip dark/flat/full-well/sink images."""
     inst = det.instrument
     cover = readout_for(inst, size)
     readouts = [readout_for(inst, "full"), readout_for(inst, "subarray")] if size == "full" else [cover]
     amp = "ANY" if size == "full" else cover.ccdamp
     specs = [RefSpec(t, inst) for t in TABLE_TYPES]
     specs += [RefSpec("biasfile", inst, ro, ccdgain=g) for ro in readouts for g in sorted(det.gain_modes)]
-    specs += [RefSpec("darkfile", inst, cover, ccdamp=amp)]
-    specs += [RefSpec("pfltfile", inst, cover, filter=f, ccdamp=amp) for f in FILTERS[inst]]
+    # darks and flats are full-chip reference types: a subarray cache still holds whole chips (the
+    # engines cut the subarray out at its LTV corner); only the selection (CCDAMP) follows the readout
+    chips = readout_for(inst, "full")
+    specs += [RefSpec("darkfile", inst, chips, ccdamp=amp)]
+    specs += [RefSpec("pfltfile", inst, chips, filter=f, ccdamp=amp) for f in FILTERS[inst]]
     # the ACS SATUFILE type only allows explicit amplifiers or N/A (crds acs_sat.tpn)
     specs += [RefSpec("satufile", inst, cover, ccdamp="N/A" if amp == "ANY" else amp),
               RefSpec("snkcfile", inst, cover, ccdamp=amp)]
