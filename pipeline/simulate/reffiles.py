@@ -159,9 +159,11 @@ def bias_image(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> f
     else:
         h["APERTURE"] = ("ANY_FULL" if not ro.subarray else ro.aperture, "aperture name")
     err = 0.05 / np.sqrt(1 + spec.variant)
+    # a subarray's bias is still whole raw chips (as real ones are): the selection keywords above
+    # name the subarray readout, the engines cut it out at the raw's LTV corner
     planes = [[_array_hdu(det.superbias(p, spec.ccdgain), p, "SCI", False, "COUNTS"),
                _constant_hdu(float(np.float32(err)), p.shape, p, "ERR", False, "COUNTS"),
-               _constant_hdu(0, p.shape, p, "DQ", False, "UNITLESS")] for p in ro.chips]
+               _constant_hdu(0, p.shape, p, "DQ", False, "UNITLESS")] for p in _full_chip(det).chips]
     return _image_file(h, planes)
 
 
