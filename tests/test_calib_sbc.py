@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ from astropy.io import fits
 
 from pipeline.core.errors import BadInput, Unsupported
 from pipeline.science.calib import builtin
+from pipeline.science.calib.api import calibrate
+from pipeline.science.calib.compare import compare_input
 from pipeline.science.calib.steps.mama import disc_offsets, flag_local, global_linearity_ratio
 from pipeline.simulate import acsrefs, sbc
 
@@ -155,3 +159,66 @@ def test_accuracy_against_truth(tmp_path: Path, refs: dict[str, Path]) -> None:
     faint = (truth.rate > 0.05) & (truth.rate < 1.0)
     ratio = flt[faint].sum() / expected[faint].sum()
     assert abs(ratio - 1.0) < 0.01
+
+
+def test_no_switch_at_perform_copies_the_raw(tmp_path: Path, refs: dict[str, Path]) -> None:
+    """calacs ProcessMAMA: "No processing performed on image.", raw copied to _flt, exit 0."""
+    raw = tmp_path / "jsbc01abq_raw.fits"
+    sbc.write_raw(raw, refs, switches={s: "OMIT" for s in ("DQICORR", "GLINCORR", "LFLGCORR", "DARKCORR",
+                                                            "FLATCORR", "PHOTCORR")})
+    warnings: list[str] = []
+    out = builtin.calibrate_exposure(raw, tmp_path, environ={}, log=lambda sev, text: warnings.append(sev))
+    assert out.name == "jsbc01abq_flt.fits" and warnings == ["warn"]
+    with fits.open(raw) as r, fits.open(out) as f:
+        assert f[0].header["FILENAME"] == "jsbc01abq_flt.fits"
+        assert [k for k in r[0].header if r[0].header[k] != f[0].header.get(k)] == ["FILENAME"]
+        assert f["SCI"].data.dtype.kind == "i" and np.array_equal(f["SCI"].data, r["SCI"].data)
+        assert f["ERR"].header["NAXIS"] == 0 and f["SCI"].header["BUNIT"] == "COUNTS"  # not relabelled
+
+
+def _write_association(directory: Path, refs: dict[str, Path], asn_type: str) -> Path:
+    assoc = sbc.association(5, 3, asn_type)
+    for m in assoc.members:
+        for key in ("BPIXTAB", "MLINTAB", "DARKFILE", "PFLTFILE", "IMPHTTAB"):
+            m.raw[0].header[key] = f"jref${refs[key].name}"
+        m.raw.writeto(directory / f"{m.rootname}_raw.fits")
+    asn = directory / f"{assoc.name}_asn.fits"
+    assoc.asn_table().writeto(asn)
+    return asn
+
+
+def test_repeat_association_is_summed_by_acssum(tmp_path: Path, refs: dict[str, Path]) -> None:
+    """acssum.c: SCI summed, ERR in quadrature (float32 variances), DQ OR-ed; EXPTIME summed,
+    NCOMBINE, RPTCORR = COMPLETE; statistics with the primary SDQFLAGS (absent: every bit)."""
+    asn = _write_association(tmp_path, refs, "REPEAT")
+    env = {"jref": str(refs["MLINTAB"].parent) + "/"}
+    out = calibrate([asn], tmp_path / "out", engine="builtin", environ=env)
+    assert sorted(p.name for p in out) == ["jsbc03011_sfl.fits", "jsbc03r1q_flt.fits", "jsbc03r2q_flt.fits"]
+    d = tmp_path / "out"
+    with fits.open(d / "jsbc03r1q_flt.fits") as a, fits.open(d / "jsbc03r2q_flt.fits") as b, \
+            fits.open(d / "jsbc03011_sfl.fits") as s:
+        assert a[0].header["RPTCORR"] == "PERFORM"          # the members keep PERFORM, as in calacs
+        assert np.array_equal(s["SCI"].data, a["SCI"].data + b["SCI"].data)
+        ea, eb = a["ERR"].data, b["ERR"].data
+        assert np.array_equal(s["ERR"].data, np.sqrt(ea * ea + eb * eb).astype(np.float32))
+        assert np.array_equal(s["DQ"].data, a["DQ"].data | b["DQ"].data)
+        p = s[0].header
+        assert (p["RPTCORR"], p["NCOMBINE"], p["EXPTIME"], p["ROOTNAME"], p["ASN_MTYP"]) == \
+            ("COMPLETE", 2, 600.0, "JSBC03011", "PROD-RPT")
+        assert p["EXPEND"] == b[0].header["EXPEND"] and s["SCI"].header["EXPNAME"] == "jsbc03011"
+        good = (s["DQ"].data == 0) & (s["ERR"].data > 0)
+        assert s["SCI"].header["NGOODPIX"] == np.count_nonzero(good)
+
+
+def test_dither_association_is_not_summed(tmp_path: Path, refs: dict[str, Path]) -> None:
+    asn = _write_association(tmp_path, refs, "DITHER")
+    out = calibrate([asn], tmp_path / "out", engine="builtin", environ={"jref": str(refs["MLINTAB"].parent) + "/"})
+    assert sorted(p.name for p in out) == ["jsbc03d1q_flt.fits", "jsbc03d2q_flt.fits"]
+
+
+@pytest.mark.skipif(shutil.which("calacs.e") is None, reason="calacs.e (hstcal) not on PATH")
+def test_real_calacs_agrees_bit_for_bit_on_an_sbc_repeat_association(tmp_path: Path, refs: dict[str, Path]) -> None:
+    asn = _write_association(tmp_path, refs, "REPEAT")
+    result = compare_input(asn, tmp_path / "work", environ=dict(os.environ, jref=str(refs["MLINTAB"].parent) + "/"))
+    assert result.ok(0.0) and any(d.product.endswith("_sfl.fits") for d in result.diffs), \
+        [d.line() for d in result.diffs]

@@ -36,7 +36,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_certify_is_clean(cache: Path) -> None:
     new = [str(references_dir(cache) / n) for n in json.loads((cache / "new.json").read_text())]
-    assert len(new) == 16 and all(re.match(r"^[0-9a-z]{8}j_[a-z]{3}\.fits$", Path(n).name) for n in new)
+    assert len(new) == 21 and all(re.match(r"^[0-9a-z]{8}j_[a-z]{3}\.fits$", Path(n).name) for n in new)
     maps = [str(p) for p in mappings_dir(cache).glob("*_0002.*")]
     maps.append(str(mappings_dir(cache) / "hst_acs_mlintab_0001.rmap"))
     proc = subprocess.run([sys.executable, "-m", "crds.certify", *new, *maps, "--comparison-context", "hst_0002.pmap"],
@@ -47,10 +47,12 @@ def test_certify_is_clean(cache: Path) -> None:
 
 def test_bestrefs_and_calibration(cache: Path, tmp_path: Path, realdata: Path) -> None:
     sraw, hraw = tmp_path / "jsbc05abq_raw.fits", tmp_path / "jhrc05abq_raw.fits"
+    craw = tmp_path / "jhrc05acq_raw.fits"
     sbc.write_raw(sraw, None)
     hrc.write_raw(hraw)
+    hrc.write_raw(craw, coronagraph=True, filt="F330W")
     real = realdata / "acs_hrc_j8bt/raw/j8bt09jcq_raw.fits"
-    proc = subprocess.run([sys.executable, "-c", BESTREFS, "hst_0002.pmap", str(sraw), str(hraw), str(real)],
+    proc = subprocess.run([sys.executable, "-c", BESTREFS, "hst_0002.pmap", str(sraw), str(hraw), str(real), str(craw)],
                           env=_env(cache), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     best = json.loads(proc.stdout.splitlines()[-1])
@@ -58,7 +60,8 @@ def test_bestrefs_and_calibration(cache: Path, tmp_path: Path, realdata: Path) -
     for path, needed in ((sraw, ("bpixtab", "mlintab", "darkfile", "pfltfile", "imphttab")),
                          (hraw, ("ccdtab", "oscntab", "bpixtab", "biasfile", "darkfile", "pfltfile", "satufile",
                                  "imphttab")),
-                         (real, ("ccdtab", "oscntab", "bpixtab", "biasfile", "darkfile", "pfltfile", "crrejtab"))):
+                         (real, ("ccdtab", "oscntab", "bpixtab", "biasfile", "darkfile", "pfltfile", "crrejtab")),
+                         (craw, ("cfltfile", "spottab", "pfltfile"))):
         refs = best[str(path)]
         assert all(refs[k] in have for k in needed), (path.name, refs)
     for path in (sraw, hraw):

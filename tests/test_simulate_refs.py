@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from pipeline.science.calib.imageio import find_line
 from pipeline.simulate import build_reference_cache, bump_reference, simulate_downlink, write_fits
 from pipeline.simulate.crdscache import CacheError, mappings_dir, references_dir
 from pipeline.simulate.detector import Detector
@@ -71,10 +72,12 @@ def test_reference_files_are_cdbs_named_with_selection_headers(cache):
 
 def test_image_references_are_imsets_hstio_accepts_and_full_chip_where_real_ones_are(cache):
     """Every image is SCI/ERR/DQ imsets the strict reader (hstio's rules) accepts for each chip it
-    holds; SATUFILE and SNKCFILE cover both whole raw chips even in a subarray cache, as real ones do."""
+    holds; SATUFILE and SNKCFILE cover both whole raw chips even in a subarray cache, as real ones do,
+    and DARKFILE and PFLTFILE both whole trimmed chips."""
     from pipeline.science.calib.imageio import RefImage
 
     raw_chip = {"WFC3": (2070, 4206), "ACS": (2068, 4144)}
+    trimmed_chip = {"WFC3": (2051, 4096), "ACS": (2048, 4096)}
     for path in sorted(references_dir(cache).glob("*.fits")):
         h = fits.getheader(path)
         if path.name[-8:-5] not in ("bia", "drk", "pfl", "sat", "snk"):
@@ -85,6 +88,8 @@ def test_image_references_are_imsets_hstio_accepts_and_full_chip_where_real_ones
         for chip in chips:
             imset = ref.for_chip(chip)
             assert imset.err().shape == imset.dq().shape == imset.sci().shape
+        if path.name[-8:-5] in ("drk", "pfl"):
+            assert (imset.ny, imset.nx) == trimmed_chip[h["INSTRUME"]], path.name
         if path.name[-8:-5] in ("sat", "snk"):
             assert sorted(chips) == [1, 2], path.name
             assert (imset.ny, imset.nx) == raw_chip[h["INSTRUME"]], path.name
@@ -129,7 +134,15 @@ def _mini_calibrate(raw: fits.HDUList, cache: Path, refs: dict[str, str], det: D
     amp = det.gain_mode(h["CCDGAIN"]).amps[h["CCDAMP"]]
 
     def ref(kind: str) -> np.ndarray:
-        return fits.getdata(references_dir(cache) / refs[kind], "SCI", 1).astype(np.float64)
+        """The reference's SCI under the science array (full-chip darks and flats: cut at the LTV corner)."""
+        with fits.open(references_dir(cache) / refs[kind]) as f:
+            hdu = next(x for x in f[1:] if x.name == "SCI" and x.header.get("CCDCHIP", 1) == sci.header["CCDCHIP"])
+            trimmed = kind != "biasfile"
+            hdr = sci.header.copy()
+            ny, nx = sci.data.shape[0], sci.data.shape[1] - (ltv1 if trimmed else 0)
+            hdr["LTV1"] = sci.header["LTV1"] - (ltv1 if trimmed else 0)
+            place = find_line(hdr, nx, hdu.header, hdu.data.shape[1])
+            return hdu.data[place.y0:place.y0 + ny, place.x0:place.x0 + nx].astype(np.float64)
 
     rows = np.arange(data.shape[0])
 

@@ -9,6 +9,7 @@ Examples::
     owl simulate refs --site S --bump darkfile --detector UVIS --ccdamp C
     owl simulate refs --site S --acs-modes                  # add the ACS/SBC and ACS/HRC references
     owl simulate refs --site S --bump mlintab --detector SBC
+    owl simulate acs-modes DIR --hrc-aperture HRC-512 --sbc-type REPEAT   # HRC/SBC FITS + jref
 """
 
 from __future__ import annotations
@@ -192,6 +193,25 @@ def _also_fits(stream: Iterator[SimulatedAssociation], directory: Path,
     for asn in stream:
         written.extend(write_fits([asn], directory))
         yield asn
+
+
+@simulate.command("acs-modes")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--hrc-aperture", type=click.Choice(["HRC", "HRC-512", "HRC-SUB1.5"]), default="HRC", show_default=True,
+              help="HRC full frame or subarray")
+@click.option("--sbc-type", type=click.Choice(["DITHER", "REPEAT"]), default="REPEAT", show_default=True,
+              help="SBC association type (REPEAT: calacs sums it into _sfl)")
+@click.option("--seed", type=int, default=1, show_default=True)
+@reports_errors
+def acs_modes(directory: str, hrc_aperture: str, sbc_type: str, seed: int) -> None:
+    """ACS/HRC and ACS/SBC raws as FITS with their references in DIRECTORY/jref (for
+    ``jref=DIRECTORY/jref/ owl calibrate --engine compare``)."""
+    from pipeline.simulate.hrc import write_mode_examples
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in write_mode_examples(out, seed=seed, aperture=hrc_aperture, sbc_type=sbc_type):
+        click.echo(str(path))
 
 
 @simulate.command("refs")

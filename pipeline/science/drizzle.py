@@ -232,6 +232,18 @@ def add_provenance(product: Path, inputs: list[DrizzleInput], crds_context: str 
         h["DRIZCORR"] = "COMPLETE"
 
 
+def _without_old_dgeo(copy: Path, log: Callable[[str], None]) -> None:
+    """An old-style DGEOFILE without NPOLFILE (pre-2009 archive headers, e.g. real ACS/HRC) makes
+    drizzlepac ask on stdin whether to go on without it. With ``updatewcs=False`` the headers' WCS
+    is used as it is and the DGEO file is never applied, so answer as an operator would ('c'): blank
+    it in the scratch copy. The input itself is not touched."""
+    with fits.open(copy, mode="update") as hdul:
+        h = hdul[0].header
+        if str(h.get("DGEOFILE", "N/A")).strip() not in ("N/A", "n/a", "") and "NPOLFILE" not in h:
+            log(f"{copy.name}: old-style DGEOFILE {h['DGEOFILE']} without NPOLFILE: not applied (updatewcs=False)")
+            h["DGEOFILE"] = "N/A"
+
+
 def drizzle(
     inputs: list[Path],
     product_name: DatasetName,
@@ -257,6 +269,8 @@ def drizzle(
     rundir.mkdir(parents=True)
     try:
         copies = [copy_atomic(c.path, rundir / c.path.name) for c in checked]
+        for copy in copies:
+            _without_old_dgeo(copy, log)
         produced, text = run_astrodrizzle(copies, product_name.name, rundir, cores=cores)
         dropped, why = dropped_inputs(produced, copies, text)
         if dropped:

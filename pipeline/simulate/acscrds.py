@@ -38,7 +38,7 @@ from pipeline.simulate.crdscache import (
     rmap_name,
 )
 
-SUFFIX = {**{k: v[0] for k, v in reffiles.REFTYPES.items()}, "mlintab": "lin"}
+SUFFIX = {**{k: v[0] for k, v in reffiles.REFTYPES.items()}, "mlintab": "lin", "cfltfile": "cfl", "spottab": "csp"}
 USEAFTER = {"HRC": "Mar 01 2002 00:00:00", "SBC": "Mar 01 2002 00:00:00"}
 SBC_FILTERS = ("F115LP", "F125LP", "F140LP", "F150LP", "F165LP", "F122M")
 HRC_FILTERS = ("F555W", "F606W", "F330W", "F814W", "F250W")
@@ -50,8 +50,9 @@ def _flats(path: Path, detector: str, filters: Sequence[str]) -> list[fits.HDULi
     for name in filters:
         h = fits.open(path)
         f1, f2 = (name, "N/A") if detector == "SBC" else hrc.FILTERS[name][:2]
-        h[0].header.update(FILTER1=f1, FILTER2=f2, OBSTYPE="IMAGING")
-        if detector == "HRC":
+        coronagraphic = str(h[0].header.get("OBSTYPE", "")) == "CORONAGRAPHIC"  # a spot flat keeps it
+        h[0].header.update(FILTER1=f1, FILTER2=f2, OBSTYPE="CORONAGRAPHIC" if coronagraphic else "IMAGING")
+        if detector == "HRC" and not coronagraphic:
             h[0].header["CCDAMP"] = "C"
         out.append(h)
     return out
@@ -65,6 +66,12 @@ def _files(scratch: Path, sbc_filters: Sequence[str], hrc_filters: Sequence[str]
     files += [("pfltfile", h) for h in _flats(s["PFLTFILE"], "SBC", sbc_filters)]
     files += [(k.lower(), fits.open(p)) for k, p in r.items() if k != "PFLTFILE"]
     files += [("pfltfile", h) for h in _flats(r["PFLTFILE"], "HRC", hrc_filters)]
+    coron = hrc.write_coronagraph_references(scratch / "hrc")
+    files += [("cfltfile", h) for h in _flats(coron["CFLTFILE"], "HRC", hrc_filters)]
+    for h in _flats(r["PFLTFILE"], "HRC", hrc_filters):  # CDBS has HRC flats for coronagraphic data too
+        h[0].header["OBSTYPE"] = "CORONAGRAPHIC"
+        files.append(("pfltfile", h))
+    files += [("spottab", fits.open(coron["SPOTTAB"]))]
     for reftype, h in files:
         p = h[0].header
         p["USEAFTER"] = USEAFTER[str(p["DETECTOR"])]

@@ -30,7 +30,16 @@ FILTERS: dict[str, tuple[str, str, float, float, float]] = {
 NAMES = {"CCDTAB": "hrc_sim_ccd.fits", "OSCNTAB": "hrc_sim_osc.fits", "BIASFILE": "hrc_sim_bia.fits",
          "DARKFILE": "hrc_sim_drk.fits", "PFLTFILE": "hrc_sim_pfl.fits", "SATUFILE": "hrc_sim_sat.fits",
          "BPIXTAB": "hrc_sim_bpx.fits", "CRREJTAB": "hrc_sim_crr.fits", "IMPHTTAB": "hrc_sim_imp.fits"}
+#: The coronagraph's spot flat and spot-position table (real names end in _cfl and _csp).
+CORON_NAMES = {"CFLTFILE": "hrc_sim_cfl.fits", "SPOTTAB": "hrc_sim_csp.fits"}
+#: SPOTTAB rows (DATE 'dd/mm/yy', SHIFTX, SHIFTY): the spots drifted after launch.
+SPOT_SHIFTS = (("01/03/02", 0.0, 0.0), ("15/06/02", 1.25, 0.5), ("01/01/03", 2.3, 1.7), ("01/06/04", 3.1, 2.35))
+#: Occulting spots (x, y, radius in pixels) on the HRC: 1.8" and 3.0".
+SPOTS = ((437.0, 640.0, 30.0), (710.0, 402.0, 50.0))
 SIMULATED_IMAGES = ("CCDTAB", "OSCNTAB", "BIASFILE", "DARKFILE", "PFLTFILE", "SATUFILE", "IMPHTTAB")
+#: HRC subarray apertures read by amp C from its corner: (image columns, rows). The raw keeps the
+#: 19 physical prescan columns (LTV1 = 19) and has no virtual overscan.
+SUBARRAYS: dict[str, tuple[int, int]] = {"HRC-512": (512, 512), "HRC-SUB1.5": (200, 200)}
 
 
 def _cols(values: dict[str, tuple[str, list]]) -> list[fits.Column]:
@@ -56,15 +65,22 @@ def ccdtab() -> fits.HDUList:
 
 
 def oscntab() -> fits.HDUList:
-    """OSCNTAB (ACS columns): trims, the physical (A) and virtual (B) serial bias columns, the parallel box."""
-    row = {"CCDAMP": ("4A", ["C"]), "CCDCHIP": ("I", [1]), "BINX": ("I", [1]), "BINY": ("I", [1]),
-           "NX": ("I", [NX]), "NY": ("I", [NY]), "TRIMX1": ("I", [PRESCAN]), "TRIMX2": ("I", [OVERSCAN]),
-           "TRIMY1": ("I", [0]), "TRIMY2": ("I", [VIRTUAL_ROWS]), "VX1": ("I", [PRESCAN + 1]),
-           "VX2": ("I", [PRESCAN + SIZE]), "VY1": ("I", [SIZE + 3]), "VY2": ("I", [NY - 2]),
-           "BIASSECTA1": ("I", [3]), "BIASSECTA2": ("I", [PRESCAN - 1]),
-           "BIASSECTB1": ("I", [PRESCAN + SIZE + 3]), "BIASSECTB2": ("I", [NX - 1])}
+    """OSCNTAB (ACS columns): trims, the physical (A) and virtual (B) serial bias columns, the parallel
+    box; the full frame, then one row per subarray size (NX/NY of its raw), prescan bias columns only."""
+    rows = [(NX, NY, PRESCAN, OVERSCAN, VIRTUAL_ROWS, PRESCAN + 1, PRESCAN + SIZE, SIZE + 3, NY - 2,
+             PRESCAN + SIZE + 3, NX - 1)]
+    rows += [(PRESCAN + nx, ny, PRESCAN, 0, 0, 0, 0, 0, 0, 0, 0) for nx, ny in SUBARRAYS.values()]
+    n = len(rows)
+    cols = dict(zip(("NX", "NY", "TRIMX1", "TRIMX2", "TRIMY2", "VX1", "VX2", "VY1", "VY2", "BIASSECTB1",
+                     "BIASSECTB2"), zip(*rows, strict=True), strict=True))
+    table = {"CCDAMP": ("4A", ["C"] * n), "CCDCHIP": ("I", [1] * n), "BINX": ("I", [1] * n), "BINY": ("I", [1] * n),
+             "NX": ("I", list(cols["NX"])), "NY": ("I", list(cols["NY"])), "TRIMX1": ("I", list(cols["TRIMX1"])),
+             "TRIMX2": ("I", list(cols["TRIMX2"])), "TRIMY1": ("I", [0] * n), "TRIMY2": ("I", list(cols["TRIMY2"])),
+             "VX1": ("I", list(cols["VX1"])), "VX2": ("I", list(cols["VX2"])), "VY1": ("I", list(cols["VY1"])),
+             "VY2": ("I", list(cols["VY2"])), "BIASSECTA1": ("I", [3] * n), "BIASSECTA2": ("I", [PRESCAN - 1] * n),
+             "BIASSECTB1": ("I", list(cols["BIASSECTB1"])), "BIASSECTB2": ("I", list(cols["BIASSECTB2"]))}
     return acsrefs.table(acsrefs.primary("OVERSCAN", "HRC", NAMES["OSCNTAB"], "HRC overscan regions"),
-                         "OSCNTAB", _cols(row))
+                         "OSCNTAB", _cols(table))
 
 
 def crrejtab() -> fits.HDUList:
@@ -84,6 +100,30 @@ def flat_field(seed: int) -> np.ndarray:
     y, x = np.mgrid[0:SIZE, 0:SIZE] / SIZE
     return (1.0 + 0.04 * np.cos(2.5 * x + 1.0) * np.sin(1.7 * y) + rng.normal(0, 0.008, (SIZE, SIZE))).astype(
         np.float32)
+
+
+def spot_flat() -> np.ndarray:
+    """The spot flat: 1 away from the occulting spots, down to ~0.3 in their cores (smooth edges)."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    flat = np.ones((SIZE, SIZE))
+    for cx, cy, r in SPOTS:
+        d = np.hypot(x - cx, y - cy)
+        flat *= 1.0 - 0.7 / (1.0 + np.exp((d - r) / 3.0))
+    return flat.astype(np.float32)
+
+
+def write_coronagraph_references(refdir: Path) -> dict[str, Path]:
+    """CFLTFILE (one imset, SCI only meaningful: calacs uses sqrt(SCI) as its error) and SPOTTAB."""
+    paths = {k: refdir / v for k, v in CORON_NAMES.items()}
+    ch = acsrefs.primary("SPOT FLAT", "HRC", CORON_NAMES["CFLTFILE"], "HRC coronagraphic spot flat")
+    ch.update(FILTER1="ANY", FILTER2="ANY", OBSTYPE="CORONAGRAPHIC")
+    atomic_write_fits(acsrefs.image(ch, spot_flat()), paths["CFLTFILE"])
+    th = acsrefs.primary("SPOT POSITION TABLE", "HRC", CORON_NAMES["SPOTTAB"], "HRC coronagraphic spot positions")
+    th["OBSTYPE"] = "CORONAGRAPHIC"
+    dates, sx, sy = zip(*SPOT_SHIFTS, strict=True)
+    atomic_write_fits(acsrefs.table(th, "SPOTTAB", _cols({"DATE": ("8A", list(dates)), "SHIFTX": ("E", list(sx)),
+                                                         "SHIFTY": ("E", list(sy))})), paths["SPOTTAB"])
+    return paths
 
 
 def bias_structure(seed: int) -> np.ndarray:
@@ -121,9 +161,10 @@ def write_references(refdir: Path, *, seed: int = 113) -> dict[str, Path]:
     sh = acsrefs.primary("FULL-WELL SATURATION LEVEL MAP", "HRC", NAMES["SATUFILE"], "HRC full-well saturation")
     atomic_write_fits(acsrefs.image(sh, np.full((NY, NX), FULL_WELL_E * 0.98, np.float32), sci_keys=keys),
                       paths["SATUFILE"])
-    modes = {f"acs,hrc,{f.lower()}": ((lambda t, v=v: v[2] * (1.0 - 3e-6 * (t - 52500.0))), v[3], v[4])
-             for f, v in FILTERS.items()}
+    modes = {f"acs,hrc,{coron}{f.lower()}": ((lambda t, v=v: v[2] * (1.0 - 3e-6 * (t - 52500.0))), v[3], v[4])
+             for f, v in FILTERS.items() for coron in ("", "coron,")}
     atomic_write_fits(acsrefs.imphttab("HRC", NAMES["IMPHTTAB"], modes), paths["IMPHTTAB"])
+    write_coronagraph_references(refdir)  # named only by coronagraphic raws (see CORON_NAMES)
     return paths
 
 
@@ -137,8 +178,11 @@ class HrcTruth:
 
 
 def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expstart: float = 52500.3, seed: int = 2,
-              star_seed: int = 2, crsplit: int = 1, asn_id: str = "NONE", ncr: int = 400) -> HrcTruth:
-    """A raw HRC exposure in the archive's layout; the reference keywords name :data:`NAMES` in jref."""
+              star_seed: int = 2, crsplit: int = 1, asn_id: str = "NONE", ncr: int = 400,
+              aperture: str = "HRC", coronagraph: bool = False) -> HrcTruth:
+    """A raw HRC exposure in the archive's layout; the reference keywords name :data:`NAMES` in jref.
+    ``aperture`` one of :data:`SUBARRAYS` reads out only that corner of amp C (with its prescan);
+    ``coronagraph`` observes through the occulting spots (OBSTYPE CORONAGRAPHIC, CFLTFILE/SPOTTAB)."""
     rng = np.random.default_rng(seed)
     srng = np.random.default_rng(star_seed)
     e = np.full((SIZE, SIZE), 8.0 * exptime / 100.0)
@@ -150,6 +194,8 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
         flux = 5e6 if k < 3 else srng.uniform(2e3, 2e5) * exptime / 100.0
         e[cy - 8:cy + 9, cx - 8:cx + 9] += flux * psf
     flat = flat_field(113)
+    if coronagraph:
+        flat = flat * spot_flat()
     signal = e * flat
     dark = fits.getdata(path.parent / "jref" / NAMES["DARKFILE"], 1) if (path.parent / "jref").is_dir() else None
     signal = signal + (DARK_RATE if dark is None else dark) * exptime
@@ -165,17 +211,26 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
     raw[:SIZE, PRESCAN:PRESCAN + SIZE] += obs / GAIN
     raw += rng.normal(0.0, READNOISE_E / GAIN, raw.shape)
     dn = np.clip(np.rint(raw), 0, 65535).astype(np.uint16)
+    sub = SUBARRAYS.get(aperture)
+    if aperture != "HRC" and sub is None:
+        raise ValueError(f"unknown HRC aperture {aperture!r}: expected HRC or one of {', '.join(SUBARRAYS)}")
+    nx, ny = sub or (SIZE, SIZE)
+    if sub:
+        dn = dn[:ny, :PRESCAN + nx]
+        e, crs, saturated = e[:ny, :nx], crs[:ny, :nx], saturated[:ny, :nx]
     root = path.name.split("_")[0].lower()
     f1, f2 = FILTERS[filt][:2]
     p = fits.Header()
     p.update(NEXTEND=3, ROOTNAME=root, FILENAME=path.name, FILETYPE="SCI", TELESCOP="HST", INSTRUME="ACS",
              DETECTOR="HRC", OBSTYPE="IMAGING", OBSMODE="ACCUM", IMAGETYP="EXT",
-             APERTURE="HRC", TARGNAME="SIMULATED-CLUSTER",
-             FILTER1=f1, FILTER2=f2, SUBARRAY=False, CCDAMP="C", CCDGAIN=2, CCDOFSTA=3, CCDOFSTB=3, CCDOFSTC=3,
+             APERTURE=aperture, TARGNAME="SIMULATED-CLUSTER",
+             FILTER1=f1, FILTER2=f2, SUBARRAY=sub is not None, CCDAMP="C", CCDGAIN=2, CCDOFSTA=3, CCDOFSTB=3,
+             CCDOFSTC=3,
              CCDOFSTD=3, BINAXIS1=1, BINAXIS2=1, EXPTIME=exptime, DARKTIME=exptime, EXPSTART=expstart,
              EXPEND=expstart + exptime / 86400.0, CRSPLIT=crsplit, ASN_ID=asn_id, FLASHDUR=0.0, PROPOSID=99999)
     p["DATE-OBS"], p["TIME-OBS"] = date_time(expstart)
     p["PA_V3"] = (42.0, "position angle of V3-axis of HST (deg)")
+    p.update(CENTERA1=PRESCAN + nx // 2 + 1, CENTERA2=ny // 2 + 1, SIZAXIS1=nx, SIZAXIS2=ny)
     for s in ("DQICORR", "BLEVCORR", "BIASCORR", "DARKCORR", "FLATCORR", "PHOTCORR", "EXPSCORR"):
         p[s] = "PERFORM"
     p.update(ATODCORR="OMIT", FLSHCORR="OMIT", SHADCORR="OMIT", CRCORR="PERFORM" if crsplit > 1 else "OMIT",
@@ -183,6 +238,9 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
     for key, name in NAMES.items():
         p[key] = f"jref${name}"
     p.update(DFLTFILE="N/A", LFLTFILE="N/A", CFLTFILE="N/A", SPOTTAB="N/A", FLSHFILE="N/A", SHADFILE="N/A")
+    if coronagraph:
+        p.update(OBSTYPE="CORONAGRAPHIC", APERTURE="HRC-CORON1.8",
+                 **{k: f"jref${v}" for k, v in CORON_NAMES.items()})
     keys = dict(LTV1=float(PRESCAN), LTV2=0.0, LTM1_1=1.0, LTM2_2=1.0, SDQFLAGS=31743, CCDCHIP=1,
                 CRPIX1=531.0, CRPIX2=512.0, CRVAL1=6.02, CRVAL2=-72.08, CTYPE1="RA---TAN", CTYPE2="DEC--TAN",
                 CD1_1=-7.0e-6, CD1_2=1.8e-6, CD2_1=2.9e-6, CD2_2=6.6e-6, ORIENTAT=15.5)
@@ -213,3 +271,22 @@ def prepare_real_raw(raw: Path, dest: Path, refdir: Path, *, real_tables: dict[s
             p[key] = f"jref${path.name}"
             p["HISTORY"] = f"{key}: real table {path.name}"
     return out
+
+
+def write_mode_examples(directory: Path, *, seed: int = 1, aperture: str = "HRC", sbc_type: str = "REPEAT",
+                        ) -> list[Path]:
+    """FITS for a user comparing engines: the HRC and SBC references in ``directory/jref`` and, in
+    ``directory``, one HRC raw of ``aperture`` and an SBC association of ``sbc_type`` (DITHER/REPEAT)."""
+    from pipeline.simulate import sbc
+
+    jref = directory / "jref"
+    write_references(jref)
+    sbc.write_references(jref)   # the SBC raws name these (sbc.NAMES) by default
+    raw = directory / f"jhrc{seed % 100:02d}{'s' if aperture in SUBARRAYS else 'f'}1q_raw.fits"
+    write_raw(raw, seed=seed, aperture=aperture)
+    assoc = sbc.association(seed, seed % 100, sbc_type)
+    written = [raw]
+    for m in assoc.members:
+        written.append(atomic_write_fits(m.raw, directory / f"{m.rootname}_raw.fits"))
+    written.append(atomic_write_fits(assoc.asn_table(), directory / f"{assoc.name}_asn.fits"))
+    return written

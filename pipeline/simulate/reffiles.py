@@ -159,9 +159,11 @@ def bias_image(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> f
     else:
         h["APERTURE"] = ("ANY_FULL" if not ro.subarray else ro.aperture, "aperture name")
     err = 0.05 / np.sqrt(1 + spec.variant)
+    # a subarray's bias is still whole raw chips (as real ones are): the selection keywords above
+    # name the subarray readout, the engines cut it out at the raw's LTV corner
     planes = [[_array_hdu(det.superbias(p, spec.ccdgain), p, "SCI", False, "COUNTS"),
                _constant_hdu(float(np.float32(err)), p.shape, p, "ERR", False, "COUNTS"),
-               _constant_hdu(0, p.shape, p, "DQ", False, "UNITLESS")] for p in ro.chips]
+               _constant_hdu(0, p.shape, p, "DQ", False, "UNITLESS")] for p in _full_chip(det).chips]
     return _image_file(h, planes)
 
 
@@ -452,15 +454,18 @@ def make_reference(det: Detector, spec: RefSpec, name: str, useafter: datetime) 
 
 def initial_specs(det: Detector, size: str) -> list[RefSpec]:
     """The reference files a cache needs for data of ``size``: tables, a bias per readout and gain,
-    and dark/flat/full-well/sink images covering the largest readout."""
+    and full-chip dark/flat/full-well/sink images."""
     inst = det.instrument
     cover = readout_for(inst, size)
     readouts = [readout_for(inst, "full"), readout_for(inst, "subarray")] if size == "full" else [cover]
     amp = "ANY" if size == "full" else cover.ccdamp
     specs = [RefSpec(t, inst) for t in TABLE_TYPES]
     specs += [RefSpec("biasfile", inst, ro, ccdgain=g) for ro in readouts for g in sorted(det.gain_modes)]
-    specs += [RefSpec("darkfile", inst, cover, ccdamp=amp)]
-    specs += [RefSpec("pfltfile", inst, cover, filter=f, ccdamp=amp) for f in FILTERS[inst]]
+    # darks and flats are full-chip reference types: a subarray cache still holds whole chips (the
+    # engines cut the subarray out at its LTV corner); only the selection (CCDAMP) follows the readout
+    chips = readout_for(inst, "full")
+    specs += [RefSpec("darkfile", inst, chips, ccdamp=amp)]
+    specs += [RefSpec("pfltfile", inst, chips, filter=f, ccdamp=amp) for f in FILTERS[inst]]
     # the ACS SATUFILE type only allows explicit amplifiers or N/A (crds acs_sat.tpn)
     specs += [RefSpec("satufile", inst, cover, ccdamp="N/A" if amp == "ANY" else amp),
               RefSpec("snkcfile", inst, cover, ccdamp=amp)]

@@ -75,5 +75,9 @@ RMAP_HEADERS: dict[str, dict[str, dict[str, Any]]] = {
         "snkcfile": _spec(("DETECTOR",), "IMAGE", "YES", "SINKCORR",
                           '((SINKCORR != "OMIT") and (DETECTOR == "WFC"))'),
         "mlintab": _spec(("DETECTOR",), "TABLE", "YES", "GLINCORR", '((DETECTOR == "SBC") and (GLINCORR != "OMIT"))'),
+        "cfltfile": _spec(("DETECTOR", "FILTER1", "FILTER2", "OBSTYPE"), "IMAGE", "NO", "NONE",
+                          '(DETECTOR == "HRC" and OBSTYPE == "CORONAGRAPHIC")'),
+        "spottab": _spec(("DETECTOR", "OBSTYPE"), "TABLE", "NO", "NONE",
+                         '(DETECTOR == "HRC" and OBSTYPE == "CORONAGRAPHIC")'),
     },
 }

@@ -119,16 +119,20 @@ class SbcAssociation:
                                header=self.members[0].raw[0].header)
 
 
-def association(seed: int, index: int = 1) -> SbcAssociation:
-    """An SBC DITHER association ``jsbc<nn>010`` of two 300 s F125LP exposures, 7 pixels apart."""
+def association(seed: int, index: int = 1, asn_type: str = "DITHER") -> SbcAssociation:
+    """An SBC association ``jsbc<nn>010`` of two 300 s F125LP exposures: DITHER moves the second by
+    (5, 7) pixels; REPEAT keeps the pointing and asks for RPTCORR (calacs sums them with ACSSUM)."""
     name = f"jsbc{index:02d}010"
+    repeat = asn_type == "REPEAT"
     members = []
-    for k, shift in enumerate(((0, 0), (5, 7)), start=1):
-        root = f"jsbc{index:02d}d{k}q"
+    for k, shift in enumerate(((0, 0), (0, 0) if repeat else (5, 7)), start=1):
+        root = f"jsbc{index:02d}{'r' if repeat else 'd'}{k}q"
         hdul, truth = make_raw(root, None, filt="F125LP", exptime=300.0, expstart=56000.25 + 0.01 * k,
-                               seed=seed, shift=shift, asn=(name, "EXP-DTH"))
+                               seed=seed, noise_seed=seed + 100 * k if repeat else None, shift=shift,
+                               asn=(name, "EXP-RPT" if repeat else "EXP-DTH"),
+                               switches={"RPTCORR": "PERFORM"} if repeat else None, nrptexp=2 if repeat else 1)
         members.append(SbcExposure(root, hdul, truth))
-    return SbcAssociation(name, "DITHER", members)
+    return SbcAssociation(name, asn_type, members)
 
 
 def scene(seed: int, exptime: float, *, nsources: int = 60, nbright: int = 3,
@@ -160,14 +164,16 @@ def write_raw(path: Path, refs: dict[str, Path] | None, **kw: Any) -> SbcTruth:
 def make_raw(root: str, refs: dict[str, Path] | None, *, filt: str = "F115LP", exptime: float = 100.0,
              expstart: float = 56000.25, seed: int = 1, global_boost: float = 0.0,
              switches: dict[str, str] | None = None, shift: tuple[int, int] = (0, 0),
-             asn: tuple[str, str] = ("NONE", "")) -> tuple[fits.HDUList, SbcTruth]:
+             asn: tuple[str, str] = ("NONE", ""), nrptexp: int = 1,
+             noise_seed: int | None = None) -> tuple[fits.HDUList, SbcTruth]:
     """A raw SBC exposure (HDUList) and its truth; reference keywords ``jref$<name>`` (``refs`` or
-    :data:`NAMES`); ``shift`` dithers the scene by whole pixels; ``asn`` = (ASN_ID, ASN_MTYP)."""
+    :data:`NAMES`); ``shift`` dithers the scene by whole pixels; ``asn`` = (ASN_ID, ASN_MTYP);
+    ``noise_seed`` draws other Poisson counts of the same scene (a repeat exposure)."""
     truth = scene(seed, exptime, global_boost=global_boost)
     truth.rate = np.roll(truth.rate, shift, axis=(0, 1))
     dead = np.exp(-TAU * truth.globrate_true)            # global dead-time loss
     flat = flat_field(13)
-    rng = np.random.default_rng(seed + 100)
+    rng = np.random.default_rng(seed + 100 if noise_seed is None else noise_seed)
     counts = rng.poisson(truth.rate * flat * exptime * dead).clip(0, 32767).astype(np.int16)
     p = fits.Header()
     p.update(SIMPLE=True, BITPIX=16, NAXIS=0, EXTEND=True, NEXTEND=3, ROOTNAME=root, FILENAME=f"{root}_raw.fits",
@@ -175,6 +181,7 @@ def make_raw(root: str, refs: dict[str, Path] | None, *, filt: str = "F115LP", e
              IMAGETYP="EXT", APERTURE="SBC", TARGNAME="SIMULATED-UV-FIELD", FILTER1=filt, FILTER2="N/A",
              SUBARRAY=False,
              EXPTIME=exptime, EXPSTART=expstart, EXPEND=expstart + exptime / 86400.0, ASN_ID="NONE",
+             NRPTEXP=nrptexp,
              CAL_VER="", PROPOSID=99999)
     sw = {"DQICORR": "PERFORM", "GLINCORR": "PERFORM", "LFLGCORR": "PERFORM", "DARKCORR": "PERFORM",
           "FLATCORR": "PERFORM", "PHOTCORR": "PERFORM", "CRCORR": "OMIT", "RPTCORR": "OMIT",

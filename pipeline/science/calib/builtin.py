@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.asntable import ASN_KINDS
 from pipeline.core.errors import BadInput, Unsupported
-from pipeline.science.calib import acs, sbc, uvis
+from pipeline.science.calib import acs, acssum, sbc, uvis
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
 from pipeline.science.calib.cte import uvis as uvis_cte
@@ -108,6 +109,14 @@ def twod_phase(blv: Exposure, out: Path, *, site: object | None = None,
 def calibrate_exposure(raw: Path, outdir: Path, **kw: object) -> Path:
     if ir_engine.is_ir_file(raw):   # MULTIACCUM ramps: the WF3IR chain writes _ima and _flt
         return ir_engine.calibrate_ir(raw, outdir, **kw)  # type: ignore[arg-type]
+    primary = read_primary(raw)
+    if detector_of(primary, raw) is SBC and not sbc.wants_2d(primary):
+        log = kw.get("log")
+        if callable(log):
+            log("warn", f"{raw.name}: no calibration switch is PERFORM: no processing performed on image; "
+                        "the raw is copied to the _flt, as calacs does")
+        root = str(primary.get("ROOTNAME", raw.name.split("_")[0])).strip().lower()
+        return sbc.copy_unprocessed(raw, outdir / f"{root}_flt.fits")
     blv = ccd_phase(raw, **kw)  # type: ignore[arg-type]
     return twod_phase(blv, outdir / f"{blv.rootname}_flt.fits", **kw)  # type: ignore[arg-type]
 
@@ -148,7 +157,7 @@ def needs_crcorr(blvs: list[Exposure]) -> bool:
     """calwf3 rejects cosmic rays when CRCORR or RPTCORR is PERFORM and there are >= 2 images."""
     first = blvs[0].primary
     if str(first.get("DETECTOR", "")).strip().upper() == "SBC":
-        return False  # MAMA: CRCORR forced off; RPTCORR's ACSSUM is not part of the built-in engine
+        return False  # MAMA: CRCORR forced off; RPTCORR sums the flts instead (calibrate_stack)
     return len(blvs) >= 2 and any(str(first.get(s, "")).strip().upper() == PERFORM for s in ("CRCORR", "RPTCORR"))
 
 
@@ -256,11 +265,18 @@ def apply_cr_masks(blv: Exposure, masks: list[np.ndarray]) -> None:
 
 
 def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) -> list[Path]:
-    """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj."""
+    """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj; for SBC
+    (calacs's ProcessMAMA) ACS2D per member, then ACSSUM into the product's ``_sfl``."""
     if ir_engine.is_ir_file(raws[0]):  # WFC3/IR REPEAT: each ramp's _flt, then RPTCORR on them
         from pipeline.science.calib.ir.repeat import calibrate_repeat
 
         return calibrate_repeat(raws, outdir, product, **kw)
+    if detector_of(read_primary(raws[0]), raws[0]) is SBC:
+        flts = [calibrate_exposure(r, outdir, **kw) for r in raws]
+        if not acssum.wants_sum(flts):
+            return flts
+        return [*flts, acssum.sum_repeats(flts, outdir / f"{product}_sfl.fits", ASN_KINDS["REPEAT"][1],
+                                          log=kw.get("log"))]  # type: ignore[arg-type]
     return finish_stack([ccd_phase(r, **kw) for r in raws], outdir, product, **kw)  # type: ignore[arg-type]
 
 

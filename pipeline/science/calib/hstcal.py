@@ -37,7 +37,7 @@ from pipeline.science.calib.delegate import (
 )
 
 EXECUTABLES = {"WFC3": ("calwf3.e", "iref"), "ACS": ("calacs.e", "jref")}
-PRODUCT_SUFFIXES = ("flt", "flc", "crj", "crc")
+PRODUCT_SUFFIXES = ("flt", "flc", "crj", "crc", "sfl")
 RC_OK, RC_ERROR, RC_MISSING, RC_NOTHING = 0, 2, 115, 116
 
 

@@ -8,7 +8,13 @@ PHOTMODE/PHOTCORR, statistics. CRCORR, SHADCORR and FLSHCORR are forced off.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
+from astropy.io import fits
+
 from pipeline.core.errors import MissingReference, Unsupported
+from pipeline.core.fsutil import atomic_path, copy_atomic
 from pipeline.science.calib.chip import Chip
 from pipeline.science.calib.context import OMIT, PERFORM, SKIPPED, CalContext, reference_is_dummy
 from pipeline.science.calib.geometry import Overscan
@@ -22,6 +28,23 @@ from pipeline.science.calib.steps.subtract import DarkCorr
 SWITCHES = ("DQICORR", "GLINCORR", "LFLGCORR", "DARKCORR", "FLSHCORR", "FLATCORR", "SHADCORR", "PHOTCORR",
             "CRCORR", "RPTCORR", "EXPSCORR", "DRIZCORR")
 TWOD_SWITCHES = ("DQICORR", "GLINCORR", "LFLGCORR", "DARKCORR", "FLATCORR", "PHOTCORR")
+#: A raw-header PERFORM in any of these makes calacs's ``SciFlags`` run ACS2D on a MAMA exposure.
+BASIC_2D = ("DQICORR", "GLINCORR", "LFLGCORR", "DARKCORR", "FLSHCORR", "FLATCORR", "SHADCORR", "PHOTCORR")
+
+
+def wants_2d(primary: Mapping[str, object]) -> bool:
+    """Whether calacs's ``ProcessMAMA`` runs ACS2D at all (``sci_basic_2d``)."""
+    return any(str(primary.get(s, "")).strip().upper() == PERFORM for s in BASIC_2D)
+
+
+def copy_unprocessed(raw: Path, out: Path) -> Path:
+    """``ProcessMAMA`` with no ACS2D switch at PERFORM: "No processing performed on image.", the raw
+    is copied byte for byte to the ``_flt`` (for ACSSUM) with only FILENAME updated; calacs exits 0."""
+    with atomic_path(out) as tmp:
+        copy_atomic(raw, tmp)
+        with fits.open(tmp, mode="update") as hdul:
+            hdul[0].header["FILENAME"] = out.name
+    return out
 
 
 class SbcFlags:

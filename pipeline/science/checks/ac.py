@@ -113,6 +113,10 @@ class Product:
 
 def check_switches(p: Product) -> Iterator[tuple[str, str]]:
     skip = NOT_DONE_HERE.get(p.suffix, frozenset())
+    if p.is_drizzled and _text(p.primary.get("NDRZIN")) == "1":
+        # one exposure drizzled alone (a CR-SPLIT member recalibrated without its association):
+        # calwf3/calacs omit CRCORR/RPTCORR for a single image and leave the switch at PERFORM
+        skip = skip | {"CRCORR", "RPTCORR"}
     for key, value in p.primary.items():
         if not key.endswith("CORR") or key in skip:
             continue

@@ -8,6 +8,7 @@ from pipeline.core.errors import MissingReference, Unsupported
 from pipeline.science.calib.chip import Chip, Step
 from pipeline.science.calib.context import SKIPPED, CalContext
 from pipeline.science.calib.steps.refimage import cut_reference, div1d
+from pipeline.science.calib.steps.spotflat import coronagraph_spot
 
 FLATS = ("PFLTFILE", "DFLTFILE", "LFLTFILE")
 
@@ -30,11 +31,15 @@ class FlatCorr(Step):
     def run(self, ctx: CalContext, chip: Chip) -> None:
         applygain = self.to_electrons
         used = []
+        spot = coronagraph_spot(ctx)  # ACS/HRC coronagraph: multiplied into the P and D flats
         for keyword in FLATS:
             if ctx.reference_path(keyword, optional=True) is None:
                 continue
             ref = ctx.ref_image(keyword).for_chip(chip.number)
             block = cut_reference(chip, ref)
+            if spot is not None and keyword != "LFLTFILE":
+                block = spot.apply(chip, ref.header, ref.nx, block)
+                used.append(spot.name)
             if keyword == "LFLTFILE" and block.sci.shape != chip.sci.shape:
                 raise MissingReference(f"LFLTFILE {ref.ref.path.name}: size does not match the science "
                                        "data and L-flat interpolation is not available", keyword=keyword,
