@@ -214,6 +214,7 @@ def run(ctx: CalContext, blv: Exposure) -> Exposure:
     history.extend(f"PCTERNOI {v:#14.7E} Amp '{a}' read noise clip limit (from CCDTAB)."
                    for a, v in zip(AMPS, first_rn, strict=True))
     history += ["CTE parameters table: ", f"  reference table {ctx.primary.get('PCTETAB')}"]
+    history += [f"    {text}" for text in (table.pedigree, table.descrip) if text]
     for line in history:
         primary.add_history(line)
     ctx.primary_updates.update(CTE_NAME=GEN3_NAME, CTE_VER=GEN3_VERSION)

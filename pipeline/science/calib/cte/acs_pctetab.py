@@ -65,6 +65,8 @@ class AcsCteTable:
     name: str
     version: str
     sets: dict[str, CteSet]
+    pedigree: str = ""
+    descrip: str = ""
 
 
 def _bad(path: Path, text: str) -> MissingReference:
@@ -136,7 +138,8 @@ def read_acs_pctetab(path: Path) -> AcsCteTable:
                     nsmd=prim["PCTENSMD"], fixrocr=prim["FIXROCR"], trsh=prim["PCTETRSH"])  # type: ignore[arg-type]
     except OSError as exc:
         raise _bad(path, f"cannot read: {exc}") from None
-    return AcsCteTable(name=prim["CTE_NAME"], version=prim["CTE_VER"], sets=sets)  # type: ignore[arg-type]
+    return AcsCteTable(name=prim["CTE_NAME"], version=prim["CTE_VER"], sets=sets,  # type: ignore[arg-type]
+                       pedigree=str(top.get("PEDIGREE", "")).strip(), descrip=str(top.get("DESCRIP", "")).strip())
 
 
 def with_header_overrides(s: CteSet, header: MutableMapping[str, object], path: Path) -> CteSet:
