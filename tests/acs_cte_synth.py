@@ -57,7 +57,8 @@ def chip_image(rng: np.random.Generator, shape: tuple[int, int], *, sky: float, 
 
 def build(root: Path, *, shape: tuple[int, int] = (2048, 4096), expstart: float = 58500.0, seed: int = 3,
           nstars: int = 600, sky: float = 15.0, **pctetab: object) -> Path:
-    """Write the blv, PCTETAB and CCDTAB into ``root``; return the blv's path."""
+    """Write the blv, PCTETAB and CCDTAB into ``root`` (the references named ``jref$...``: set
+    ``jref`` to ``root/``); return the blv's path."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     pcte = write_acs_pctetab(root / "wfc_cte.fits", **pctetab)  # type: ignore[arg-type]
@@ -69,7 +70,7 @@ def build(root: Path, *, shape: tuple[int, int] = (2048, 4096), expstart: float 
                           CCDGAIN=GAIN, BINAXIS1=1, BINAXIS2=1, DQICORR="COMPLETE", ATODCORR="OMIT",
                           BLEVCORR="COMPLETE", BIASCORR="COMPLETE", PCTECORR="PERFORM", CRCORR="OMIT",
                           FLSHCORR="OMIT", DARKCORR="PERFORM", FLATCORR="OMIT", PHOTCORR="OMIT",
-                          PCTETAB=str(pcte), CCDTAB=str(ccd))
+                          PCTETAB=f"jref${pcte.name}", CCDTAB=f"jref${ccd.name}")
     hdus: list = [primary]
     for extver, chip in ((1, 2), (2, 1)):
         rn = float(np.mean([READNOISE[a] for a in ("CD" if chip == 2 else "AB")]))
