@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.science.calib.cte.kernels import _jit, numba
+from pipeline.science.calib.cte.kernels import _jit, balanced, numba
 
 SMOOTH_ITERATIONS = 100
 RN_FRACTION = 0.33
@@ -233,5 +233,6 @@ def invert(smoothed: np.ndarray, traps: np.ndarray, qlev: np.ndarray, dpde: np.n
     fill = dpde / npar
     r = np.ascontiguousarray(rprof[:tlen].T, dtype=np.float64)
     c = np.ascontiguousarray(cprof[:tlen].T, dtype=np.float64)
-    _all_columns(smoothed, traps, out, qlev, fill, r, c, ntraps, tlen, nfor, npar, rn * rn, fixrocr, float(thresh))
+    with balanced():
+        _all_columns(smoothed, traps, out, qlev, fill, r, c, ntraps, tlen, nfor, npar, rn * rn, fixrocr, float(thresh))
     return out
