@@ -57,8 +57,11 @@ def chip_image(rng: np.random.Generator, shape: tuple[int, int], *, sky: float, 
 
 def build(root: Path, *, shape: tuple[int, int] = (2048, 4096), expstart: float = 58500.0, seed: int = 3,
           nstars: int = 600, sky: float = 15.0, **pctetab: object) -> Path:
-    """Write the blv, PCTETAB and CCDTAB into ``root`` (the references named ``jref$...``: set
+    """Write the blv, PCTETAB and CCDTAB into ``root`` once (the references named ``jref$...``: set
     ``jref`` to ``root/``); return the blv's path."""
+    blv = root / f"{ROOTNAME}_blv_tmp.fits"
+    if blv.is_file():
+        return blv
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     pcte = write_acs_pctetab(root / "wfc_cte.fits", **pctetab)  # type: ignore[arg-type]
@@ -80,6 +83,5 @@ def build(root: Path, *, shape: tuple[int, int] = (2048, 4096), expstart: float 
             h = fits.ImageHDU(data, name=name, ver=extver)
             h.header.update(CCDCHIP=chip, LTV1=0.0, LTV2=0.0, BUNIT="ELECTRONS")
             hdus.append(h)
-    blv = root / f"{ROOTNAME}_blv_tmp.fits"
     fits.HDUList(hdus).writeto(blv, overwrite=True)
     return blv
