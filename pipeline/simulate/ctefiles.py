@@ -79,3 +79,66 @@ def add_trails(cd: np.ndarray, ab: np.ndarray, table: CteTable, *, expstart: flo
     for _ in range(table.npar):
         obs = simulate(obs, fff, table)
     return undo_raz((obs / gain + levels).astype(np.float32))
+
+
+# ------------------------------------------------------------------------------------ ACS/WFC
+
+ACS_TRAPS = 9999
+ACS_SCALE_COLUMNS = 8192
+ACS_DATE0 = 52335.0          # ACS installation (March 2002)
+ACS_PIN_DATE = 57710.0
+
+
+def acs_trap_set(active: int = 20, qmax: float = 5000.0, density: float = 0.35,
+                 scale: float = 8.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(QLEV_Q, DPDE_W, RPROF, CPROF) of one ACS set: ``active`` traps at integer levels log-spaced
+    from 1 e- to ``qmax``, the same release profile as :func:`trap_model`, 9999 rows."""
+    base = trap_model(active=active, qmax=qmax, density=density, scale=scale)
+    qlev = np.full(ACS_TRAPS, UNUSED)
+    qlev[:active] = np.round(base.qlev[:active])
+    dpde = np.zeros(ACS_TRAPS)
+    dpde[:active] = density
+    rprof = np.repeat(base.rprof[:, :1], ACS_TRAPS, axis=1)
+    cprof = np.repeat(base.cprof[:, :1], ACS_TRAPS, axis=1)
+    return qlev, dpde, rprof, cprof
+
+
+def write_acs_pctetab(path: Path, *, parallel: tuple[np.ndarray, ...] | None = None,
+                      serial: tuple[np.ndarray, ...] | None = None, nfor: int = 5, npar: int = 7,
+                      serial_npar: int = 3, rn: float = 4.0, trsh: float = -10.0, fixrocr: int = 1,
+                      column_scale: np.ndarray | None = None, useafter: str = "Mar 01 2002 00:00:00") -> Path:
+    """The calacs 10.5 ACS/WFC PCTETAB ("Par/Serial PixelCTE 2023"): primary keywords, then the
+    parallel set (extensions 1-4) and one serial set per amp A, B, C, D (5-8 ... 17-20), each
+    QPROF (9999 rows: W, QLEV_Q, DPDE_W, DESCRIP), SCLBYCOL (8192 rows: IZ, SENS_0512..SENS_2048,
+    DESCRIP), RPROF and CPROF (9999 x 100). ``column_scale`` (8192,) multiplies every SENS column."""
+    parallel = parallel or acs_trap_set()
+    serial = serial or acs_trap_set(active=12, density=0.08, scale=4.0)
+    primary = fits.PrimaryHDU()
+    primary.header.update(INSTRUME="ACS", DETECTOR="WFC", FILETYPE="PIXCTE", USEAFTER=useafter,
+                          PEDIGREE="INFLIGHT 01/03/2002 01/01/2024",
+                          DESCRIP="synthetic parallel/serial pixel CTE model",
+                          CTE_NAME="Par/Serial PixelCTE 2023", CTE_VER="3.0", PCTERNOI=rn, PCTENSMD=0, PCTETRSH=trsh,
+                          FIXROCR=fixrocr)
+    sens = np.ones(ACS_SCALE_COLUMNS) if column_scale is None else np.asarray(column_scale, np.float64)
+    hdus: list[fits.hdu.base.ExtensionHDU] = []
+    for extver, (qlev, dpde, rprof, cprof) in enumerate([parallel, serial, serial, serial, serial], start=1):
+        label = "parallel" if extver == 1 else f"serial amp {'ABCD'[extver - 2]}"
+        qprof = fits.BinTableHDU.from_columns([
+            fits.Column(name="W", format="I", array=np.arange(1, ACS_TRAPS + 1)),
+            fits.Column(name="QLEV_Q", format="J", array=np.minimum(qlev, UNUSED).astype(np.int64)),
+            fits.Column(name="DPDE_W", format="E", array=dpde),
+            fits.Column(name="DESCRIP", format="20A", array=np.full(ACS_TRAPS, label))], name="QPROF", ver=extver)
+        qprof.header.update(CTEDATE0=ACS_DATE0 if extver == 1 else 54962.0, CTEDATE1=ACS_PIN_DATE, PCTETLEN=60,
+                            PCTENFOR=nfor, PCTENPAR=npar if extver == 1 else serial_npar)
+        sclbycol = fits.BinTableHDU.from_columns(
+            [fits.Column(name="IZ", format="I", array=np.arange(ACS_SCALE_COLUMNS))]
+            + [fits.Column(name=n, format="E", array=sens * f)
+               for n, f in (("SENS_0512", 0.9), ("SENS_1024", 1.0), ("SENS_1536", 1.05), ("SENS_2048", 1.1))]
+            + [fits.Column(name="DESCRIP", format="20A", array=np.full(ACS_SCALE_COLUMNS, label))],
+            name="SCLBYCOL", ver=extver)
+        hdus += [qprof, sclbycol, fits.ImageHDU(rprof.astype(np.float32), name="RPROF", ver=extver),
+                 fits.ImageHDU(cprof.astype(np.float32), name="CPROF", ver=extver)]
+    for hdu in hdus:
+        hdu.header["FILETYPE"] = "PIXCTE"
+    fits.HDUList([primary, *hdus]).writeto(path, overwrite=True)
+    return path

@@ -55,6 +55,11 @@ class AcsFlags:
     """ACS needs no exposure-level decision beyond the switches."""
 
 
+def corrects_cte(ctx: CalContext) -> bool:
+    """The built-in ACSCTE (:mod:`.cte.acs`) handles full-frame WFC; the CTE branch makes the _flc."""
+    return ctx.detector == "WFC" and not ctx.key("SUBARRAY", bool, False)
+
+
 def validate(ctx: CalContext) -> AcsFlags:
     ctx.read_switches(SWITCHES)
     for kw, kind in (("ROOTNAME", str), ("EXPTIME", float), ("EXPSTART", float), ("EXPEND", float),
@@ -63,8 +68,9 @@ def validate(ctx: CalContext) -> AcsFlags:
     if ctx.perform("ATODCORR"):
         raise Unsupported("ATODCORR = PERFORM is not implemented by the built-in engine", path=ctx.path,
                           keyword="ATODCORR")
-    if ctx.perform("PCTECORR"):
-        ctx.warn("PCTECORR = PERFORM: the built-in engine has no CTE correction; no _flc is produced")
+    if ctx.perform("PCTECORR") and not corrects_cte(ctx):
+        ctx.warn("PCTECORR = PERFORM: the built-in engine corrects CTE for full-frame ACS/WFC only; "
+                 "no _flc is produced")
         ctx.done("PCTECORR", SKIPPED)
     path = ctx.reference_path("CCDTAB")
     assert path is not None

@@ -24,6 +24,7 @@ from pipeline.core.errors import BadInput, Unsupported
 from pipeline.science.calib import acs, acssum, sbc, uvis
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
+from pipeline.science.calib.cte import acs as acs_cte
 from pipeline.science.calib.cte import uvis as uvis_cte
 from pipeline.science.calib.hrc import single_amp_slots
 from pipeline.science.calib.imageio import Exposure, Imset, read_exposure, read_primary
@@ -131,7 +132,7 @@ def cte_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, st
     det = detector_of(exposure.primary, raw)
     ctx = new_context(exposure, site=site, environ=environ, log=log)
     det.module.validate(ctx)  # type: ignore[attr-defined]
-    if det is not UVIS:  # ACS/WFC: its validate already warned that PCTECORR is skipped
+    if det is not UVIS:  # ACS/WFC corrects after ACSCCD (blc_phase); others warned in validate
         return None
     if ctx.key("SUBARRAY", bool):
         ctx.warn("PCTECORR = PERFORM on a subarray: the built-in engine corrects full frames only; "
@@ -141,12 +142,32 @@ def cte_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, st
     return _carry(ctx, uvis_cte.run(ctx, exposure))
 
 
-def calibrate_cte(raw: Path, outdir: Path, **kw: object) -> Path | None:
-    """raw -> ``_flc`` through the CTE branch (None when the raw asks for no CTE correction)."""
-    rac = cte_phase(raw, **kw)  # type: ignore[arg-type]
-    if rac is None:
+def blc_phase(blv: Exposure, *, site: object | None = None, environ: Mapping[str, str] | None = None,
+              log: LogSink | None = None) -> Exposure | None:
+    """ACSCTE: the ``_blc_tmp`` exposure of an ACS/WFC ``_blv_tmp`` when PCTECORR is PERFORM and the
+    built-in engine corrects it (calacs runs its CTE step after ACSCCD); None otherwise."""
+    if detector_of(blv.primary, blv.path) is not WFC:
         return None
-    blc = ccd_phase(rac, **kw)  # type: ignore[arg-type]
+    ctx = new_context(blv, site=site, environ=environ, log=log)
+    ctx.read_switches(acs.SWITCHES)
+    if not ctx.perform("PCTECORR") or not acs.corrects_cte(ctx):
+        return None
+    ctx.log(f"{blv.rootname}: {WFC.name} pixel-based CTE correction (built-in engine)")
+    return _carry(ctx, acs_cte.run(ctx, blv))
+
+
+def calibrate_cte(raw: Path, outdir: Path, **kw: object) -> Path | None:
+    """raw -> ``_flc`` through the CTE branch (None when the raw asks for no CTE correction).
+    WFC3/UVIS corrects the raw before WF3CCD; ACS/WFC corrects the ACSCCD output."""
+    rac = cte_phase(raw, **kw)  # type: ignore[arg-type]
+    if rac is not None:
+        blc: Exposure | None = ccd_phase(rac, **kw)  # type: ignore[arg-type]
+    elif str(read_primary(raw).get("PCTECORR", "OMIT")).strip().upper() == PERFORM:
+        blc = blc_phase(ccd_phase(raw, **kw), **kw)  # type: ignore[arg-type]
+    else:
+        blc = None
+    if blc is None:
+        return None
     return twod_phase(blc, outdir / f"{blc.rootname}_flc.fits", **kw)  # type: ignore[arg-type]
 
 

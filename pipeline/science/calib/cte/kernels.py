@@ -9,6 +9,8 @@ full-frame temporary per operation per sweep, a compiled loop keeps the column i
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 try:
@@ -21,6 +23,10 @@ NIT_MAX = 298
 FIRST, LAST = 2, 2047
 CR_LO, CR_HI = 15, 2060
 MAX_PASSES = 10
+#: Columns handed to a core at a time. Columns cost very different amounts (smoothing sweeps, trap
+#: levels reached, readout-CR redos) and the cores are shared: small chunks keep both busy to the
+#: end instead of one static half each. Columns are independent, so results do not change.
+CHUNK = 32
 
 
 def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
@@ -190,6 +196,11 @@ if numba is not None:
 AVAILABLE = numba is not None
 
 
+def balanced() -> contextlib.AbstractContextManager[object]:
+    """Dynamic hand-out of :data:`CHUNK` columns to the threads of a parallel kernel."""
+    return numba.parallel_chunksize(CHUNK) if numba is not None else contextlib.nullcontext()
+
+
 def correct_compiled(raz: np.ndarray, fff: np.ndarray, qlev: np.ndarray, fill_charge: np.ndarray,
                      rprof: np.ndarray, cprof: np.ndarray, nfor: int, npar: int, trsh: float,
                      rnoi: float) -> np.ndarray:
@@ -197,7 +208,8 @@ def correct_compiled(raz: np.ndarray, fff: np.ndarray, qlev: np.ndarray, fill_ch
     cols_raz = np.ascontiguousarray(raz.T, dtype=np.float64)
     cols_fff = np.ascontiguousarray(fff.T, dtype=np.float64)
     out = np.empty(cols_raz.shape, dtype=np.float32)
-    _all_columns(cols_raz, cols_fff, out, qlev, fill_charge, np.ascontiguousarray(rprof[:TRAIL].T, np.float64),
-                 np.ascontiguousarray(cprof[:TRAIL].T, np.float64), nfor, npar, float(trsh), float(rnoi))
+    with balanced():
+        _all_columns(cols_raz, cols_fff, out, qlev, fill_charge, np.ascontiguousarray(rprof[:TRAIL].T, np.float64),
+                     np.ascontiguousarray(cprof[:TRAIL].T, np.float64), nfor, npar, float(trsh), float(rnoi))
     fff[:] = cols_fff.T
     return np.ascontiguousarray(out.T)
