@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ["CONDOR_CONFIG"] = "/dev/null"
+# Simulated reference caches are deterministic: build each kind once per test session and link it
+# into every test site (pipeline/simulate/prebuilt.py); a whole-chip subarray cache is ~1 GB to write.
+_OWN_REFCACHE = "OWL_SIM_REFCACHE" not in os.environ
+SIM_REFCACHE = os.environ.setdefault("OWL_SIM_REFCACHE", tempfile.mkdtemp(prefix="owl-simrefs-"))
 
 REPO = Path(__file__).resolve().parent.parent
 REALDATA = Path(os.environ.get("OWL_REALDATA", REPO.parent / "shared" / "realdata"))
@@ -18,7 +24,7 @@ def site(tmp_path, monkeypatch):
     """A freshly initialised site; OWL_SITE points at it so stage executables find it."""
     from pipeline.core.config import init_site
 
-    for key in [k for k in os.environ if k.startswith("OWL_")]:
+    for key in [k for k in os.environ if k.startswith("OWL_") and k != "OWL_SIM_REFCACHE"]:
         monkeypatch.delenv(key)
     s = init_site(tmp_path / "site")
     monkeypatch.setenv("OWL_SITE", str(s.root))
@@ -58,3 +64,9 @@ def pg_database(pg_server) -> str:
     from tests import pgserver
 
     return pgserver.fresh_database(pg_server)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Remove this session's prebuilt reference caches (sites keep their hard links)."""
+    if _OWN_REFCACHE:
+        shutil.rmtree(SIM_REFCACHE, ignore_errors=True)

@@ -48,8 +48,10 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
     from pipeline.simulate import crdscache
 
     if not any(crdscache.mappings_dir(crds_root).glob("hst_*.pmap")):
+        from pipeline.simulate.prebuilt import build_or_link
+
         click.echo(f"building reference files and CRDS context in {crds_root} ({size}) ...", err=True)
-        return crdscache.build_reference_cache(crds_root, instruments, size=size)
+        return build_or_link(crds_root, instruments, size=size)
     marker = crdscache.read_marker(crds_root)
     missing = sorted(set(instruments) - set(marker["instruments"]))
     if missing or (size == "full" and marker["size"] != "full"):
@@ -261,9 +263,10 @@ def refs(size: str, instruments: str, detector_seed: int | None, crds_path: str 
             action = "cache already built (use --bump TYPE to deliver a reference)"
         else:
             click.echo(f"building reference files in {root} ...", err=True)
-            context = crdscache.build_reference_cache(root, _instruments(instruments),
-                                                      seed=DETECTOR_SEED if detector_seed is None else detector_seed,
-                                                      size=size)
+            from pipeline.simulate.prebuilt import build_or_link
+
+            context = build_or_link(root, _instruments(instruments), size=size,
+                                    seed=DETECTOR_SEED if detector_seed is None else detector_seed)
             action = f"built context {context}"
         if acs_modes:
             from pipeline.simulate.acscrds import deliver_sbc_hrc
