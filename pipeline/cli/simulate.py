@@ -103,18 +103,20 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         members = ", ".join(m.rootname for m in plan.members)
         click.echo(f"simulating {plan.name} {plan.asn_type} ({members})", err=True)
 
+    to_site = fits_dir is None or site_dir is not None
+    site = open_site(site_dir) if to_site else None
+    # the switches the site's 2FITS will write decide which exposures carry CTE trails
     stream = iter_downlink(seed, size, n_associations, names, progress=None if as_json else progress,
-                           wfc_readout=wfc_readout.upper())
+                           wfc_readout=wfc_readout.upper(), defaults=site.instruments if site else None)
     if n_sbc:
         stream = _with_sbc(stream, seed, n_sbc)
     written: list[Path] = []
     if fits_dir is not None:
         stream = _also_fits(stream, Path(fits_dir), written)
     summary: dict = {"seed": seed, "size": size, "associations": n_associations, "instruments": names}
-    if fits_dir is None or site_dir is not None:
+    if site is not None:
         from pipeline.science.telemetry.dan import write_downlink
 
-        site = open_site(site_dir)
         site.ensure_areas()
         summary["context"] = _ensure_cache(site.areas.crds, names, size)
         if n_sbc:
