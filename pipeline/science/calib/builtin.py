@@ -124,10 +124,6 @@ def cte_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, st
     det.module.validate(ctx)  # type: ignore[attr-defined]
     if det is not UVIS:  # ACS/WFC: its validate already warned that PCTECORR is skipped
         return None
-    if ctx.key("SUBARRAY", bool):
-        ctx.warn("PCTECORR = PERFORM on a subarray: the built-in engine corrects full frames only; "
-                 "no _flc is produced (the hstcal engine makes it)")
-        return None
     ctx.log(f"{exposure.rootname}: {det.name} pixel-based CTE correction (built-in engine)")
     return _carry(ctx, uvis_cte.run(ctx, exposure))
 
