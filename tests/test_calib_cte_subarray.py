@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from pipeline.core.asntable import read_asn_table
 from pipeline.core.config import load_instrument_defaults, with_pctecorr
 from pipeline.core.errors import Unsupported
 from pipeline.science import refs
@@ -62,21 +63,30 @@ def test_prescan_bias_reads_only_the_masked_prescan_of_each_amp() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not (HSTCAL_BIN / "calwf3.e").is_file() and shutil.which("calwf3.e") is None,
                     reason="calwf3.e (hstcal) not installed")
-def test_real_calwf3_agrees_bit_for_bit_on_a_trailed_uvis_subarray(tmp_path: Path, monkeypatch) -> None:
+def test_real_calwf3_agrees_bit_for_bit_on_trailed_uvis_subarrays(tmp_path: Path, monkeypatch) -> None:
+    """A single trailed exposure (_flt, _flc) and a CR-SPLIT pair (_crj, _crc and both members' _flt
+    and _flc): every product bit-identical, the CTE keywords equal."""
     crds, raws = tmp_path / "crds", tmp_path / "raws"
     build_reference_cache(crds, ["wfc3"], size="subarray")
     cte_on = with_pctecorr(load_instrument_defaults(), ["UVIS"])
-    write_fits(iter_downlink(5, "subarray", 1, ["wfc3"], defaults=cte_on), raws)
+    write_fits(iter_downlink(6, "subarray", 2, ["wfc3"], defaults=cte_on), raws)
     monkeypatch.setenv("CRDS_PATH", str(crds))
     refs.assign_bestrefs(sorted(raws.glob("*_raw.fits")), refs.load_context(crds))
     env = dict(os.environ, iref=f"{crds / 'references' / 'hst'}/", PATH=f"{HSTCAL_BIN}{os.pathsep}{os.environ['PATH']}")
-    raw = sorted(raws.glob("*_raw.fits"))[0]
-    result = compare_input(raw, tmp_path / "work", environ=env)
-    compared = {d.product for d in result.diffs}
-    assert {raw.name.replace("_raw", "_flc"), raw.name.replace("_raw", "_flt")} <= compared, compared
-    assert result.ok(0.0), [d.line() for d in result.diffs if not d.within(0.0)]
-    with fits.open(tmp_path / "work" / "builtin" / raw.name.replace("_raw", "_flc")) as a, \
-            fits.open(tmp_path / "work" / "hstcal" / raw.name.replace("_raw", "_flc")) as b:
-        for key in ("PCTECORR", "CTE_NAME", "CTE_VER", "PCTENFOR", "PCTENPAR", "PCTEFRAC"):
-            assert a[0].header[key] == b[0].header[key], key
-        assert np.float32(a[0].header["PCTERNOI"]) == np.float32(b[0].header["PCTERNOI"])
+    (crsplit,) = [a for a in raws.glob("*_asn.fits") if read_asn_table(a).asn_type == "CR-SPLIT"]
+    dithered = sorted(m for a in raws.glob("*_asn.fits") if a != crsplit for m in read_asn_table(a).members)
+    single = raws / f"{dithered[0]}_raw.fits"
+    product = read_asn_table(crsplit).products[0]
+    members = read_asn_table(crsplit).members
+    for item, expected in ((single, {f"{dithered[0]}_{s}.fits" for s in ("flt", "flc")}),
+                           (crsplit, {f"{product}_crj.fits", f"{product}_crc.fits",
+                                      *(f"{m}_{s}.fits" for m in members for s in ("flt", "flc"))})):
+        work = tmp_path / "work" / item.name[:9]
+        result = compare_input(item, work, environ=env)
+        assert {d.product for d in result.diffs} == expected
+        assert result.ok(0.0), [d.line() for d in result.diffs if not d.within(0.0)]
+        for name in sorted(n for n in expected if n.endswith(("_flc.fits", "_crc.fits"))):
+            with fits.open(work / "builtin" / name) as a, fits.open(work / "hstcal" / name) as b:
+                for key in ("PCTECORR", "CTE_NAME", "CTE_VER", "PCTENFOR", "PCTENPAR", "PCTEFRAC", "DRKCFILE"):
+                    assert a[0].header[key] == b[0].header[key], (name, key)
+                assert np.float32(a[0].header["PCTERNOI"]) == np.float32(b[0].header["PCTERNOI"]), name
