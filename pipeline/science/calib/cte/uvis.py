@@ -69,12 +69,12 @@ def _subtract_biac(ctx: CalContext, imset: Imset, group: int) -> tuple[np.ndarra
     ri = ref.imset(group)
     ny, nx = imset.sci.shape
     place = find_line(imset.sci_header, nx, ri.header, ri.nx)
-    if place.same_size:
+    if imset.sci.shape == ri.shape:  # a full chip: the whole imset
         rows, cols = slice(0, ny), np.arange(nx)
     else:
         rows, cols = slice(place.y0, place.y0 + ny), _biac_columns(place.x0, nx)
-    if place.rx != 1 or place.ry != 1 or place.y0 < 0 or place.y0 + ny > ri.ny or cols.min() < 0 \
-            or cols.max() >= ri.nx:
+    if imset.sci.shape != ri.shape and (place.rx != 1 or place.ry != 1 or place.y0 < 0 or place.y0 + ny > ri.ny
+                                        or cols.min() < 0 or cols.max() >= ri.nx):
         raise BadInput(f"BIACFILE {ref.path.name} imset {group} ({ri.nx}x{ri.ny}) does not hold the science "
                        f"array ({nx}x{ny} at {place.x0},{place.y0})", path=ref.path, keyword="BIACFILE")
     sci, err, dq = (a[rows][:, cols] for a in (ri.sci(), ri.err(), ri.dq()))
