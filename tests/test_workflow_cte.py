@@ -12,6 +12,7 @@ from astropy.io import fits
 
 import tests.test_reprocess_e2e as e2e
 from pipeline.archive.store import Archive
+from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard
 
 pytestmark = pytest.mark.slow
@@ -24,8 +25,8 @@ def test_a_cte_site_archives_flc_beside_flt_for_uvis_exposures(site, tmp_path, m
     text = config.read_text()
     assert "pctecorr = []" in text
     config.write_text(text.replace("pctecorr = []", 'pctecorr = ["UVIS"]', 1))
-    res = e2e._owl(site, "simulate", "--size", "subarray", "--associations", "1", "--instruments", "wfc3",
-                   "--seed", "5")
+    res = e2e._owl(site, "simulate", "--size", "subarray", "--associations", "2", "--instruments", "wfc3",
+                   "--seed", "5")  # a dither pair and a CR-SPLIT pair
     assert res.exit_code == 0, res.output
     tops = e2e._process_live(site)
     bb = Blackboard(site.database_url)
@@ -45,11 +46,19 @@ def test_a_cte_site_archives_flc_beside_flt_for_uvis_exposures(site, tmp_path, m
             assert c[0].header["PCTECORR"] == "COMPLETE" and c[0].header["CTE_NAME"] == "owlsim pixelCTE"
             assert c[0].header["PCTERNOI"] > 0 and c[0].header["PCTEFRAC"] > 0
             assert (c["SCI", 1].data != t["SCI", 1].data).any()  # the trails are gone from the flc only
-    for top in tops:  # MD drizzles the flcs into _drc beside the flts' _drz
-        assert archive.get(top, kind="drc", dest=tmp_path / f"{top}-drc") and \
-            archive.get(top, kind="drz", dest=tmp_path / f"{top}-drz"), top
+        assert archive.metadata(dataset)["software"]["CTE_VER"] == "2.0"  # catalogued from the _flc
+    stacks = 0
+    for top in tops:  # MD drizzles the flcs into _drc beside the flts' _drz; CR-SPLIT: _crc beside _crj
+        name = parse_dataset(top)
+        family = {top, *bb.members(top), *([name.product(1).name] if name.is_association else [])}
+        kinds = {f.kind for d in family for f in archive.files(d)}
+        assert {"drc", "drz", "flc", "flt"} <= kinds, (top, kinds)
+        if "crj" in kinds:
+            assert "crc" in kinds, (top, kinds)
+            stacks += 1
         entry = bb.find(top)
         assert entry is not None and set(entry.status) == {"c"}, entry.opus_name()
+    assert stacks == 1
 
     # a new PCTETAB: every CTE-corrected exposure is affected, through that type alone
     assert e2e._owl(site, "simulate", "refs", "--bump", "pctetab").exit_code == 0
