@@ -130,8 +130,12 @@ class Calibrate(Stage):
             if flc is not None:
                 ctx.log(f"{ctx.dataset}: wrote {flc.name} (CTE branch)")
             return
+        blcs = builtin.cte_blcs([raw], site=ctx.site, log=log)
+        for blc in blcs or []:  # the CTE branch's member, combined into _crc with the others; first, as
+            builtin.save_intermediate(blc, work / ctx.dataset.file("blc_tmp"))  # blv_tmp means "ready"
         builtin.save_intermediate(blv, blv_path)
-        ctx.log(f"{ctx.dataset}: wrote {blv_path.name}; the last member of {parent} combines")
+        ctx.log(f"{ctx.dataset}: wrote {blv_path.name}{' and its blc_tmp' if blcs else ''}; "
+                f"the last member of {parent} combines")
         self._maybe_finish(ctx, asn, work, log)
 
     # ------------------------------------------------------------------------------- association
@@ -218,6 +222,10 @@ class Calibrate(Stage):
                                "every member first")
             products = builtin.finish_stack([read_exposure(p) for p in blv_paths], work, asn.products[0],
                                             site=ctx.site, log=log)
+            blc_paths = [work / m.file("blc_tmp") for m in members]
+            if all(p.is_file() for p in blc_paths):
+                products += builtin.finish_stack([read_exposure(p) for p in blc_paths], work, asn.products[0],
+                                                 cte=True, site=ctx.site, log=log)
         ctx.log(f"{name}: wrote {', '.join(p.name for p in products)}")
 
 

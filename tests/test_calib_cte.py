@@ -212,6 +212,6 @@ def test_biac_subtraction_keeps_the_biac_err_in_quadrature(tmp_path: Path) -> No
                      detector="UVIS", environ={"iref": f"{tmp_path}/"})
     im = Imset(1, np.full(shape, 100.0, np.float32), np.zeros(shape, np.float32), np.zeros(shape, np.uint16),
                fits.Header({"CCDCHIP": 2}), fits.Header(), fits.Header())
-    sci, err = _subtract_biac(ctx, im, 1)            # group 1 of the file holds CCDCHIP 2 here
+    sci, err, dq = _subtract_biac(ctx, im, 1)        # group 1 of the file holds CCDCHIP 2 here
     assert np.all(sci == np.float32(95.0))
-    assert np.all(err == np.float32(0.7))
+    assert np.all(err == np.float32(0.7)) and not dq.any()

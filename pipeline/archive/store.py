@@ -74,7 +74,7 @@ FIELDS = ("association", "instrument", "detector", "target", "ra", "dec", "filte
           "date_obs", "expstart", "program", "crds_context", "software")
 #: Software-version keywords worth recording (the record of processing).
 SOFTWARE_KEYWORDS = ("OPUS_VER", "CAL_VER", "CSYS_VER", "CALWF3_V", "CALACS_V", "CALCOS_V", "DRIZ_VER",
-                     "PYDRIZ_V", "UPWCSVER", "PYWCSVER", "OWL_VER")
+                     "PYDRIZ_V", "UPWCSVER", "PYWCSVER", "OWL_VER", "CTE_VER")  # CTE_VER: the _flc's CTE model
 #: Header cards that carry no parameter worth selecting on.
 _SKIP_CARDS = {"", "COMMENT", "HISTORY"}
 

@@ -88,7 +88,8 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
     """Simulate WFC3/UVIS and ACS/WFC observations: a downlink of pods and a DAN into the site inbox
     (building the site's reference files on first use), and with --fits the same exposures as FITS.
 
-    With --fits and no --site, only FITS files are written.
+    With --fits and no --site, only FITS files are written. UVIS exposures carry CTE trails when the
+    site's 2FITS will ask for the CTE branch (``[calibration] pctecorr = ["UVIS"]`` in owl.toml).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -111,10 +112,14 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         members = ", ".join(m.rootname for m in plan.members)
         click.echo(f"simulating {plan.name} {plan.asn_type} ({members})", err=True)
 
+    to_site = fits_dir is None or site_dir is not None
+    site = open_site(site_dir) if to_site else None
+    # the switches the site's 2FITS will write decide which exposures carry CTE trails
     stream: Iterator[SimulatedAssociation] = iter(())
     if n_associations > n_ir:
         stream = iter_downlink(seed, size, n_associations - n_ir, ccd_names, progress=None if as_json else progress,
-                               wfc_readout=wfc_readout.upper(), recent=min(recent, n_associations - n_ir))
+                               wfc_readout=wfc_readout.upper(), recent=min(recent, n_associations - n_ir),
+                               defaults=site.instruments if site else None)
     if n_ir:
         stream = _with_ir(stream, seed, size, n_ir, quiet=as_json)
     if n_sbc:
@@ -123,10 +128,9 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
     if fits_dir is not None:
         stream = _also_fits(stream, Path(fits_dir), written)
     summary: dict = {"seed": seed, "size": size, "associations": n_associations, "instruments": names}
-    if not fits_only:
+    if site is not None:
         from pipeline.science.telemetry.dan import write_downlink
 
-        site = open_site(site_dir)
         site.ensure_areas()
         summary["context"] = _ensure_cache(site.areas.crds, ccd_names or ["wfc3"], size)
         if n_ir:

@@ -80,6 +80,10 @@ class Calibration(_Section):
     engine: Literal["auto", "builtin", "hstcal"] = "auto"
     #: Cores drizzlepac may use (1 is fastest on small machines).
     drizzle_cores: int = Field(default=1, ge=1)
+    #: Detectors whose raws 2FITS writes with PCTECORR = PERFORM (the archive's default for UVIS
+    #: since 2016); empty keeps config/instruments' OMIT. The CTE branch costs about a minute per
+    #: full-frame exposure.
+    pctecorr: list[Literal["UVIS"]] = Field(default_factory=list)
 
 
 class Checks(_Section):
@@ -264,8 +268,17 @@ def load_site(
         areas=parsed.areas.resolved(root),
         root=root,
         config_file=cfg_path,
-        instruments=load_instrument_defaults(),
+        instruments=with_pctecorr(load_instrument_defaults(), parsed.calibration.pctecorr),
     )
+
+
+def with_pctecorr(instruments: dict[str, dict[str, Any]], detectors: list[str]) -> dict[str, dict[str, Any]]:
+    """The instrument defaults with PCTECORR = PERFORM for ``detectors`` (where they have the switch)."""
+    for defaults in instruments.values():
+        for detector, switches in defaults.get("switches", {}).items():
+            if detector in detectors and "PCTECORR" in switches:
+                switches["PCTECORR"] = "PERFORM"
+    return instruments
 
 
 def init_site(root: Path | str, *, name: str | None = None) -> Site:

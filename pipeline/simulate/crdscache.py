@@ -272,12 +272,14 @@ def bump_reference(crds_root: Path | str, reftype: str, detector: str | None = N
     reftype = reftype.lower()
     if reftype not in reffiles.REFTYPES:
         raise ValueError(f"cannot deliver {reftype!r}: known types are {', '.join(reffiles.REFTYPES)}")
-    if ccdamp is not None and reftype in reffiles.TABLE_TYPES:
+    if ccdamp is not None and reftype in (*reffiles.TABLE_TYPES, "pctetab"):
         raise ValueError(f"--ccdamp applies to image references, not to the {reftype} table")
     instruments = [i for i in marker["instruments"] if detector is None or camera_for(i).detector == detector.upper()]
     if not instruments:
         raise ValueError(f"no instrument with detector {detector!r} in this cache "
                          f"(it has {', '.join(marker['instruments'])})")
+    if detector is None:  # every instrument that has rules for the type (UVIS alone has CTE ones here)
+        instruments = [i for i in instruments if _has_rules(i, reftype)] or instruments
     old_context = latest_context(root)
     imaps = _selector(root, old_context)
     with crds_environment(root):
@@ -287,6 +289,11 @@ def bump_reference(crds_root: Path | str, reftype: str, detector: str | None = N
         context = _write_context(root, _next_serial(root, "hst_[0-9]*.pmap"), imaps, old_context)
     _readable(write_server_config(root, context, last_synced=f"delivery of {reftype} by owlpipe simulate"))
     return context
+
+
+def _has_rules(instrument: str, reftype: str) -> bool:
+    """Whether caches built here hold ``reftype`` rules for ``instrument``."""
+    return reftype in RMAP_HEADERS.get(instrument, {})
 
 
 def _deliver(root: Path, inst: str, reftype: str, ccdamp: str | None, old_imap: str, marker: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ a raw-format bias image like BIASFILE.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,27 +41,73 @@ def trap_model(active: int = 20, qmax: float = 5000.0, density: float = 0.35, sc
                     npar=7, nsmd=0, trsh=-10.0, fixrocr=1, qlev=qlev, dpde=dpde, rprof=rprof, cprof=cprof)
 
 
-def write_pctetab(path: Path, table: CteTable, *, useafter: str = "May 11 2009 00:00:00") -> Path:
-    primary = fits.PrimaryHDU()
-    primary.header.update(INSTRUME="WFC3", DETECTOR="UVIS", FILETYPE="PIXCTE", USEAFTER=useafter,
-                          PEDIGREE="INFLIGHT 11/05/2009 01/01/2020", DESCRIP="synthetic pixel-based CTE model",
-                          **table.keywords())
+def observatory_model() -> CteTable:
+    """The synthetic observatory's UVIS traps: what its raws are read out through and the PCTETAB
+    it delivers. Whole-electron levels, as QLEV_Q is an integer column in the real tables."""
+    model = trap_model()
+    return replace(model, qlev=np.round(model.qlev))
+
+
+def pctetab_hdus(table: CteTable, primary: fits.Header | None = None) -> fits.HDUList:
+    """The PCTETAB as an HDUList: ``primary`` (CRDS selection keywords) plus the model keywords,
+    QPROF, SCLBYCOL, RPROF and CPROF, with the DESCRIP columns crds certify asks for."""
+    header = fits.Header() if primary is None else primary.copy()
+    header.update(INSTRUME="WFC3", DETECTOR="UVIS", FILETYPE="PIXCTE", BINAXIS1=1, BINAXIS2=1, **table.keywords())
+    header.setdefault("USEAFTER", "May 11 2009 00:00:00")
+    header.setdefault("PEDIGREE", "INFLIGHT 11/05/2009 01/01/2020")
+    header.setdefault("DESCRIP", "synthetic pixel-based CTE model")
+    describe = [fits.Column(name="DESCRIP", format="40A", array=np.array(["owlpipe synthetic trap"] * NTRAPS))]
     qprof = fits.BinTableHDU.from_columns([
         fits.Column(name="W", format="J", array=np.arange(1, NTRAPS + 1)),
-        fits.Column(name="QLEV_Q", format="D", array=table.qlev),
-        fits.Column(name="DPDE_W", format="D", array=table.dpde)], name="QPROF")
+        _level_column(table.qlev),
+        fits.Column(name="DPDE_W", format="D", array=table.dpde), *describe], name="QPROF")
     iz = np.arange(1, COLS + 1)
     ones = np.ones(COLS)
     sclbycol = fits.BinTableHDU.from_columns(
         [fits.Column(name="IZ", format="J", array=iz)]
-        + [fits.Column(name=n, format="D", array=ones) for n in ("SENS_0512", "SENS_1024", "SENS_1536", "SENS_2048")],
+        + [fits.Column(name=n, format="D", array=ones) for n in ("SENS_0512", "SENS_1024", "SENS_1536", "SENS_2048")]
+        + [fits.Column(name="DESCRIP", format="40A", array=np.array(["flat column sensitivity"] * COLS))],
         name="SCLBYCOL")
     for hdu in (qprof, sclbycol):
         hdu.header["FILETYPE"] = "PIXCTE"
-    hdus = [primary, qprof, sclbycol, fits.ImageHDU(table.rprof, name="RPROF"),
-            fits.ImageHDU(table.cprof, name="CPROF")]
-    fits.HDUList(hdus).writeto(path, overwrite=True)
+    extensions = [qprof, sclbycol, fits.ImageHDU(table.rprof, name="RPROF"), fits.ImageHDU(table.cprof, name="CPROF")]
+    header["NEXTEND"] = (len(extensions), "number of extensions")
+    return fits.HDUList([fits.PrimaryHDU(header=header), *extensions])
+
+
+def _level_column(qlev: np.ndarray) -> fits.Column:
+    """QLEV_Q as the real tables have it (integers); a table with fractional levels keeps them."""
+    if np.array_equal(qlev, np.round(qlev)):
+        return fits.Column(name="QLEV_Q", format="J", array=qlev.astype(np.int32))
+    return fits.Column(name="QLEV_Q", format="D", array=qlev)
+
+
+def write_pctetab(path: Path, table: CteTable, *, useafter: str = "May 11 2009 00:00:00") -> Path:
+    primary = fits.Header()
+    primary["USEAFTER"] = useafter
+    pctetab_hdus(table, primary).writeto(path, overwrite=True)
     return path
+
+
+def time_scaling(expstart: float, table: CteTable) -> np.ndarray:
+    """calwf3's per-row scaling of the trap density (rows counted from the serial register)."""
+    cte_ff = (expstart - table.date0) / (table.date1 - table.date0)
+    return (cte_ff * np.arange(1, ROWS + 1) / 2048.0).astype(np.float32).astype(np.float64)
+
+
+def trail_charge(charge: np.ndarray, rows: np.ndarray, serial_at_bottom: bool, table: CteTable, *,
+                 expstart: float) -> np.ndarray:
+    """Charge (e-, readout layout, rows ``rows`` of a raw chip) after the parallel transfer through
+    the traps: NITPAR sub-steps of the readout model, each column independent. A subarray is
+    placed at its rows of the full chip (empty elsewhere), as the transfer sees it."""
+    from_register = rows if serial_at_bottom else ROWS - 1 - rows
+    height = int(from_register.max()) + 1  # rows farther out never reach the register through these
+    column = np.zeros((height, charge.shape[1]))
+    column[from_register] = charge
+    fff = np.repeat(time_scaling(expstart, table)[:height, None], charge.shape[1], axis=1)
+    for _ in range(table.npar):
+        column = simulate(column, fff, table)
+    return column[from_register].astype(np.float32)
 
 
 def add_trails(cd: np.ndarray, ab: np.ndarray, table: CteTable, *, expstart: float, gain: float,
@@ -72,9 +119,7 @@ def add_trails(cd: np.ndarray, ab: np.ndarray, table: CteTable, *, expstart: flo
     n = COLS // 4
     levels = np.repeat(np.asarray(bias, dtype=np.float64), n)[None, :]
     charge = (raz - levels) * gain
-    cte_ff = (expstart - table.date0) / (table.date1 - table.date0)
-    fff = np.repeat((cte_ff * np.arange(1, ROWS + 1) / 2048.0).astype(np.float32).astype(np.float64)[:, None],
-                    COLS, axis=1)
+    fff = np.repeat(time_scaling(expstart, table)[:, None], COLS, axis=1)
     obs = charge
     for _ in range(table.npar):
         obs = simulate(obs, fff, table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -65,11 +66,16 @@ def _simulate(plan: AssociationPlan, detectors: dict[str, Detector], switches: d
 def iter_downlink(seed: int, size: str = "subarray", n_associations: int = 3,
                   instruments: Sequence[str] = ("wfc3", "acs"), *, detector_seed: int = DETECTOR_SEED,
                   progress: Callable[[AssociationPlan], None] | None = None,
-                  wfc_readout: str = "DS_INT", recent: int = 0) -> Iterator[SimulatedAssociation]:
+                  wfc_readout: str = "DS_INT", recent: int = 0,
+                  defaults: dict[str, dict[str, Any]] | None = None) -> Iterator[SimulatedAssociation]:
     """Simulate associations one at a time (a full-frame downlink does not fit comfortably in memory);
-    the last ``recent`` are observed in the last weeks (see :func:`plan_downlink`)."""
+    the last ``recent`` are observed in the last weeks (see :func:`plan_downlink`).
+
+    ``defaults`` are the instrument defaults 2FITS will use (a site's, default config/instruments):
+    an exposure whose PCTECORR is PERFORM there is read out through the CTE trap model.
+    """
     plans = plan_downlink(seed, size, n_associations, instruments, wfc_readout, recent)
-    defaults = load_instrument_defaults()
+    defaults = load_instrument_defaults() if defaults is None else defaults
     detectors = {inst: Detector(inst, detector_seed) for inst in {p.members[0].instrument for p in plans}}
     for plan in plans:
         if progress is not None:

@@ -2,7 +2,9 @@
 
 Order of effects (each vectorised over the chip): scene (stars + sky, e-/s) x EXPTIME is the truth;
 times the flat response (and bad-column loss) plus dark current, Poisson-sampled; cosmic rays; charge
-lost to sinks; full-well saturation with bleeding along columns; readout through the amplifiers
+lost to sinks; full-well saturation with bleeding along columns; for WFC3/UVIS raws with PCTECORR =
+PERFORM, parallel transfer through the CTE trap model of the PCTETAB the simulator delivers
+(:mod:`pipeline.simulate.ctefiles`; the truth stays untrailed); readout through the amplifiers
 (divide by gain, add bias level, superbias pattern and read noise, round, clip to the 16-bit ADC).
 """
 
@@ -15,7 +17,9 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from pipeline.science.calib.cte.pctetab import CteTable
 from pipeline.simulate import headers as hdr
+from pipeline.simulate.ctefiles import observatory_model, trail_charge
 from pipeline.simulate.detector import Detector
 from pipeline.simulate.geometry import ChipReadout
 from pipeline.simulate.scene import StarField, cosmic_rays, scene_rate
@@ -109,7 +113,8 @@ def bleed(electrons: np.ndarray, full_well: np.ndarray) -> np.ndarray:
 
 
 def _simulate_chip(spec: ExposureSpec, part: ChipReadout, wcs: WCS, det: Detector, stars: StarField,
-                   rng: np.random.Generator, offsets: dict[str, float]) -> tuple[np.ndarray, ChipTruth, np.ndarray]:
+                   rng: np.random.Generator, offsets: dict[str, float],
+                   cte: CteTable | None = None) -> tuple[np.ndarray, ChipTruth, np.ndarray]:
     ro = spec.readout
     shape = part.trimmed_shape
     rate, x, y = scene_rate(stars, wcs, shape, spec.instrument, spec.filter, part.chip, spec.expstart)
@@ -138,6 +143,8 @@ def _simulate_chip(spec: ExposureSpec, part: ChipReadout, wcs: WCS, det: Detecto
     gain = det.amp_columns(part, spec.ccdgain, "gain").astype(np.float32)
     noise_dn = (det.amp_columns(part, spec.ccdgain, "read_noise") / gain).astype(np.float32)
     dn = part.embed(electrons, fill=0.0)
+    if cte is not None:
+        dn = trail_charge(dn, part.raw_rows, det.camera.virtual_rows_on_top(part.chip), cte, expstart=spec.expstart)
     ds_int = applies(spec.instrument, spec.jwrotype, spec.ccdgain, not ro.subarray)
     signal = dn.copy() if ds_int else None
     dn /= gain[None, :]
@@ -174,9 +181,10 @@ def simulate_exposure(spec: ExposureSpec, det: Detector, stars: StarField,
     hdus: list = [primary]
     truths = []
     stars_table = stars.table()
+    cte = observatory_model() if hdr.cte_corrected(spec, switches) else None
     for part in ro.chips:
         wcs = spec.pointing.chip_wcs(ro, part)
-        raw, truth, xy = _simulate_chip(spec, part, wcs, det, stars, rng, offsets)
+        raw, truth, xy = _simulate_chip(spec, part, wcs, det, stars, rng, offsets, cte)
         sci_h = hdr.sci_header(spec, part, wcs, orientat, aperture_sky)
         sci = fits.ImageHDU(raw, header=sci_h)
         hdus.append(sci)

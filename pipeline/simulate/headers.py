@@ -63,6 +63,11 @@ def acs_dark_overhead_applies(readout: Readout, expstart: float) -> bool:
     return readout.aperture in ACS_DARK_SUBARRAYS and expstart >= CYCLE24_MJD
 
 
+def cte_corrected(spec: ExposureSpec, switches: Mapping[str, str]) -> bool:
+    """Whether the exposure goes through the CTE branch (then its pixels carry CTE trails)."""
+    return spec.instrument == "wfc3" and str(switches.get("PCTECORR", "OMIT")).upper() == "PERFORM"
+
+
 def primary_header(spec: ExposureSpec, switches: Mapping[str, str]) -> fits.Header:
     """Primary header of a raw file for an :class:`~pipeline.simulate.exposure.ExposureSpec`."""
     ro: Readout = spec.readout
@@ -144,6 +149,12 @@ def primary_header(spec: ExposureSpec, switches: Mapping[str, str]) -> fits.Head
     _group(h, "CALIBRATION SWITCHES: PERFORM, OMIT, COMPLETE, SKIPPED")
     _put(h, [("WRTERR", True, "write out error array extension")])
     _put(h, [(key, value, "calibration switch") for key, value in switches.items()])
+    if cam.detector == "UVIS":  # as in archive raws, whatever PCTECORR; 0: calwf3 takes the PCTETAB's values
+        _group(h, "PIXEL-BASED CTE CORRECTION PARAMETERS")
+        _put(h, [("PCTETLEN", 0, "max length of CTE trail"), ("PCTERNOI", 0.0, "read noise amplitude"),
+                 ("PCTENFOR", 0, "iterations of the CTE forward model"),
+                 ("PCTENPAR", 0, "iterations of the parallel transfer"),
+                 ("PCTENSMD", 0, "read noise mitigation algorithm"), ("FIXROCR", 0, "fix readout cosmic rays")])
     if cam.instrument == "ACS":
         if "RPTCORR" not in switches:
             _put(h, [("RPTCORR", "OMIT", "add individual repeat observations")])

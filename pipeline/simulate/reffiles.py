@@ -14,12 +14,13 @@ File names follow CDBS: nine characters encoding the delivery time, the instrume
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
 from astropy.io import fits
 
+from pipeline.simulate.ctefiles import observatory_model, pctetab_hdus
 from pipeline.simulate.detector import Detector
 from pipeline.simulate.geometry import PRESCAN, Camera, ChipReadout, Readout, readout_for
 from pipeline.simulate.photometry import ACS_WHEELS, FILTERS, MJD_GRID, PHOTZPT, photflam
@@ -38,9 +39,14 @@ REFTYPES: dict[str, tuple[str, str]] = {
     "pfltfile": ("pfl", "PIXEL-TO-PIXEL FLAT"),
     "satufile": ("sat", "FULL-WELL SATURATION LEVEL MAP"),
     "snkcfile": ("snk", "SINK PIXELS"),
+    "pctetab": ("cte", "PIXCTE"),
+    "biacfile": ("bic", "CTEBIAS"),
+    "drkcfile": ("dkc", "CTEDARK"),
 }
 #: Table reference types (their selection is by detector and date only).
 TABLE_TYPES = ("ccdtab", "oscntab", "bpixtab", "crrejtab", "imphttab")
+#: Pixel-based CTE references (calwf3's PCTECORR branch), per instrument that has them here.
+CTE_TYPES = {"wfc3": ("pctetab", "biacfile", "drkcfile")}
 #: Reference types whose keywords are written N/A (the calibration needs the keyword, not a file).
 NOT_APPLICABLE = ("dfltfile", "lfltfile")
 #: CCDGAIN of gain-independent images: what the CRDS substitutions expand to every gain.
@@ -249,6 +255,53 @@ def sink_image(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> f
 # --------------------------------------------------------------------------------------- tables
 
 
+# --------------------------------------------------------------------------------------- CTE
+
+
+def _cte_selection(h: fits.Header, spec: RefSpec) -> None:
+    """CRDS rules select the UVIS CTE references by date only; the type specs want these keywords."""
+    h["CCDAMP"] = (spec.ccdamp or "ANY", "CCD amplifier readout configuration")
+    h["CCDGAIN"] = (-1.0, "any gain")
+    h["APERTURE"] = ("ANY", "aperture name")
+    h["BINAXIS1"] = 1
+    h["BINAXIS2"] = 1
+
+
+def cte_table(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> fits.HDUList:
+    """PCTETAB: the trap model the simulator reads its UVIS exposures out through (later
+    deliveries carry the same model under a new CTE_VER)."""
+    h = _primary(det, spec, name, useafter, "Pixel-based CTE model: trap levels and release profiles")
+    h["BINAXIS1"] = 1
+    h["BINAXIS2"] = 1
+    table = replace(observatory_model(), version=f"2.{spec.variant}")
+    return pctetab_hdus(table, h)
+
+
+def cte_bias_image(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> fits.HDUList:
+    """BIACFILE: full-chip raw-format bias structure (DN) the CTE branch removes before the
+    per-amp overscan level: the superbias pattern and the row slope of the bias level. ERR and DQ
+    are empty constant extensions (a non-zero ERR would stop calwf3 initialising the _flc ERR)."""
+    ro = _full_chip(det)
+    h = _primary(det, spec, name, useafter, "CTE superbias: bias structure above the overscan level")
+    _cte_selection(h, spec)
+    h["SUBARRAY"] = (False, "full-chip map")
+    gain = min(det.gain_modes)
+    zero = dict.fromkeys("ABCD", 0.0)
+    planes = []
+    for p in ro.chips:
+        level = det.bias_level(p, gain, zero) - det.amp_columns(p, gain, "bias").astype(np.float32)[None, :]
+        planes.append((level + det.bias_pattern(p, gain), p))
+    return _image_file(h, _sci_only_imsets(planes, "COUNTS"))
+
+
+def cte_dark_image(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> fits.HDUList:
+    """DRKCFILE: the dark of the _flc chain, full chip in the trimmed layout of DARKFILE."""
+    hdul = dark_image(det, replace(spec, readout=_full_chip(det), ccdamp=spec.ccdamp or "ANY"), name, useafter)
+    _cte_selection(hdul[0].header, spec)
+    hdul[0].header["SUBARRAY"] = (False, "full-chip map")
+    return hdul
+
+
 def _table(primary: fits.Header, extname: str, columns: list[fits.Column], **extra: object) -> fits.HDUList:
     table = fits.BinTableHDU.from_columns(columns, name=extname)
     for key, value in extra.items():
@@ -445,6 +498,7 @@ BUILDERS = {
     "ccdtab": ccd_table, "oscntab": overscan_table, "bpixtab": badpix_table, "crrejtab": crrej_table,
     "imphttab": photometry_table, "biasfile": bias_image, "darkfile": dark_image, "pfltfile": flat_image,
     "satufile": fullwell_image, "snkcfile": sink_image,
+    "pctetab": cte_table, "biacfile": cte_bias_image, "drkcfile": cte_dark_image,
 }
 
 
@@ -469,4 +523,5 @@ def initial_specs(det: Detector, size: str) -> list[RefSpec]:
     # the ACS SATUFILE type only allows explicit amplifiers or N/A (crds acs_sat.tpn)
     specs += [RefSpec("satufile", inst, cover, ccdamp="N/A" if amp == "ANY" else amp),
               RefSpec("snkcfile", inst, cover, ccdamp=amp)]
+    specs += [RefSpec(t, inst, cover) for t in CTE_TYPES.get(inst, ())]  # full chip, whatever the size
     return specs

@@ -5,7 +5,10 @@ Copied from the real HST context of June 2015 (``hst_0349.pmap``: ``hst_wfc3_*_0
 (ACS bias preconditioning and fallback, WFC3 custom-subarray bias) and switches, so that crds matches
 our headers exactly as it matches archive headers. SATUFILE and SNKCFILE postdate that context; their
 headers follow the type specifications shipped with crds (``crds/hst/specs``), with SNKCFILE tied to
-DQICORR/SINKCORR, the switches calwf3/calacs read it under.
+DQICORR/SINKCORR, the switches calwf3/calacs read it under. The WFC3 CTE types (PCTETAB, BIACFILE,
+DRKCFILE; calwf3 3.3, 2016) are not in that context either (only ACS had PCTETAB/DRKCFILE rmaps, by
+DETECTOR and DETECTOR/CCDAMP/CCDGAIN): theirs follow crds's ``wfc3_pctetab/biacfile/drkcfile.rmap``
+specs, selection by date alone, relevant when ``DETECTOR == "UVIS" and PCTECORR == "PERFORM"``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ RMAP_HEADERS: dict[str, dict[str, dict[str, Any]]] = {
                           '((DETECTOR == "UVIS") and (BIASCORR != "OMIT"))'),
         "snkcfile": _spec((), "IMAGE", "YES", "DQICORR", '((DETECTOR == "UVIS") and (DQICORR != "OMIT"))'),
         "nlinfile": _spec(("DETECTOR",), "IMAGE", "NONE", "NONE", '(DETECTOR == "IR")'),
+        **{t: _spec((), fmt, "YES", "PCTECORR", '(DETECTOR == "UVIS" and PCTECORR == "PERFORM")')
+           for t, fmt in (("pctetab", "TABLE"), ("biacfile", "IMAGE"), ("drkcfile", "IMAGE"))},
     },
     "acs": {
         "ccdtab": _spec(("DETECTOR",), "TABLE", "YES", "NONE", '(DETECTOR != "SBC")'),

@@ -134,10 +134,6 @@ def cte_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, st
     det.module.validate(ctx)  # type: ignore[attr-defined]
     if det is not UVIS:  # ACS/WFC corrects after ACSCCD (blc_phase); others warned in validate
         return None
-    if ctx.key("SUBARRAY", bool):
-        ctx.warn("PCTECORR = PERFORM on a subarray: the built-in engine corrects full frames only; "
-                 "no _flc is produced (the hstcal engine makes it)")
-        return None
     ctx.log(f"{exposure.rootname}: {det.name} pixel-based CTE correction (built-in engine)")
     return _carry(ctx, uvis_cte.run(ctx, exposure))
 
@@ -286,7 +282,8 @@ def apply_cr_masks(blv: Exposure, masks: list[np.ndarray]) -> None:
 
 
 def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) -> list[Path]:
-    """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj; for SBC
+    """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj; with
+    PCTECORR, also the CTE branch's member flcs and crc (calwf3 runs wf3rej on the blc set too); for SBC
     (calacs's ProcessMAMA) ACS2D per member, then ACSSUM into the product's ``_sfl``."""
     if ir_engine.is_ir_file(raws[0]):  # WFC3/IR REPEAT: each ramp's _flt, then RPTCORR on them
         from pipeline.science.calib.ir.repeat import calibrate_repeat
@@ -298,16 +295,31 @@ def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) 
             return flts
         return [*flts, acssum.sum_repeats(flts, outdir / f"{product}_sfl.fits", ASN_KINDS["REPEAT"][1],
                                           log=kw.get("log"))]  # type: ignore[arg-type]
-    return finish_stack([ccd_phase(r, **kw) for r in raws], outdir, product, **kw)  # type: ignore[arg-type]
+    outputs = finish_stack([ccd_phase(r, **kw) for r in raws], outdir, product, **kw)  # type: ignore[arg-type]
+    blcs = cte_blcs(raws, **kw)
+    if blcs is not None:
+        outputs += finish_stack(blcs, outdir, product, cte=True, **kw)
+    return outputs
 
 
-def finish_stack(blvs: list[Exposure], outdir: Path, product: str, **kw: object) -> list[Path]:
+def cte_blcs(raws: list[Path], **kw: object) -> list[Exposure] | None:
+    """The members' ``blc_tmp`` exposures (CTE branch, then WF3CCD), or None without PCTECORR."""
+    racs = [cte_phase(r, **kw) for r in raws]  # type: ignore[arg-type]
+    if any(r is None for r in racs):
+        return None
+    return [ccd_phase(r, **kw) for r in racs if r is not None]  # type: ignore[arg-type]
+
+
+def finish_stack(blvs: list[Exposure], outdir: Path, product: str, *, cte: bool = False,
+                 **kw: object) -> list[Path]:
     """From the members' ``_blv_tmp`` exposures: CR rejection into ``_crj`` (when CRCORR/RPTCORR is
-    PERFORM and there are >= 2 members), the CR masks into each member, then each member's ``_flt``."""
+    PERFORM and there are >= 2 members), the CR masks into each member, then each member's ``_flt``.
+    ``cte``: the members are the CTE branch's ``_blc_tmp``, the products ``_crc`` and ``_flc``."""
     outputs: list[Path] = []
+    stack, single = ("crc", "flc") if cte else ("crj", "flt")
     if needs_crcorr(blvs):
         crj, masks = crrej_phase(blvs, product, **kw)  # type: ignore[arg-type]
-        outputs.append(twod_phase(crj, outdir / f"{product}_crj.fits", **kw))  # type: ignore[arg-type]
+        outputs.append(twod_phase(crj, outdir / f"{product}_{stack}.fits", **kw))  # type: ignore[arg-type]
         acs = detector_of(blvs[0].primary, blvs[0].path).electrons_after_ccd
         for blv, m in zip(blvs, masks, strict=True):
             apply_cr_masks(blv, m)
@@ -315,7 +327,7 @@ def finish_stack(blvs: list[Exposure], outdir: Path, product: str, **kw: object)
                 if str(blv.primary.get(s, "")).strip().upper() == PERFORM and not acs:
                     blv.primary[s] = COMPLETE
     for blv in blvs:
-        outputs.append(twod_phase(blv, outdir / f"{blv.rootname}_flt.fits", **kw))  # type: ignore[arg-type]
+        outputs.append(twod_phase(blv, outdir / f"{blv.rootname}_{single}.fits", **kw))  # type: ignore[arg-type]
     return outputs
 
 
