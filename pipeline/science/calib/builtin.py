@@ -23,10 +23,9 @@ from pipeline.core.errors import BadInput, Unsupported
 from pipeline.science.calib import acs, sbc, uvis
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
-from pipeline.science.calib.cte import uvis as uvis_cte
 from pipeline.science.calib.hrc import single_amp_slots
 from pipeline.science.calib.imageio import Exposure, Imset, read_exposure, read_primary
-from pipeline.science.calib.ir import engine as ir_engine
+from pipeline.science.calib.ir import is_ir
 from pipeline.science.calib.products import write_product
 from pipeline.science.calib.tables import read_ccdtab, read_crrejtab
 
@@ -106,7 +105,9 @@ def twod_phase(blv: Exposure, out: Path, *, site: object | None = None,
 
 
 def calibrate_exposure(raw: Path, outdir: Path, **kw: object) -> Path:
-    if ir_engine.is_ir_file(raw):   # MULTIACCUM ramps: the WF3IR chain writes _ima and _flt
+    if is_ir(read_primary(raw)):   # MULTIACCUM ramps: the WF3IR chain writes _ima and _flt
+        from pipeline.science.calib.ir import engine as ir_engine  # imported for IR only
+
         return ir_engine.calibrate_ir(raw, outdir, **kw)  # type: ignore[arg-type]
     blv = ccd_phase(raw, **kw)  # type: ignore[arg-type]
     return twod_phase(blv, outdir / f"{blv.rootname}_flt.fits", **kw)  # type: ignore[arg-type]
@@ -129,6 +130,8 @@ def cte_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, st
                  "no _flc is produced (the hstcal engine makes it)")
         return None
     ctx.log(f"{exposure.rootname}: {det.name} pixel-based CTE correction (built-in engine)")
+    from pipeline.science.calib.cte import uvis as uvis_cte  # numba and scipy: only when CTE runs
+
     return _carry(ctx, uvis_cte.run(ctx, exposure))
 
 
