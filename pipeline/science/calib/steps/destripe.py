@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from pipeline.science.calib.lfilter import first_order
+
 NBIAS_COLS = 24
 NOSCN_ROWS = 20
 SERIAL_FREQ = 1000.0 / 22.0
@@ -54,8 +56,6 @@ def _magic_square(a: np.ndarray) -> float:
 
 def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
     """Correct one amp array (double) for the DSI bias shift; returns (data, magic square removed)."""
-    from scipy.signal import lfilter  # 0.8 s to import: only this DS_INT bias-shift path needs it
-
     rows, cols = ampdata.shape
     magic = _magic_square(ampdata)
     gap = np.full((rows, cols + NGAP_PIX), magic)
@@ -67,7 +67,7 @@ def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
     # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1], the products rounded in calacs's order
     drive = x * factor
     drive *= DC_RATIO[amp]
-    dc[1:], _ = lfilter([1.0], [1.0, -(1.0 - factor)], drive, zi=[(1.0 - factor) * dc[0]])
+    dc[1:], _ = first_order(drive, 1.0 - factor, (1.0 - factor) * dc[0])
     corrected = (x - DSI_SENS[amp] * dc[1:]) - (10.0 / 22.0) * (dc[1:] - dc[:-1])
     out = corrected.reshape(rows, cols + NGAP_PIX)[:, :cols]
     magic2 = _magic_square(out)
