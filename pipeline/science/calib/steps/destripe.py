@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from pipeline.science.calib.lfilter import first_order
+from pipeline.science.calib.numerics import row_blocks
 
 NBIAS_COLS = 24
 NOSCN_ROWS = 20
@@ -58,20 +59,32 @@ def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
     """Correct one amp array (double) for the DSI bias shift; returns (data, magic square removed)."""
     rows, cols = ampdata.shape
     magic = _magic_square(ampdata)
-    gap = np.full((rows, cols + NGAP_PIX), magic)
-    gap[:, :cols] = ampdata
-    x = gap.ravel()
     factor = 1.0 - math.exp(-1.0 / (TIME_CONST[amp] * SERIAL_FREQ))
-    dc = np.empty(x.size + 1)
-    dc[0] = magic * DC_RATIO[amp]
-    # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1], the products rounded in calacs's order
-    drive = x * factor
-    drive *= DC_RATIO[amp]
-    dc[1:], _ = first_order(drive, 1.0 - factor, (1.0 - factor) * dc[0])
-    corrected = (x - DSI_SENS[amp] * dc[1:]) - (10.0 / 22.0) * (dc[1:] - dc[:-1])
-    out = corrected.reshape(rows, cols + NGAP_PIX)[:, :cols]
+    pole = 1.0 - factor
+    dc_last = magic * DC_RATIO[amp]    # dc[0]
+    state = pole * dc_last
+    out = np.empty((rows, cols))
+    # The pixel stream (each row followed by its virtual gap pixels) goes through in blocks of rows,
+    # the filter state carried from one block to the next: the same operations on every element as
+    # on the whole stream at once, with temporaries that stay in cache.
+    for block in row_blocks(rows):
+        gap = np.full((block.stop - block.start, cols + NGAP_PIX), magic)
+        gap[:, :cols] = ampdata[block]
+        x = gap.ravel()
+        # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1], the products rounded in calacs's order
+        drive = x * factor
+        drive *= DC_RATIO[amp]
+        dc, zf = first_order(drive, pole, state)
+        state = zf[0]
+        previous = np.empty_like(dc)
+        previous[0] = dc_last
+        previous[1:] = dc[:-1]
+        dc_last = dc[-1]
+        corrected = (x - DSI_SENS[amp] * dc) - (10.0 / 22.0) * (dc - previous)
+        out[block] = corrected.reshape(-1, cols + NGAP_PIX)[:, :cols]
     magic2 = _magic_square(out)
-    return out - magic2, magic2
+    out -= magic2
+    return out, magic2
 
 
 def cross_talk(sci: np.ndarray) -> None:
