@@ -108,6 +108,29 @@ def seq_sum(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
     return np.take(np.cumsum(values, axis=axis, dtype=np.float64), -1, axis=axis)
 
 
+def seq_sum_minus(values: np.ndarray, minus: float | np.ndarray, *, per_row: bool = False) -> np.ndarray | float:
+    """``seq_sum(values - minus)`` (all of it, or ``per_row`` along axis 1) for a 2-D ``values``
+    and a scalar or per-row ``minus`` (shape (rows, 1)), computed in blocks of rows so that neither
+    the difference nor the running sum is ever a full-size array. The running total is carried from
+    block to block as the first element of the next cumulative sum: the same additions, in the same
+    order, as one ``cumsum`` over everything."""
+    rows = values.shape[0]
+    out = np.empty(rows) if per_row else None
+    total: float | None = None
+    for block in row_blocks(rows):
+        diff = values[block] - (minus[block] if isinstance(minus, np.ndarray) else minus)
+        if per_row:
+            out[block] = seq_sum(diff, axis=1)  # type: ignore[index]
+            continue
+        flat = diff.ravel()
+        if flat.size:
+            run = np.cumsum(flat if total is None else np.concatenate(([total], flat)), dtype=np.float64)
+            total = float(run[-1])
+    if per_row:
+        return out  # type: ignore[return-value]
+    return 0.0 if total is None else total
+
+
 def _calc_mean_std(values: np.ndarray, sig: float) -> tuple[float, float]:
     """4 passes of sigma clipping around the mean (sample std about the previous mean)."""
     mean = seq_sum(values) / values.size
@@ -135,10 +158,10 @@ def find_good_rows(a: np.ndarray) -> np.ndarray:
     rows, cols = a.shape
     body = slice(0, rows - NOSCN_ROWS)
     bias_mean = seq_sum(a[body, :NBIAS_COLS]) / ((rows - NOSCN_ROWS) * NBIAS_COLS)
-    amp_mean = seq_sum(a[body, NBIAS_COLS:] - bias_mean) / ((cols - NBIAS_COLS) * (rows - NOSCN_ROWS))
+    amp_mean = seq_sum_minus(a[body, NBIAS_COLS:], bias_mean) / ((cols - NBIAS_COLS) * (rows - NOSCN_ROWS))
     good = np.zeros(rows, bool)
     ref = seq_sum(a[1:, :NBIAS_COLS] + a[:-1, :NBIAS_COLS], axis=1) / (2 * NBIAS_COLS)
-    row_means = seq_sum(a[1:, NBIAS_COLS:] - ref[:, None], axis=1) / (cols - NBIAS_COLS)
+    row_means = seq_sum_minus(a[1:, NBIAS_COLS:], ref[:, None], per_row=True) / (cols - NBIAS_COLS)
     dev = np.trunc(row_means - amp_mean)  # C abs() on a double truncates to int first
     bad = (np.abs(dev) > 100) | np.any(a[1:, 24:30] > 70000, axis=1)
     good[1:] = ~bad
