@@ -201,12 +201,13 @@ def remove_stripes(amps: list[np.ndarray], good: list[np.ndarray]) -> tuple[int,
     n = ok.sum(axis=0)
     rowmeans = np.where(n >= 2, seq_sum(np.where(ok, means, 0.0), axis=0) / np.maximum(n, 1), 0.0)
     i = np.arange(rows, dtype=np.float64)[:, None]
-    j = np.arange(cols, dtype=np.float64)[None, :]
-    pt = i + (j - 11.5) / float(cols + 146)
-    lower = np.clip(np.floor(pt).astype(np.int64), 0, rows - 2)
-    dist = pt - lower
-    interp = rowmeans[lower] + dist * (rowmeans[lower + 1] - rowmeans[lower])
-    for a in amps:
-        a -= interp
+    along = (np.arange(cols, dtype=np.float64)[None, :] - 11.5) / float(cols + 146)
+    for block in row_blocks(rows):   # the stripe model a block of rows at a time (no full-size temporaries)
+        pt = i[block] + along
+        lower = np.clip(np.floor(pt).astype(np.int64), 0, rows - 2)
+        dist = pt - lower
+        interp = rowmeans[lower] + dist * (rowmeans[lower + 1] - rowmeans[lower])
+        for a in amps:
+            a[block] -= interp
     fixed = int((n >= 2).sum())
     return fixed, rows - fixed
