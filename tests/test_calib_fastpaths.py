@@ -15,7 +15,7 @@ from astropy.io import fits
 
 from pipeline.science.calib.context import CalContext
 from pipeline.science.calib.imageio import RefImage
-from pipeline.science.calib.perchip import map_chips
+from pipeline.science.calib.perchip import map_chips, threads
 from pipeline.science.calib.steps.destripe import seq_sum, seq_sum_minus
 from pipeline.science.calib.steps.refimage import RefBlock
 
@@ -96,3 +96,9 @@ def test_map_chips_raises_the_first_failing_chip_after_its_log(tmp_path: Path) -
     with pytest.raises(ValueError, match="chip 2 failed"):
         map_chips(ctx, work, [1, 2, 3])
     assert [t for _, t in lines] == ["chip 1", "chip 2"]   # what a loop would have logged before stopping
+
+
+def test_thread_count_follows_owl_then_the_batch_system_then_the_cpus() -> None:
+    assert threads({"OWL_CALIB_THREADS": "3", "OMP_NUM_THREADS": "1"}) == 3
+    assert threads({"OMP_NUM_THREADS": "1"}) == 1          # HTCondor: the CPUs the job asked for
+    assert threads({"OWL_CALIB_THREADS": "x"}) >= 1

@@ -11,8 +11,9 @@ one a sequential run would have stopped at), with the lines logged before it. Wh
 into the exposure's shared state (``ctx.primary_updates``...) is written by the callers after the
 map, in imset order.
 
-``OWL_CALIB_THREADS`` (default: the CPUs this process may use, at most one per chip) sets the
-number of threads; 1 gives the sequential run.
+Threads: ``OWL_CALIB_THREADS``, else ``OMP_NUM_THREADS`` (which HTCondor sets to the CPUs a job
+was given, so a CA node that asked for one CPU stays on one), else the CPUs this process may use;
+never more than there are chips. 1 gives the sequential run.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ THREADS_VARIABLE = "OWL_CALIB_THREADS"
 
 
 def threads(environ: Mapping[str, str] | None = None) -> int:
-    """Threads for the chips of one exposure: ``OWL_CALIB_THREADS``, else the usable CPUs."""
+    """Threads for the chips of one exposure: ``OWL_CALIB_THREADS``, else ``OMP_NUM_THREADS``, else
+    the usable CPUs."""
     env = os.environ if environ is None else environ
-    value = env.get(THREADS_VARIABLE, "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
+    for name in (THREADS_VARIABLE, "OMP_NUM_THREADS"):
+        value = env.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
