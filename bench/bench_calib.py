@@ -28,17 +28,17 @@ DATA = ROOT / ".bench" / "calib-data"
 REPEATS = 5
 
 
-def _prepare() -> tuple[Path, Path]:
-    """Build (or reuse) the simulated data in a child process; return (raw, crds cache)."""
+def prepare_full_frame(root: Path = DATA, instrument: str = "wfc3") -> tuple[Path, Path]:
+    """Build (or reuse) a simulated full-frame dither pair in a child process; return (first raw, crds cache)."""
     code = ("from pathlib import Path; from tests.calib_simdata import build; "
-            f"d = build(Path({str(DATA)!r}), size='full', instruments=('wfc3',), associations=1, seed=1); "
+            f"d = build(Path({str(root)!r}), size='full', instruments=({instrument!r},), associations=1, seed=1); "
             "print(d.members()[0])")
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     member = done.stdout.strip().splitlines()[-1]
-    print(f"   data ready in {time.perf_counter() - t0:.1f} s ({DATA})", flush=True)
-    return DATA / "raws" / f"{member}_raw.fits", DATA / "crds"
+    print(f"   {instrument} data ready in {time.perf_counter() - t0:.1f} s ({root})", flush=True)
+    return root / "raws" / f"{member}_raw.fits", root / "crds"
 
 
 def _arrays_moved(raw: Path, flt: Path, crds: Path) -> list[np.ndarray]:
@@ -90,7 +90,7 @@ def _cold_run(raw: Path, out: Path) -> tuple[float, float]:
 
 
 def run() -> list[Result]:
-    raw, crds = _prepare()
+    raw, crds = prepare_full_frame()
     os.environ["CRDS_PATH"] = str(crds)
     os.environ.pop("iref", None)
     t0 = time.perf_counter()

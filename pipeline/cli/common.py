@@ -6,12 +6,14 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline.core.config import Site, load_site
 from pipeline.core.errors import OwlError
+
+if TYPE_CHECKING:
+    from pipeline.core.config import Site
 
 site_option = click.option("--site", "site_dir", type=click.Path(file_okay=False),
                            help="site directory (default: $OWL_SITE or the current directory)")
@@ -21,6 +23,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="print machin
 
 
 def open_site(site_dir: str | None, config_file: str | None = None) -> Site:
+    from pipeline.core.config import load_site  # pydantic: only commands that open a site pay for it
+
     return load_site(site_dir, config_file)
 
 

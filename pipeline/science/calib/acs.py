@@ -20,6 +20,7 @@ from pipeline.science.calib.context import COMPLETE, SKIPPED, CalContext, check_
 from pipeline.science.calib.geometry import Overscan
 from pipeline.science.calib.hrc import HrcChip
 from pipeline.science.calib.imageio import Exposure, Imset, find_line
+from pipeline.science.calib.perchip import map_chips
 from pipeline.science.calib.steps import destripe
 from pipeline.science.calib.steps.blev import ACS as BLEV_ACS
 from pipeline.science.calib.steps.blev import BlevCorr
@@ -248,8 +249,9 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
                 destripe.amp_view(chip2.sci, 2), destripe.amp_view(chip2.sci, 3)]
         data = [a.astype(np.float64) for a in amps]
         if ds_int_gain2:
-            for k in range(4):
-                data[k], magic = destripe.bias_shift(data[k], k)
+            shifted = map_chips(ctx, lambda k: destripe.bias_shift(data[k], k), range(4))  # amps in threads
+            for k, (corrected, magic) in enumerate(shifted):
+                data[k] = corrected
                 ctx.log(f"bias shift: amp {'ABCD'[k]} magic square {magic:.4f} e-")
             for k in range(4):
                 amps[k][...] = data[k]
@@ -292,6 +294,12 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
     return True
 
 
+def _dqicorr(ctx: CalContext, chip: Chip) -> None:
+    """ACS DQICORR (ACSCCD and ACS2D alike): A-to-D saturation at or above the CCDTAB's ATODSAT, BPIXTAB."""
+    DqiCorr(raw=False, scalar_saturation=False, atod_limit=float(chip.ccd.atodsat or 65535),
+            atod_inclusive=True, shift_abcd=False).run(ctx, chip)
+
+
 def ccd(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> Exposure:
     """ACSCCD on all imsets; returns the (trimmed) exposure in electrons."""
     chips = [make_chip(ctx, im, raw=True) for im in exposure.imsets]
@@ -301,14 +309,11 @@ def ccd(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> Exposure:
         ctx.primary_updates[f"ATODGN{a}"] = float(np.float32(first.ccd.atodgain[n]))
         ctx.primary_updates[f"READNSE{a}"] = float(np.float32(first.ccd.readnoise[n]))
     if ctx.perform("DQICORR"):
-        for c in chips:
-            DqiCorr(raw=False, scalar_saturation=False, atod_limit=float(c.ccd.atodsat or 65535),
-                    atod_inclusive=True, shift_abcd=False).run(ctx, c)
+        map_chips(ctx, lambda c: _dqicorr(ctx, c), chips)
     if ctx.perform("BIASCORR"):
-        for c in chips:
-            BiasCorr(virtual_columns=0).run(ctx, c)
+        map_chips(ctx, lambda c: BiasCorr(virtual_columns=0).run(ctx, c), chips)
+    map_chips(ctx, to_electrons, chips)
     for c in chips:
-        to_electrons(c)
         c.sci_keywords["BUNIT"] = "ELECTRONS"
         c.err_keywords["BUNIT"] = "ELECTRONS"
     trimmed = False
@@ -318,14 +323,10 @@ def ccd(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> Exposure:
             ctx.done("BLEVCORR", SKIPPED)
     ctx.primary_updates["DARKTIME"] = darktime(ctx, first)
     if ctx.perform("BIASCORR") and ctx.perform("BLEVCORR"):
-        for c in chips:
-            FullWellSat(gain_divide=False, sv_overscan=0, end_ac=1 << 30).run(ctx, c)
-    for c, zero in zip(chips, err_was_zero, strict=True):
-        if zero:
-            init_noise(ctx, c)
+        map_chips(ctx, lambda c: FullWellSat(gain_divide=False, sv_overscan=0, end_ac=1 << 30).run(ctx, c), chips)
+    map_chips(ctx, lambda c: init_noise(ctx, c), [c for c, zero in zip(chips, err_was_zero, strict=True) if zero])
     if ctx.perform("SINKCORR"):
-        for c in chips:
-            sink_detect(ctx, c)
+        map_chips(ctx, lambda c: sink_detect(ctx, c), chips)
     out = Exposure(path=exposure.path, primary=exposure.primary)
     for c in chips:
         for amp, level in c.blev.items():
@@ -333,7 +334,8 @@ def ccd(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> Exposure:
                 ctx.primary_updates[f"BIASLEV{amp}"] = float(np.float32(level))
         c.imset.sci_header.update(c.sci_keywords)
         c.imset.err_header.update(c.err_keywords)
-        out.imsets.append(trim_overscan(c, serial_virtual=False) if trimmed else c.imset)
+    out.imsets.extend(map_chips(ctx, lambda c: trim_overscan(c, serial_virtual=False), chips) if trimmed
+                      else [c.imset for c in chips])
     for switch in CCD_SWITCHES:
         ctx.done(switch)
     return out
@@ -344,14 +346,13 @@ def twod(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> list[Chip]:
     if ctx.switches.get("BLEVCORR") != COMPLETE and any(ctx.perform(s) for s in TWOD_SWITCHES[1:]):
         raise BadInput("overscan region not trimmed: ACS2D needs BLEVCORR = COMPLETE", path=ctx.path,
                        keyword="BLEVCORR")
-    chips = []
     wfc = ctx.detector != "HRC"
     phot = PhotCorr(uvis=False, camera="WFC1" if wfc else "HRC", to_primary=wfc)
-    for imset in exposure.imsets:
+
+    def one(imset: Imset) -> Chip:
         chip = make_chip(ctx, imset, raw=False)
         if ctx.perform("DQICORR"):
-            DqiCorr(raw=False, scalar_saturation=False, atod_limit=float(chip.ccd.atodsat or 65535),
-                    atod_inclusive=True, shift_abcd=False).run(ctx, chip)
+            _dqicorr(ctx, chip)
         if not np.any(chip.err):
             init_noise(ctx, chip)
         for step in (DarkCorr(electrons=True), FlshCorrAcs(), FlatCorr(to_electrons=False), ShadCorr(), phot):
@@ -359,7 +360,9 @@ def twod(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> list[Chip]:
                 step.run(ctx, chip)
         if not ctx.perform("PHOTCORR"):
             chip.sci_keywords["PHOTMODE"] = phot.photmode(ctx, chip)
-        chips.append(finish_imset(chip))
+        return finish_imset(chip)
+
+    chips = map_chips(ctx, one, exposure.imsets)
     for switch in (*TWOD_SWITCHES, "EXPSCORR"):
         ctx.done(switch)
     return chips

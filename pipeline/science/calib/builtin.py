@@ -24,11 +24,9 @@ from pipeline.core.errors import BadInput, Unsupported
 from pipeline.science.calib import acs, acssum, sbc, uvis
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
-from pipeline.science.calib.cte import acs as acs_cte
-from pipeline.science.calib.cte import uvis as uvis_cte
 from pipeline.science.calib.hrc import single_amp_slots
 from pipeline.science.calib.imageio import Exposure, Imset, read_exposure, read_primary
-from pipeline.science.calib.ir import engine as ir_engine
+from pipeline.science.calib.ir import is_ir
 from pipeline.science.calib.products import write_product
 from pipeline.science.calib.tables import read_ccdtab, read_crrejtab
 
@@ -108,9 +106,11 @@ def twod_phase(blv: Exposure, out: Path, *, site: object | None = None,
 
 
 def calibrate_exposure(raw: Path, outdir: Path, **kw: object) -> Path:
-    if ir_engine.is_ir_file(raw):   # MULTIACCUM ramps: the WF3IR chain writes _ima and _flt
-        return ir_engine.calibrate_ir(raw, outdir, **kw)  # type: ignore[arg-type]
     primary = read_primary(raw)
+    if is_ir(primary):   # MULTIACCUM ramps: the WF3IR chain writes _ima and _flt
+        from pipeline.science.calib.ir import engine as ir_engine  # imported for IR only
+
+        return ir_engine.calibrate_ir(raw, outdir, **kw)  # type: ignore[arg-type]
     if detector_of(primary, raw) is SBC and not sbc.wants_2d(primary):
         log = kw.get("log")
         if callable(log):
@@ -135,6 +135,8 @@ def cte_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, st
     if det is not UVIS:  # ACS/WFC corrects after ACSCCD (blc_phase); others warned in validate
         return None
     ctx.log(f"{exposure.rootname}: {det.name} pixel-based CTE correction (built-in engine)")
+    from pipeline.science.calib.cte import uvis as uvis_cte  # numba and scipy: only when CTE runs
+
     return _carry(ctx, uvis_cte.run(ctx, exposure))
 
 
@@ -149,6 +151,8 @@ def blc_phase(blv: Exposure, *, site: object | None = None, environ: Mapping[str
     if not ctx.perform("PCTECORR") or not acs.corrects_cte(ctx):
         return None
     ctx.log(f"{blv.rootname}: {WFC.name} pixel-based CTE correction (built-in engine)")
+    from pipeline.science.calib.cte import acs as acs_cte  # numba: only when CTE runs
+
     return _carry(ctx, acs_cte.run(ctx, blv))
 
 
@@ -285,7 +289,7 @@ def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) 
     """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj; with
     PCTECORR, also the CTE branch's member flcs and crc (calwf3 runs wf3rej on the blc set too); for SBC
     (calacs's ProcessMAMA) ACS2D per member, then ACSSUM into the product's ``_sfl``."""
-    if ir_engine.is_ir_file(raws[0]):  # WFC3/IR REPEAT: each ramp's _flt, then RPTCORR on them
+    if is_ir(read_primary(raws[0])):  # WFC3/IR REPEAT: each ramp's _flt, then RPTCORR on them
         from pipeline.science.calib.ir.repeat import calibrate_repeat
 
         return calibrate_repeat(raws, outdir, product, **kw)

@@ -7,8 +7,10 @@ duration) becomes SKIPPED; OMIT stays OMIT.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,17 +76,36 @@ class CalContext:
     #: calwf3's ``wf32d->chip1_flam``: chip 1's PHTFLAM1 as the IMPHTTAB gave it (a double, never
     #: rounded); FLUXCORR of a subarray divides by it instead of the header value.
     chip1_flam: float = 1.0
+    #: Per thread: where log lines are held while chips are calibrated side by side (``perchip``).
+    _held: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+    _refs_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     # ------------------------------------------------------------------------------------- logging
     def log(self, text: str) -> None:
-        self.history.append(text)
-        if self.log_sink is not None:
-            self.log_sink("info", text)
+        self.emit("info", text)
 
     def warn(self, text: str) -> None:
-        self.history.append("WARNING: " + text)
+        self.emit("warn", text)
+
+    def emit(self, severity: str, text: str) -> None:
+        """One log line: to the history and the sink, or held back while this thread's lines are held."""
+        held = getattr(self._held, "lines", None)
+        if held is not None:
+            held.append((severity, text))
+            return
+        self.history.append(text if severity == "info" else "WARNING: " + text)
         if self.log_sink is not None:
-            self.log_sink("warn", text)
+            self.log_sink(severity, text)
+
+    @contextlib.contextmanager
+    def holding_log(self) -> Iterator[list[tuple[str, str]]]:
+        """Hold this thread's log lines in the yielded list (emit them later, in a chosen order)."""
+        lines: list[tuple[str, str]] = []
+        self._held.lines = lines
+        try:
+            yield lines
+        finally:
+            self._held.lines = None
 
     # ------------------------------------------------------------------------------------ keywords
     def key(self, keyword: str, kind: type, default: Any = None) -> Any:
@@ -119,11 +140,12 @@ class CalContext:
         return self.ref_paths[keyword]
 
     def ref_image(self, keyword: str) -> RefImage:
-        if keyword not in self.refs:
-            path = self.reference_path(keyword)
-            assert path is not None
-            self.refs[keyword] = RefImage.open(keyword, path)
-        return self.refs[keyword]
+        with self._refs_lock:   # chips in two threads open a reference file once
+            if keyword not in self.refs:
+                path = self.reference_path(keyword)
+                assert path is not None
+                self.refs[keyword] = RefImage.open(keyword, path)
+            return self.refs[keyword]
 
     def has_value(self, keyword: str) -> bool:
         return keyword in self.primary and not is_na(self.primary[keyword])

@@ -241,15 +241,20 @@ class RefImset:
         return self.shape[0]
 
     def _array(self, extname: str, dtype: type) -> np.ndarray:
-        """The extension's pixels (checked to exist when the imset was found). Unscaled float32/16-bit
-        data come back as the read-only memory map itself (big-endian, viewed as ``dtype``): the
-        arithmetic reads it once, with no converted copy."""
-        with fits.open(self.ref.path, **OPEN_KW) as hdul:
-            hdu = _find(hdul, extname, self.extver)
-            if hdu is None:
-                raise self.ref.error(f"{extname},{self.extver} missing")
-            direct = _mapped(hdu, dtype)
-            return direct if direct is not None else _constant_or_data(hdu, self.shape, dtype)
+        """The extension's pixels (checked to exist when the imset was found), read-only. Unscaled
+        float32/16-bit data come back as the memory map itself (big-endian, viewed as ``dtype``): the
+        arithmetic reads it once, with no converted copy. An empty (NAXIS=0) plane is its PIXVALUE
+        broadcast to the imset's shape: the arithmetic sees the same values without a full array."""
+        assert self.ref.hdul is not None, "RefImage made without RefImage.open"
+        hdu = _find(self.ref.hdul, extname, self.extver)
+        if hdu is None:
+            raise self.ref.error(f"{extname},{self.extver} missing")
+        if hdu.header.get("NAXIS", 0) == 0:   # a constant plane: one value seen at every pixel, no array
+            npix = (int(hdu.header.get("NPIX2", self.shape[0])), int(hdu.header.get("NPIX1", self.shape[1])))
+            value = np.array(hdu.header.get("PIXVALUE", 0), dtype=dtype)
+            return np.broadcast_to(value, npix if npix != (0, 0) else self.shape)
+        direct = _mapped(hdu, dtype)
+        return direct if direct is not None else _constant_or_data(hdu, self.shape, dtype)
 
     def sci(self) -> np.ndarray:
         return self._array("SCI", np.float32)
@@ -277,20 +282,29 @@ class RefImage:
     #: Image extension headers by (EXTNAME, EXTVER).
     extensions: dict[tuple[str, int], fits.Header] = field(default_factory=dict)
 
+    #: The file, opened memory-mapped once with every header read: planes are taken from it without
+    #: parsing the headers again.
+    hdul: fits.HDUList | None = field(default=None, repr=False, compare=False)
+
     @classmethod
     def open(cls, keyword: str, path: Path) -> RefImage:
         try:
-            with fits.open(path, **OPEN_KW) as hdul:
-                primary = hdul[0].header.copy()
+            hdul = fits.open(path, **OPEN_KW)
+            try:
+                hdul.readall()
+                primary = hdul[0].header
                 extensions = {}
                 for hdu in hdul[1:]:
                     name = str(hdu.header.get("EXTNAME", "")).strip().upper()
                     if name in IMSET_PLANES:
-                        extensions.setdefault((name, int(hdu.header.get("EXTVER", 1))), hdu.header.copy())
+                        extensions.setdefault((name, int(hdu.header.get("EXTVER", 1))), hdu.header)
+            except BaseException:
+                hdul.close()
+                raise
         except (OSError, ValueError) as exc:
             raise MissingReference(f"{keyword} {path.name}: cannot read: {exc}", keyword=keyword,
                                    path=path) from None
-        return cls(keyword, path, primary, extensions)
+        return cls(keyword, path, primary, extensions, hdul)
 
     def error(self, what: str) -> MissingReference:
         return MissingReference(f"{self.keyword} {self.path.name}: {what}", keyword=self.keyword, path=self.path)

@@ -19,6 +19,7 @@ from pipeline.science.calib.chip import Chip
 from pipeline.science.calib.context import COMPLETE, SKIPPED, CalContext, check_reference, reference_is_dummy
 from pipeline.science.calib.geometry import Overscan, find_overscan
 from pipeline.science.calib.imageio import Exposure, Imset, frame_of
+from pipeline.science.calib.perchip import map_chips
 from pipeline.science.calib.steps.blev import WFC3 as BLEV_WFC3
 from pipeline.science.calib.steps.blev import BlevCorr
 from pipeline.science.calib.steps.dqi import DqiCorr, FullWellSat
@@ -26,7 +27,7 @@ from pipeline.science.calib.steps.flat import FLATS, FlatCorr, ShadCorr
 from pipeline.science.calib.steps.noise import ErrInit
 from pipeline.science.calib.steps.phot import FluxCorr, PhotCorr, uvis_photmode
 from pipeline.science.calib.steps.sink import SinkPixels
-from pipeline.science.calib.steps.stats import compute_stats
+from pipeline.science.calib.steps.stats import finish_imset
 from pipeline.science.calib.steps.subtract import BiasCorr, DarkCorr, FlshCorrUvis
 from pipeline.science.calib.steps.trim import trim_overscan
 from pipeline.science.calib.tables import pedigree_is_dummy, read_ccdtab, read_oscntab
@@ -169,12 +170,9 @@ def ccd(ctx: CalContext, exposure: Exposure, flags: UvisFlags) -> Exposure:
                     BlevCorr(BLEV_WFC3), BiasCorr()]
     out = Exposure(path=exposure.path, primary=exposure.primary)
     blev = ctx.perform("BLEVCORR")
-    for imset in exposure.imsets:
+
+    def one(imset: Imset) -> tuple[Chip, Imset]:
         chip = make_chip(ctx, imset, raw=True)
-        if chip.extver == 1:
-            for n, a in enumerate("ABCD"):
-                ctx.primary_updates[f"ATODGN{a}"] = float(np.float32(chip.ccd.atodgain[n]))
-                ctx.primary_updates[f"READNSE{a}"] = float(np.float32(chip.ccd.readnoise[n]))
         for step in steps_before:
             if step.enabled(ctx):
                 step.run(ctx, chip)
@@ -184,11 +182,18 @@ def ccd(ctx: CalContext, exposure: Exposure, flags: UvisFlags) -> Exposure:
             SinkPixels().run(ctx, chip)
         if ctx.perform("FLSHCORR"):
             FlshCorrUvis().run(ctx, chip)
+        _apply_chip_keywords(chip)
+        return chip, (trim_overscan(chip, serial_virtual=True) if blev else chip.imset)
+
+    for chip, imset in map_chips(ctx, one, exposure.imsets):
+        if chip.extver == 1:
+            for n, a in enumerate("ABCD"):
+                ctx.primary_updates[f"ATODGN{a}"] = float(np.float32(chip.ccd.atodgain[n]))
+                ctx.primary_updates[f"READNSE{a}"] = float(np.float32(chip.ccd.readnoise[n]))
         for amp, level in chip.blev.items():
             if f"BIASLEV{amp}" in ctx.primary:
                 ctx.primary_updates[f"BIASLEV{amp}"] = float(np.float32(level))
-        _apply_chip_keywords(chip)
-        out.imsets.append(trim_overscan(chip, serial_virtual=True) if blev else chip.imset)
+        out.imsets.append(imset)
     for switch in CCD_SWITCHES:
         ctx.done(switch)
     return out
@@ -201,8 +206,7 @@ def twod(ctx: CalContext, exposure: Exposure, flags: UvisFlags) -> list[Chip]:
                        keyword="BLEVCORR")
     steps = [ErrInit(), DqiCorr(raw=False, scalar_saturation=flags.scalar_saturation), DarkCorr(),
              FlatCorr(), ShadCorr(), PhotCorr()]
-    chips = []
-    for imset in exposure.imsets:
+    def one(imset: Imset) -> Chip:
         frame = frame_of(imset.sci_header)
         if frame.ltv[0] > 1 or frame.ltv[1] > 1:
             raise BadInput("overscan region not trimmed (LTV > 1)", path=ctx.path, keyword="LTV1")
@@ -213,12 +217,13 @@ def twod(ctx: CalContext, exposure: Exposure, flags: UvisFlags) -> list[Chip]:
         if not ctx.perform("PHOTCORR"):
             chip.sci_keywords["PHOTMODE"] = uvis_photmode(chip.number, ctx.key("FILTER", str),
                                                           ctx.key("EXPSTART", float))
-        chips.append(chip)
+        return chip
+
+    chips = map_chips(ctx, one, exposure.imsets)
     if ctx.perform("FLUXCORR"):
         FluxCorr().run(ctx, chips)
-    for chip in chips:  # dostat after FLUXCORR: the scaled chip's statistics are the ones kept
-        compute_stats(chip)
-        _apply_chip_keywords(chip)
+    # dostat after FLUXCORR: the scaled chip's statistics are the ones kept
+    map_chips(ctx, finish_imset, chips)
     for switch in (*TWOD_SWITCHES, "FLUXCORR", "EXPSCORR"):
         ctx.done(switch)
     return chips

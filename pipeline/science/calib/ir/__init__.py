@@ -5,3 +5,11 @@ ZOFFCORR, NOISCORR, NLINCORR, DARKCORR, PHOTCORR, UNITCORR, CRCORR, FLATCORR) wo
 and writes ``_ima`` (all reads) and ``_flt`` (the up-the-ramp fit). The arithmetic follows
 ``shared/reference/ir-calibration.md`` including its float32/double rounding points.
 """
+
+from collections.abc import Mapping
+
+
+def is_ir(primary: Mapping[str, object]) -> bool:
+    """A WFC3/IR exposure (told here, so that callers need not import the IR engine to ask)."""
+    return (str(primary.get("INSTRUME", "")).strip().upper() == "WFC3"
+            and str(primary.get("DETECTOR", "")).strip() == "IR")

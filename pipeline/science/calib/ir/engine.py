@@ -11,6 +11,7 @@ from astropy.io import fits
 
 from pipeline.core.errors import BadInput, MissingReference
 from pipeline.science.calib.context import COMPLETE, OMIT, SKIPPED, CalContext, check_reference, reference_is_dummy
+from pipeline.science.calib.ir import is_ir  # noqa: F401  (stages ask engine.is_ir)
 from pipeline.science.calib.ir.early import BlevCorr, DqiCorr, NoisCorr, ZoffCorr, ZsigCorr, keep_zero_read
 from pipeline.science.calib.ir.late import FLAT_TYPES, CrCorr, DarkCorr, FlatCorr, NlinCorr, PhotCorr, UnitCorr
 from pipeline.science.calib.ir.output import write_flt, write_ima
@@ -27,19 +28,6 @@ SWITCHES = ("DQICORR", "ZSIGCORR", "BLEVCORR", "ZOFFCORR", "NLINCORR", "DARKCORR
 #: Steps in ``DoIR`` order after DQICORR (the zero read is kept aside between them).
 CHAIN: tuple[IRStep, ...] = (ZsigCorr(), BlevCorr(), ZoffCorr(), NoisCorr(), NlinCorr(), DarkCorr(), PhotCorr(),
                              UnitCorr(), CrCorr(), FlatCorr())
-
-
-def is_ir(primary: Mapping[str, object]) -> bool:
-    return (str(primary.get("INSTRUME", "")).strip().upper() == "WFC3"
-            and str(primary.get("DETECTOR", "")).strip() == "IR")
-
-
-def is_ir_file(path: Path) -> bool:
-    """True for a readable WFC3/IR file (anything else goes to the CCD engine, which reports it)."""
-    try:
-        return is_ir(fits.getheader(path, 0))
-    except (OSError, ValueError):
-        return False
 
 
 def _needs(ctx: CalContext, switch: str, keyword: str, filetype: str | None, *, table: bool = False) -> None:

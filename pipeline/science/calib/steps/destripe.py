@@ -23,6 +23,9 @@ import math
 
 import numpy as np
 
+from pipeline.science.calib.lfilter import first_order
+from pipeline.science.calib.numerics import row_blocks
+
 NBIAS_COLS = 24
 NOSCN_ROWS = 20
 SERIAL_FREQ = 1000.0 / 22.0
@@ -54,24 +57,34 @@ def _magic_square(a: np.ndarray) -> float:
 
 def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
     """Correct one amp array (double) for the DSI bias shift; returns (data, magic square removed)."""
-    from scipy.signal import lfilter  # 0.8 s to import: only this DS_INT bias-shift path needs it
-
     rows, cols = ampdata.shape
     magic = _magic_square(ampdata)
-    gap = np.full((rows, cols + NGAP_PIX), magic)
-    gap[:, :cols] = ampdata
-    x = gap.ravel()
     factor = 1.0 - math.exp(-1.0 / (TIME_CONST[amp] * SERIAL_FREQ))
-    dc = np.empty(x.size + 1)
-    dc[0] = magic * DC_RATIO[amp]
-    # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1], the products rounded in calacs's order
-    drive = x * factor
-    drive *= DC_RATIO[amp]
-    dc[1:], _ = lfilter([1.0], [1.0, -(1.0 - factor)], drive, zi=[(1.0 - factor) * dc[0]])
-    corrected = (x - DSI_SENS[amp] * dc[1:]) - (10.0 / 22.0) * (dc[1:] - dc[:-1])
-    out = corrected.reshape(rows, cols + NGAP_PIX)[:, :cols]
+    pole = 1.0 - factor
+    dc_last = magic * DC_RATIO[amp]    # dc[0]
+    state = pole * dc_last
+    out = np.empty((rows, cols))
+    # The pixel stream (each row followed by its virtual gap pixels) goes through in blocks of rows,
+    # the filter state carried from one block to the next: the same operations on every element as
+    # on the whole stream at once, with temporaries that stay in cache.
+    for block in row_blocks(rows):
+        gap = np.full((block.stop - block.start, cols + NGAP_PIX), magic)
+        gap[:, :cols] = ampdata[block]
+        x = gap.ravel()
+        # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1], the products rounded in calacs's order
+        drive = x * factor
+        drive *= DC_RATIO[amp]
+        dc, zf = first_order(drive, pole, state)
+        state = zf[0]
+        previous = np.empty_like(dc)
+        previous[0] = dc_last
+        previous[1:] = dc[:-1]
+        dc_last = dc[-1]
+        corrected = (x - DSI_SENS[amp] * dc) - (10.0 / 22.0) * (dc - previous)
+        out[block] = corrected.reshape(-1, cols + NGAP_PIX)[:, :cols]
     magic2 = _magic_square(out)
-    return out - magic2, magic2
+    out -= magic2
+    return out, magic2
 
 
 def cross_talk(sci: np.ndarray) -> None:
@@ -93,6 +106,29 @@ def seq_sum(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
     if values.shape[axis] == 0:
         return np.zeros(np.delete(values.shape, axis))
     return np.take(np.cumsum(values, axis=axis, dtype=np.float64), -1, axis=axis)
+
+
+def seq_sum_minus(values: np.ndarray, minus: float | np.ndarray, *, per_row: bool = False) -> np.ndarray | float:
+    """``seq_sum(values - minus)`` (all of it, or ``per_row`` along axis 1) for a 2-D ``values``
+    and a scalar or per-row ``minus`` (shape (rows, 1)), computed in blocks of rows so that neither
+    the difference nor the running sum is ever a full-size array. The running total is carried from
+    block to block as the first element of the next cumulative sum: the same additions, in the same
+    order, as one ``cumsum`` over everything."""
+    rows = values.shape[0]
+    out = np.empty(rows) if per_row else None
+    total: float | None = None
+    for block in row_blocks(rows):
+        diff = values[block] - (minus[block] if isinstance(minus, np.ndarray) else minus)
+        if per_row:
+            out[block] = seq_sum(diff, axis=1)  # type: ignore[index]
+            continue
+        flat = diff.ravel()
+        if flat.size:
+            run = np.cumsum(flat if total is None else np.concatenate(([total], flat)), dtype=np.float64)
+            total = float(run[-1])
+    if per_row:
+        return out  # type: ignore[return-value]
+    return 0.0 if total is None else total
 
 
 def _calc_mean_std(values: np.ndarray, sig: float) -> tuple[float, float]:
@@ -122,10 +158,10 @@ def find_good_rows(a: np.ndarray) -> np.ndarray:
     rows, cols = a.shape
     body = slice(0, rows - NOSCN_ROWS)
     bias_mean = seq_sum(a[body, :NBIAS_COLS]) / ((rows - NOSCN_ROWS) * NBIAS_COLS)
-    amp_mean = seq_sum(a[body, NBIAS_COLS:] - bias_mean) / ((cols - NBIAS_COLS) * (rows - NOSCN_ROWS))
+    amp_mean = seq_sum_minus(a[body, NBIAS_COLS:], bias_mean) / ((cols - NBIAS_COLS) * (rows - NOSCN_ROWS))
     good = np.zeros(rows, bool)
     ref = seq_sum(a[1:, :NBIAS_COLS] + a[:-1, :NBIAS_COLS], axis=1) / (2 * NBIAS_COLS)
-    row_means = seq_sum(a[1:, NBIAS_COLS:] - ref[:, None], axis=1) / (cols - NBIAS_COLS)
+    row_means = seq_sum_minus(a[1:, NBIAS_COLS:], ref[:, None], per_row=True) / (cols - NBIAS_COLS)
     dev = np.trunc(row_means - amp_mean)  # C abs() on a double truncates to int first
     bad = (np.abs(dev) > 100) | np.any(a[1:, 24:30] > 70000, axis=1)
     good[1:] = ~bad
@@ -165,12 +201,13 @@ def remove_stripes(amps: list[np.ndarray], good: list[np.ndarray]) -> tuple[int,
     n = ok.sum(axis=0)
     rowmeans = np.where(n >= 2, seq_sum(np.where(ok, means, 0.0), axis=0) / np.maximum(n, 1), 0.0)
     i = np.arange(rows, dtype=np.float64)[:, None]
-    j = np.arange(cols, dtype=np.float64)[None, :]
-    pt = i + (j - 11.5) / float(cols + 146)
-    lower = np.clip(np.floor(pt).astype(np.int64), 0, rows - 2)
-    dist = pt - lower
-    interp = rowmeans[lower] + dist * (rowmeans[lower + 1] - rowmeans[lower])
-    for a in amps:
-        a -= interp
+    along = (np.arange(cols, dtype=np.float64)[None, :] - 11.5) / float(cols + 146)
+    for block in row_blocks(rows):   # the stripe model a block of rows at a time (no full-size temporaries)
+        pt = i[block] + along
+        lower = np.clip(np.floor(pt).astype(np.int64), 0, rows - 2)
+        dist = pt - lower
+        interp = rowmeans[lower] + dist * (rowmeans[lower + 1] - rowmeans[lower])
+        for a in amps:
+            a[block] -= interp
     fixed = int((n >= 2).sum())
     return fixed, rows - fixed

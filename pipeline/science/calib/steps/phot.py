@@ -111,8 +111,8 @@ class PhotCorr(Step):
             kw.update(PHTFLAM1=flam1, PHTFLAM2=flam2)
         else:
             own = vals.values.get("PHTFLAM2", 0.0)
-            ctx.chip1_flam = other_vals.values.get("PHTFLAM1", 0.0)
-            flam2, flam1 = f32(own), f32(ctx.chip1_flam)
+            chip1_flam = ctx.chip1_flam = other_vals.values.get("PHTFLAM1", 0.0)
+            flam2, flam1 = f32(own), f32(chip1_flam)
             kw["PHTFLAM2"] = flam2
             if chip.subarray:
                 kw["PHTFLAM1"] = flam1

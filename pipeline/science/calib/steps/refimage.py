@@ -36,7 +36,15 @@ class RefBlock:
         sci = np.multiply(self.sci, k, dtype=np.float32)
         if offset is not None:
             sci += offset
-        return RefBlock(sci, np.multiply(self.err, k, dtype=np.float32), self.dq)
+        return RefBlock(sci, _times(self.err, k), self.dq)
+
+
+def _times(a: np.ndarray, k: np.ndarray | np.float32) -> np.ndarray:
+    """``a * k`` in float32; a constant plane (rows broadcast from one, as an empty reference plane
+    is read) is scaled once, its first row, and stays a broadcast view."""
+    if a.ndim == 2 and a.shape[0] > 1 and a.strides[0] == 0:
+        return np.broadcast_to(np.multiply(a[:1], k, dtype=np.float32), a.shape)
+    return np.multiply(a, k, dtype=np.float32)
 
 
 #: Column rule for a subarray of a raw-format (untrimmed, 4-amp) reference: (x0, nx) -> columns.

@@ -35,7 +35,9 @@ def detect_sinks(sci: np.ndarray, dq: np.ndarray, ref: np.ndarray, expstart: flo
     if upstream_down:
         sci, dq, ref = sci[::-1], dq[::-1], ref[::-1]
     ny = ref.shape[0]
-    js, is_ = np.nonzero((ref > REFDATE) & (np.float64(expstart) > ref.astype(np.float64)))
+    js, is_ = np.nonzero(ref > REFDATE)        # the few sink pixels; the date test in double on them only
+    on = np.float64(expstart) > ref[js, is_].astype(np.float64)
+    js, is_ = js[on], is_[on]
     if js.size == 0:
         return 0
     dq[js, is_] |= np.uint16(TRAP)
