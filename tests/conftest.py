@@ -22,11 +22,16 @@ REALDATA = Path(os.environ.get("OWL_REALDATA", REPO.parent / "shared" / "realdat
 @pytest.fixture
 def site(tmp_path, monkeypatch):
     """A freshly initialised site; OWL_SITE points at it so stage executables find it."""
-    from pipeline.core.config import init_site
+    from pipeline.core.config import init_site, load_site
 
     for key in [k for k in os.environ if k.startswith("OWL_") and k != "OWL_SIM_REFCACHE"]:
         monkeypatch.delenv(key)
     s = init_site(tmp_path / "site")
+    # the pipeline tests exercise the built-in engine even where hstcal is on PATH ('auto' would pick
+    # hstcal there); the hstcal delegate and the engine comparison have tests of their own
+    cfg = s.root / "owl.toml"
+    cfg.write_text(cfg.read_text().replace('engine = "auto"', 'engine = "builtin"', 1))
+    s = load_site(s.root)
     monkeypatch.setenv("OWL_SITE", str(s.root))
     return s
 
