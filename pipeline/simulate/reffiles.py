@@ -38,6 +38,7 @@ REFTYPES: dict[str, tuple[str, str]] = {
     "pfltfile": ("pfl", "PIXEL-TO-PIXEL FLAT"),
     "satufile": ("sat", "FULL-WELL SATURATION LEVEL MAP"),
     "snkcfile": ("snk", "SINK PIXELS"),
+    "mdriztab": ("mdz", "MULTIDRIZZLE PARAMETERS"),  # one per detector: pipeline.simulate.mdriztab
 }
 #: Table reference types (their selection is by detector and date only).
 TABLE_TYPES = ("ccdtab", "oscntab", "bpixtab", "crrejtab", "imphttab")

@@ -5,7 +5,8 @@ Copied from the real HST context of June 2015 (``hst_0349.pmap``: ``hst_wfc3_*_0
 (ACS bias preconditioning and fallback, WFC3 custom-subarray bias) and switches, so that crds matches
 our headers exactly as it matches archive headers. SATUFILE and SNKCFILE postdate that context; their
 headers follow the type specifications shipped with crds (``crds/hst/specs``), with SNKCFILE tied to
-DQICORR/SINKCORR, the switches calwf3/calacs read it under.
+DQICORR/SINKCORR, the switches calwf3/calacs read it under. MDRIZTAB is the real ``*_mdriztab_0250``
+rmaps' header (DETECTOR only, relevant unless DRIZCORR is OMIT; required for ACS, not for WFC3).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ RMAP_HEADERS: dict[str, dict[str, dict[str, Any]]] = {
                           '((DETECTOR == "UVIS") and (BIASCORR != "OMIT"))'),
         "snkcfile": _spec((), "IMAGE", "YES", "DQICORR", '((DETECTOR == "UVIS") and (DQICORR != "OMIT"))'),
         "nlinfile": _spec(("DETECTOR",), "IMAGE", "NONE", "NONE", '(DETECTOR == "IR")'),
+        "mdriztab": _spec(("DETECTOR",), "TABLE", "NO", "DRIZCORR", '(DRIZCORR != "OMIT")'),
     },
     "acs": {
         "ccdtab": _spec(("DETECTOR",), "TABLE", "YES", "NONE", '(DETECTOR != "SBC")'),
@@ -75,5 +77,6 @@ RMAP_HEADERS: dict[str, dict[str, dict[str, Any]]] = {
         "snkcfile": _spec(("DETECTOR",), "IMAGE", "YES", "SINKCORR",
                           '((SINKCORR != "OMIT") and (DETECTOR == "WFC"))'),
         "mlintab": _spec(("DETECTOR",), "TABLE", "YES", "GLINCORR", '((DETECTOR == "SBC") and (GLINCORR != "OMIT"))'),
+        "mdriztab": _spec(("DETECTOR",), "TABLE", "YES", "DRIZCORR", '(DRIZCORR != "OMIT")'),
     },
 }
