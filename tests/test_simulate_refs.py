@@ -21,7 +21,7 @@ from tests.refs_support import BESTREFS
 from tests.refs_support import clean_crds_env as _clean_env
 
 SEED = 11
-CDBS_NAME = re.compile(r"^[0-9a-z]{8}[ij]_(ccd|osc|bpx|crr|imp|bia|drk|pfl|sat|snk)\.fits$")
+CDBS_NAME = re.compile(r"^[0-9a-z]{8}[ij]_(ccd|osc|bpx|crr|imp|bia|drk|pfl|sat|snk|mdz)\.fits$")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def _bestrefs(cache: Path, context: str, paths: list[Path]) -> dict[str, dict[st
 
 def test_reference_files_are_cdbs_named_with_selection_headers(cache):
     files = sorted(references_dir(cache).glob("*.fits"))
-    assert len(files) == 23
+    assert len(files) == 28  # 23 calibration files + an MDRIZTAB per detector (UVIS, IR, WFC, HRC, SBC)
     for path in files:
         assert CDBS_NAME.match(path.name), path.name
         h = fits.getheader(path)
