@@ -14,7 +14,7 @@ from pipeline.core.osf import Blackboard
 from pipeline.core.siteid import site_identity
 from pipeline.orchestration.dag import owl_executable, write_dag
 from pipeline.orchestration.workflow import load_workflow
-from tests.orchkit import KIT_WORKFLOW, REPO, kit_site, register
+from tests.orchkit import KIT_WORKFLOW, REPO, kit_board, kit_site, register
 from tests.schedd_double import dagman_on_path
 
 DATA = REPO / "tests" / "data" / "dag"
@@ -23,10 +23,7 @@ ROWS = ["j9cv58020", "j9cv58abq", "j9cv58acq"]
 
 @pytest.fixture
 def kit(site, tmp_path, monkeypatch):
-    kit_site(site, tmp_path, monkeypatch)
-    bb = Blackboard(site.database_url)
-    register(bb)
-    return bb
+    return kit_board(site, tmp_path, monkeypatch)
 
 
 def expected(name: str, site, tmp_path) -> list[str]:

@@ -15,16 +15,15 @@ from astropy.io import fits
 
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.names import parse_dataset
-from pipeline.core.osf import Blackboard
 from pipeline.core.stage import run_stage
 from pipeline.science import drizzle, mdriztab
 from pipeline.simulate import mdriztab as simtable
 from stages.md import Drizzle
-from tests.products_data import Field, star_field, write_flt
+from tests.products_data import Field, star_field
+from tests.test_drizzle_md import ASN
+from tests.test_drizzle_md import _association as flt_association
 
-ASN = "idn101010"
-MEMBERS = ("idn101a1q", "idn101a2q")
-SHAPE = (120, 160)
+SHAPE = (160, 200)
 TABLE = "95109260i_mdz.fits"
 
 
@@ -96,16 +95,10 @@ def test_no_table_named_means_defaults(tmp_path):
 
 
 def _association(site, sky: Field, table: str) -> list[Path]:
-    bb = Blackboard(site.database_url)
-    bb.create(ASN)
-    work = site.work_dir(parse_dataset(ASN))
-    paths = []
-    for i, member in enumerate(MEMBERS):
-        bb.create(member, parent=ASN)
-        path = write_flt(work / f"{member}_flt.fits", sky, shape=SHAPE, asn_id=ASN, seed=i,
-                         dither=(0.0, 0.0) if i == 0 else (7.5, 4.5), cosmic_rays=12)
+    """test_drizzle_md's association, its headers naming ``table``."""
+    paths = flt_association(site, sky)
+    for path in paths:
         fits.setval(path, "MDRIZTAB", value=table)
-        paths.append(path)
     return paths
 
 

@@ -20,7 +20,7 @@ from pipeline.orchestration.dag import write_dag
 from pipeline.orchestration.memory import CEILING_MB, retry_memory
 from pipeline.orchestration.workflow import load_workflow
 from tests.conftest import REPO
-from tests.orchkit import KIT_WORKFLOW, kit_site, register
+from tests.orchkit import KIT_WORKFLOW, kit_board
 
 
 def add_history(site, column: str, peaks: list[float], *, instrument="ACS", nexp=2, detector="WFC", code=0):
@@ -74,10 +74,7 @@ def test_fits_keyword_reads_cards_without_astropy(tmp_path):
 
 @pytest.fixture
 def kit(site, tmp_path, monkeypatch):
-    kit_site(site, tmp_path, monkeypatch)
-    bb = Blackboard(site.database_url)
-    register(bb)
-    return bb
+    return kit_board(site, tmp_path, monkeypatch)
 
 
 def vars_of(dag_text: str, node: str) -> dict[str, str]:
