@@ -33,8 +33,8 @@ class Drizzle(Stage):
                 ctx.log(f"no MDRIZTAB named in {inputs[0].name} (MDRIZTAB absent or N/A): AstroDrizzle ran "
                         "with drizzlepac's default parameters")
             else:
-                for line in product.mdriztab.history():
-                    ctx.log(line.strip())
+                head, why, *values = product.mdriztab.history()
+                ctx.log(f"{head} ({why.strip()}): " + "; ".join(v.strip() for v in values))
                 if product.overridden:
                     ctx.log(f"MDRIZTAB values MD sets itself, ignored: {', '.join(product.overridden)}")
             ctx.trailer.include(product.log, f"AstroDrizzle log for {product.path.name}")
