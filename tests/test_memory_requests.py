@@ -131,6 +131,7 @@ def test_wrapper_records_each_node(site):
     from astropy.io import fits
 
     fits.PrimaryHDU(header=fits.Header([("DETECTOR", "WFC")])).writeto(work / "j9cv58abq_raw.fits")
+    fits.PrimaryHDU(header=fits.Header([("DETECTOR", "HRC")])).writeto(work / "j9cv58acq_raw.fits")
     ok = subprocess.run([sys.executable, "-m", "tests.stagekit", "j9cv58020", "--site", str(site.root)],
                         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
@@ -140,6 +141,6 @@ def test_wrapper_records_each_node(site):
     with Session(engine_for(site.database_url)) as session:
         rows = session.query(usage.NodeUsage).order_by(usage.NodeUsage.id).all()
     assert [(r.stage, r.dataset, r.instrument, r.detector, r.nexp, r.exit_code) for r in rows] == [
-        ("RF", "j9cv58020", "ACS", "WFC", 2, 0), ("RF", "j9cv58acq", "ACS", "", 1, int(ExitCode.OUT_OF_MEMORY))]
+        ("RF", "j9cv58020", "ACS", "WFC", 2, 0), ("RF", "j9cv58acq", "ACS", "HRC", 1, int(ExitCode.OUT_OF_MEMORY))]  # found in its association's area
     assert all(r.peak_rss_mb > 10 and r.wall_s > 0 for r in rows)
     assert rows[0].input_mb >= 0.0

@@ -200,10 +200,22 @@ def _run_stage(stage_cls: type[Stage], argv: list[str] | None) -> int:
     trailer = Trailer(site.trailer_path(dataset))
     ctx = StageContext(stage.name, dataset, site, bb, trailer, members, args)
     started = time.monotonic()
-    sample = usage.describe(stage.column, dataset.name, dataset.instrument, site.work_dir(dataset), members)
+    sample = _describe(stage, ctx)
     code = _run_started(stage, ctx, rows, label, started)
     _record_usage(site, sample, time.monotonic() - started, code)
     return code
+
+
+def _describe(stage: Stage, ctx: StageContext) -> usage.Sample:
+    """The node's history key; an exposure's files live in its association's work area."""
+    dataset, members = ctx.dataset, ctx.members or [ctx.dataset.name]
+    try:
+        entry = ctx.osf.find(dataset)
+        parent = entry.parent if entry is not None else None
+    except Exception:  # history is advisory: never fail the node for it
+        parent = None
+    dirs = [ctx.site.work_dir(dataset), *([ctx.site.work_dir(parse_dataset(parent))] if parent else [])]
+    return usage.describe(stage.column, dataset.name, dataset.instrument, dirs, members)
 
 
 def _record_usage(site: Site, sample: usage.Sample, wall_s: float, code: int) -> None:

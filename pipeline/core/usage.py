@@ -93,10 +93,12 @@ def fits_keyword(path: Path, keyword: str) -> str:
     return ""
 
 
-def describe(stage: str, dataset: str, instrument: str, work: Path, members: list[str]) -> Sample:
-    """The history key of a node over ``members`` in ``work``: their detector (from the first raw or
-    calibrated file found) and the megabytes of their files there when the node starts."""
-    files = [p for m in members for p in work.glob(f"{m.lower()}_*.fits")] if work.is_dir() else []
+def describe(stage: str, dataset: str, instrument: str, work: Path | list[Path], members: list[str]) -> Sample:
+    """The history key of a node over ``members`` in ``work`` (a directory, or the node's own and its
+    association's, where CA finds its exposure): their detector (from the first raw or calibrated file
+    found) and the megabytes of their files there when the node starts."""
+    dirs = [d for d in ([work] if isinstance(work, Path) else work) if d.is_dir()]
+    files = list(dict.fromkeys(p for d in dirs for m in members for p in d.glob(f"{m.lower()}_*.fits")))
     detector = next((d for p in files if (d := fits_keyword(p, "DETECTOR"))), "")
     size = 0
     for p in files:

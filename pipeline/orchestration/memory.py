@@ -51,8 +51,8 @@ def node_requests(site: Site, graph: DatasetGraph) -> dict[str, usage.MemoryRequ
     requests: dict[str, usage.MemoryRequest] = {}
     for node in graph.nodes.values():
         ds = parse_dataset(node.dataset)
-        sample = usage.describe(node.stage.column, ds.name, ds.instrument, site.work_dir(ds),
-                                node_members(graph, node))
+        dirs = list(dict.fromkeys([site.work_dir(ds), site.work_dir(parse_dataset(graph.dataset))]))
+        sample = usage.describe(node.stage.column, ds.name, ds.instrument, dirs, node_members(graph, node))
         requests[node.name] = usage.memory_request(
             site.database_url, node.stage.column, sample.instrument, sample.nexp, node.stage.request_memory,
             CEILING_MB, sample.detector, site.database.busy_timeout)
