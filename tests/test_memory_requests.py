@@ -141,6 +141,6 @@ def test_wrapper_records_each_node(site):
     with Session(engine_for(site.database_url)) as session:
         rows = session.query(usage.NodeUsage).order_by(usage.NodeUsage.id).all()
     assert [(r.stage, r.dataset, r.instrument, r.detector, r.nexp, r.exit_code) for r in rows] == [
-        ("RF", "j9cv58020", "ACS", "WFC", 2, 0), ("RF", "j9cv58acq", "ACS", "HRC", 1, int(ExitCode.OUT_OF_MEMORY))]  # found in its association's area
+        ("RF", "j9cv58020", "ACS", "WFC", 2, 0), ("RF", "j9cv58acq", "ACS", "HRC", 1, int(ExitCode.OUT_OF_MEMORY))]
     assert all(r.peak_rss_mb > 10 and r.wall_s > 0 for r in rows)
     assert rows[0].input_mb >= 0.0
