@@ -91,7 +91,7 @@ def _table(rows: list) -> dict[str, dict[str, float]]:
 def run() -> list[Result]:
     from pipeline.orchestration.controller import Controller
 
-    with tempfile.TemporaryDirectory(prefix="owl-bench-e2e-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="owl-bench-e2e-", ignore_cleanup_errors=True) as tmp:
         site = _site(Path(tmp) / "site")
         _simulate(site)
         ctl = Controller(site, executor="local")
