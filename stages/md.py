@@ -13,7 +13,7 @@ class Drizzle(Stage):
                "(offline, on copies; fails if drizzlepac drops any input)")
 
     def run(self, ctx: StageContext) -> None:
-        from pipeline.science import drizzle  # astropy, drizzlepac: after the OSF claim (fast start-up)
+        from pipeline.science import drizzle, refs  # astropy, drizzlepac: after the OSF claim (fast start-up)
 
         if ctx.dataset.instrument.upper() not in drizzle.DRIZZLED_INSTRUMENTS:
             ctx.log(f"MD does not apply to {ctx.dataset.instrument.upper()} data: no drizzled product")
@@ -25,10 +25,19 @@ class Drizzle(Stage):
             ctx.log(f"no exposure of {ctx.dataset} is drizzled (spectroscopic or DRIZCORR omitted): no product")
             return
         cores = ctx.site.calibration.drizzle_cores
+        cache = refs.cache_root(ctx.site)
         for kind, inputs in drizzle.association_inputs(ctx.work, members).items():
             ctx.log(f"AstroDrizzle {len(inputs)} _{kind} input(s) on {cores} core(s): "
                     + " ".join(p.name for p in inputs))
-            product = drizzle.drizzle(inputs, ctx.dataset, ctx.work, cores=cores, log=ctx.warn)
+            product = drizzle.drizzle(inputs, ctx.dataset, ctx.work, cores=cores, cache=cache, log=ctx.warn)
+            if product.mdriztab is None:
+                ctx.log(f"no MDRIZTAB named in {inputs[0].name} (MDRIZTAB absent or N/A): AstroDrizzle ran "
+                        "with drizzlepac's default parameters")
+            else:
+                head, why, *values = product.mdriztab.history()
+                ctx.log(f"{head} ({why.strip()}): " + "; ".join(v.strip() for v in values))
+                if product.overridden:
+                    ctx.log(f"MDRIZTAB values MD sets itself, ignored: {', '.join(product.overridden)}")
             ctx.trailer.include(product.log, f"AstroDrizzle log for {product.path.name}")
             ctx.log(f"wrote {product.path.name} from {len(product.inputs)} input(s) in {product.seconds:.1f} s")
 

@@ -105,6 +105,16 @@ def register(bb, association: str = "j9cv58020", members: tuple[str, ...] = ("j9
     bb.transition([association, *members], "DR", "_", "c", who="test")
 
 
+def kit_board(site, tmp_path, monkeypatch):
+    """The kit site with the default association registered; its blackboard."""
+    from pipeline.core.osf import Blackboard
+
+    kit_site(site, tmp_path, monkeypatch)
+    bb = Blackboard(site.database_url)
+    register(bb)
+    return bb
+
+
 def products(site) -> dict[str, str]:
     """Every kit product of a site: ``dataset/COLUMN.out`` -> digest."""
     return {f"{p.parent.name}/{p.name}": p.read_text() for p in sorted(site.areas.work.glob("*/*.out"))}

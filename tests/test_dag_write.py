@@ -14,7 +14,7 @@ from pipeline.core.osf import Blackboard
 from pipeline.core.siteid import site_identity
 from pipeline.orchestration.dag import owl_executable, write_dag
 from pipeline.orchestration.workflow import load_workflow
-from tests.orchkit import KIT_WORKFLOW, REPO, kit_site, register
+from tests.orchkit import KIT_WORKFLOW, REPO, kit_board, kit_site, register
 from tests.schedd_double import dagman_on_path
 
 DATA = REPO / "tests" / "data" / "dag"
@@ -23,10 +23,7 @@ ROWS = ["j9cv58020", "j9cv58abq", "j9cv58acq"]
 
 @pytest.fixture
 def kit(site, tmp_path, monkeypatch):
-    kit_site(site, tmp_path, monkeypatch)
-    bb = Blackboard(site.database_url)
-    register(bb)
-    return bb
+    return kit_board(site, tmp_path, monkeypatch)
 
 
 def expected(name: str, site, tmp_path) -> list[str]:
@@ -156,7 +153,8 @@ def test_new_science_dag_structure(site, tmp_path, monkeypatch):
     assert not [m for m in dag["meta"].get("CATEGORY", [])]  # write_dag's malformed "CATEGORY name N"
     assert all(n["PRIORITY"] == ["50"] for n in dag["nodes"].values())
     sub = files.submit_file("MD").read_text()
-    assert "request_memory = 4096" in sub and "request_disk = 4194304" in sub and "$$(" not in sub
+    assert "request_memory = ifThenElse($(owl_memory)" in sub and "request_disk = 4194304" in sub and "$$(" not in sub
+    assert 'VARS MD dataset="jcvx02010" node="MD" owl_memory="4096" owl_retry="$(RETRY)"' in files.dag.read_text()
 
 
 def test_rewrite_after_partial_run(site, kit):
@@ -229,9 +227,9 @@ def test_owl_dag_write_prints_the_command(site, kit):
     result = CliRunner().invoke(main, ["dag", "write", "j9cv58020", "--workflow", str(KIT_WORKFLOW)])
     assert result.exit_code == 0, result.output
     dag = site.areas.dags / "j9cv58020" / "j9cv58020.dag"
-    assert result.output.splitlines() == [
-        f"{dag}: 7 nodes, 0 already done (written DONE)",
-        f"condor_submit_dag -batch-name owl-j9cv58020 {dag}",
-    ]
+    lines = result.output.splitlines()
+    assert lines[0] == f"{dag}: 7 nodes, 0 already done (written DONE)"
+    assert lines[-1] == f"condor_submit_dag -batch-name owl-j9cv58020 {dag}"
+    assert len(lines) == 9 and "request_memory    512 MB  from workflow default" in lines[1]  # one per node
     unknown = CliRunner().invoke(main, ["dag", "write", "j9cv99020", "--workflow", str(KIT_WORKFLOW)])
     assert unknown.exit_code != 0 and "j9cv99020 is not on the OSF" in unknown.output

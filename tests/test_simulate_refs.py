@@ -22,7 +22,7 @@ from tests.refs_support import BESTREFS
 from tests.refs_support import clean_crds_env as _clean_env
 
 SEED = 11
-CDBS_NAME = re.compile(r"^[0-9a-z]{8}[ij]_(ccd|osc|bpx|crr|imp|bia|drk|pfl|sat|snk|cte|bic|dkc)\.fits$")
+CDBS_NAME = re.compile(r"^[0-9a-z]{8}[ij]_(ccd|osc|bpx|crr|imp|bia|drk|pfl|sat|snk|cte|bic|dkc|mdz)\.fits$")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,8 @@ def _bestrefs(cache: Path, context: str, paths: list[Path]) -> dict[str, dict[st
 
 def test_reference_files_are_cdbs_named_with_selection_headers(cache):
     files = sorted(references_dir(cache).glob("*.fits"))
-    assert len(files) == 26  # 23 + the UVIS CTE references (PCTETAB, BIACFILE, DRKCFILE)
+    # 23 + the UVIS CTE references (PCTETAB, BIACFILE, DRKCFILE) + an MDRIZTAB per detector (UVIS, IR, WFC, HRC, SBC)
+    assert len(files) == 31
     for path in files:
         assert CDBS_NAME.match(path.name), path.name
         h = fits.getheader(path)

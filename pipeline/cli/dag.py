@@ -41,6 +41,8 @@ def write(association, site_dir, config_file, workflow, priority) -> None:
     bb = Blackboard(site.database_url, site.database.busy_timeout)
     files = write_dag(site, load_workflow(workflow), association, bb, priority=priority)
     click.echo(f"{files.dag}: {len(files.nodes)} nodes, {len(files.done)} already done (written DONE)")
+    for name, request in files.memory.items():
+        click.echo(f"  {name:<16} request_memory {request.mb:>6} MB  from {request.source}")
     click.echo(files.submit_command())
 
 

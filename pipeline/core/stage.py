@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn
 
-from pipeline.core import hostenv
+from pipeline.core import hostenv, usage
 from pipeline.core.config import Site, load_site
 from pipeline.core.errors import BadInput, LockTimeout, OwlError, TransientIO
 from pipeline.core.exitcodes import ExitCode, meaning
@@ -200,6 +200,35 @@ def _run_stage(stage_cls: type[Stage], argv: list[str] | None) -> int:
     trailer = Trailer(site.trailer_path(dataset))
     ctx = StageContext(stage.name, dataset, site, bb, trailer, members, args)
     started = time.monotonic()
+    sample = _describe(stage, ctx)
+    code = _run_started(stage, ctx, rows, label, started)
+    _record_usage(site, sample, time.monotonic() - started, code)
+    return code
+
+
+def _describe(stage: Stage, ctx: StageContext) -> usage.Sample:
+    """The node's history key; an exposure's files live in its association's work area."""
+    dataset, members = ctx.dataset, ctx.members or [ctx.dataset.name]
+    try:
+        entry = ctx.osf.find(dataset)
+        parent = entry.parent if entry is not None else None
+    except Exception:  # history is advisory: never fail the node for it
+        parent = None
+    dirs = [ctx.site.work_dir(dataset), *([ctx.site.work_dir(parse_dataset(parent))] if parent else [])]
+    return usage.describe(stage.column, dataset.name, dataset.instrument, dirs, members)
+
+
+def _record_usage(site: Site, sample: usage.Sample, wall_s: float, code: int) -> None:
+    """Add the node's peak memory and wall time to the site's history; a failure to record costs a
+    warning, never the node's outcome."""
+    try:
+        usage.record(site.database_url, sample, wall_s, code, site.database.busy_timeout)
+    except Exception as exc:  # history is advisory: never fail the node for it
+        print(f"{sample.dataset} {sample.stage}: warning: node usage not recorded: {exc}", file=sys.stderr)
+
+
+def _run_started(stage: Stage, ctx: StageContext, rows: list[str], label: str, started: float) -> int:
+    site, bb, trailer, dataset = ctx.site, ctx.osf, ctx.trailer, ctx.dataset
     trailer.info(f"{label} started on {bb.host} pid {os.getpid()} for {dataset} (OSF {stage.column})")
     for note in hostenv.NOTES:
         trailer.warn(f"{label}: {note}")

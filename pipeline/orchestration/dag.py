@@ -33,8 +33,10 @@ from pipeline.core.fsutil import fsync_dir
 from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard
 from pipeline.core.siteid import site_identity
+from pipeline.core.usage import MemoryRequest
 from pipeline.orchestration.executors.hooks import PRE_DEFER_CODE, PRE_DEFER_SECONDS, PRE_SKIP_CODE
 from pipeline.orchestration.executors.ownership import SITE_ATTR, quoted
+from pipeline.orchestration.memory import MEMORY_VAR, REQUEST_MEMORY, RETRY_VAR, node_requests
 from pipeline.orchestration.workflow import DatasetGraph, Node, StageSpec, Workflow, WorkflowError, find_executable
 
 #: Seconds between rewrites of the node status file (DAGMan's minimum interval).
@@ -59,6 +61,8 @@ class DagFiles:
     done: frozenset[str] = frozenset()
     #: The writing site's identity (:mod:`pipeline.core.siteid`), carried by the DAGMan job and every node job.
     site_id: str = ""
+    #: Each node's first-attempt ``request_memory`` and where it came from (:mod:`pipeline.orchestration.memory`).
+    memory: dict[str, MemoryRequest] = field(default_factory=dict)
 
     @property
     def dag(self) -> Path:
@@ -170,7 +174,7 @@ def submit_description(site: Site, files: DagFiles, spec: StageSpec, workflow: W
         "output": str(files.node_dir / "$(node).out"),
         "error": str(files.node_dir / "$(node).err"),
         "request_cpus": str(spec.request_cpus),
-        "request_memory": str(spec.request_memory),
+        "request_memory": REQUEST_MEMORY,  # $(owl_memory) per node from VARS, grown per retry
         "request_disk": str(spec.request_disk * 1024),
         "environment": condor_environment(job_environment(site)),
         "should_transfer_files": "NO",
@@ -229,7 +233,10 @@ def build_dag(site: Site, graph: DatasetGraph, files: DagFiles, done: set[str], 
         layer = dag.layer(
             name=node.name,
             submit_description=files.submit_file(spec.name),
-            vars=[{"dataset": node.dataset, "node": node.name}],
+            vars=[{"dataset": node.dataset, "node": node.name,
+                   MEMORY_VAR: str(files.memory[node.name].mb if node.name in files.memory
+                                   else spec.request_memory),
+                   RETRY_VAR: "$(RETRY)"}],  # DAGMan substitutes the attempt number
             retries=spec.retries,
             retry_unless_exit=graph.workflow.retry_unless_exit,
             pre=dags.Script(owl, hook_args, retry=True, retry_status=PRE_DEFER_CODE, retry_delay=PRE_DEFER_SECONDS),
@@ -332,7 +339,7 @@ def write_dag(site: Site, workflow: Workflow, dataset: str, bb: Blackboard, *, p
                        f"'owl dag remove {graph.dataset}' before writing it again")
     done = done_nodes(bb, graph)
     files = DagFiles(base.directory, graph.dataset, workflow.name, graph.nodes, frozenset(done),
-                     site_identity(bb.engine))
+                     site_identity(bb.engine), node_requests(site, graph))
     files.directory.mkdir(parents=True, exist_ok=True)
     archive_run_files(files)
     files.node_dir.mkdir(exist_ok=True)

@@ -12,6 +12,13 @@
 * the product gets provenance keywords (inputs with their sha256, software versions, CRDS
   context) and only then is renamed into the work area: there is never a partial product.
 
+AstroDrizzle's parameters come from the MDRIZTAB the first input's header names (RF's best
+reference), row chosen as the STScI pipeline chooses it (:mod:`pipeline.science.mdriztab`); without
+one, drizzlepac's defaults apply and the trailer says so. Either way the product's HISTORY names the
+source and every parameter taken from it. AstroDrizzle runs ``in_memory``, as the STScI pipeline
+runs it: the single-drizzled images, median and blotted images stay in memory instead of going to
+disk and being read back, which changes no pixel of the product.
+
 drizzlepac costs ~3 s to import, so it is imported inside :func:`run_astrodrizzle` only.
 """
 
@@ -34,6 +41,7 @@ from astropy.io import fits
 from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import copy_atomic, fsync_dir, sha256_file
 from pipeline.core.names import DatasetName
+from pipeline.science import mdriztab
 
 #: Input suffix → drizzled product suffix.
 PRODUCT_SUFFIX = {"flt": "drz", "flc": "drc"}
@@ -75,6 +83,9 @@ class DrizzleProduct:
     inputs: tuple[str, ...]
     seconds: float
     log: str
+    #: The MDRIZTAB row used (None: drizzlepac's defaults) and table parameters MD overrode.
+    mdriztab: mdriztab.Choice | None = None
+    overridden: tuple[str, ...] = ()
 
 
 def _keyword_problem(header: fits.Header, keyword: str) -> str | None:
@@ -165,8 +176,10 @@ def _in_directory(path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: int = 1) -> tuple[Path, str]:
-    """Run AstroDrizzle offline on ``inputs`` (already inside ``rundir``); return (product, log text).
+def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: int = 1,
+                     parameters: dict[str, object] | None = None, in_memory: bool = True) -> tuple[Path, str]:
+    """Run AstroDrizzle offline on ``inputs`` (already inside ``rundir``) with ``parameters`` (an
+    MDRIZTAB row; none: drizzlepac's defaults); return (product, log text).
 
     Offline means ``updatewcs=False`` and ``ASTROMETRY_STEP_CONTROL=OFF``: the WCS in the headers is
     used as calibrated, no astrometry database is contacted.
@@ -182,8 +195,8 @@ def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: in
         with _in_directory(rundir), contextlib.redirect_stdout(chatter), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             astrodrizzle.AstroDrizzle(
-                [p.name for p in inputs], output=output, updatewcs=False, num_cores=cores, preserve=False,
-                clean=True, build=True, context=True, runfile=runfile, in_memory=False)
+                [p.name for p in inputs], **{"context": True, **(parameters or {})}, output=output, updatewcs=False,
+                num_cores=cores, preserve=False, clean=True, build=True, runfile=runfile, in_memory=in_memory)
     except (MemoryError, OSError):
         raise
     except Exception as exc:  # drizzlepac raises bare Exceptions and TypeErrors on bad data
@@ -213,8 +226,10 @@ def software_versions() -> dict[str, str]:
     return {"drizzlepac": version("drizzlepac"), "stwcs": version("stwcs"), "owlpipe": version("owlpipe")}
 
 
-def add_provenance(product: Path, inputs: list[DrizzleInput], crds_context: str | None) -> None:
-    """Record inputs (name + sha256), software versions and CRDS context in the product's primary header."""
+def add_provenance(product: Path, inputs: list[DrizzleInput], crds_context: str | None,
+                   choice: mdriztab.Choice | None = None) -> None:
+    """Record inputs (name + sha256), software versions, CRDS context and the AstroDrizzle parameters'
+    source (MDRIZTAB table, row and values, or drizzlepac's defaults) in the product's primary header."""
     versions = software_versions()
     with fits.open(product, mode="update") as hdul:
         h = hdul[0].header
@@ -229,6 +244,13 @@ def add_provenance(product: Path, inputs: list[DrizzleInput], crds_context: str 
         if crds_context:
             h["CRDS_CTX"] = (crds_context, "CRDS context the inputs were calibrated with")
         h["PROCTIME"] = (round(time.time() / 86400.0 + 40587.0, 8), "drizzle processing time (MJD)")
+        if choice is not None:
+            h["MDRIZTAB"] = (choice.table, "AstroDrizzle parameter table used")
+            h["MDZROW"] = (choice.row, "MDRIZTAB row used (1-based)")
+            for line in choice.history():
+                h.add_history(line)
+        else:
+            h.add_history(f"AstroDrizzle parameters: drizzlepac {versions['drizzlepac']} defaults (no MDRIZTAB)")
         h["DRIZCORR"] = "COMPLETE"
 
 
@@ -250,9 +272,11 @@ def drizzle(
     work: Path,
     *,
     cores: int = 1,
+    cache: Path | None = None,
     log: Callable[[str], None] = lambda _text: None,
 ) -> DrizzleProduct:
-    """Drizzle ``inputs`` (all ``_flt`` or all ``_flc``) into ``work/<product_name>_<drz|drc>.fits``."""
+    """Drizzle ``inputs`` (all ``_flt`` or all ``_flc``) into ``work/<product_name>_<drz|drc>.fits`` with
+    the MDRIZTAB row for them (``cache``: the CRDS cache the header's ``iref$`` names resolve to)."""
     kinds = {p.name.rsplit("_", 1)[-1].split(".")[0] for p in inputs}
     if len(kinds) != 1 or not kinds <= PRODUCT_SUFFIX.keys():
         raise BadInput(f"{product_name}: drizzle inputs must all be _flt or all _flc, got "
@@ -262,6 +286,8 @@ def drizzle(
     contexts = sorted({c.crds_context for c in checked if c.crds_context})
     if len(contexts) > 1:
         log(f"inputs were calibrated with different CRDS contexts: {', '.join(contexts)}")
+    choice = mdriztab.choose(checked[0].path, len(checked), cache) if cache is not None else None
+    parameters, overridden = mdriztab.split_operational(choice.parameters) if choice else ({}, [])
     started = time.monotonic()
     rundir = work / f".md_{product_name}_{suffix}"
     if rundir.exists():  # left by an interrupted run: scratch only, never inputs or products
@@ -271,19 +297,20 @@ def drizzle(
         copies = [copy_atomic(c.path, rundir / c.path.name) for c in checked]
         for copy in copies:
             _without_old_dgeo(copy, log)
-        produced, text = run_astrodrizzle(copies, product_name.name, rundir, cores=cores)
+        produced, text = run_astrodrizzle(copies, product_name.name, rundir, cores=cores, parameters=parameters)
         dropped, why = dropped_inputs(produced, copies, text)
         if dropped:
             raise DrizzleFailed(f"{produced.name}: AstroDrizzle silently dropped {', '.join(dropped)} of "
                                 f"{len(copies)} input(s){f' ({why})' if why else ''}; product discarded",
                                 path=work / dropped[0])
-        add_provenance(produced, checked, contexts[-1] if contexts else None)
+        add_provenance(produced, checked, contexts[-1] if contexts else None, choice)
         target = work / produced.name
         os.replace(produced, target)  # same file system: the product appears whole or not at all
         fsync_dir(work)
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
-    return DrizzleProduct(target, suffix, tuple(c.path.name for c in checked), time.monotonic() - started, text)
+    return DrizzleProduct(target, suffix, tuple(c.path.name for c in checked), time.monotonic() - started, text,
+                          choice, tuple(overridden))
 
 
 def association_inputs(work: Path, members: list[DatasetName]) -> dict[str, list[Path]]:

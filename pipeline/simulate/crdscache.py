@@ -27,7 +27,7 @@ from typing import Any
 from pipeline.core.errors import ConfigError
 from pipeline.core.fsutil import atomic_path, atomic_write
 from pipeline.science.refs import server_config_path, write_server_config
-from pipeline.simulate import reffiles
+from pipeline.simulate import mdriztab, reffiles
 from pipeline.simulate.detector import DETECTOR_SEED, Detector
 from pipeline.simulate.geometry import camera_for
 from pipeline.simulate.rmapspecs import RMAP_HEADERS
@@ -202,6 +202,10 @@ def build_reference_cache(crds_root: Path | str, instruments: Sequence[str] = ("
                 name = _new_name(root, det, spec.reftype)
                 hdul = reffiles.make_reference(det, spec, name, reffiles.INITIAL_USEAFTER)
                 by_type.setdefault(spec.reftype, []).append(_write_reference(root, hdul, name))
+            for detector in mdriztab.DETECTORS[det.camera.instrument]:  # every detector, as the real rmap
+                name = _new_name(root, det, "mdriztab")
+                hdul = mdriztab.mdriz_table(det.camera.instrument, detector, name)
+                by_type.setdefault("mdriztab", []).append(_write_reference(root, hdul, name))
             rmaps = {}
             for reftype, paths in by_type.items():
                 path = mappings_dir(root) / rmap_name(inst, reftype, 1)
@@ -270,7 +274,7 @@ def bump_reference(crds_root: Path | str, reftype: str, detector: str | None = N
     root = Path(crds_root).expanduser().resolve()
     marker = read_marker(root)
     reftype = reftype.lower()
-    if reftype not in reffiles.REFTYPES:
+    if reftype not in reffiles.REFTYPES or reftype == "mdriztab":
         raise ValueError(f"cannot deliver {reftype!r}: known types are {', '.join(reffiles.REFTYPES)}")
     if ccdamp is not None and reftype in (*reffiles.TABLE_TYPES, "pctetab"):
         raise ValueError(f"--ccdamp applies to image references, not to the {reftype} table")

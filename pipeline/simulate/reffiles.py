@@ -42,6 +42,7 @@ REFTYPES: dict[str, tuple[str, str]] = {
     "pctetab": ("cte", "PIXCTE"),
     "biacfile": ("bic", "CTEBIAS"),
     "drkcfile": ("dkc", "CTEDARK"),
+    "mdriztab": ("mdz", "MULTIDRIZZLE PARAMETERS"),  # one per detector: pipeline.simulate.mdriztab
 }
 #: Table reference types (their selection is by detector and date only).
 TABLE_TYPES = ("ccdtab", "oscntab", "bpixtab", "crrejtab", "imphttab")

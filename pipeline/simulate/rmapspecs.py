@@ -9,6 +9,8 @@ DQICORR/SINKCORR, the switches calwf3/calacs read it under. The WFC3 CTE types (
 DRKCFILE; calwf3 3.3, 2016) are not in that context either (only ACS had PCTETAB/DRKCFILE rmaps, by
 DETECTOR and DETECTOR/CCDAMP/CCDGAIN): theirs follow crds's ``wfc3_pctetab/biacfile/drkcfile.rmap``
 specs, selection by date alone, relevant when ``DETECTOR == "UVIS" and PCTECORR == "PERFORM"``.
+MDRIZTAB is the real ``*_mdriztab_0250`` rmaps' header (DETECTOR only, relevant unless DRIZCORR is
+OMIT; required for ACS, not for WFC3).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ RMAP_HEADERS: dict[str, dict[str, dict[str, Any]]] = {
         "nlinfile": _spec(("DETECTOR",), "IMAGE", "NONE", "NONE", '(DETECTOR == "IR")'),
         **{t: _spec((), fmt, "YES", "PCTECORR", '(DETECTOR == "UVIS" and PCTECORR == "PERFORM")')
            for t, fmt in (("pctetab", "TABLE"), ("biacfile", "IMAGE"), ("drkcfile", "IMAGE"))},
+        "mdriztab": _spec(("DETECTOR",), "TABLE", "NO", "DRIZCORR", '(DRIZCORR != "OMIT")'),
     },
     "acs": {
         "ccdtab": _spec(("DETECTOR",), "TABLE", "YES", "NONE", '(DETECTOR != "SBC")'),
@@ -84,5 +87,6 @@ RMAP_HEADERS: dict[str, dict[str, dict[str, Any]]] = {
                           '(DETECTOR == "HRC" and OBSTYPE == "CORONAGRAPHIC")'),
         "spottab": _spec(("DETECTOR", "OBSTYPE"), "TABLE", "NO", "NONE",
                          '(DETECTOR == "HRC" and OBSTYPE == "CORONAGRAPHIC")'),
+        "mdriztab": _spec(("DETECTOR",), "TABLE", "YES", "DRIZCORR", '(DRIZCORR != "OMIT")'),
     },
 }

@@ -1,0 +1,162 @@
+"""What each stage node cost: peak memory and wall time, kept in the site database to size new DAGs.
+
+The stage wrapper calls :func:`record` once per node, however it ends; DAG writers ask
+:func:`memory_request` for a node's ``request_memory``. calcloud learns its memory requests from
+past jobs the same way; a DAGMan user otherwise guesses, and a guess too low kills the job while a
+guess too high keeps it idle waiting for a slot that large.
+
+Peak RSS is ``getrusage``'s ``ru_maxrss`` of the node's process, or of its largest child (hstcal
+executables), whichever is larger: a node runs as its own process (HTCondor job or local-executor
+subprocess), so the process's lifetime peak is the node's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Float, Index, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from pipeline.core.db import Base, create_tables, engine_for
+
+#: Samples needed before history overrides the workflow's request.
+MIN_SAMPLES = 5
+#: The most recent samples of a key that count (older runs may predate faster code or new data).
+WINDOW = 200
+#: The percentile of past peaks a request covers, and the margin added on top.
+PERCENTILE = 95
+MARGIN = 0.25
+MARGIN_MB = 128
+#: Requests are rounded up to this many MB (HTCondor slots are carved in MB; round numbers read well).
+ROUND_MB = 64
+#: The first retry of a node asks for this factor more memory, the next for its square, ... up to the ceiling.
+RETRY_FACTOR = 2
+
+
+class NodeUsage(Base):
+    """One finished node run: what it was and what it cost."""
+
+    __tablename__ = "node_usage"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    dataset: Mapped[str] = mapped_column(String(9))
+    instrument: Mapped[str] = mapped_column(String(16))
+    detector: Mapped[str] = mapped_column(String(16), default="")
+    nexp: Mapped[int] = mapped_column(Integer)
+    input_mb: Mapped[float] = mapped_column(Float)
+    peak_rss_mb: Mapped[float] = mapped_column(Float)
+    wall_s: Mapped[float] = mapped_column(Float)
+    exit_code: Mapped[int] = mapped_column(Integer)
+    finished: Mapped[float] = mapped_column(Float)
+    __table_args__ = (Index("ix_node_usage_key", "instrument", "stage", "nexp", "detector"),)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What one node run is, for the history table (the wrapper knows these before the run)."""
+
+    stage: str
+    dataset: str
+    instrument: str
+    detector: str
+    nexp: int
+    input_mb: float
+
+
+def peak_rss_mb() -> float:
+    """The larger of this process's and its largest child's peak resident set (Linux: KiB -> MiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, child) / 1024.0
+
+
+def fits_keyword(path: Path, keyword: str) -> str:
+    """A string keyword of a FITS primary header, read as 80-byte cards (no astropy: the wrapper must stay
+    light to import); '' when the file or keyword is missing."""
+    key = keyword.upper().ljust(8).encode()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(2880):
+                for i in range(0, len(block) - 79, 80):
+                    card = block[i:i + 80]
+                    if card[:8] == key and card[8:10] == b"= ":
+                        return card[10:].split(b"/")[0].strip().strip(b"'").strip().decode("ascii", "replace")
+                    if card[:8] == b"END     ":
+                        return ""
+    except OSError:
+        return ""
+    return ""
+
+
+def describe(stage: str, dataset: str, instrument: str, work: Path | list[Path], members: list[str]) -> Sample:
+    """The history key of a node over ``members`` in ``work`` (a directory, or the node's own and its
+    association's, where CA finds its exposure): their detector (from the first raw or calibrated file
+    found) and the megabytes of their files there when the node starts."""
+    dirs = [d for d in ([work] if isinstance(work, Path) else work) if d.is_dir()]
+    files = list(dict.fromkeys(p for d in dirs for m in members for p in d.glob(f"{m.lower()}_*.fits")))
+    detector = next((d for p in files if (d := fits_keyword(p, "DETECTOR"))), "")
+    size = 0
+    for p in files:
+        with contextlib.suppress(OSError):  # a file another node just moved away
+            size += p.stat().st_size
+    size /= 2**20
+    return Sample(stage, dataset, instrument.upper(), detector.upper(), len(members), round(size, 1))
+
+
+def record(url: str, sample: Sample, wall_s: float, exit_code: int, busy_timeout: float = 30.0) -> None:
+    """Add one run to the site's history (creating the table on first use)."""
+    engine = engine_for(url, busy_timeout)
+    create_tables(engine, [NodeUsage.__table__])
+    with Session(engine) as session, session.begin():
+        session.add(NodeUsage(stage=sample.stage, dataset=sample.dataset, instrument=sample.instrument,
+                              detector=sample.detector, nexp=sample.nexp, input_mb=sample.input_mb,
+                              peak_rss_mb=round(peak_rss_mb(), 1), wall_s=round(wall_s, 3),
+                              exit_code=int(exit_code), finished=time.time()))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (no interpolation: the answer is a peak that happened)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100.0 * len(ordered)) - 1)]
+
+
+@dataclass(frozen=True)
+class MemoryRequest:
+    """A node's ``request_memory`` (MB) and where it came from."""
+
+    mb: int
+    source: str
+    samples: int = 0
+
+
+def history(url: str, stage: str, instrument: str, nexp: int, detector: str = "",
+            busy_timeout: float = 30.0) -> list[NodeUsage]:
+    """The most recent successful runs of a key (any detector when ``detector`` is '')."""
+    engine = engine_for(url, busy_timeout)
+    create_tables(engine, [NodeUsage.__table__])
+    query = (select(NodeUsage).where(NodeUsage.stage == stage, NodeUsage.instrument == instrument.upper(),
+                                     NodeUsage.nexp == nexp, NodeUsage.exit_code == 0)
+             .order_by(NodeUsage.id.desc()).limit(WINDOW))
+    if detector:
+        query = query.where(NodeUsage.detector == detector.upper())
+    with Session(engine) as session:
+        return list(session.scalars(query))
+
+
+def memory_request(url: str, stage: str, instrument: str, nexp: int, default_mb: int, ceiling_mb: int,
+                   detector: str = "", busy_timeout: float = 30.0) -> MemoryRequest:
+    """p95 of the key's past peaks plus the margin, rounded up and capped at ``ceiling_mb``; the workflow's
+    ``default_mb`` until the key has :data:`MIN_SAMPLES` successful runs."""
+    runs = history(url, stage, instrument, nexp, detector, busy_timeout)
+    if len(runs) < MIN_SAMPLES:
+        return MemoryRequest(default_mb, f"workflow default (history n={len(runs)} < {MIN_SAMPLES})", len(runs))
+    peak = percentile([r.peak_rss_mb for r in runs], PERCENTILE)
+    mb = math.ceil((peak * (1 + MARGIN) + MARGIN_MB) / ROUND_MB) * ROUND_MB
+    capped = min(mb, ceiling_mb)
+    what = f"history n={len(runs)} p{PERCENTILE}={peak:.0f} MB +{MARGIN:.0%}+{MARGIN_MB} MB"
+    return MemoryRequest(capped, what + (f", capped at {ceiling_mb} MB" if capped < mb else ""), len(runs))

@@ -1,0 +1,170 @@
+"""MD by MDRIZTAB: the row STScI's pipeline picks, recorded in the product; in_memory changes no pixel."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from pipeline.core.exitcodes import ExitCode
+from pipeline.core.names import parse_dataset
+from pipeline.core.stage import run_stage
+from pipeline.science import drizzle, mdriztab
+from pipeline.simulate import mdriztab as simtable
+from stages.md import Drizzle
+from tests.products_data import Field, star_field
+from tests.test_drizzle_md import ASN
+from tests.test_drizzle_md import _association as flt_association
+
+SHAPE = (160, 200)
+TABLE = "95109260i_mdz.fits"
+
+
+@pytest.fixture(scope="module")
+def sky() -> Field:
+    return star_field(Field(), 25, SHAPE, seed=5)
+
+
+def reference_dir(site) -> Path:
+    path = site.areas.crds / "references" / "hst"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def with_filter_rows(detector: str) -> fits.HDUList:
+    """A simulated table plus F606W rows (1 and 4 images) placed after the ANY rows, as CDBS tables mix them."""
+    hdul = simtable.mdriz_table("WFC3", detector, "x_mdz.fits")
+    data = hdul[1].data
+    extra = fits.BinTableHDU.from_columns(hdul[1].columns, nrows=len(data) + 2, name="MDRIZTAB")
+    for i in (0, 1):
+        extra.data[len(data) + i] = data[1]
+        extra.data["filter"][len(data) + i] = "F606W"
+        extra.data["numimages"][len(data) + i] = (1, 4)[i]
+        extra.data["combine_nhigh"][len(data) + i] = 7 + i  # tell the rows apart
+    hdul[1] = extra
+    return hdul
+
+
+@pytest.mark.parametrize("detector", ["UVIS", "IR", "WFC", "HRC", "SBC"])
+@pytest.mark.parametrize("n_inputs", [1, 2, 3, 6, 9])
+def test_choice_equals_drizzlepacs_mdzhandler(tmp_path, monkeypatch, detector, n_inputs):
+    from drizzlepac import mdzhandler
+
+    instrument = "ACS" if detector in ("WFC", "HRC", "SBC") else "WFC3"
+    simtable.mdriz_table(instrument, detector, TABLE).writeto(tmp_path / TABLE)
+    monkeypatch.setenv("iref", f"{tmp_path}/")
+    monkeypatch.setenv("jref", f"{tmp_path}/")
+    first = tmp_path / "a_flt.fits"
+    keys = {"INSTRUME": instrument, "DETECTOR": detector, "MDRIZTAB": f"{'jref' if instrument == 'ACS' else 'iref'}$"
+            f"{TABLE}", **({"FILTER1": "F606W", "FILTER2": "CLEAR2L"} if instrument == "ACS" else {"FILTER": "F606W"})}
+    fits.PrimaryHDU(header=fits.Header(list(keys.items()))).writeto(first)
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        theirs = mdzhandler.getMdriztabParameters([str(first)] * n_inputs)
+    choice = mdriztab.choose(first, n_inputs, tmp_path / "unused-cache")
+    assert choice is not None and choice.parameters == theirs
+    assert f"read from row {choice.row}." in said.getvalue()
+
+
+@pytest.mark.parametrize(("filter_name", "n_inputs", "row"), [("F606W", 1, 4), ("F606W", 3, 4), ("F606W", 5, 5),
+                                                                ("F814W", 2, 2), ("F814W", 7, 3)])
+def test_filter_rows_before_any_rows(tmp_path, monkeypatch, filter_name, n_inputs, row):
+    from drizzlepac import mdzhandler
+
+    with_filter_rows("UVIS").writeto(tmp_path / TABLE)
+    monkeypatch.setenv("iref", f"{tmp_path}/")
+    first = tmp_path / "a_flt.fits"
+    fits.PrimaryHDU(header=fits.Header([("INSTRUME", "WFC3"), ("FILTER", filter_name),
+                                        ("MDRIZTAB", f"iref${TABLE}")])).writeto(first)
+    with contextlib.redirect_stdout(io.StringIO()):
+        theirs = mdzhandler.getMdriztabParameters([str(first)] * n_inputs)
+    choice = mdriztab.choose(first, n_inputs, tmp_path)
+    assert (choice.row, choice.parameters) == (row, theirs)
+
+
+def test_no_table_named_means_defaults(tmp_path):
+    path = tmp_path / "a_flt.fits"
+    fits.PrimaryHDU(header=fits.Header([("INSTRUME", "WFC3"), ("MDRIZTAB", "N/A")])).writeto(path)
+    assert mdriztab.choose(path, 2, tmp_path) is None
+
+
+def _association(site, sky: Field, table: str) -> list[Path]:
+    """test_drizzle_md's association, its headers naming ``table``."""
+    paths = flt_association(site, sky)
+    for path in paths:
+        fits.setval(path, "MDRIZTAB", value=table)
+    return paths
+
+
+def test_md_runs_the_row_and_records_it(site, sky, monkeypatch):
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    simtable.mdriz_table("WFC3", "UVIS", TABLE).writeto(reference_dir(site) / TABLE)
+    _association(site, sky, f"iref${TABLE}")
+    assert run_stage(Drizzle, [ASN]) == 0
+    product = site.work_dir(parse_dataset(ASN)) / f"{ASN}_drz.fits"
+    h = fits.getheader(product, 0)
+    assert (h["MDRIZTAB"], h["MDZROW"]) == (f"iref${TABLE}", 2)
+    history = [str(v) for v in h["HISTORY"]]
+    assert f"AstroDrizzle parameters: MDRIZTAB iref${TABLE} row 2" in history
+    assert "  row filter ANY, numimages 2; inputs' filter F606W" in history
+    assert "  combine_type = 'minmed'" in history and "  final_bits = '336'" in history
+    assert "  skymethod = 'match'" in history
+    trailer = site.trailer_path(parse_dataset(ASN)).read_text()
+    assert f"AstroDrizzle parameters: MDRIZTAB iref${TABLE} row 2" in trailer
+    assert "combine_type = 'minmed'" in trailer and "ignored: build" in trailer
+
+
+def test_md_says_when_there_is_no_table(site, sky):
+    _association(site, sky, "N/A")
+    assert run_stage(Drizzle, [ASN]) == 0
+    trailer = site.trailer_path(parse_dataset(ASN)).read_text()
+    assert "no MDRIZTAB named in idn101a1q_flt.fits" in trailer and "drizzlepac's default parameters" in trailer
+    h = fits.getheader(site.work_dir(parse_dataset(ASN)) / f"{ASN}_drz.fits", 0)
+    assert "MDZROW" not in h and any("defaults (no MDRIZTAB)" in str(v) for v in h["HISTORY"])
+
+
+def test_named_table_missing_is_a_missing_reference(site, sky, capsys, monkeypatch):
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    _association(site, sky, "iref$nosuch00i_mdz.fits")
+    assert run_stage(Drizzle, [ASN]) == ExitCode.MISSING_REFERENCE
+    assert "MDRIZTAB iref$nosuch00i_mdz.fits not found" in capsys.readouterr().err
+
+
+def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monkeypatch):
+    """MD (in_memory, on copies, MDRIZTAB row) gives the same pixels as AstroDrizzle run the plain way:
+    intermediates on disk, nothing cleaned, the same parameters passed by hand."""
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    simtable.mdriz_table("WFC3", "UVIS", TABLE).writeto(reference_dir(site) / TABLE)
+    inputs = _association(site, sky, f"iref${TABLE}")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for p in inputs:
+        shutil.copy2(p, plain / p.name)
+    work = site.work_dir(parse_dataset(ASN))
+    ours = drizzle.drizzle(inputs, parse_dataset(ASN), work, cache=site.areas.crds)
+    params, _ = mdriztab.split_operational(ours.mdriztab.parameters)
+    os.environ["ASTROMETRY_STEP_CONTROL"] = "OFF"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from drizzlepac import astrodrizzle
+    before = Path.cwd()
+    os.chdir(plain)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            astrodrizzle.AstroDrizzle([p.name for p in inputs], output=ASN, updatewcs=False, num_cores=1,
+                                      build=True, in_memory=False, clean=False, **params)
+    finally:
+        os.chdir(before)
+    assert any(plain.glob("*_single_sci.fits")) and any(plain.glob("*_med.fits"))  # the plain run wrote them
+    with fits.open(ours.path) as a, fits.open(plain / f"{ASN}_drz.fits") as b:
+        for ext in ("SCI", "WHT", "CTX"):
+            assert a[ext].data.shape == b[ext].data.shape
+            assert np.array_equal(a[ext].data, b[ext].data, equal_nan=True), ext
+            assert np.count_nonzero(a[ext].data) > 0
