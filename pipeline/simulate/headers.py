@@ -45,6 +45,15 @@ def _group(header: fits.Header, title: str) -> None:
     header.append(fits.Card("", ""), end=True)
 
 
+def put_pattern(header: fits.Header, pattern: tuple[str, int, int]) -> None:
+    """The PATTERN KEYWORDS group: pattern name, its number of points, this exposure's position."""
+    name, npts, step = pattern
+    _group(header, "PATTERN KEYWORDS")
+    _put(header, [("PATTERN1", name, "primary pattern type"),
+                  ("P1_NPTS", npts, "number of points in primary pattern"),
+                  ("PATTSTEP", step, "position number of this point in the pattern")])
+
+
 def _put(header: fits.Header, cards: list[tuple]) -> None:
     for card in cards:
         header.append(fits.Card(*card), end=True)
@@ -173,11 +182,7 @@ def primary_header(spec: ExposureSpec, switches: Mapping[str, str]) -> fits.Head
     if cam.instrument == "WFC3":
         _group(h, "CHARGE INJECTION PARAMETERS")
         _put(h, [("CHINJECT", "NONE", "Charge Injection Mode")])
-    _group(h, "PATTERN KEYWORDS")
-    name, npts, step = spec.pattern
-    _put(h, [("PATTERN1", name, "primary pattern type"),
-             ("P1_NPTS", npts, "number of points in primary pattern"),
-             ("PATTSTEP", step, "position number of this point in the pattern")])
+    put_pattern(h, spec.pattern)
     _group(h, "POST FLASH PARAMETERS")
     _put(h, [("FLASHDUR", 0.0, "Exposure time in seconds: 0.1 to 409.5"),
              ("FLASHCUR", "OFF", "Post flash current: OFF, LOW, MED, HIGH"),

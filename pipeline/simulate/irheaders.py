@@ -17,7 +17,7 @@ from astropy.wcs import WCS
 
 from pipeline.core.config import load_instrument_defaults
 from pipeline.science.telemetry.rawfits import calibration_switches, imset_companions
-from pipeline.simulate.headers import OPUS_VER, PROCESSING_DELAY, _group, _put, _put_wcs, date_time, pi_of
+from pipeline.simulate.headers import OPUS_VER, PROCESSING_DELAY, _group, _put, _put_wcs, date_time, pi_of, put_pattern
 
 #: IR plate scale (arcsec/pixel), rounded from the real 0.1355 x 0.1211 (the simulator's WCS is square).
 PIXEL_SCALE = 0.128
@@ -104,11 +104,7 @@ def primary_header(root: str, visit: Visit, *, filt: str, aperture: str, subtype
     _group(h, "CALIBRATION SWITCHES: PERFORM, OMIT, COMPLETE, SKIPPED")
     _put(h, [("WRTERR", True, "write out error array extension")])
     _put(h, [(k, v, "calibration switch") for k, v in ir_switches(visit.asn_type).items()])
-    _group(h, "PATTERN KEYWORDS")
-    name, npts, step = visit.pattern
-    _put(h, [("PATTERN1", name, "primary pattern type"),
-             ("P1_NPTS", npts, "number of points in primary pattern"),
-             ("PATTSTEP", step, "position number of this point in the pattern")])
+    put_pattern(h, visit.pattern)
     _group(h, "ENGINEERING PARAMETERS")
     _put(h, [("CCDAMP", "ABCD", "CCD Amplifier Readout Configuration"),
              ("CCDGAIN", ccdgain, "commanded gain of CCD")])
