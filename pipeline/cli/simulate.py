@@ -76,7 +76,10 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
 @click.option("--recent", type=click.IntRange(0, 500), default=0, show_default=True,
               help="the last N associations observed in the last weeks (exclusive access: still proprietary)")
 @click.option("--sbc", "n_sbc", type=click.IntRange(0, 50), default=0, show_default=True,
-              help="also this many ACS/SBC dither associations (adds the SBC/HRC references to the site's cache)")
+              help="also this many ACS/SBC associations, DITHER and REPEAT in turn (adds the SBC/HRC "
+                   "references to the site's cache)")
+@click.option("--hrc", "n_hrc", type=click.IntRange(0, 50), default=0, show_default=True,
+              help="also this many ACS/HRC CR-SPLIT pairs (1062x1044 raws with overscan)")
 @click.option("--fits", "fits_dir", type=click.Path(file_okay=False),
               help="also/only write _raw.fits and _asn.fits here")
 @site_option
@@ -84,7 +87,7 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
 @click.pass_context
 @reports_errors
 def simulate(ctx: click.Context, size: str, n_associations: int, instruments: str, seed: int, wfc_readout: str,
-             recent: int, n_sbc: int, fits_dir: str | None, site_dir: str | None, as_json: bool) -> None:
+             recent: int, n_sbc: int, n_hrc: int, fits_dir: str | None, site_dir: str | None, as_json: bool) -> None:
     """Simulate WFC3/UVIS and ACS/WFC observations: a downlink of pods and a DAN into the site inbox
     (building the site's reference files on first use), and with --fits the same exposures as FITS.
 
@@ -122,8 +125,8 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
                                defaults=site.instruments if site else None)
     if n_ir:
         stream = _with_ir(stream, seed, size, n_ir, quiet=as_json)
-    if n_sbc:
-        stream = _with_sbc(stream, seed, n_sbc)
+    if n_sbc or n_hrc:
+        stream = _with_acs_modes(stream, seed, n_sbc, n_hrc)
     written: list[Path] = []
     if fits_dir is not None:
         stream = _also_fits(stream, Path(fits_dir), written)
@@ -137,7 +140,7 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
             from pipeline.simulate.irdownlink import ensure_ir_references
 
             summary["context"] = ensure_ir_references(site.areas.crds, size)
-        if n_sbc:
+        if n_sbc or n_hrc:
             summary["context"] = _ensure_sbc_references(site.areas.crds)
         summary["dan"] = str(write_downlink(stream, site.areas.inbox))
     else:
@@ -153,13 +156,17 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         click.echo(f"{len(written)} FITS files in {fits_dir} (truth in {Path(fits_dir) / 'truth'})")
 
 
-def _with_sbc(stream: Iterator[SimulatedAssociation], seed: int, n_sbc: int) -> Iterator[SimulatedAssociation]:
-    """The downlink followed by ``n_sbc`` ACS/SBC dither associations."""
-    from pipeline.simulate import sbc
+def _with_acs_modes(stream: Iterator[SimulatedAssociation], seed: int, n_sbc: int,
+                    n_hrc: int) -> Iterator[SimulatedAssociation]:
+    """The downlink followed by ``n_sbc`` ACS/SBC associations (DITHER, REPEAT, DITHER, ...) and
+    ``n_hrc`` ACS/HRC CR-SPLIT pairs."""
+    from pipeline.simulate import hrc, sbc
 
     yield from stream
     for k in range(1, n_sbc + 1):
-        yield sbc.association(seed + k, k)  # type: ignore[misc]
+        yield sbc.association(seed + k, k, "REPEAT" if k % 2 == 0 else "DITHER")  # type: ignore[misc]
+    for k in range(1, n_hrc + 1):
+        yield hrc.association(seed + k, k)
 
 
 def _ensure_sbc_references(crds_root: Path) -> str:
@@ -171,6 +178,8 @@ def _ensure_sbc_references(crds_root: Path) -> str:
         return crdscache.latest_context(crds_root)
     click.echo(f"adding the ACS/SBC and ACS/HRC references to {crds_root} ...", err=True)
     return deliver_sbc_hrc(crds_root)
+
+
 def _ir_fits(fits_dir: Path, seed: int, size: str, count: int) -> list[Path]:
     """WFC3/IR exposures (one per association asked for) as FITS with their reference files (``iref/``)."""
     from pipeline.simulate.irfits import write_ir_fits

@@ -106,7 +106,10 @@ def raw_file(primary_header: fits.Header, data: np.ndarray, sci_keys: Mapping[st
 
     sci = fits.ImageHDU(data, name="SCI")
     root = str(primary_header["ROOTNAME"])
-    sci.header.update(EXTVER=1, ROOTNAME=root, EXPNAME=root, BUNIT="COUNTS", WCSAXES=2, **sci_keys)
+    sci.header.insert("EXTNAME", ("INHERIT", True, "inherit the primary header"))  # as archive raws (and 2FITS)
+    sci.header.update(EXTVER=1, ROOTNAME=(root, "rootname of the observation set"),
+                      EXPNAME=(root, "exposure identifier"), BUNIT=("COUNTS", "brightness units"), WCSAXES=2,
+                      **sci_keys)
     sci.header.update(RA_APER=sci.header["CRVAL1"], DEC_APER=sci.header["CRVAL2"], PA_APER=sci.header["ORIENTAT"],
                       VAFACTOR=1.0)
     ny, nx = data.shape

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -176,13 +177,60 @@ class HrcTruth:
     cosmic_rays: np.ndarray
     saturated: np.ndarray
 
+    def to_hdulist(self, rootname: str) -> fits.HDUList:
+        """``<root>_truth.fits``: electrons per trimmed pixel, and where CRs and saturation went."""
+        return fits.HDUList([fits.PrimaryHDU(header=fits.Header([("ROOTNAME", rootname)])),
+                             fits.ImageHDU(self.electrons.astype(np.float32), name="ELECTRONS"),
+                             fits.ImageHDU(self.cosmic_rays.astype(np.uint8), name="CR"),
+                             fits.ImageHDU(self.saturated.astype(np.uint8), name="SATURATED")])
 
-def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expstart: float = 52500.3, seed: int = 2,
-              star_seed: int = 2, crsplit: int = 1, asn_id: str = "NONE", ncr: int = 400,
-              aperture: str = "HRC", coronagraph: bool = False) -> HrcTruth:
-    """A raw HRC exposure in the archive's layout; the reference keywords name :data:`NAMES` in jref.
-    ``aperture`` one of :data:`SUBARRAYS` reads out only that corner of amp C (with its prescan);
-    ``coronagraph`` observes through the occulting spots (OBSTYPE CORONAGRAPHIC, CFLTFILE/SPOTTAB)."""
+
+@dataclass
+class HrcExposure:
+    """One simulated HRC exposure as the downlink carries it."""
+
+    rootname: str
+    raw: fits.HDUList
+    truth: HrcTruth
+
+
+def association(seed: int, index: int = 1) -> Any:
+    """A CR-SPLIT pair ``jhrc<nn>010`` (the typical HRC observation): two 150 s F555W exposures of the
+    same field, their own noise and cosmic rays; a downlink ``SimulatedAssociation``."""
+    from pipeline.core.config import load_instrument_defaults
+    from pipeline.science.telemetry.rawfits import calibration_switches
+    from pipeline.simulate.downlink import SimulatedAssociation
+
+    name = f"jhrc{index:02d}010"
+    switches = calibration_switches(load_instrument_defaults()["acs"], "ACS", "HRC", "CR-SPLIT")
+    members = []
+    for k in (1, 2):
+        root = f"jhrc{index:02d}c{k}q"
+        hdul, truth = make_raw(root, exptime=150.0, expstart=52500.3 + 0.003 * k, seed=seed * 10 + k,
+                               star_seed=seed, crsplit=2, asn_id=name, asn_mtyp="EXP-CRJ", switches=switches)
+        members.append(HrcExposure(root, hdul, truth))
+    return SimulatedAssociation(name, "CR-SPLIT", members)  # type: ignore[arg-type]
+
+
+def write_raw(path: Path, **kw: Any) -> HrcTruth:
+    """A raw HRC exposure written to ``path`` (see :func:`make_raw`); the dark of ``path``'s sibling
+    ``jref`` directory, when there is one, is the dark the exposure collects."""
+    jref_dark = path.parent / "jref" / NAMES["DARKFILE"]
+    dark = fits.getdata(jref_dark, 1) if jref_dark.is_file() else None
+    hdul, truth = make_raw(path.name.split("_")[0].lower(), dark=dark, **kw)
+    atomic_write_fits(hdul, path)
+    return truth
+
+
+def make_raw(root: str, *, filt: str = "F555W", exptime: float = 300.0, expstart: float = 52500.3, seed: int = 2,
+             star_seed: int = 2, crsplit: int = 1, asn_id: str = "NONE", ncr: int = 400,
+             aperture: str = "HRC", coronagraph: bool = False, dark: np.ndarray | None = None,
+             asn_mtyp: str = "", switches: dict[str, str] | None = None) -> tuple[fits.HDUList, HrcTruth]:
+    """A raw HRC exposure in the archive's layout (HDUList) and its truth; the reference keywords name
+    :data:`NAMES` in jref. ``aperture`` one of :data:`SUBARRAYS` reads out only that corner of amp C
+    (with its prescan); ``coronagraph`` observes through the occulting spots (OBSTYPE CORONAGRAPHIC,
+    CFLTFILE/SPOTTAB); ``asn_id``/``asn_mtyp`` make it an association member; ``switches`` replaces
+    the default calibration switches (2FITS's, for a downlink)."""
     rng = np.random.default_rng(seed)
     srng = np.random.default_rng(star_seed)
     e = np.full((SIZE, SIZE), 8.0 * exptime / 100.0)
@@ -197,7 +245,6 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
     if coronagraph:
         flat = flat * spot_flat()
     signal = e * flat
-    dark = fits.getdata(path.parent / "jref" / NAMES["DARKFILE"], 1) if (path.parent / "jref").is_dir() else None
     signal = signal + (DARK_RATE if dark is None else dark) * exptime
     obs = rng.poisson(signal).astype(np.float64)
     crs = np.zeros((SIZE, SIZE), bool)
@@ -218,10 +265,11 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
     if sub:
         dn = dn[:ny, :PRESCAN + nx]
         e, crs, saturated = e[:ny, :nx], crs[:ny, :nx], saturated[:ny, :nx]
-    root = path.name.split("_")[0].lower()
     f1, f2 = FILTERS[filt][:2]
     p = fits.Header()
-    p.update(NEXTEND=3, ROOTNAME=root, FILENAME=path.name, FILETYPE="SCI", TELESCOP="HST", INSTRUME="ACS",
+    p.update(NEXTEND=(3, "Number of standard extensions"), ROOTNAME=root,
+             FILENAME=(f"{root}_raw.fits", "name of file"), FILETYPE=("SCI", "type of data found in data file"),
+             TELESCOP="HST", INSTRUME="ACS",
              DETECTOR="HRC", OBSTYPE="IMAGING", OBSMODE="ACCUM", IMAGETYP="EXT",
              APERTURE=aperture, TARGNAME="SIMULATED-CLUSTER",
              FILTER1=f1, FILTER2=f2, SUBARRAY=sub is not None, CCDAMP="C", CCDGAIN=2, CCDOFSTA=3, CCDOFSTB=3,
@@ -231,10 +279,14 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
     p["DATE-OBS"], p["TIME-OBS"] = date_time(expstart)
     p["PA_V3"] = (42.0, "position angle of V3-axis of HST (deg)")
     p.update(CENTERA1=PRESCAN + nx // 2 + 1, CENTERA2=ny // 2 + 1, SIZAXIS1=nx, SIZAXIS2=ny)
-    for s in ("DQICORR", "BLEVCORR", "BIASCORR", "DARKCORR", "FLATCORR", "PHOTCORR", "EXPSCORR"):
-        p[s] = "PERFORM"
-    p.update(ATODCORR="OMIT", FLSHCORR="OMIT", SHADCORR="OMIT", CRCORR="PERFORM" if crsplit > 1 else "OMIT",
-             RPTCORR="OMIT", DRIZCORR="PERFORM", PCTECORR="OMIT")
+    if switches is None:
+        switches = {s: "PERFORM" for s in ("DQICORR", "BLEVCORR", "BIASCORR", "DARKCORR", "FLATCORR", "PHOTCORR",
+                                           "EXPSCORR")}
+        switches.update(ATODCORR="OMIT", FLSHCORR="OMIT", SHADCORR="OMIT",
+                        CRCORR="PERFORM" if crsplit > 1 else "OMIT", RPTCORR="OMIT", DRIZCORR="PERFORM",
+                        PCTECORR="OMIT")
+    p.update(STATFLAG=(True, "Calculate statistics?"), WRTERR=(True, "write out error array extension"))
+    p.update({k: (v, "calibration switch") for k, v in switches.items()})
     for key, name in NAMES.items():
         p[key] = f"jref${name}"
     p.update(DFLTFILE="N/A", LFLTFILE="N/A", CFLTFILE="N/A", SPOTTAB="N/A", FLSHFILE="N/A", SHADFILE="N/A")
@@ -244,8 +296,10 @@ def write_raw(path: Path, *, filt: str = "F555W", exptime: float = 300.0, expsta
     keys = dict(LTV1=float(PRESCAN), LTV2=0.0, LTM1_1=1.0, LTM2_2=1.0, SDQFLAGS=31743, CCDCHIP=1,
                 CRPIX1=531.0, CRPIX2=512.0, CRVAL1=6.02, CRVAL2=-72.08, CTYPE1="RA---TAN", CTYPE2="DEC--TAN",
                 CD1_1=-7.0e-6, CD1_2=1.8e-6, CD2_1=2.9e-6, CD2_2=6.6e-6, ORIENTAT=15.5)
-    atomic_write_fits(acsrefs.raw_file(p, dn, keys), path)
-    return HrcTruth(electrons=e * exptime / exptime, cosmic_rays=crs, saturated=saturated)
+    if asn_id != "NONE":
+        p.update(ASN_ID=asn_id.upper(), ASN_TAB=f"{asn_id.lower()}_asn.fits", ASN_MTYP=asn_mtyp)
+    return acsrefs.raw_file(p, dn, keys), HrcTruth(electrons=e * exptime / exptime, cosmic_rays=crs,
+                                                   saturated=saturated)
 
 
 def prepare_real_raw(raw: Path, dest: Path, refdir: Path, *, real_tables: dict[str, Path]) -> Path:
