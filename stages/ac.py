@@ -38,8 +38,19 @@ def _association_products(work: Path, dataset: DatasetName) -> list[tuple[Datase
         return []
     table = read_asn_table(asn)
     combined = table.asn_type in ("CR-SPLIT", "REPEAT")
-    return [(parse_dataset(p), suffix, combined and suffix == "crj")
-            for p in table.products for suffix in ("crj", *OPTIONAL_SUFFIXES)]
+    summed = _combined_suffix(work, table.members)
+    return [(parse_dataset(p), suffix, combined and suffix == summed)
+            for p in table.products for suffix in ("crj", "sfl", *OPTIONAL_SUFFIXES)]
+
+
+def _combined_suffix(work: Path, members: tuple[str, ...]) -> str:
+    """``sfl`` for an SBC association (calacs's ACSSUM sums a REPEAT), else ``crj``."""
+    from astropy.io import fits
+
+    raw = work / parse_dataset(members[0]).file("raw") if members else None
+    if raw is None or not raw.is_file():
+        return "crj"
+    return "sfl" if str(fits.getval(raw, "DETECTOR", 0, default="")).strip().upper() == "SBC" else "crj"
 
 
 class AfterCalibrationChecks(Stage):

@@ -121,6 +121,12 @@ class Calibrate(Stage):
                 _ready_marker(work, ctx.dataset).touch()
                 self._maybe_finish(ctx, asn, work, log)  # type: ignore[arg-type]
             return
+        if stacked and builtin.detector_of(header, raw) is builtin.SBC:  # ACS2D now, ACSSUM by the last member
+            out = builtin.calibrate_exposure(raw, work, site=ctx.site, log=log)
+            ctx.log(f"{ctx.dataset}: wrote {out.name}")
+            _ready_marker(work, ctx.dataset).touch()
+            self._maybe_finish(ctx, asn, work, log)  # type: ignore[arg-type]
+            return
         blv = builtin.ccd_phase(raw, site=ctx.site, log=log)
         blv_path = work / ctx.dataset.file("blv_tmp")
         if not stacked:
@@ -214,6 +220,9 @@ class Calibrate(Stage):
                 return
             products = [ir_repeat.sum_repeats([work / m.file("flt") for m in members], work, asn.products[0],
                                               site=ctx.site, log=log)]
+        elif builtin.detector_of(first, asn_path) is builtin.SBC:
+            products = builtin.sum_sbc_repeats([work / m.file("flt") for m in members], work, asn.products[0],
+                                               log=log)
         else:
             blv_paths = [work / m.file("blv_tmp") for m in members]
             missing = [p.name for p in blv_paths if not p.is_file()]

@@ -52,7 +52,7 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9]{3}[a-z0-9]{2}[a-z0-9]{2}[a-z0-9]$")
 _COMMON = ("raw", "asn", "spt", "trl")
 SUFFIXES: dict[str, tuple[str, ...]] = {
     "wfc3": (*_COMMON, "flt", "flc", "crj", "crc", "drz", "drc", "ima", "blv_tmp", "blc_tmp"),
-    "acs": (*_COMMON, "flt", "flc", "crj", "crc", "drz", "drc", "blv_tmp", "blc_tmp"),
+    "acs": (*_COMMON, "flt", "flc", "crj", "crc", "sfl", "drz", "drc", "blv_tmp", "blc_tmp"),
     "cos": (
         *_COMMON, "rawtag", "rawtag_a", "rawtag_b", "rawacq", "corrtag_a", "corrtag_b", "flt_a", "flt_b",
         "counts_a", "counts_b", "x1d", "x1dsum", "x1dsum1", "x1dsum2", "x1dsum3", "x1dsum4", "lampflash",

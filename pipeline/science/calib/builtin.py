@@ -295,15 +295,21 @@ def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) 
         return calibrate_repeat(raws, outdir, product, **kw)
     if detector_of(read_primary(raws[0]), raws[0]) is SBC:
         flts = [calibrate_exposure(r, outdir, **kw) for r in raws]
-        if not acssum.wants_sum(flts):
-            return flts
-        return [*flts, acssum.sum_repeats(flts, outdir / f"{product}_sfl.fits", ASN_KINDS["REPEAT"][1],
-                                          log=kw.get("log"))]  # type: ignore[arg-type]
+        return [*flts, *sum_sbc_repeats(flts, outdir, product, log=kw.get("log"))]  # type: ignore[arg-type]
     outputs = finish_stack([ccd_phase(r, **kw) for r in raws], outdir, product, **kw)  # type: ignore[arg-type]
     blcs = cte_blcs(raws, **kw)
     if blcs is not None:
         outputs += finish_stack(blcs, outdir, product, cte=True, **kw)
     return outputs
+
+
+def sum_sbc_repeats(flts: list[Path], outdir: Path, product: str, *,
+                    log: LogSink | None = None) -> list[Path]:
+    """ACSSUM of an SBC REPEAT's member ``_flt`` files into ``<product>_sfl.fits`` (calacs's
+    ProcessMAMA); nothing when RPTCORR is not PERFORM or there is one member."""
+    if not acssum.wants_sum(flts):
+        return []
+    return [acssum.sum_repeats(flts, outdir / f"{product}_sfl.fits", ASN_KINDS["REPEAT"][1], log=log)]
 
 
 def cte_blcs(raws: list[Path], **kw: object) -> list[Exposure] | None:

@@ -33,6 +33,7 @@ NOT_DONE_HERE: dict[str, frozenset[str]] = {
     "flc": frozenset({"CRCORR", "RPTCORR", "DRIZCORR"}),
     "crj": frozenset({"DRIZCORR", "PCTECORR"}),
     "crc": frozenset({"DRIZCORR"}),
+    "sfl": frozenset({"DRIZCORR"}),  # ACS/SBC REPEAT sum (ACSSUM)
     "ima": frozenset({"DRIZCORR"}),   # WFC3/IR intermediate: every read calibrated, not drizzled
     "drz": frozenset({"PCTECORR"}),
     "drc": frozenset(),
