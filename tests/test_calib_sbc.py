@@ -222,3 +222,25 @@ def test_real_calacs_agrees_bit_for_bit_on_an_sbc_repeat_association(tmp_path: P
     result = compare_input(asn, tmp_path / "work", environ=dict(os.environ, jref=str(refs["MLINTAB"].parent) + "/"))
     assert result.ok(0.0) and any(d.product.endswith("_sfl.fits") for d in result.diffs), \
         [d.line() for d in result.diffs]
+
+
+def test_every_reference_dummy_writes_no_product(tmp_path: Path, refs: dict[str, Path]) -> None:
+    """get2dflags.c counts no step when every PERFORM switch's reference has PEDIGREE = DUMMY: ACS2D
+    returns NOTHING_TO_DO, calacs's main prints "CALACS did NOT process" and exits 0, no _flt."""
+    jref = tmp_path / "jref"
+    shutil.copytree(refs["MLINTAB"].parent, jref)
+    for key in ("BPIXTAB", "MLINTAB", "DARKFILE", "PFLTFILE", "IMPHTTAB"):
+        with fits.open(jref / refs[key].name, mode="update") as h:
+            h[0].header["PEDIGREE"] = "DUMMY 01/03/2002"
+    raw = tmp_path / "in" / "jsbc01abq_raw.fits"
+    raw.parent.mkdir()
+    sbc.write_raw(raw, refs)
+    said: list[str] = []
+    out = calibrate([raw], tmp_path / "out", engine="builtin", environ={"jref": f"{jref}/"},
+                    echo=said.append)
+    assert out == [] and list((tmp_path / "out").iterdir()) == []
+    assert any("PEDIGREE = DUMMY" in line for line in said)
+    with fits.open(jref / refs["IMPHTTAB"].name, mode="update") as h:   # one real step left: a product
+        h[0].header["PEDIGREE"] = "INFLIGHT 01/03/2002"
+    (flt,) = calibrate([raw], tmp_path / "out", engine="builtin", environ={"jref": f"{jref}/"})
+    assert fits.getval(flt, "PHOTCORR") == "COMPLETE" and fits.getval(flt, "DARKCORR") == "SKIPPED"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from pipeline.core.asntable import read_asn_table
+from pipeline.core.asntable import AsnTable, read_asn_table
 from pipeline.core.errors import BadInput, ConfigError, Unsupported
 from pipeline.core.trailer import Trailer
-from pipeline.science.calib import builtin
+from pipeline.science.calib import builtin, sbc
 from pipeline.science.calib.cos import run_calcos
 from pipeline.science.calib.hstcal import executable_for, run_hstcal
 from pipeline.science.calib.products import engine_version
@@ -118,7 +118,17 @@ def calibrate_one(path: Path, outdir: Path, *, engine: str, site: object | None,
                                keyword="MEMNAME")
     if chosen == "hstcal":
         return run_hstcal(instrument, path, members, outdir, site=site, environ=environ, log=log)
-    kw = {"site": site, "environ": environ, "log": log}
+    try:
+        return _builtin(path, asn, members, outdir, {"site": site, "environ": environ, "log": log})
+    except sbc.NothingToDo as exc:
+        if log:
+            log("warn", str(exc))
+        return []
+
+
+def _builtin(path: Path, asn: AsnTable | None, members: list[Path], outdir: Path,
+             kw: dict[str, object]) -> list[Path]:
+    """The built-in engine's products for an exposure or an association."""
     if asn is None:
         flc = builtin.calibrate_cte(path, outdir, **kw)
         return [builtin.calibrate_exposure(path, outdir, **kw), *([flc] if flc else [])]

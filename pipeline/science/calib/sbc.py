@@ -47,6 +47,16 @@ def copy_unprocessed(raw: Path, out: Path) -> Path:
     return out
 
 
+#: The reference table each table-driven ACS2D step needs (``Get2dFlags``: DUMMY turns it off).
+STEP_TABLES = {"DQICORR": "BPIXTAB", "GLINCORR": "MLINTAB", "LFLGCORR": "MLINTAB", "PHOTCORR": "IMPHTTAB"}
+
+
+class NothingToDo(Exception):
+    """calacs's NOTHING_TO_DO: an ACS2D switch is PERFORM but every step's reference has PEDIGREE =
+    DUMMY; ``Get2dFlags`` counts no step, calacs writes no product ("CALACS did NOT process") and
+    exits 0."""
+
+
 class SbcFlags:
     """No exposure-level decision beyond the switches."""
 
@@ -89,8 +99,11 @@ def validate(ctx: CalContext) -> SbcFlags:
             ctx.done("FLATCORR", SKIPPED)
     if ctx.perform("PHOTCORR"):
         ctx.reference_path("IMPHTTAB")
-    if not any(ctx.perform(s) for s in TWOD_SWITCHES):
-        ctx.warn("no calibration switch is PERFORM: nothing to do for this MAMA exposure")
+    if not any(ctx.perform(s) and not (s in STEP_TABLES and reference_is_dummy(ctx, STEP_TABLES[s]))
+               for s in TWOD_SWITCHES):
+        ctx.warn("No calibration switch was set to PERFORM, or all reference files had PEDIGREE = DUMMY.")
+        raise NothingToDo(f"{ctx.path.name}: every ACS2D step is off or has a DUMMY reference: calacs "
+                          "writes no product (\"CALACS did NOT process\") and exits 0")
     return SbcFlags()
 
 
