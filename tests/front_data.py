@@ -73,3 +73,25 @@ def singleton(rootname: str = "ib1f02b1q", seed: int = 7) -> Association:
 def write_test_downlink(inbox: Path, downlink_id: str = "dltest-0001") -> Path:
     """One dither pair plus one singleton: three pods and the DAN."""
     return write_downlink([dither_pair(), singleton()], inbox, downlink_id)
+
+
+def through_2fits(site, downlink: list, fits_dir: Path, downlink_id: str):  # type: ignore[no-untyped-def]
+    """Write ``downlink`` as FITS into ``fits_dir`` and as pods into the site's inbox, run receipt,
+    INGEST and 2FITS (each ``c``); yield (association, 2FITS raw, simulator raw) per member."""
+    from pipeline.core.osf import Blackboard
+    from pipeline.core.stage import run_stage
+    from pipeline.simulate.downlink import write_fits
+    from stages.dan_receipt import run as receive
+    from stages.ingest import Ingest
+    from stages.twofits import TwoFits
+
+    write_fits(downlink, fits_dir)
+    assert receive([str(write_downlink(downlink, site.areas.inbox, downlink_id))]) == 0
+    bb = Blackboard(site.database_url)
+    for asn in downlink:
+        assert run_stage(Ingest, [asn.name]) == 0
+        assert run_stage(TwoFits, [asn.name]) == 0
+        assert bb.get(asn.name).status[:3] == "ccc"
+        for member in asn.members:
+            yield asn, site.areas.work / asn.name / f"{member.rootname}_raw.fits", \
+                fits_dir / f"{member.rootname}_raw.fits"

@@ -14,14 +14,10 @@ from click.testing import CliRunner
 from pipeline.archive.store import Archive
 from pipeline.cli import main as owl
 from pipeline.core.osf import Blackboard
-from pipeline.core.stage import run_stage
 from pipeline.science.telemetry.dan import write_downlink
 from pipeline.simulate import build_reference_cache, hrc, sbc
 from pipeline.simulate.acscrds import deliver_sbc_hrc
-from pipeline.simulate.downlink import write_fits
-from stages.dan_receipt import run as receive
-from stages.ingest import Ingest
-from stages.twofits import TwoFits
+from tests.front_data import through_2fits
 from tests.test_front_ir import _assert_same_raw
 from tests.test_reprocess_e2e import _process_live
 
@@ -44,20 +40,13 @@ def test_cli_adds_hrc_pairs_and_alternates_sbc_types(tmp_path: Path) -> None:
 
 
 def test_hrc_pods_give_back_the_fits_raws(site, tmp_path: Path) -> None:
-    downlink = [hrc.association(4, 3)]
-    fits_dir = tmp_path / "fits"
-    write_fits(downlink, fits_dir)
-    assert receive([str(write_downlink(downlink, site.areas.inbox, "dl-hrc"))]) == 0
-    bb = Blackboard(site.database_url)
-    (asn,) = downlink
-    assert run_stage(Ingest, [asn.name]) == 0
-    assert run_stage(TwoFits, [asn.name]) == 0
-    assert bb.get(asn.name).status[:3] == "ccc"
-    for member in asn.members:
-        with fits.open(site.areas.work / asn.name / f"{member.rootname}_raw.fits") as got, \
-                fits.open(fits_dir / f"{member.rootname}_raw.fits") as sim:
+    found = 0
+    for _asn, got_path, sim_path in through_2fits(site, [hrc.association(4, 3)], tmp_path / "fits", "dl-hrc"):
+        with fits.open(got_path) as got, fits.open(sim_path) as sim:
             _assert_same_raw(got, sim)
             assert got["SCI", 1].data.shape == (1044, 1062) and got[0].header["CRCORR"] == "PERFORM"
+        found += 1
+    assert found == 2
 
 
 @pytest.mark.slow

@@ -9,20 +9,14 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.core.osf import Blackboard
-from pipeline.core.stage import run_stage
-from pipeline.science.telemetry.dan import write_downlink
 from pipeline.science.telemetry.decode import decode_pod
 from pipeline.science.telemetry.encode import encode_exposure
 from pipeline.science.telemetry.rawfits import raw_hdulist
-from pipeline.simulate.downlink import write_fits
 from pipeline.simulate.ir import IRExposure, simulate_ramp
 from pipeline.simulate.irdownlink import iter_ir_downlink, plan_ir
 from pipeline.simulate.irheaders import ir_switches
 from pipeline.simulate.irmodel import detector_maps
-from stages.dan_receipt import run as receive
-from stages.ingest import Ingest
-from stages.twofits import TwoFits
+from tests.front_data import through_2fits
 
 FILE_KEYWORDS = {"OPUS_VER", "DATE"}
 
@@ -83,18 +77,9 @@ def test_ir_plan_names_and_dither() -> None:
 
 def test_ir_downlink_through_receipt_ingest_and_2fits(site, tmp_path) -> None:
     downlink = list(iter_ir_downlink(11, "subarray", 2))
-    fits_dir = tmp_path / "fits"
-    write_fits(downlink, fits_dir)
-    assert receive([str(write_downlink(downlink, site.areas.inbox, "dl-ir"))]) == 0
-    bb = Blackboard(site.database_url)
-    for asn in downlink:
-        assert run_stage(Ingest, [asn.name]) == 0
-        assert run_stage(TwoFits, [asn.name]) == 0
-        assert bb.get(asn.name).status[:3] == "ccc"
-        for member in asn.members:
-            with fits.open(site.areas.work / asn.name / f"{member.rootname}_raw.fits") as got, \
-                    fits.open(fits_dir / f"{member.rootname}_raw.fits") as sim:
-                _assert_same_raw(got, sim)
-                assert got[0].header["ASN_ID"] == (asn.name.upper() if asn.asn_type == "DITHER" else "NONE")
+    for asn, got_path, sim_path in through_2fits(site, downlink, tmp_path / "fits", "dl-ir"):
+        with fits.open(got_path) as got, fits.open(sim_path) as sim:
+            _assert_same_raw(got, sim)
+            assert got[0].header["ASN_ID"] == (asn.name.upper() if asn.asn_type == "DITHER" else "NONE")
     with fits.open(site.areas.work / downlink[0].name / f"{downlink[0].name}_asn.fits") as table:
         assert [r[1].strip() for r in table["ASN"].data] == ["EXP-DTH", "EXP-DTH", "PROD-DTH"]
