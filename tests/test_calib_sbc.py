@@ -243,4 +243,9 @@ def test_every_reference_dummy_writes_no_product(tmp_path: Path, refs: dict[str,
     with fits.open(jref / refs["IMPHTTAB"].name, mode="update") as h:   # one real step left: a product
         h[0].header["PEDIGREE"] = "INFLIGHT 01/03/2002"
     (flt,) = calibrate([raw], tmp_path / "out", engine="builtin", environ={"jref": f"{jref}/"})
-    assert fits.getval(flt, "PHOTCORR") == "COMPLETE" and fits.getval(flt, "DARKCORR") == "SKIPPED"
+    with fits.open(flt) as h, fits.open(raw) as r:  # calacs 10.5.0 on this case: the dummy steps SKIPPED
+        assert h[0].header["PHOTCORR"] == "COMPLETE" and h["SCI"].header["PHOTFLAM"] > 0
+        for s in ("DQICORR", "GLINCORR", "LFLGCORR", "DARKCORR", "FLATCORR"):
+            assert h[0].header[s] == "SKIPPED", s
+        assert not h["DQ"].data.any() and "GLOBLIM" not in h["SCI"].header
+        assert np.array_equal(h["SCI"].data, r["SCI"].data.astype(np.float32))

@@ -99,8 +99,11 @@ def validate(ctx: CalContext) -> SbcFlags:
             ctx.done("FLATCORR", SKIPPED)
     if ctx.perform("PHOTCORR"):
         ctx.reference_path("IMPHTTAB")
-    if not any(ctx.perform(s) and not (s in STEP_TABLES and reference_is_dummy(ctx, STEP_TABLES[s]))
-               for s in TWOD_SWITCHES):
+    for switch, table in STEP_TABLES.items():  # GetTabRef: a DUMMY table turns its step off
+        if ctx.perform(switch) and reference_is_dummy(ctx, table):
+            ctx.warn(f"{table} has PEDIGREE = DUMMY; {switch} skipped")
+            ctx.done(switch, SKIPPED)
+    if not any(ctx.perform(s) for s in TWOD_SWITCHES):
         ctx.warn("No calibration switch was set to PERFORM, or all reference files had PEDIGREE = DUMMY.")
         raise NothingToDo(f"{ctx.path.name}: every ACS2D step is off or has a DUMMY reference: calacs "
                           "writes no product (\"CALACS did NOT process\") and exits 0")
