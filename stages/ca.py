@@ -69,11 +69,15 @@ class Calibrate(Stage):
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.science.calib.api import log_sink
+        from pipeline.science.calib.sbc import NothingToDo
 
         if ctx.dataset.is_association:
             self._finish(ctx, ctx.dataset, ctx.work, log_sink(ctx.trailer))
-        else:
+            return
+        try:
             self._exposure(ctx)
+        except NothingToDo as exc:  # calacs exits 0 and writes nothing; AC then reports the missing _flt
+            ctx.warn(str(exc))
 
     # ---------------------------------------------------------------------------------- exposure
     def _exposure(self, ctx: StageContext) -> None:

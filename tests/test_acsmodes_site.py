@@ -13,10 +13,14 @@ from click.testing import CliRunner
 
 from pipeline.archive.store import Archive
 from pipeline.cli import main as owl
+from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
 from pipeline.science.telemetry.dan import write_downlink
 from pipeline.simulate import build_reference_cache, hrc, sbc
 from pipeline.simulate.acscrds import deliver_sbc_hrc
+from stages.ac import AfterCalibrationChecks
+from stages.ca import Calibrate
 from tests.front_data import through_2fits
 from tests.test_front_ir import _assert_same_raw
 from tests.test_reprocess_e2e import _process_live
@@ -71,3 +75,24 @@ def test_hrc_crsplit_and_sbc_repeat_through_new_science(site, tmp_path: Path, mo
     assert (h["RPTCORR"], h["NCOMBINE"], h["EXPTIME"]) == ("COMPLETE", 2, 600.0)
     (flt,) = archive.get("jhrc01c1q", kind="flt", dest=tmp_path / "flt")
     assert fits.getval(flt, "BLEVCORR") == "COMPLETE" and fits.getdata(flt, 1).shape == (1024, 1024)
+
+
+def test_sbc_with_only_dummy_references_calibrates_to_nothing(site, monkeypatch) -> None:
+    """calacs's NOTHING_TO_DO in a site: CA completes without a product (a warning in the trailer),
+    AC fails on the missing ``_flt`` and names it."""
+    monkeypatch.delenv("jref", raising=False)  # references come from the site's CRDS cache
+    refs = sbc.write_references(site.areas.crds / "references" / "hst")
+    for path in refs.values():
+        with fits.open(path, mode="update") as h:
+            h[0].header["PEDIGREE"] = "DUMMY 01/03/2002"
+    dataset = parse_dataset("jsbc05abq")
+    work = site.work_dir(dataset)
+    work.mkdir(parents=True)
+    sbc.write_raw(work / dataset.file("raw"), refs)
+    bb = Blackboard(site.database_url)
+    bb.create(dataset)
+    assert run_stage(Calibrate, [dataset.name]) == 0
+    assert bb.get(dataset.name).letter("CA") == "c" and not (work / dataset.file("flt")).exists()
+    assert "PEDIGREE = DUMMY" in site.trailer_path(dataset).read_text()
+    assert run_stage(AfterCalibrationChecks, [dataset.name]) != 0
+    assert "jsbc05abq_flt.fits: -: missing" in site.trailer_path(dataset).read_text()
