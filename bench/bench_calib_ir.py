@@ -3,7 +3,8 @@
 The ramps and their references come from the IR simulator, built once into ``.bench/calib-ir-data``
 by a child process. Figures: in-process wall time (``_ima`` + ``_flt`` written) and peak RSS for
 NSAMP=16; ``owl calibrate`` as a whole process (median of 3, peak RSS) for NSAMP=8 and 16; and, when
-``calwf3.e`` is on PATH, the real calwf3 on the same raw (median of 3, peak RSS) and the ratio.
+``calwf3.e`` is on PATH, the real calwf3 on the same raw (median of 3, peak RSS) and the ratio;
+each process is timed by :mod:`bench.bench_ca`'s launcher (wall, CPU, peak RSS its own).
 Goals (issue 12): faster than calwf3's ~3 s for NSAMP=8 on this machine class, <= 1.5 GB peak.
 """
 
@@ -11,13 +12,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.bench_calib import _cold_run
+from bench.bench_ca import _hstcal_run, _owl_run
 from bench.common import Result, median_time, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,25 +48,15 @@ def _prepare() -> dict[int, Path]:
     return raws
 
 
-def _calwf3_run(calwf3: str, raw: Path, out: Path) -> tuple[float, float]:
-    """Wall time and peak RSS (``/usr/bin/time``) of calwf3.e on a copy of ``raw`` in ``out``."""
-    out.mkdir(parents=True)
-    shutil.copy(raw, out / raw.name)
-    t0 = time.perf_counter()
-    subprocess.run(["/usr/bin/time", "-f", "RSS %M", "-o", str(out / "rusage"), calwf3, raw.name], cwd=out,
-                   check=True, capture_output=True)
-    wall = time.perf_counter() - t0
-    return wall, float((out / "rusage").read_text().split()[-1]) / 1024
-
-
-def _process_figures(label: str, fn, out: Path, goal: float | None = None) -> tuple[Result, float]:
-    """Median wall time of ``PROCESS_REPEATS`` whole-process runs (fresh output folders) and the peak RSS."""
-    runs = [fn(out / f"{label}-{i}") for i in range(PROCESS_REPEATS)]
-    walls = sorted(w for w, _ in runs)
-    median = walls[len(walls) // 2]
-    rss = max(r for _, r in runs)
-    return Result(label, median, "s", goal=goal, details={"walls": [round(w, 3) for w in walls],
-                                                          "peak_rss_mb": round(rss, 1)}), median
+def _process_figures(label: str, fn: Callable[[Path], dict], work: Path,
+                     goal: float | None = None) -> tuple[Result, float]:
+    """Median wall time of ``PROCESS_REPEATS`` whole-process runs (after one warm-up), their CPU
+    times (less sensitive to the machine's load) and the peak RSS, timed by bench_ca's launcher."""
+    runs = [fn(work) for _ in range(PROCESS_REPEATS + 1)][1:]
+    median = statistics.median(r["wall"] for r in runs)
+    return Result(label, median, "s", goal=goal, details={
+        "walls": [round(r["wall"], 3) for r in runs], "cpu_s": [round(r["cpu"], 3) for r in runs],
+        "peak_rss_mb": round(max(r["rss_mb"] for r in runs), 1)}), median
 
 
 def run() -> list[Result]:
@@ -72,6 +65,7 @@ def run() -> list[Result]:
     from pipeline.science.calib.ir.engine import calibrate_ir
 
     calwf3 = shutil.which("calwf3.e")
+    refs = DATA / "iref"
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -84,11 +78,12 @@ def run() -> list[Result]:
             Result("CA built-in IR: peak RSS (this process)", rss, "MB", goal=1500.0)]
         for nsamp, raw in sorted(raws.items()):
             own, own_s = _process_figures(f"owl calibrate IR NSAMP={nsamp}, whole process",
-                                          lambda d, raw=raw: _cold_run(raw, d), out, goal=3.0 if nsamp == 8 else None)
+                                          lambda w, raw=raw: _owl_run(raw, refs, "iref", w), out,
+                                          goal=3.0 if nsamp == 8 else None)
             results.append(own)
             if calwf3:
                 ref, ref_s = _process_figures(f"calwf3.e IR NSAMP={nsamp}, whole process",
-                                              lambda d, raw=raw: _calwf3_run(calwf3, raw, d), out)
+                                              lambda w, raw=raw: _hstcal_run(calwf3, raw, refs, "iref", w), out)
                 ref.details["owl_over_calwf3"] = round(own_s / ref_s, 3)
                 results.append(ref)
     results[0].details["load_average_1min_end"] = round(os.getloadavg()[0], 2)
