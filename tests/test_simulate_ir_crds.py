@@ -51,12 +51,40 @@ def test_simulated_ir_raws_get_the_delivered_references(cache, tmp_path, monkeyp
     lookup = refs.load_context(root, context).lookup(refs.dataset_parameters(raw))
     assert not lookup.failures, lookup.failures
     by_name = {p.name: fits.getheader(p) for p in references_dir(root).glob("*i_*.fits")}
-    for reftype in ("ccdtab", "oscntab", "bpixtab", "crrejtab", "imphttab", "nlinfile", "darkfile", "pfltfile"):
+    for reftype in ("ccdtab", "oscntab", "bpixtab", "crrejtab", "imphttab", "nlinfile", "darkfile", "pfltfile",
+                    "idctab"):
         name = lookup.refs[reftype]
         assert name in by_name and by_name[name]["DETECTOR"] == "IR", (reftype, name)
     dark = by_name[lookup.refs["darkfile"]]
     assert (dark["SAMP_SEQ"], dark["SUBTYPE"]) == (seq, "FULLIMAG" if aperture == "IR" else "SQ64SUB")
     assert by_name[lookup.refs["pfltfile"]]["FILTER"] == filt
+
+
+def test_idctab_rule_and_layout_read_by_stwcs(cache, monkeypatch) -> None:
+    """IDCTAB follows the real hst_wfc3_idctab rule (DETECTOR, always relevant: UVIS raws keep a best
+    reference after the IR delivery) and stwcs's own reader takes the rows (chip, filter, scale, terms)."""
+    from stwcs.distortion.mutil import readIDCtab
+
+    root, context = cache
+    for key in ("CRDS_PATH", "CRDS_CONTEXT", "CRDS_MODE", "CRDS_SERVER_URL"):
+        monkeypatch.delenv(key, raising=False)
+    ctx = refs.load_context(root, context)
+    header = {"INSTRUME": "WFC3", "DATE-OBS": "2011-02-19", "TIME-OBS": "10:00:00"}
+    names = {}
+    for det in ("IR", "UVIS"):
+        lookup = ctx.lookup({**header, "DETECTOR": det}, reftypes=["idctab"])
+        assert not lookup.failures, lookup.failures
+        names[det] = lookup.refs["idctab"]
+        assert fits.getheader(references_dir(root) / names[det])["DETECTOR"] == det
+    fx, fy, refpix, order = readIDCtab(str(references_dir(root) / names["IR"]), chip=1, filter1="F160W",
+                                       filter2="CLEAR")
+    assert order == 4 and (refpix["XREF"], refpix["YREF"], refpix["PSCALE"]) == (507.0, 507.0, 0.12825)
+    assert fx[1, 1] == pytest.approx(0.13541, abs=1e-5) and fy[1, 0] == pytest.approx(0.12095, abs=1e-5)
+    assert 0 < abs(fx[2, 1]) < 1e-5  # a real order-4 solution, not a linear placeholder
+    _, _, uvis, _ = readIDCtab(str(references_dir(root) / names["UVIS"]), chip=2, filter1="F606W", filter2="CLEAR")
+    assert (uvis["V2REF"], uvis["V3REF"]) == (-27.4596, -33.2604)
+    with pytest.raises(LookupError):
+        readIDCtab(str(references_dir(root) / names["IR"]), chip=1, filter1="F606W", filter2="CLEAR")
 
 
 def test_ir_redelivery_supersedes_each_mode(cache, tmp_path, monkeypatch) -> None:

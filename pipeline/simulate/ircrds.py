@@ -4,7 +4,8 @@ The IR files (CCDTAB/OSCNTAB/BPIXTAB/CRREJTAB/IMPHTTAB rows for DETECTOR=IR, an 
 DARKFILE per sample sequence and subarray type, a PFLTFILE per filter) get CDBS names and the
 selection keywords of the real 2015 WFC3 IR rules (``hst_wfc3_darkfile``: DETECTOR, CCDAMP,
 CCDGAIN, SAMP_SEQ, SUBTYPE; ``hst_wfc3_pfltfile``: DETECTOR, CCDAMP, FILTER; ``hst_wfc3_nlinfile``:
-DETECTOR, relevant for IR only), and crds inserts them into the WFC3 rmaps.
+DETECTOR, relevant for IR only; ``hst_wfc3_idctab``: DETECTOR, always relevant, so an IDCTAB for UVIS
+is delivered with the IR one), and crds inserts them into the WFC3 rmaps.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from astropy.io import fits
 
 from pipeline.science.refs import write_server_config
 from pipeline.simulate import crdscache as cc
-from pipeline.simulate import irrefs
+from pipeline.simulate import idctab, irrefs
 from pipeline.simulate.irmodel import CCDGAIN, FULL_SUBTYPE, IR_FILTERS, SEQUENCES, SUBARRAYS, detector_maps
 from pipeline.simulate.reffiles import INITIAL_USEAFTER, cdbs_name, useafter_text
 
 SUFFIX = {"ccdtab": "ccd", "oscntab": "osc", "bpixtab": "bpx", "crrejtab": "crr", "imphttab": "imp",
-          "nlinfile": "lin", "darkfile": "drk", "pfltfile": "pfl"}
+          "nlinfile": "lin", "darkfile": "drk", "pfltfile": "pfl", "idctab": "idc"}
 
 
 def _builds(modes: Iterable[tuple[str, str]], filters: Iterable[str]) -> list[tuple[str, fits.HDUList]]:
@@ -31,6 +32,8 @@ def _builds(modes: Iterable[tuple[str, str]], filters: Iterable[str]) -> list[tu
            ("nlinfile", irrefs.nlin_file(maps))]
     out += [("darkfile", irrefs.dark_file(maps, seq, sub)) for seq, sub in modes]
     out += [("pfltfile", irrefs.flat_file(maps, f)) for f in filters]
+    # the real rule (hst_wfc3_idctab_0252) is always relevant and matches DETECTOR: UVIS needs its row too
+    out += [("idctab", idctab.idc_table(det)) for det in ("IR", "UVIS")]
     return out
 
 

@@ -10,7 +10,8 @@ DRKCFILE; calwf3 3.3, 2016) are not in that context either (only ACS had PCTETAB
 DETECTOR and DETECTOR/CCDAMP/CCDGAIN): theirs follow crds's ``wfc3_pctetab/biacfile/drkcfile.rmap``
 specs, selection by date alone, relevant when ``DETECTOR == "UVIS" and PCTECORR == "PERFORM"``.
 MDRIZTAB is the real ``*_mdriztab_0250`` rmaps' header (DETECTOR only, relevant unless DRIZCORR is
-OMIT; required for ACS, not for WFC3).
+OMIT; required for ACS, not for WFC3). IDCTAB is the real ``hst_wfc3_idctab_0252`` header (DETECTOR only,
+always relevant); its rmap appears with the IR delivery (:mod:`pipeline.simulate.ircrds`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ RMAP_HEADERS: dict[str, dict[str, dict[str, Any]]] = {
         **{t: _spec((), fmt, "YES", "PCTECORR", '(DETECTOR == "UVIS" and PCTECORR == "PERFORM")')
            for t, fmt in (("pctetab", "TABLE"), ("biacfile", "IMAGE"), ("drkcfile", "IMAGE"))},
         "mdriztab": _spec(("DETECTOR",), "TABLE", "NO", "DRIZCORR", '(DRIZCORR != "OMIT")'),
+        "idctab": _spec(("DETECTOR",), "TABLE", "NONE", "NONE", "ALWAYS"),
     },
     "acs": {
         "ccdtab": _spec(("DETECTOR",), "TABLE", "YES", "NONE", '(DETECTOR != "SBC")'),

@@ -54,11 +54,20 @@ def _mapped(hdu: fits.ImageHDU, dtype: type) -> np.ndarray | None:
     return raw.view(want.newbyteorder(raw.dtype.byteorder if raw.dtype.byteorder != "|" else "="))
 
 
-def _constant_or_data(hdu: fits.ImageHDU, shape: tuple[int, int], dtype: type) -> np.ndarray:
-    """An extension's array, expanding an empty HDU into ``PIXVALUE`` (default 0) of ``shape``."""
+def _constant_or_data(hdu: fits.ImageHDU, shape: tuple[int, int], dtype: type,
+                      out: np.ndarray | None = None) -> np.ndarray:
+    """An extension's array, expanding an empty HDU into ``PIXVALUE`` (default 0) of ``shape``.
+
+    With ``out`` (a ``dtype`` array of ``shape``, e.g. one read of a stack), a constant of that shape
+    is filled in place and ``out`` returned: no full-size temporary to allocate and copy.
+    """
     if hdu.header.get("NAXIS", 0) == 0 or hdu.data is None:
         npix = (int(hdu.header.get("NPIX2", shape[0])), int(hdu.header.get("NPIX1", shape[1])))
-        return np.full(npix if npix != (0, 0) else shape, hdu.header.get("PIXVALUE", 0), dtype=dtype)
+        npix = npix if npix != (0, 0) else shape
+        if out is not None and npix == out.shape:
+            out.fill(hdu.header.get("PIXVALUE", 0))
+            return out
+        return np.full(npix, hdu.header.get("PIXVALUE", 0), dtype=dtype)
     return _scaled(hdu, dtype)
 
 

@@ -58,8 +58,9 @@ class NlinCorr(IRStep):
             below = free & (s <= node)
             s64 = s.astype(F64)
             c = np.ones(s.shape, F32)
-            for j in range(coef.shape[0]):
-                c = (c.astype(F64) + coef[j] * np.power(s64, float(j))).astype(F32)
+            for j in range(coef.shape[0]):   # x**0 and x**1 are exact: no pow() for them
+                term = coef[j] if j == 0 else coef[j] * (s64 if j == 1 else np.power(s64, float(j)))
+                c = (c.astype(F64) + term).astype(F32)
             corrected = s * c
             if zs is not None:
                 corrected = corrected - zs

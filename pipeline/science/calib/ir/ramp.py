@@ -20,7 +20,8 @@ from pipeline.science.calib.imageio import _constant_or_data, _scaled, open_inpu
 SAMPZERO_OFFSET = 0.020535
 #: ``getkeys.c`` default of SAMPZERO, used only when there is no read after the zero read.
 DEFAULT_SAMPZERO = 2.911755
-EXTNAMES = ("SCI", "ERR", "DQ", "SAMP", "TIME")
+#: The in-memory type of each extension of a read (SCI first).
+STACK_TYPES = (("SCI", np.float32), ("ERR", np.float32), ("DQ", np.uint16), ("SAMP", np.int16), ("TIME", np.float32))
 
 
 @dataclass
@@ -92,7 +93,7 @@ def read_ramp(path: Path) -> Ramp:
                            keyword="NSAMP") from None
         if nsamp < 1:
             raise BadInput(f"NSAMP = {nsamp} must be at least 1", path=path, keyword="NSAMP")
-        arrays: dict[str, list[np.ndarray]] = {n: [] for n in EXTNAMES}
+        stacks: dict[str, np.ndarray] = {}   # (NSAMP, ny, nx) per extension name, filled read by read
         headers: list[ReadHeaders] = []
         exptime: list[float] = []
         rate = []
@@ -106,17 +107,25 @@ def read_ramp(path: Path) -> Ramp:
                 raise BadInput(f"extension SCI,{extver} is empty", path=path, keyword="NSAMP")
             sci = _scaled(sci_hdu, np.float32)
             hdrs = [sci_hdu.header.copy()]
-            arrays["SCI"].append(sci)
-            for name, dtype in (("ERR", np.float32), ("DQ", np.uint16), ("SAMP", np.int16), ("TIME", np.float32)):
+            i = nsamp - extver
+            if not stacks:
+                stacks = {name: np.empty((nsamp, *sci.shape), dtype) for name, dtype in STACK_TYPES}
+            elif sci.shape != stacks["SCI"].shape[1:]:
+                raise BadInput(f"SCI,{extver} shape {sci.shape} differs from SCI,{nsamp} {stacks['SCI'].shape[1:]}",
+                               path=path)
+            stacks["SCI"][i] = sci
+            for name, dtype in STACK_TYPES[1:]:
                 try:
                     hdu = hdul[(name, extver)]
                 except KeyError:
                     raise BadInput(f"extension {name},{extver} missing: a MULTIACCUM imset has SCI, ERR, DQ, "
                                    "SAMP and TIME", path=path, keyword="NEXTEND") from None
-                arr = _constant_or_data(hdu, sci.shape, dtype)
+                slot = stacks[name][i]
+                arr = _constant_or_data(hdu, sci.shape, dtype, out=slot)
                 if arr.shape != sci.shape:
                     raise BadInput(f"{name},{extver} shape {arr.shape} differs from SCI {sci.shape}", path=path)
-                arrays[name].append(arr)
+                if arr is not slot:
+                    slot[...] = arr
                 hdrs.append(hdu.header.copy())
             if "SAMPTIME" not in hdrs[0]:
                 raise BadInput(f"SCI,{extver}: required keyword SAMPTIME is missing", path=path, keyword="SAMPTIME")
@@ -127,7 +136,7 @@ def read_ramp(path: Path) -> Ramp:
             rate.append(_bunit_is_rate(hdrs[0], path, extver))
             headers.append(ReadHeaders(*hdrs))
     sampzero = exptime[1] - SAMPZERO_OFFSET if nsamp > 1 else float(primary.get("SAMPZERO", DEFAULT_SAMPZERO))
-    return Ramp(path=path, primary=primary, sci=np.stack(arrays["SCI"]), err=np.stack(arrays["ERR"]),
-                dq=np.stack(arrays["DQ"]), samp=np.stack(arrays["SAMP"]), time=np.stack(arrays["TIME"]),
+    return Ramp(path=path, primary=primary, sci=stacks["SCI"], err=stacks["ERR"],
+                dq=stacks["DQ"], samp=stacks["SAMP"], time=stacks["TIME"],
                 headers=headers, exptime=exptime, sampzero=sampzero,
                 keywords=[{} for _ in range(nsamp)], rates=rate[-1])
