@@ -4,9 +4,6 @@ WFC raws that the built-in ACSCTE takes out again."""
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +17,7 @@ from pipeline.science.calib.cte.acs_pctetab import read_acs_pctetab
 from pipeline.simulate.crdscache import build_reference_cache, mappings_dir, references_dir
 from pipeline.simulate.ctefiles import acs_observatory_model
 from pipeline.simulate.downlink import iter_downlink, write_fits
-from tests.refs_support import clean_crds_env
+from tests.test_simulate_cte import assert_certify_clean
 
 ACS_CTE = ("pctetab", "drkcfile")
 
@@ -39,14 +36,7 @@ def _named(cache: Path, suffix: str) -> Path:
 
 
 def test_acs_cte_references_certify_clean(cache: Path) -> None:
-    files = [str(_named(cache, s)) for s in ("cte", "dkc")]
-    files += [str(p) for t in ACS_CTE for p in mappings_dir(cache).glob(f"hst_acs_{t}_*.rmap")]
-    files += [str(p) for p in mappings_dir(cache).glob("hst_acs_*.imap")]
-    proc = subprocess.run([sys.executable, "-m", "crds.certify", *files, "--comparison-context", "hst_0001.pmap"],
-                          env=clean_crds_env(cache), capture_output=True, text=True, timeout=600)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0 and re.search(r"\b0 errors", log), log[-3000:]
-    assert "ERROR" not in log
+    assert_certify_clean(cache, "acs", ACS_CTE, [_named(cache, s) for s in ("cte", "dkc")])
 
 
 def test_acs_cte_references_have_the_real_layouts(cache: Path) -> None:

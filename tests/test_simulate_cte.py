@@ -47,9 +47,14 @@ def _named(cache: Path, suffix: str) -> Path:
 
 
 def test_cte_references_certify_clean(cache: Path) -> None:
-    files = [str(_named(cache, s)) for s in ("cte", "bic", "dkc")]
-    files += [str(p) for t in CTE_TYPES for p in mappings_dir(cache).glob(f"hst_wfc3_{t}_*.rmap")]
-    files += [str(p) for p in mappings_dir(cache).glob("hst_wfc3_*.imap")]
+    assert_certify_clean(cache, "wfc3", CTE_TYPES, [_named(cache, s) for s in ("cte", "bic", "dkc")])
+
+
+def assert_certify_clean(cache: Path, instrument: str, reftypes: tuple[str, ...], references: list[Path]) -> None:
+    """crds certify on the references, their rmaps and the instrument's imaps: 0 errors."""
+    files = [str(p) for p in references]
+    files += [str(p) for t in reftypes for p in mappings_dir(cache).glob(f"hst_{instrument}_{t}_*.rmap")]
+    files += [str(p) for p in mappings_dir(cache).glob(f"hst_{instrument}_*.imap")]
     proc = subprocess.run([sys.executable, "-m", "crds.certify", *files, "--comparison-context", "hst_0001.pmap"],
                           env=clean_crds_env(cache), capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
