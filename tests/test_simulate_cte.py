@@ -47,9 +47,14 @@ def _named(cache: Path, suffix: str) -> Path:
 
 
 def test_cte_references_certify_clean(cache: Path) -> None:
-    files = [str(_named(cache, s)) for s in ("cte", "bic", "dkc")]
-    files += [str(p) for t in CTE_TYPES for p in mappings_dir(cache).glob(f"hst_wfc3_{t}_*.rmap")]
-    files += [str(p) for p in mappings_dir(cache).glob("hst_wfc3_*.imap")]
+    assert_certify_clean(cache, "wfc3", CTE_TYPES, [_named(cache, s) for s in ("cte", "bic", "dkc")])
+
+
+def assert_certify_clean(cache: Path, instrument: str, reftypes: tuple[str, ...], references: list[Path]) -> None:
+    """crds certify on the references, their rmaps and the instrument's imaps: 0 errors."""
+    files = [str(p) for p in references]
+    files += [str(p) for t in reftypes for p in mappings_dir(cache).glob(f"hst_{instrument}_{t}_*.rmap")]
+    files += [str(p) for p in mappings_dir(cache).glob(f"hst_{instrument}_*.imap")]
     proc = subprocess.run([sys.executable, "-m", "crds.certify", *files, "--comparison-context", "hst_0001.pmap"],
                           env=clean_crds_env(cache), capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
@@ -120,12 +125,14 @@ def test_trails_are_what_the_engine_removes() -> None:
         assert (np.abs(back - 1) < loss / 3).all(), (back, loss)
 
 
-def test_a_pctetab_delivery_changes_only_the_uvis_cte_rules(tmp_path: Path) -> None:
+def test_a_pctetab_delivery_changes_only_the_cte_rules(tmp_path: Path) -> None:
     root = tmp_path / "crds"
     build_reference_cache(root, ("wfc3", "acs"), size="subarray")
     new = bump_reference(root, "pctetab")
     old_ctx, new_ctx = refs.load_context(root, "hst_0001.pmap"), refs.load_context(root, new)
-    assert refs.changed_types(old_ctx, new_ctx) == {"WFC3": ["pctetab"]}
+    assert refs.changed_types(old_ctx, new_ctx) == {"WFC3": ["pctetab"], "ACS": ["pctetab"]}
+    acs_tables = sorted(references_dir(root).glob("*j_cte.fits"))
+    assert len(acs_tables) == 2 and fits.getval(acs_tables[-1], "CTE_VER") == "3.1"
     delivered = new_ctx.rmap_names("WFC3")["pctetab"]
     names = [p.name for p in references_dir(root).glob("*i_cte.fits")]
     assert len(names) == 2 and delivered.endswith("_0002.rmap")

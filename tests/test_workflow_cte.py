@@ -18,17 +18,22 @@ from pipeline.core.osf import Blackboard
 pytestmark = pytest.mark.slow
 
 
-def test_a_cte_site_archives_flc_beside_flt_for_uvis_exposures(site, tmp_path, monkeypatch) -> None:
+def run_cte_site(site, monkeypatch, detector: str, *simulate: str) -> list[str]:
+    """Turn the site's CTE branch on for ``detector``, simulate a downlink, process it live; the tops."""
     monkeypatch.delenv("CRDS_PATH", raising=False)
     monkeypatch.delenv("CRDS_CONTEXT", raising=False)
     config = site.root / "owl.toml"
     text = config.read_text()
     assert "pctecorr = []" in text
-    config.write_text(text.replace("pctecorr = []", 'pctecorr = ["UVIS"]', 1))
-    res = e2e._owl(site, "simulate", "--size", "subarray", "--associations", "2", "--instruments", "wfc3",
-                   "--seed", "5")  # a dither pair and a CR-SPLIT pair
+    config.write_text(text.replace("pctecorr = []", f'pctecorr = ["{detector}"]', 1))
+    res = e2e._owl(site, "simulate", *simulate)
     assert res.exit_code == 0, res.output
-    tops = e2e._process_live(site)
+    return e2e._process_live(site)
+
+
+def test_a_cte_site_archives_flc_beside_flt_for_uvis_exposures(site, tmp_path, monkeypatch) -> None:
+    tops = run_cte_site(site, monkeypatch, "UVIS", "--size", "subarray", "--associations", "2", "--instruments",
+                        "wfc3", "--seed", "5")  # a dither pair and a CR-SPLIT pair
     bb = Blackboard(site.database_url)
     archive = Archive(site)
     exposures = sorted(m for t in tops for m in (bb.members(t) or [t]))

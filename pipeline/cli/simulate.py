@@ -91,8 +91,9 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
     """Simulate WFC3/UVIS and ACS/WFC observations: a downlink of pods and a DAN into the site inbox
     (building the site's reference files on first use), and with --fits the same exposures as FITS.
 
-    With --fits and no --site, only FITS files are written. UVIS exposures carry CTE trails when the
-    site's 2FITS will ask for the CTE branch (``[calibration] pctecorr = ["UVIS"]`` in owl.toml).
+    With --fits and no --site, only FITS files are written. UVIS and full-frame WFC exposures carry
+    CTE trails when the site's 2FITS will ask for the CTE branch (``[calibration] pctecorr =
+    ["UVIS", "WFC"]`` in owl.toml).
     """
     if ctx.invoked_subcommand is not None:
         return

@@ -83,7 +83,7 @@ class Calibration(_Section):
     #: Detectors whose raws 2FITS writes with PCTECORR = PERFORM (the archive's default for UVIS
     #: since 2016); empty keeps config/instruments' OMIT. The CTE branch costs about a minute per
     #: full-frame exposure.
-    pctecorr: list[Literal["UVIS"]] = Field(default_factory=list)
+    pctecorr: list[Literal["UVIS", "WFC"]] = Field(default_factory=list)
 
 
 class Checks(_Section):

@@ -8,12 +8,17 @@ a raw-format bias image like BIASFILE.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
 
+from pipeline.science.calib.cte.acs import trail_chip
+from pipeline.science.calib.cte.acs_pctetab import AcsCteTable, read_acs_pctetab
 from pipeline.science.calib.cte.pctetab import CteTable
 from pipeline.science.calib.cte.raz import COLS, ROWS, make_raz, undo_raz
 from pipeline.science.calib.cte.readout import simulate
@@ -148,22 +153,32 @@ def acs_trap_set(active: int = 20, qmax: float = 5000.0, density: float = 0.35,
     return qlev, dpde, rprof, cprof
 
 
-def write_acs_pctetab(path: Path, *, parallel: tuple[np.ndarray, ...] | None = None,
-                      serial: tuple[np.ndarray, ...] | None = None, nfor: int = 5, npar: int = 7,
-                      serial_npar: int = 3, rn: float = 4.0, trsh: float = -10.0, fixrocr: int = 1,
-                      column_scale: np.ndarray | None = None, useafter: str = "Mar 01 2002 00:00:00") -> Path:
-    """The calacs 10.5 ACS/WFC PCTETAB ("Par/Serial PixelCTE 2023"): primary keywords, then the
-    parallel set (extensions 1-4) and one serial set per amp A, B, C, D (5-8 ... 17-20), each
-    QPROF (9999 rows: W, QLEV_Q, DPDE_W, DESCRIP), SCLBYCOL (8192 rows: IZ, SENS_0512..SENS_2048,
-    DESCRIP), RPROF and CPROF (9999 x 100). ``column_scale`` (8192,) multiplies every SENS column."""
+def write_acs_pctetab(path: Path, *, useafter: str = "Mar 01 2002 00:00:00", **model: Any) -> Path:
+    """The ACS/WFC PCTETAB of :func:`acs_pctetab_hdus` written to ``path``."""
+    primary = fits.Header()
+    primary["USEAFTER"] = useafter
+    acs_pctetab_hdus(primary, **model).writeto(path, overwrite=True)
+    return path
+
+
+def acs_pctetab_hdus(primary_header: fits.Header | None = None, *, parallel: tuple[np.ndarray, ...] | None = None,
+                     serial: tuple[np.ndarray, ...] | None = None, nfor: int = 5, npar: int = 7,
+                     serial_npar: int = 3, rn: float = 4.0, trsh: float = -10.0, fixrocr: int = 1,
+                     column_scale: np.ndarray | None = None) -> fits.HDUList:
+    """The calacs 10.5 ACS/WFC PCTETAB ("Par/Serial PixelCTE 2023"): primary keywords (over
+    ``primary_header``: CRDS selection keywords), then the parallel set (extensions 1-4) and one
+    serial set per amp A, B, C, D (5-8 ... 17-20), each QPROF (9999 rows: W, QLEV_Q, DPDE_W,
+    DESCRIP), SCLBYCOL (8192 rows: IZ, SENS_0512..SENS_2048, DESCRIP), RPROF and CPROF
+    (9999 x 100). ``column_scale`` (8192,) multiplies every SENS column."""
     parallel = parallel or acs_trap_set()
     serial = serial or acs_trap_set(active=12, density=0.08, scale=4.0)
-    primary = fits.PrimaryHDU()
-    primary.header.update(INSTRUME="ACS", DETECTOR="WFC", FILETYPE="PIXCTE", USEAFTER=useafter,
-                          PEDIGREE="INFLIGHT 01/03/2002 01/01/2024",
-                          DESCRIP="synthetic parallel/serial pixel CTE model",
+    primary = fits.PrimaryHDU(header=None if primary_header is None else primary_header.copy())
+    primary.header.update(INSTRUME="ACS", DETECTOR="WFC", FILETYPE="PIXCTE",
                           CTE_NAME="Par/Serial PixelCTE 2023", CTE_VER="3.0", PCTERNOI=rn, PCTENSMD=0, PCTETRSH=trsh,
                           FIXROCR=fixrocr)
+    primary.header.setdefault("USEAFTER", "Mar 01 2002 00:00:00")
+    primary.header.setdefault("PEDIGREE", "INFLIGHT 01/03/2002 01/01/2024")
+    primary.header.setdefault("DESCRIP", "synthetic parallel/serial pixel CTE model")
     sens = np.ones(ACS_SCALE_COLUMNS) if column_scale is None else np.asarray(column_scale, np.float64)
     hdus: list[fits.hdu.base.ExtensionHDU] = []
     for extver, (qlev, dpde, rprof, cprof) in enumerate([parallel, serial, serial, serial, serial], start=1):
@@ -185,5 +200,19 @@ def write_acs_pctetab(path: Path, *, parallel: tuple[np.ndarray, ...] | None = N
                  fits.ImageHDU(cprof.astype(np.float32), name="CPROF", ver=extver)]
     for hdu in hdus:
         hdu.header["FILETYPE"] = "PIXCTE"
-    fits.HDUList([primary, *hdus]).writeto(path, overwrite=True)
-    return path
+    return fits.HDUList([primary, *hdus])
+
+
+@lru_cache(maxsize=1)
+def acs_observatory_model() -> AcsCteTable:
+    """The synthetic observatory's ACS/WFC traps, read back from the PCTETAB it delivers (the
+    default :func:`acs_pctetab_hdus`), so raws are trailed with exactly the table's parameters."""
+    with tempfile.TemporaryDirectory(prefix="owl-acscte-") as scratch:
+        return read_acs_pctetab(write_acs_pctetab(Path(scratch) / "model_cte.fits"))
+
+
+def add_acs_trails(electrons: np.ndarray, chip: int, *, expstart: float) -> np.ndarray:
+    """A full trimmed ACS/WFC chip (e-) read out through the observatory's traps: per amp the
+    parallel transfer, then (after SM4, as calacs corrects it) the serial one: the inverse of
+    calacs's ACSCTE on the same table (:func:`pipeline.science.calib.cte.acs.trail_chip`)."""
+    return trail_chip(electrons, acs_observatory_model(), chip, expstart=expstart)

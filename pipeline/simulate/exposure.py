@@ -4,7 +4,8 @@ Order of effects (each vectorised over the chip): scene (stars + sky, e-/s) x EX
 times the flat response (and bad-column loss) plus dark current, Poisson-sampled; cosmic rays; charge
 lost to sinks; full-well saturation with bleeding along columns; for WFC3/UVIS raws with PCTECORR =
 PERFORM, parallel transfer through the CTE trap model of the PCTETAB the simulator delivers
-(:mod:`pipeline.simulate.ctefiles`; the truth stays untrailed); readout through the amplifiers
+(:mod:`pipeline.simulate.ctefiles`; the truth stays untrailed), for full-frame ACS/WFC raws the
+parallel then serial transfer through the sets of the ACS PCTETAB it delivers; readout through the amplifiers
 (divide by gain, add bias level, superbias pattern and read noise, round, clip to the 16-bit ADC).
 """
 
@@ -19,7 +20,7 @@ from astropy.wcs import WCS
 
 from pipeline.science.calib.cte.pctetab import CteTable
 from pipeline.simulate import headers as hdr
-from pipeline.simulate.ctefiles import observatory_model, trail_charge
+from pipeline.simulate.ctefiles import add_acs_trails, observatory_model, trail_charge
 from pipeline.simulate.detector import Detector
 from pipeline.simulate.geometry import ChipReadout
 from pipeline.simulate.scene import StarField, cosmic_rays, scene_rate
@@ -142,8 +143,10 @@ def _simulate_chip(spec: ExposureSpec, part: ChipReadout, wcs: WCS, det: Detecto
     # readout: electrons -> DN through each amplifier, plus bias and read noise (float32 throughout)
     gain = det.amp_columns(part, spec.ccdgain, "gain").astype(np.float32)
     noise_dn = (det.amp_columns(part, spec.ccdgain, "read_noise") / gain).astype(np.float32)
+    if cte is not None and spec.instrument == "acs":  # trimmed chip in e-, amp by amp as ACSCTE sees it
+        electrons = add_acs_trails(electrons, part.chip, expstart=spec.expstart)
     dn = part.embed(electrons, fill=0.0)
-    if cte is not None:
+    if cte is not None and spec.instrument == "wfc3":
         dn = trail_charge(dn, part.raw_rows, det.camera.virtual_rows_on_top(part.chip), cte, expstart=spec.expstart)
     ds_int = applies(spec.instrument, spec.jwrotype, spec.ccdgain, not ro.subarray)
     signal = dn.copy() if ds_int else None

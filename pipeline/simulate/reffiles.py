@@ -20,7 +20,7 @@ from datetime import datetime
 import numpy as np
 from astropy.io import fits
 
-from pipeline.simulate.ctefiles import observatory_model, pctetab_hdus
+from pipeline.simulate.ctefiles import acs_pctetab_hdus, observatory_model, pctetab_hdus
 from pipeline.simulate.detector import Detector
 from pipeline.simulate.geometry import PRESCAN, Camera, ChipReadout, Readout, readout_for
 from pipeline.simulate.photometry import ACS_WHEELS, FILTERS, MJD_GRID, PHOTZPT, photflam
@@ -47,7 +47,7 @@ REFTYPES: dict[str, tuple[str, str]] = {
 #: Table reference types (their selection is by detector and date only).
 TABLE_TYPES = ("ccdtab", "oscntab", "bpixtab", "crrejtab", "imphttab")
 #: Pixel-based CTE references (calwf3's PCTECORR branch), per instrument that has them here.
-CTE_TYPES = {"wfc3": ("pctetab", "biacfile", "drkcfile")}
+CTE_TYPES = {"wfc3": ("pctetab", "biacfile", "drkcfile"), "acs": ("pctetab", "drkcfile")}
 #: Reference types whose keywords are written N/A (the calibration needs the keyword, not a file).
 NOT_APPLICABLE = ("dfltfile", "lfltfile")
 #: CCDGAIN of gain-independent images: what the CRDS substitutions expand to every gain.
@@ -260,9 +260,12 @@ def sink_image(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> f
 
 
 def _cte_selection(h: fits.Header, spec: RefSpec) -> None:
-    """CRDS rules select the UVIS CTE references by date only; the type specs want these keywords."""
+    """CRDS rules select the UVIS CTE references by date only, the ACS DRKCFILE by CCDAMP/CCDGAIN
+    too; the type specs want these keywords."""
     h["CCDAMP"] = (spec.ccdamp or "ANY", "CCD amplifier readout configuration")
-    h["CCDGAIN"] = (-1.0, "any gain")
+    h["CCDGAIN"] = (ANY_GAIN[spec.instrument], "any gain")
+    if spec.instrument == "acs":
+        return
     h["APERTURE"] = ("ANY", "aperture name")
     h["BINAXIS1"] = 1
     h["BINAXIS2"] = 1
@@ -270,8 +273,13 @@ def _cte_selection(h: fits.Header, spec: RefSpec) -> None:
 
 def cte_table(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> fits.HDUList:
     """PCTETAB: the trap model the simulator reads its UVIS exposures out through (later
-    deliveries carry the same model under a new CTE_VER)."""
+    deliveries carry the same model under a new CTE_VER). ACS/WFC: the calacs 10.5 parallel/serial
+    table the simulator's WFC raws are read out through."""
     h = _primary(det, spec, name, useafter, "Pixel-based CTE model: trap levels and release profiles")
+    if spec.instrument == "acs":
+        hdul = acs_pctetab_hdus(h)
+        hdul[0].header["CTE_VER"] = f"3.{spec.variant}"
+        return hdul
     h["BINAXIS1"] = 1
     h["BINAXIS2"] = 1
     table = replace(observatory_model(), version=f"2.{spec.variant}")

@@ -9,6 +9,8 @@ DQICORR/SINKCORR, the switches calwf3/calacs read it under. The WFC3 CTE types (
 DRKCFILE; calwf3 3.3, 2016) are not in that context either (only ACS had PCTETAB/DRKCFILE rmaps, by
 DETECTOR and DETECTOR/CCDAMP/CCDGAIN): theirs follow crds's ``wfc3_pctetab/biacfile/drkcfile.rmap``
 specs, selection by date alone, relevant when ``DETECTOR == "UVIS" and PCTECORR == "PERFORM"``.
+The ACS PCTETAB and DRKCFILE headers are the real ``hst_acs_pctetab_0250`` and
+``hst_acs_drkcfile_0278`` ones (DETECTOR; DETECTOR/CCDAMP/CCDGAIN; WFC unless PCTECORR is OMIT).
 MDRIZTAB is the real ``*_mdriztab_0250`` rmaps' header (DETECTOR only, relevant unless DRIZCORR is
 OMIT; required for ACS, not for WFC3). IDCTAB is the real ``hst_wfc3_idctab_0252`` header (DETECTOR only,
 always relevant); its rmap appears with the IR delivery (:mod:`pipeline.simulate.ircrds`).
@@ -90,5 +92,9 @@ RMAP_HEADERS: dict[str, dict[str, dict[str, Any]]] = {
         "spottab": _spec(("DETECTOR", "OBSTYPE"), "TABLE", "NO", "NONE",
                          '(DETECTOR == "HRC" and OBSTYPE == "CORONAGRAPHIC")'),
         "mdriztab": _spec(("DETECTOR",), "TABLE", "YES", "DRIZCORR", '(DRIZCORR != "OMIT")'),
+        "pctetab": _spec(("DETECTOR",), "TABLE", "NO", "PCTECORR", '((DETECTOR == "WFC") and (PCTECORR != "OMIT"))'),
+        "drkcfile": _spec(("DETECTOR", "CCDAMP", "CCDGAIN"), "IMAGE", "NO", "PCTECORR",
+                          '((DETECTOR == "WFC") and (PCTECORR != "OMIT"))',
+                          parkey_relevance={"ccdamp": '(DETECTOR != "SBC")', "ccdgain": '(DETECTOR != "SBC")'}),
     },
 }

@@ -287,7 +287,8 @@ def apply_cr_masks(blv: Exposure, masks: list[np.ndarray]) -> None:
 
 def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) -> list[Path]:
     """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj; with
-    PCTECORR, also the CTE branch's member flcs and crc (calwf3 runs wf3rej on the blc set too); for SBC
+    PCTECORR, also the CTE branch's member flcs and crc (calwf3 and calacs run their CR rejection on
+    the blc set too); for SBC
     (calacs's ProcessMAMA) ACS2D per member, then ACSSUM into the product's ``_sfl``."""
     if is_ir(read_primary(raws[0])):  # WFC3/IR REPEAT: each ramp's _flt, then RPTCORR on them
         from pipeline.science.calib.ir.repeat import calibrate_repeat
@@ -313,11 +314,16 @@ def sum_sbc_repeats(flts: list[Path], outdir: Path, product: str, *,
 
 
 def cte_blcs(raws: list[Path], **kw: object) -> list[Exposure] | None:
-    """The members' ``blc_tmp`` exposures (CTE branch, then WF3CCD), or None without PCTECORR."""
+    """The members' ``blc_tmp`` exposures, or None without PCTECORR. UVIS: the CTE branch, then
+    WF3CCD. ACS/WFC: ACSCCD then ACSCTE, a second ACSCCD run apart from the blv one (calacs.c's
+    ProcessCCD runs ACSccd twice, so the two ACSREJ runs flag CRs in separate members)."""
     racs = [cte_phase(r, **kw) for r in raws]  # type: ignore[arg-type]
-    if any(r is None for r in racs):
+    if all(r is not None for r in racs):
+        return [ccd_phase(r, **kw) for r in racs if r is not None]  # type: ignore[arg-type]
+    if any(str(read_primary(r).get("PCTECORR", "OMIT")).strip().upper() != PERFORM for r in raws):
         return None
-    return [ccd_phase(r, **kw) for r in racs if r is not None]  # type: ignore[arg-type]
+    blcs = [blc_phase(ccd_phase(r, **kw), **kw) for r in raws]  # type: ignore[arg-type]
+    return None if any(b is None for b in blcs) else [b for b in blcs if b is not None]
 
 
 def finish_stack(blvs: list[Exposure], outdir: Path, product: str, *, cte: bool = False,

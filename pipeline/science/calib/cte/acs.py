@@ -21,6 +21,7 @@ from pipeline.science.calib.cte import acs_kernels
 from pipeline.science.calib.cte.acs_pctetab import (
     GEN3_NAME,
     GEN3_VERSION,
+    AcsCteTable,
     CteSet,
     read_acs_pctetab,
     with_header_overrides,
@@ -101,6 +102,39 @@ def correct_amp(sci: np.ndarray, err: np.ndarray, s: CteSet, *, amp: str, serial
     if serial:
         new_sci, new_err = _derotate(new_sci, amp), _derotate(new_err, amp)
     return new_sci, new_err
+
+
+def trail_amp(charge: np.ndarray, s: CteSet, *, amp: str, serial: bool, column_offset: int,
+              scale_frac: float) -> np.ndarray:
+    """The forward model of :func:`correct_amp`: an amp's charge (e-, chip orientation) read out
+    through the set's traps in the same layout and trap scaling. Returns float32."""
+    a = _align(_rotate(charge, amp) if serial else charge, amp)
+    nrows, ncols = a.shape
+    traps = trap_map(s, nrows, ncols, column_offset, scale_frac)
+    out = acs_kernels.read_out(a.T, traps, s.qlev, s.dpde, s.rprof, s.cprof, ntraps=s.ntraps, tlen=s.tlen,
+                               npar=s.npar).T
+    out = _align(out, amp)
+    return (_derotate(out, amp) if serial else out).astype(np.float32)
+
+
+def trail_chip(electrons: np.ndarray, table: AcsCteTable, chip: int, *, expstart: float) -> np.ndarray:
+    """A full trimmed WFC chip (e-) read out as :func:`run` corrects it: per amp the parallel
+    transfer, then after SM4 the serial one, each with the table's own NITPAR and time scaling."""
+    if electrons.shape != FULL_CHIP:
+        raise ValueError(f"ACS/WFC CTE trails need a full chip {FULL_CHIP}, got {electrons.shape}")
+    out = electrons.astype(np.float32, copy=True)
+    half = FULL_CHIP[1] // 2
+    parallel = table.sets["parallel"]
+    for loc, amp in enumerate(CHIP_AMPS[chip]):
+        region = (slice(None), slice(half * loc, half * (loc + 1)))
+        offset = half * loc + (CHIP1_SCALE_OFFSET if amp in "AB" else 0)
+        out[region] = trail_amp(out[region], parallel, amp=amp, serial=False, column_offset=offset,
+                                scale_frac=parallel.scale_frac(expstart))
+        if expstart >= SM4MJD:
+            serial = table.sets[amp]
+            out[region] = trail_amp(out[region], serial, amp=amp, serial=True, column_offset=offset,
+                                    scale_frac=serial.scale_frac(expstart))
+    return out
 
 
 class _Header:

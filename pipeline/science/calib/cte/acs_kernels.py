@@ -215,6 +215,17 @@ def _all_columns(smoothed, traps, out, qlev, fill, rprof, cprof, ntraps, tlen, n
                 thresh)
 
 
+def _read_columns(cols, traps, qlev, fill, rprof, cprof, ntraps, tlen, npar):  # type: ignore[no-untyped-def]
+    """NPAR readout sub-steps of every column in place: the forward model the inversion undoes."""
+    n = cols.shape[1]
+    for c in prange(cols.shape[0]):
+        drops = np.zeros(n, dtype=np.bool_)
+        for i in range(1, n):
+            drops[i] = np.float64(traps[c, i]) < np.float64(traps[c, i - 1])
+        for _ in range(npar):
+            _readout(cols[c], traps[c], drops, qlev, fill, rprof, cprof, ntraps, tlen)
+
+
 if numba is not None:
     _adjust = _jit(_adjust, parallel=True)
     _apply = _jit(_apply, parallel=True)
@@ -222,6 +233,7 @@ if numba is not None:
     _cr_oversubtraction = _jit(_cr_oversubtraction)
     _column = _jit(_column)
     _all_columns = _jit(_all_columns, parallel=True)
+    _read_columns = _jit(_read_columns, parallel=True)
 
 
 def invert(smoothed: np.ndarray, traps: np.ndarray, qlev: np.ndarray, dpde: np.ndarray, rprof: np.ndarray,
@@ -235,4 +247,16 @@ def invert(smoothed: np.ndarray, traps: np.ndarray, qlev: np.ndarray, dpde: np.n
     c = np.ascontiguousarray(cprof[:tlen].T, dtype=np.float64)
     with balanced():
         _all_columns(smoothed, traps, out, qlev, fill, r, c, ntraps, tlen, nfor, npar, rn * rn, fixrocr, float(thresh))
+    return out
+
+
+def read_out(charge: np.ndarray, traps: np.ndarray, qlev: np.ndarray, dpde: np.ndarray, rprof: np.ndarray,
+             cprof: np.ndarray, *, ntraps: int, tlen: int, npar: int) -> np.ndarray:
+    """Column-major charge (e-, float64 copy) after NPAR sub-steps of ``simulatePixelReadout_v1_2``:
+    how the simulator puts the trails in that ``invert`` takes out."""
+    out = np.array(charge, dtype=np.float64, order="C")
+    r = np.ascontiguousarray(rprof[:tlen].T, dtype=np.float64)
+    c = np.ascontiguousarray(cprof[:tlen].T, dtype=np.float64)
+    with balanced():
+        _read_columns(out, traps, qlev, dpde / npar, r, c, ntraps, tlen, npar)
     return out
