@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export CONDOR_CONFIG := /dev/null
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test test-long demo lint bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -17,7 +17,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not long"
+
+# full-frame ACS/WFC CTE runs through a whole site and a CR-SPLIT: several minutes each
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -q -m long
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -20,7 +20,7 @@ from pipeline.science.calib.compare import compare_input
 from pipeline.simulate.crdscache import build_reference_cache
 from pipeline.simulate.downlink import iter_downlink, write_fits
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # minutes of full-frame CTE: make test-long
 CALACS = shutil.which("calacs.e")  # real hstcal only where it is installed
 
 

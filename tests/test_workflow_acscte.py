@@ -13,7 +13,7 @@ from pipeline.archive.store import Archive
 from pipeline.core.osf import Blackboard
 from tests.test_workflow_cte import run_cte_site
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # minutes of full-frame CTE: make test-long
 
 
 def test_a_wfc_cte_site_archives_flc_beside_flt(site, tmp_path, monkeypatch) -> None:
