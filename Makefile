@@ -19,7 +19,7 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not long"
 
-# full-frame ACS/WFC CTE runs through a whole site and a CR-SPLIT: several minutes each
+# whole-site runs (IR, HRC/SBC, real HRC raws, UVIS and ACS/WFC CTE) of minutes each, kept out of make test
 test-long: $(STAMP)
 	$(BIN)/python -m pytest -q -m long
 

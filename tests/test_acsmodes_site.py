@@ -54,6 +54,7 @@ def test_hrc_pods_give_back_the_fits_raws(site, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # a whole site run of minutes: make test-long
 def test_hrc_crsplit_and_sbc_repeat_through_new_science(site, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("CRDS_PATH", raising=False)
     monkeypatch.delenv("CRDS_CONTEXT", raising=False)

@@ -17,7 +17,7 @@ from pipeline.core.osf import Blackboard
 from pipeline.simulate.crdscache import latest_context
 from tests.test_reprocess_e2e import _process_live
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # whole-site runs of minutes: make test-long
 
 
 def _owl(site, *args: str):

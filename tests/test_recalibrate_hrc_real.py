@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from astropy.io import fits
 
 from pipeline.science.checks.ac import Product, check_switches
@@ -44,6 +45,7 @@ def test_a_single_exposure_drz_may_keep_crcorr_perform(tmp_path: Path) -> None:
     assert [k for k, _ in check_switches(drz(2))] == ["CRCORR"]
 
 
+@pytest.mark.long  # three real raws through a whole site: make test-long
 def test_real_hrc_raw_recalibrates_end_to_end(tmp_path: Path, realdata: Path) -> None:
     env = dict(os.environ, CONDOR_CONFIG="/dev/null", OWL_SITE=str(tmp_path / "site"))
 

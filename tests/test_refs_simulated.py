@@ -20,10 +20,10 @@ def simulated_raws(directory, seed=7):
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    from pipeline.simulate.crdscache import build_reference_cache
+    from pipeline.simulate.prebuilt import build_or_link  # linked from the session's prebuilt cache
 
     root = tmp_path_factory.mktemp("simcrds")
-    context = build_reference_cache(root / "crds", instruments=("wfc3", "acs"), size="subarray")
+    context = build_or_link(root / "crds", ("wfc3", "acs"), size="subarray")
     return root / "crds", context, simulated_raws(root)
 
 

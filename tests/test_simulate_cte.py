@@ -17,9 +17,10 @@ from pipeline.science import refs
 from pipeline.science.calib.cte.invert import correct
 from pipeline.science.calib.cte.pctetab import read_pctetab
 from pipeline.science.calib.cte.raz import ROWS
-from pipeline.simulate.crdscache import build_reference_cache, bump_reference, mappings_dir, references_dir
+from pipeline.simulate.crdscache import bump_reference, mappings_dir, references_dir
 from pipeline.simulate.ctefiles import observatory_model, time_scaling, trail_charge, trap_model
 from pipeline.simulate.downlink import iter_downlink, write_fits
+from pipeline.simulate.prebuilt import build_or_link  # linked from the session's prebuilt cache
 from tests.refs_support import clean_crds_env
 
 CTE_TYPES = ("pctetab", "biacfile", "drkcfile")
@@ -28,7 +29,7 @@ CTE_TYPES = ("pctetab", "biacfile", "drkcfile")
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ctecrds")
-    build_reference_cache(root, ("wfc3", "acs"), size="subarray")
+    build_or_link(root, ("wfc3", "acs"), size="subarray")
     return root
 
 
@@ -127,7 +128,7 @@ def test_trails_are_what_the_engine_removes() -> None:
 
 def test_a_pctetab_delivery_changes_only_the_cte_rules(tmp_path: Path) -> None:
     root = tmp_path / "crds"
-    build_reference_cache(root, ("wfc3", "acs"), size="subarray")
+    build_or_link(root, ("wfc3", "acs"), size="subarray")
     new = bump_reference(root, "pctetab")
     old_ctx, new_ctx = refs.load_context(root, "hst_0001.pmap"), refs.load_context(root, new)
     assert refs.changed_types(old_ctx, new_ctx) == {"WFC3": ["pctetab"], "ACS": ["pctetab"]}

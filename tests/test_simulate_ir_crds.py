@@ -13,10 +13,11 @@ import pytest
 from astropy.io import fits
 
 from pipeline.science import refs
-from pipeline.simulate.crdscache import build_reference_cache, mappings_dir, references_dir
+from pipeline.simulate.crdscache import mappings_dir, references_dir
 from pipeline.simulate.ir import IRExposure, simulate_ramp
 from pipeline.simulate.ircrds import deliver_ir_references
 from pipeline.simulate.irmodel import detector_maps
+from pipeline.simulate.prebuilt import build_or_link  # linked from the session's prebuilt cache
 
 MODES = [("SPARS25", "FULLIMAG"), ("RAPID", "SQ64SUB")]
 
@@ -24,7 +25,7 @@ MODES = [("SPARS25", "FULLIMAG"), ("RAPID", "SQ64SUB")]
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("ircrds")
-    build_reference_cache(root, ("wfc3",), size="subarray")
+    build_or_link(root, ("wfc3",), size="subarray")
     return root, deliver_ir_references(root, modes=MODES, filters=["F160W", "F110W"])
 
 

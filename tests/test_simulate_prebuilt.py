@@ -10,8 +10,8 @@ from pipeline.simulate import crdscache
 from pipeline.simulate.prebuilt import ENV, build_or_link
 
 
-def test_second_site_links_the_first_build_and_deliveries_stay_per_site(tmp_path, monkeypatch):
-    monkeypatch.setenv(ENV, str(tmp_path / "store"))
+def test_second_site_links_the_first_build_and_deliveries_stay_per_site(tmp_path):
+    assert os.environ.get(ENV)  # the session's store (tests/conftest.py): shared with other tests' sites
     a, b = tmp_path / "a", tmp_path / "b"
     assert build_or_link(a, ("wfc3",), size="subarray") == "hst_0001.pmap"
     assert build_or_link(b, ("wfc3",), size="subarray") == "hst_0001.pmap"

@@ -49,8 +49,9 @@ def _bestrefs(cache: Path, context: str, paths: list[Path]) -> dict[str, dict[st
 
 def test_reference_files_are_cdbs_named_with_selection_headers(cache):
     files = sorted(references_dir(cache).glob("*.fits"))
-    # 23 + the UVIS CTE references (PCTETAB, BIACFILE, DRKCFILE) + an MDRIZTAB per detector (UVIS, IR, WFC, HRC, SBC)
-    assert len(files) == 31
+    # 23 + the UVIS CTE references (PCTETAB, BIACFILE, DRKCFILE) + an MDRIZTAB per detector (UVIS, IR, WFC, HRC,
+    # SBC) + the ACS/WFC CTE references (PCTETAB, DRKCFILE)
+    assert len(files) == 33
     for path in files:
         assert CDBS_NAME.match(path.name), path.name
         h = fits.getheader(path)

@@ -15,7 +15,7 @@ from pipeline.archive.store import Archive
 from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # whole-site runs of minutes: make test-long
 
 
 def run_cte_site(site, monkeypatch, detector: str, *simulate: str) -> list[str]:

@@ -200,6 +200,7 @@ def acs_pctetab_hdus(primary_header: fits.Header | None = None, *, parallel: tup
                  fits.ImageHDU(cprof.astype(np.float32), name="CPROF", ver=extver)]
     for hdu in hdus:
         hdu.header["FILETYPE"] = "PIXCTE"
+    primary.header["NEXTEND"] = (len(hdus), "number of extensions")  # as every CDBS reference file has
     return fits.HDUList([primary, *hdus])
 
 
