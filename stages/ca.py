@@ -87,8 +87,7 @@ class Calibrate(Stage):
         from pipeline.science.calib.api import choose_engine, log_sink
         from pipeline.science.calib.cos import run_calcos
         from pipeline.science.calib.hstcal import run_hstcal
-        from pipeline.science.calib.ir import engine as ir_engine
-        from pipeline.science.calib.ir import repeat as ir_repeat
+        from pipeline.science.calib.ir import is_ir
 
         entry = ctx.osf.find(ctx.dataset)
         parent = parse_dataset(entry.parent) if entry is not None and entry.parent else None
@@ -117,7 +116,10 @@ class Calibrate(Stage):
             products = run_hstcal(instrument, raw, [], work, site=ctx.site, log=log)
             ctx.log(f"{ctx.dataset}: wrote {', '.join(p.name for p in products)}")
             return
-        if ir_engine.is_ir(header):   # a MULTIACCUM ramp: one node writes _ima and _flt
+        if is_ir(header):   # a MULTIACCUM ramp: one node writes _ima and _flt
+            from pipeline.science.calib.ir import engine as ir_engine  # the IR engine for IR only
+            from pipeline.science.calib.ir import repeat as ir_repeat
+
             repeat = asn is not None and asn.asn_type == "REPEAT" and ir_repeat.sums(header, len(asn.members))
             out = ir_engine.calibrate_ir(raw, work, site=ctx.site, log=log, repeat=repeat)
             ctx.log(f"{ctx.dataset}: wrote {ctx.dataset.file('ima')} and {out.name}")
@@ -196,8 +198,7 @@ class Calibrate(Stage):
         from pipeline.science.calib.cos import run_calcos
         from pipeline.science.calib.hstcal import run_hstcal
         from pipeline.science.calib.imageio import read_exposure
-        from pipeline.science.calib.ir import engine as ir_engine
-        from pipeline.science.calib.ir import repeat as ir_repeat
+        from pipeline.science.calib.ir import is_ir
 
         asn_path = work / name.file("asn")
         if not asn_path.is_file():
@@ -218,7 +219,9 @@ class Calibrate(Stage):
         if engine == "hstcal":
             products = run_hstcal(instrument, asn_path, [_raw(work, m) for m in members], work, site=ctx.site,
                                   log=log)
-        elif ir_engine.is_ir(first):
+        elif is_ir(first):
+            from pipeline.science.calib.ir import repeat as ir_repeat  # the IR engine for IR only
+
             if not ir_repeat.sums(first, len(members)):
                 ctx.log(f"{name}: RPTCORR is not PERFORM; members are calibrated individually")
                 return

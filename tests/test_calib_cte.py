@@ -16,7 +16,7 @@ from pipeline.science.calib.cte.pctetab import read_pctetab, with_header_overrid
 from pipeline.science.calib.cte.raz import make_raz, undo_raz
 from pipeline.science.calib.cte.readout import last_trap, simulate
 from pipeline.science.calib.cte.smooth import smooth
-from pipeline.science.calib.cte.uvis import _time_scaling
+from pipeline.science.calib.cte.uvis import time_scaling
 from pipeline.simulate.ctefiles import trap_model, write_pctetab
 
 
@@ -109,8 +109,8 @@ def test_readout_cr_fix_lowers_the_scaling_at_the_cosmic_ray() -> None:
     assert fff[98, 0] == 0.9 and fff.sum() == 2070 - 0.1
 
 
-def test_time_scaling() -> None:
-    cte_ff, fff = _time_scaling(57000.0, 54962.0, 56173.0, 3)
+def testtime_scaling() -> None:
+    cte_ff, fff = time_scaling(57000.0, 54962.0, 56173.0, 3)
     assert cte_ff == (57000.0 - 54962.0) / (56173.0 - 54962.0)
     assert fff[0, 2] == np.float32(cte_ff * 1 / 2048.0) and fff[2069, 0] == np.float32(cte_ff * 2070 / 2048.0)
 
@@ -157,7 +157,7 @@ def test_trails_removed_from_star_fluxes_far_from_the_amplifier() -> None:
     psf /= psf.sum()
     for (y, x), flux in zip(stars, fluxes, strict=True):
         truth[y - 3:y + 4, x - 3:x + 4] += flux * psf
-    fff = _time_scaling(58500.0, table.date0, table.date1, ncols)[1]
+    fff = time_scaling(58500.0, table.date0, table.date1, ncols)[1]
     trailed = truth
     for _ in range(table.npar):
         trailed = simulate(trailed, fff, table)
@@ -188,7 +188,7 @@ def test_compiled_kernel_is_bit_identical_to_the_numpy_reference() -> None:
     table = replace(trap_model(active=8, qmax=2000.0, density=1.0), nfor=2, npar=2)
     raz = (rng.normal(8.0, 3.0, (2070, 6)) + np.where(rng.random((2070, 6)) < 0.01, 800.0, 0.0)).astype(np.float32)
     raz[1000:1003, 2] = -40.0                                       # an over-subtraction to trigger the CR fix
-    fff = _time_scaling(58000.0, table.date0, table.date1, 6)[1]
+    fff = time_scaling(58000.0, table.date0, table.date1, 6)[1]
     f1, f2 = fff.copy(), fff.copy()
     a = correct(raz, f1, table, 3.75, compiled=True)
     b = correct(raz, f2, table, 3.75, compiled=False)

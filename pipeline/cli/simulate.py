@@ -116,8 +116,7 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         members = ", ".join(m.rootname for m in plan.members)
         click.echo(f"simulating {plan.name} {plan.asn_type} ({members})", err=True)
 
-    to_site = fits_dir is None or site_dir is not None
-    site = open_site(site_dir) if to_site else None
+    site = None if fits_only else open_site(site_dir)
     # the switches the site's 2FITS will write decide which exposures carry CTE trails
     stream: Iterator[SimulatedAssociation] = iter(())
     if n_associations > n_ir:

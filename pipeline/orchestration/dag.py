@@ -234,8 +234,7 @@ def build_dag(site: Site, graph: DatasetGraph, files: DagFiles, done: set[str], 
             name=node.name,
             submit_description=files.submit_file(spec.name),
             vars=[{"dataset": node.dataset, "node": node.name,
-                   MEMORY_VAR: str(files.memory[node.name].mb if node.name in files.memory
-                                   else spec.request_memory),
+                   MEMORY_VAR: str(files.memory[node.name].mb),
                    RETRY_VAR: "$(RETRY)"}],  # DAGMan substitutes the attempt number
             retries=spec.retries,
             retry_unless_exit=graph.workflow.retry_unless_exit,

@@ -13,8 +13,6 @@ transient I/O retry only costs a bigger slot once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pipeline.core import usage
 from pipeline.core.config import Site
 from pipeline.core.names import parse_dataset
@@ -31,12 +29,6 @@ REQUEST_MEMORY = (f"ifThenElse($({MEMORY_VAR}) * pow({usage.RETRY_FACTOR}, $({RE
                   f"{CEILING_MB}, $({MEMORY_VAR}) * pow({usage.RETRY_FACTOR}, $({RETRY_VAR})))")
 
 
-@dataclass(frozen=True)
-class NodeMemory:
-    node: str
-    request: usage.MemoryRequest
-
-
 def node_members(graph: DatasetGraph, node: Node) -> list[str]:
     """The exposures a node works on: its one exposure, or every member of the association."""
     if node.stage.scope == "exposure" or not graph.members:
@@ -49,10 +41,15 @@ def node_requests(site: Site, graph: DatasetGraph) -> dict[str, usage.MemoryRequ
     detector; the node's files in the work area say it once they exist (a rewritten DAG), else the
     history of every detector counts."""
     requests: dict[str, usage.MemoryRequest] = {}
+    samples: dict[tuple[str, ...], usage.Sample] = {}  # the association's nodes share one look at the files
     for node in graph.nodes.values():
         ds = parse_dataset(node.dataset)
-        dirs = list(dict.fromkeys([site.work_dir(ds), site.work_dir(parse_dataset(graph.dataset))]))
-        sample = usage.describe(node.stage.column, ds.name, ds.instrument, dirs, node_members(graph, node))
+        members = node_members(graph, node)
+        key = (ds.name, *members)
+        if key not in samples:
+            dirs = list(dict.fromkeys([site.work_dir(ds), site.work_dir(parse_dataset(graph.dataset))]))
+            samples[key] = usage.describe(node.stage.column, ds.name, ds.instrument, dirs, members)
+        sample = samples[key]
         requests[node.name] = usage.memory_request(
             site.database_url, node.stage.column, sample.instrument, sample.nexp, node.stage.request_memory,
             CEILING_MB, sample.detector, site.database.busy_timeout)

@@ -42,6 +42,7 @@ from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import copy_atomic, fsync_dir, sha256_file
 from pipeline.core.names import DatasetName
 from pipeline.science import mdriztab
+from pipeline.science.refs import is_na
 
 #: Input suffix → drizzled product suffix.
 PRODUCT_SUFFIX = {"flt": "drz", "flc": "drc"}
@@ -177,7 +178,7 @@ def _in_directory(path: Path) -> Iterator[None]:
 
 
 def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: int = 1,
-                     parameters: dict[str, object] | None = None, in_memory: bool = True) -> tuple[Path, str]:
+                     parameters: dict[str, object] | None = None) -> tuple[Path, str]:
     """Run AstroDrizzle offline on ``inputs`` (already inside ``rundir``) with ``parameters`` (an
     MDRIZTAB row; none: drizzlepac's defaults); return (product, log text).
 
@@ -196,7 +197,7 @@ def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: in
             warnings.simplefilter("ignore")
             astrodrizzle.AstroDrizzle(
                 [p.name for p in inputs], **{"context": True, **(parameters or {})}, output=output, updatewcs=False,
-                num_cores=cores, preserve=False, clean=True, build=True, runfile=runfile, in_memory=in_memory)
+                num_cores=cores, preserve=False, clean=True, build=True, runfile=runfile, in_memory=True)
     except (MemoryError, OSError):
         raise
     except Exception as exc:  # drizzlepac raises bare Exceptions and TypeErrors on bad data
@@ -261,7 +262,7 @@ def _without_old_dgeo(copy: Path, log: Callable[[str], None]) -> None:
     it in the scratch copy. The input itself is not touched."""
     with fits.open(copy, mode="update") as hdul:
         h = hdul[0].header
-        if str(h.get("DGEOFILE", "N/A")).strip() not in ("N/A", "n/a", "") and "NPOLFILE" not in h:
+        if not is_na(h.get("DGEOFILE")) and "NPOLFILE" not in h:
             log(f"{copy.name}: old-style DGEOFILE {h['DGEOFILE']} without NPOLFILE: not applied (updatewcs=False)")
             h["DGEOFILE"] = "N/A"
 

@@ -21,7 +21,7 @@ from typing import Any
 from astropy.io import fits
 
 from pipeline.core.errors import BadInput, MissingReference
-from pipeline.science.refs import NA, locate_reference
+from pipeline.science.refs import is_na, locate_reference
 
 #: Header keywords holding the filter names, per instrument (drizzlepac's ``fileutil.getFilterNames``).
 FILTER_KEYWORDS = {"ACS": ("FILTER1", "FILTER2"), "WFPC2": ("FILTNAM1", "FILTNAM2"), "STIS": ("OPT_ELEM", "FILTER"),
@@ -72,7 +72,7 @@ def pick_row(filters: list[str], numimages: list[int], wanted: str, n_inputs: in
 def table_value(header: fits.Header) -> str | None:
     """The MDRIZTAB keyword's value, or None when the header names none (absent, blank or N/A)."""
     value = str(header.get("MDRIZTAB", "")).strip()
-    return None if not value or value.upper() == NA else value
+    return None if is_na(value) else value
 
 
 def choose(first_input: Path, n_inputs: int, cache: Path) -> Choice | None:

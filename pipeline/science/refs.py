@@ -498,6 +498,11 @@ def dataset_parameters(path: Path) -> dict[str, Any]:
     return params
 
 
+def is_na(value: object) -> bool:
+    """Whether a header reference value means "no file" (blank or ``N/A``)."""
+    return value is None or str(value).strip() == "" or str(value).strip().upper() == NA
+
+
 def header_keyword(reftype: str) -> str:
     """FITS keyword holding a reference type (HST: the type name, upper case)."""
     return reftype.upper()
@@ -567,7 +572,7 @@ def locate_reference(value: str, cache: Path, environ: Mapping[str, str] | None 
     """
     env = os.environ if environ is None else environ
     text = value.strip()
-    if not text or text.upper() == NA:
+    if is_na(text):
         return None
     if "$" in text and not text.startswith("$"):
         prefix, rest = text.split("$", 1)

@@ -98,8 +98,9 @@ def parse_duration(text: str) -> float:
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def digest(secret: str) -> str:
+    """What the database keeps of a secret (API token or console session id): its sha256."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _token(row) -> Token:
@@ -129,7 +130,7 @@ class TokenStore:
         now = time.time()
         with self.engine.begin() as conn:
             conn.execute(TokenRow.__table__.insert().values(
-                key=key, digest=_digest(text), user=user, programs=",".join(sorted(set(programs or []))), role=role,
+                key=key, digest=digest(text), user=user, programs=",".join(sorted(set(programs or []))), role=role,
                 created=now, expires=now + expires_in if expires_in else None, revoked=None))
         return text, self.get(key)
 
@@ -160,7 +161,7 @@ class TokenStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(TokenRow).where(TokenRow.key == m.group(1))).first() if m else None
         expected = row.digest if row is not None else "0" * 64
-        same = hmac.compare_digest(_digest(text), expected)  # always compared: same work for every failure
+        same = hmac.compare_digest(digest(text), expected)  # always compared: same work for every failure
         if m is None or row is None or not same:
             raise AuthFailure("token not recognised")
         token = _token(row)

@@ -66,7 +66,7 @@ def _files(scratch: Path, sbc_filters: Sequence[str], hrc_filters: Sequence[str]
     files += [("pfltfile", h) for h in _flats(s["PFLTFILE"], "SBC", sbc_filters)]
     files += [(k.lower(), fits.open(p)) for k, p in r.items() if k != "PFLTFILE"]
     files += [("pfltfile", h) for h in _flats(r["PFLTFILE"], "HRC", hrc_filters)]
-    coron = hrc.write_coronagraph_references(scratch / "hrc")
+    coron = {k: scratch / "hrc" / v for k, v in hrc.CORON_NAMES.items()}  # hrc.write_references wrote them
     files += [("cfltfile", h) for h in _flats(coron["CFLTFILE"], "HRC", hrc_filters)]
     for h in _flats(r["PFLTFILE"], "HRC", hrc_filters):  # CDBS has HRC flats for coronagraphic data too
         h[0].header["OBSTYPE"] = "CORONAGRAPHIC"

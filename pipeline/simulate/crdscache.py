@@ -173,6 +173,12 @@ def read_marker(root: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def refuse_built(root: Path) -> None:
+    """A cache is built once; later references arrive as deliveries (new contexts), never a rebuild."""
+    if any(mappings_dir(root).glob("hst*.pmap")):
+        raise CacheError(f"{root} already holds a CRDS context; deliver new references with a bump instead")
+
+
 def build_reference_cache(crds_root: Path | str, instruments: Sequence[str] = ("wfc3", "acs"),
                           seed: int = DETECTOR_SEED, size: str = "subarray") -> str:
     """Write the simulated references and context ``hst_0001.pmap`` into a new cache; return the context.
@@ -186,8 +192,7 @@ def build_reference_cache(crds_root: Path | str, instruments: Sequence[str] = ("
         camera_for(inst)
     if size not in ("full", "subarray"):
         raise ValueError(f"unknown size {size!r}: expected 'full' or 'subarray'")
-    if any(mappings_dir(root).glob("hst*.pmap")):
-        raise CacheError(f"{root} already holds a CRDS context; deliver new references with a bump instead")
+    refuse_built(root)
     for d in (mappings_dir(root), references_dir(root), config_dir(root)):
         d.mkdir(parents=True, exist_ok=True)
     with atomic_write(config_dir(root) / "ref_cache_subdir_mode", "w") as fh:
@@ -274,8 +279,8 @@ def bump_reference(crds_root: Path | str, reftype: str, detector: str | None = N
     root = Path(crds_root).expanduser().resolve()
     marker = read_marker(root)
     reftype = reftype.lower()
-    if reftype not in reffiles.REFTYPES or reftype == "mdriztab":
-        raise ValueError(f"cannot deliver {reftype!r}: known types are {', '.join(reffiles.REFTYPES)}")
+    if reftype not in reffiles.BUILDERS:  # MDRIZTAB is delivered with the cache, never redelivered
+        raise ValueError(f"cannot deliver {reftype!r}: deliverable types are {', '.join(reffiles.BUILDERS)}")
     if ccdamp is not None and reftype in (*reffiles.TABLE_TYPES, "pctetab"):
         raise ValueError(f"--ccdamp applies to image references, not to the {reftype} table")
     instruments = [i for i in marker["instruments"] if detector is None or camera_for(i).detector == detector.upper()]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from pipeline.science.calib.cte import uvis
 from pipeline.science.calib.cte.acs import trail_chip
 from pipeline.science.calib.cte.acs_pctetab import AcsCteTable, read_acs_pctetab
 from pipeline.science.calib.cte.pctetab import CteTable
@@ -96,8 +97,7 @@ def write_pctetab(path: Path, table: CteTable, *, useafter: str = "May 11 2009 0
 
 def time_scaling(expstart: float, table: CteTable) -> np.ndarray:
     """calwf3's per-row scaling of the trap density (rows counted from the serial register)."""
-    cte_ff = (expstart - table.date0) / (table.date1 - table.date0)
-    return (cte_ff * np.arange(1, ROWS + 1) / 2048.0).astype(np.float32).astype(np.float64)
+    return uvis.time_scaling(expstart, table.date0, table.date1, 1)[1][:, 0]
 
 
 def trail_charge(charge: np.ndarray, rows: np.ndarray, serial_at_bottom: bool, table: CteTable, *,
@@ -109,7 +109,7 @@ def trail_charge(charge: np.ndarray, rows: np.ndarray, serial_at_bottom: bool, t
     height = int(from_register.max()) + 1  # rows farther out never reach the register through these
     column = np.zeros((height, charge.shape[1]))
     column[from_register] = charge
-    fff = np.repeat(time_scaling(expstart, table)[:height, None], charge.shape[1], axis=1)
+    fff = uvis.time_scaling(expstart, table.date0, table.date1, charge.shape[1])[1][:height]
     for _ in range(table.npar):
         column = simulate(column, fff, table)
     return column[from_register].astype(np.float32)
@@ -124,7 +124,7 @@ def add_trails(cd: np.ndarray, ab: np.ndarray, table: CteTable, *, expstart: flo
     n = COLS // 4
     levels = np.repeat(np.asarray(bias, dtype=np.float64), n)[None, :]
     charge = (raz - levels) * gain
-    fff = np.repeat(time_scaling(expstart, table)[:, None], COLS, axis=1)
+    fff = uvis.time_scaling(expstart, table.date0, table.date1, COLS)[1]
     obs = charge
     for _ in range(table.npar):
         obs = simulate(obs, fff, table)

@@ -10,7 +10,8 @@ is delivered with the IR one), and crds inserts them into the WFC3 rmaps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 
 from astropy.io import fits
@@ -25,16 +26,20 @@ SUFFIX = {"ccdtab": "ccd", "oscntab": "osc", "bpixtab": "bpx", "crrejtab": "crr"
           "nlinfile": "lin", "darkfile": "drk", "pfltfile": "pfl", "idctab": "idc"}
 
 
-def _builds(modes: Iterable[tuple[str, str]], filters: Iterable[str]) -> list[tuple[str, fits.HDUList]]:
+def _builds(modes: Iterable[tuple[str, str]], filters: Iterable[str],
+            only: str | None = None) -> Iterator[tuple[str, fits.HDUList]]:
+    """(reftype, HDUList) of the IR references, or of the ``only`` type: a redelivery of one table
+    need not compute every dark."""
     maps = detector_maps()
-    out = [("ccdtab", irrefs.ccd_table()), ("oscntab", irrefs.overscan_table()), ("bpixtab", irrefs.badpix_table(maps)),
-           ("crrejtab", irrefs.crrej_table()), ("imphttab", irrefs.photometry_table()),
-           ("nlinfile", irrefs.nlin_file(maps))]
-    out += [("darkfile", irrefs.dark_file(maps, seq, sub)) for seq, sub in modes]
-    out += [("pfltfile", irrefs.flat_file(maps, f)) for f in filters]
+    builders: list[tuple[str, Callable[[], fits.HDUList]]] = [
+        ("ccdtab", irrefs.ccd_table), ("oscntab", irrefs.overscan_table),
+        ("bpixtab", partial(irrefs.badpix_table, maps)), ("crrejtab", irrefs.crrej_table),
+        ("imphttab", irrefs.photometry_table), ("nlinfile", partial(irrefs.nlin_file, maps))]
+    builders += [("darkfile", partial(irrefs.dark_file, maps, seq, sub)) for seq, sub in modes]
+    builders += [("pfltfile", partial(irrefs.flat_file, maps, f)) for f in filters]
     # the real rule (hst_wfc3_idctab_0252) is always relevant and matches DETECTOR: UVIS needs its row too
-    out += [("idctab", idctab.idc_table(det)) for det in ("IR", "UVIS")]
-    return out
+    builders += [("idctab", partial(idctab.idc_table, det)) for det in ("IR", "UVIS")]
+    return ((kind, build()) for kind, build in builders if only in (None, kind))
 
 
 def _label(hdul: fits.HDUList, name: str) -> None:
@@ -118,9 +123,7 @@ def bump_ir_reference(crds_root: Path | str, reftype: str) -> str:
     old = rmap.ReferenceMapping.from_file(str(old_path))
     with cc.crds_environment(root):
         paths = []
-        for kind, hdul in _builds(modes, filters):
-            if kind != reftype:
-                continue
+        for _, hdul in _builds(modes, filters, only=reftype):
             name = cdbs_name(cc._next_delivery_time(root), "i", SUFFIX[reftype])
             _label(hdul, name)
             hdul[0].header["HISTORY"] = f"redelivery replacing {old_context}'s IR {reftype}"

@@ -31,8 +31,7 @@ def build_or_link(crds_root: Path | str, instruments: Sequence[str], *, size: st
     if not store:
         return crdscache.build_reference_cache(crds_root, instruments, seed=seed, size=size)
     root = Path(crds_root).expanduser().resolve()
-    if any(crdscache.mappings_dir(root).glob("hst*.pmap")):
-        raise crdscache.CacheError(f"{root} already holds a CRDS context; deliver new references with a bump instead")
+    crdscache.refuse_built(root)
     template = _template(Path(store).expanduser().resolve(), instruments, size, seed)
     _link_tree(template, root)
     return crdscache.latest_context(root)

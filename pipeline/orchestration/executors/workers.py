@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.core.fsutil import atomic_write
+from pipeline.core.osf import process_alive
 
 
 @dataclass(frozen=True)
@@ -66,16 +67,6 @@ class WorkerBoard:
             json.dump(asdict(self.record), fh)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 def read_workers(directory: Path) -> list[ExecutorRecord]:
     """The records of the executors still running (this host) or last heard of (other hosts), newest first."""
     here = socket.gethostname()
@@ -86,6 +77,6 @@ def read_workers(directory: Path) -> list[ExecutorRecord]:
             record = ExecutorRecord(**{**raw, "jobs": [WorkerJob(**j) for j in raw.get("jobs", [])]})
         except (OSError, ValueError, TypeError):
             continue  # being replaced, or not one of ours
-        if record.host != here or _alive(record.pid):
+        if record.host != here or process_alive(record.pid, 0):
             out.append(record)
     return sorted(out, key=lambda r: -r.updated)

@@ -288,13 +288,14 @@ def apply_cr_masks(blv: Exposure, masks: list[np.ndarray]) -> None:
 def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) -> list[Path]:
     """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj; with
     PCTECORR, also the CTE branch's member flcs and crc (calwf3 and calacs run their CR rejection on
-    the blc set too); for SBC
-    (calacs's ProcessMAMA) ACS2D per member, then ACSSUM into the product's ``_sfl``."""
-    if is_ir(read_primary(raws[0])):  # WFC3/IR REPEAT: each ramp's _flt, then RPTCORR on them
+    the blc set too); for SBC (calacs's ProcessMAMA) ACS2D per member, then ACSSUM into the
+    product's ``_sfl``."""
+    primary = read_primary(raws[0])
+    if is_ir(primary):  # WFC3/IR REPEAT: each ramp's _flt, then RPTCORR on them
         from pipeline.science.calib.ir.repeat import calibrate_repeat
 
         return calibrate_repeat(raws, outdir, product, **kw)
-    if detector_of(read_primary(raws[0]), raws[0]) is SBC:
+    if detector_of(primary, raws[0]) is SBC:
         flts = [calibrate_exposure(r, outdir, **kw) for r in raws]
         return [*flts, *sum_sbc_repeats(flts, outdir, product, log=kw.get("log"))]  # type: ignore[arg-type]
     outputs = finish_stack([ccd_phase(r, **kw) for r in raws], outdir, product, **kw)  # type: ignore[arg-type]

@@ -54,6 +54,12 @@ def _mapped(hdu: fits.ImageHDU, dtype: type) -> np.ndarray | None:
     return raw.view(want.newbyteorder(raw.dtype.byteorder if raw.dtype.byteorder != "|" else "="))
 
 
+def _constant_plane(hdu: fits.ImageHDU, shape: tuple[int, int]) -> tuple[tuple[int, int], object]:
+    """An empty plane's (NPIX2, NPIX1) -- ``shape`` when absent or 0x0 -- and its PIXVALUE (default 0)."""
+    npix = (int(hdu.header.get("NPIX2", shape[0])), int(hdu.header.get("NPIX1", shape[1])))
+    return (npix if npix != (0, 0) else shape), hdu.header.get("PIXVALUE", 0)
+
+
 def _constant_or_data(hdu: fits.ImageHDU, shape: tuple[int, int], dtype: type,
                       out: np.ndarray | None = None) -> np.ndarray:
     """An extension's array, expanding an empty HDU into ``PIXVALUE`` (default 0) of ``shape``.
@@ -62,12 +68,11 @@ def _constant_or_data(hdu: fits.ImageHDU, shape: tuple[int, int], dtype: type,
     is filled in place and ``out`` returned: no full-size temporary to allocate and copy.
     """
     if hdu.header.get("NAXIS", 0) == 0 or hdu.data is None:
-        npix = (int(hdu.header.get("NPIX2", shape[0])), int(hdu.header.get("NPIX1", shape[1])))
-        npix = npix if npix != (0, 0) else shape
+        npix, value = _constant_plane(hdu, shape)
         if out is not None and npix == out.shape:
-            out.fill(hdu.header.get("PIXVALUE", 0))
+            out.fill(value)
             return out
-        return np.full(npix, hdu.header.get("PIXVALUE", 0), dtype=dtype)
+        return np.full(npix, value, dtype=dtype)
     return _scaled(hdu, dtype)
 
 
@@ -259,9 +264,8 @@ class RefImset:
         if hdu is None:
             raise self.ref.error(f"{extname},{self.extver} missing")
         if hdu.header.get("NAXIS", 0) == 0:   # a constant plane: one value seen at every pixel, no array
-            npix = (int(hdu.header.get("NPIX2", self.shape[0])), int(hdu.header.get("NPIX1", self.shape[1])))
-            value = np.array(hdu.header.get("PIXVALUE", 0), dtype=dtype)
-            return np.broadcast_to(value, npix if npix != (0, 0) else self.shape)
+            npix, value = _constant_plane(hdu, self.shape)
+            return np.broadcast_to(np.array(value, dtype=dtype), npix)
         direct = _mapped(hdu, dtype)
         return direct if direct is not None else _constant_or_data(hdu, self.shape, dtype)
 

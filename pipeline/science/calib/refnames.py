@@ -17,12 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.core.errors import MissingReference
-from pipeline.science.refs import IRAF_PREFIX, NA, locate_reference
-
-
-def is_na(value: object) -> bool:
-    """Whether a header reference value means "no file" (blank or ``N/A``)."""
-    return value is None or str(value).strip() == "" or str(value).strip().upper() == NA
+from pipeline.science.refs import IRAF_PREFIX, is_na, locate_reference
 
 
 def crds_cache(site: object | None, environ: Mapping[str, str]) -> Path | None:

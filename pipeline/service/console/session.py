@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from pipeline.core.config import Site
 from pipeline.core.db import Base, engine_for
-from pipeline.service.tokens import TokenRow
+from pipeline.service.tokens import TokenRow, digest
 
 COOKIE = "owl_console"
 LOGIN_COOKIE = "owl_console_login"
@@ -47,10 +47,6 @@ class SessionRow(Base):
     revoked: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-def _digest(sid: str) -> str:
-    return hashlib.sha256(sid.encode()).hexdigest()
-
-
 def csrf_of(sid: str) -> str:
     """The session's CSRF token, derived from its id (so the database holds nothing a form could use)."""
     return hmac.new(sid.encode(), b"owl-console-csrf", hashlib.sha256).hexdigest()
@@ -70,7 +66,7 @@ class Sessions:
         now = time.time()
         with self.engine.begin() as conn:
             conn.execute(delete(SessionRow).where(SessionRow.expires < now - 86400))  # long-ended ones
-            conn.execute(SessionRow.__table__.insert().values(digest=_digest(sid), user=user, token_key=token_key,
+            conn.execute(SessionRow.__table__.insert().values(digest=digest(sid), user=user, token_key=token_key,
                                                               created=now, expires=now + self.seconds, revoked=None))
         return sid, Session(user, token_key, csrf_of(sid), now + self.seconds)
 
@@ -83,14 +79,14 @@ class Sessions:
         s, t = SessionRow, TokenRow
         with self.engine.connect() as conn:
             row = conn.execute(select(s.user, s.token_key, s.expires).join(t, t.key == s.token_key).where(
-                s.digest == _digest(sid), s.revoked.is_(None), s.expires > now, t.revoked.is_(None),
+                s.digest == digest(sid), s.revoked.is_(None), s.expires > now, t.revoked.is_(None),
                 or_(t.expires.is_(None), t.expires > now))).first()
         return None if row is None else Session(row.user, row.token_key, csrf_of(sid), row.expires)
 
     def close(self, request: Request) -> None:
         sid = request.cookies.get(COOKIE, "")
         with self.engine.begin() as conn:
-            conn.execute(update(SessionRow).where(SessionRow.digest == _digest(sid), SessionRow.revoked.is_(None))
+            conn.execute(update(SessionRow).where(SessionRow.digest == digest(sid), SessionRow.revoked.is_(None))
                          .values(revoked=time.time()))
 
 

@@ -44,7 +44,9 @@ def check(ctx: CalContext) -> None:
     ctx.reference_path("DRKCFILE")
 
 
-def _time_scaling(expstart: float, date0: float, date1: float, ncols: int) -> tuple[float, np.ndarray]:
+def time_scaling(expstart: float, date0: float, date1: float, ncols: int) -> tuple[float, np.ndarray]:
+    """calwf3's CTE_FF and per-row trap-density scaling (rows from the serial register), ``ncols`` wide;
+    the simulator trails with the same numbers the correction undoes."""
     cte_ff = (expstart - date0) / (date1 - date0)
     rows = np.arange(1, ROWS + 1, dtype=np.float64)
     column = (cte_ff * rows / 2048.0).astype(np.float32).astype(np.float64)
@@ -146,7 +148,7 @@ def run(ctx: CalContext, exposure: Exposure) -> Exposure:
         else:
             m = mask[:, amp]
             block[m] = (block[m] - np.float32(level)) * gain
-    cte_ff, fff = _time_scaling(ctx.key("EXPSTART", float), table.date0, table.date1, COLS)
+    cte_ff, fff = time_scaling(ctx.key("EXPSTART", float), table.date0, table.date1, COLS)
     rnoi = float(np.float32(ctx.key("PCTERNOI", float, 0.0)))
     if rnoi == 0.0:
         rnoi = rnoise.estimate(raz)

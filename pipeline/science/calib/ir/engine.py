@@ -11,7 +11,6 @@ from astropy.io import fits
 
 from pipeline.core.errors import BadInput, MissingReference
 from pipeline.science.calib.context import COMPLETE, OMIT, SKIPPED, CalContext, check_reference, reference_is_dummy
-from pipeline.science.calib.ir import is_ir  # noqa: F401  (stages ask engine.is_ir)
 from pipeline.science.calib.ir.early import BlevCorr, DqiCorr, NoisCorr, ZoffCorr, ZsigCorr, keep_zero_read
 from pipeline.science.calib.ir.late import FLAT_TYPES, CrCorr, DarkCorr, FlatCorr, NlinCorr, PhotCorr, UnitCorr
 from pipeline.science.calib.ir.output import write_flt, write_ima
