@@ -254,3 +254,22 @@ def test_grid_events_push_changes(site):
         with client.stream("GET", f"{base}/console/grid.events",
                            headers={"Last-Event-ID": str(pushed["stamp"] + 10)}) as r:  # a reconnect resumes
             assert _events(r.iter_lines(), 1)[0]["rows"] == {}
+
+
+def test_a_page_looks_its_session_up_once(site, client, monkeypatch):
+    """Access check and rendering share one session look-up per request (each is a database query)."""
+    from pipeline.service.console.session import Sessions
+
+    token, _ = TokenStore(site).create("ann", role="operator")
+    log_in(client, token)
+    calls: list[str] = []
+    lookup = Sessions._lookup
+
+    def counted(self, request):
+        calls.append(request.url.path)
+        return lookup(self, request)
+
+    monkeypatch.setattr(Sessions, "_lookup", counted)
+    page = client.get("/console/datasets/j9cv58020")
+    assert page.status_code == 200 and "ann" in page.text
+    assert calls == ["/console/datasets/j9cv58020"]

@@ -56,6 +56,8 @@ def test_records_of_gone_executors_are_dropped(tmp_path):
     elsewhere.started(456, ASN, f"CA_{MEMBERS[1]}", MEMBERS[1], "CA", 2)
     (tmp_path / "half-written.json").write_text("{")
     assert [(r.host, [j.pid for j in r.jobs]) for r in read_workers(tmp_path)] == [("node7.example", [456])]
+    assert not dead.path.exists()  # removed once seen dead; another host's record and a torn one are left alone
+    assert elsewhere.path.exists() and (tmp_path / "half-written.json").exists()
 
 
 def test_console_shows_the_workers(site):

@@ -3,8 +3,9 @@
 Every local executor process keeps one small JSON record, ``<dags area>/workers/<host>-<pid>.json``,
 rewritten atomically whenever one of its jobs starts or ends: its host and pid, its worker count and
 each running job's process id, DAG and node, dataset, stage, attempt and start time. Readers drop the
-records of executors that are gone (same host, pid no longer alive); another host's records are
-shown as written, with their age.
+records of executors that are gone (same host, pid no longer alive) and delete them, so the area
+does not grow by one file per executor ever run; another host's records are shown as written, with
+their age.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class WorkerBoard:
 
 
 def read_workers(directory: Path) -> list[ExecutorRecord]:
-    """The records of the executors still running (this host) or last heard of (other hosts), newest first."""
+    """The records of the executors still running (this host) or last heard of (other hosts), newest first;
+    this host's dead executors' records are removed."""
     here = socket.gethostname()
     out = []
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
@@ -79,4 +81,6 @@ def read_workers(directory: Path) -> list[ExecutorRecord]:
             continue  # being replaced, or not one of ours
         if record.host != here or process_alive(record.pid, 0):
             out.append(record)
+        else:
+            path.unlink(missing_ok=True)  # its executor ended (or was killed) without a word
     return sorted(out, key=lambda r: -r.updated)

@@ -25,6 +25,7 @@ from pipeline.service.tokens import TokenRow, digest
 COOKIE = "owl_console"
 LOGIN_COOKIE = "owl_console_login"
 PATH = "/console"
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,14 @@ class Sessions:
         return sid, Session(user, token_key, csrf_of(sid), now + self.seconds)
 
     def of(self, request: Request) -> Session | None:
-        """The request's live session: not expired, not revoked, opened by a token still valid."""
+        """The request's live session: not expired, not revoked, opened by a token still valid. Looked up
+        once per request (a page asks when it checks access and again when it renders)."""
+        found = getattr(request.state, "console_session", _UNKNOWN)
+        if found is _UNKNOWN:
+            found = request.state.console_session = self._lookup(request)
+        return found
+
+    def _lookup(self, request: Request) -> Session | None:
         sid = request.cookies.get(COOKIE)
         if not sid or len(sid) > 100:
             return None
