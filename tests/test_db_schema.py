@@ -12,11 +12,12 @@ PROCESSES = 8
 def _create(url: str, barrier) -> str:
     from pipeline.archive.store import _TABLES
     from pipeline.core.db import create_tables, engine_for
-    from pipeline.core.osf import _TABLES as OSF_TABLES
+    from pipeline.core.osf import Blackboard
 
     barrier.wait()
-    try:
-        create_tables(engine_for(url), [*_TABLES, *OSF_TABLES])
+    try:  # the OSF's DB-API tables and the archive's SQLAlchemy ones, as a fresh site's first nodes create them
+        Blackboard(url)
+        create_tables(engine_for(url), _TABLES)
     except Exception as exc:  # reported to the parent, which fails the test with it
         return f"{type(exc).__name__}: {exc}"
     return "ok"

@@ -1,0 +1,160 @@
+"""Plain DB-API access to a site database (``sqlite3``, or ``psycopg`` for a PostgreSQL URL).
+
+The stage wrapper claims its OSF column within a fraction of a second of starting, so the OSF
+blackboard and the node-usage history use this instead of SQLAlchemy (whose import alone costs
+more than the whole budget); the archive catalogue and the service keep SQLAlchemy
+(:mod:`pipeline.core.db`) on the same database files. SQL is written once with ``?`` placeholders
+and ANSI quoting, which both back ends accept.
+
+SQLite is opened as SQLAlchemy's engine opens it (WAL, ``synchronous=NORMAL``, busy timeout,
+foreign keys on). A write transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock
+first (waiting up to the busy timeout), so the rows it reads cannot change under it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pipeline.core.errors import LockTimeout
+
+#: The PostgreSQL advisory lock that serialises owlpipe's schema creation ("OWLDDL" in ASCII).
+DDL_LOCK = 0x4F574C44444C
+
+_local = threading.local()
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """A "database is locked" from sqlite3 or from SQLAlchemy wrapping it."""
+    return type(exc).__name__ == "OperationalError" and "locked" in str(exc).lower()
+
+
+def lock_timeout(exc: BaseException, what: str) -> LockTimeout:
+    return LockTimeout(f"database lock timeout while {what}: {getattr(exc, 'orig', None) or exc}")
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:////abs/owl.db`` -> ``/abs/owl.db`` (SQLAlchemy's reading: three slashes, then the path)."""
+    path = url.split("://", 1)[1].split("?", 1)[0]
+    return path[1:] if path.startswith("/") and len(path) > 1 else ":memory:"
+
+
+def postgres_conninfo(url: str) -> str:
+    """A libpq URL from a SQLAlchemy one (``postgresql+psycopg://`` -> ``postgresql://``)."""
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+class Database:
+    """One site database by URL: short reads and write transactions on a connection per thread and process."""
+
+    def __init__(self, url: str, busy_timeout: float = 30.0) -> None:
+        self.url = url
+        self.busy_timeout = busy_timeout
+        self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        if self.dialect == "sqlite":
+            self.IntegrityError: type[Exception] = sqlite3.IntegrityError
+        else:
+            import psycopg
+
+            self.IntegrityError = psycopg.IntegrityError
+
+    def connection(self) -> Any:
+        """This thread's connection (a forked child opens its own: a connection never crosses a fork)."""
+        cache = getattr(_local, "connections", None)
+        if cache is None or _local.pid != os.getpid():
+            cache = _local.connections = {}
+            _local.pid = os.getpid()
+        key = (self.url, self.busy_timeout)
+        if key not in cache:
+            cache[key] = self._connect()
+        return cache[key]
+
+    def _connect(self) -> Any:
+        if self.dialect == "sqlite":
+            conn = sqlite3.connect(sqlite_path(self.url), timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            return conn
+        import psycopg
+
+        return psycopg.connect(postgres_conninfo(self.url), autocommit=True)
+
+    def sql(self, statement: str) -> str:
+        """``statement`` in this back end's placeholder style."""
+        return statement if self.dialect == "sqlite" else statement.replace("%", "%%").replace("?", "%s")
+
+    def read(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """All rows of one query, outside any write transaction."""
+        cur = self.connection().cursor()
+        try:
+            cur.execute(self.sql(statement), tuple(params))
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Cursor]:
+        """A transaction committed when the block ends, rolled back if it raises; a nested block joins it."""
+        conn = self.connection()
+        if self.dialect != "sqlite":
+            with conn.transaction(), conn.cursor() as cur:
+                yield Cursor(self, cur)
+            return
+        if conn.in_transaction:
+            yield Cursor(self, conn.cursor())
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield Cursor(self, conn.cursor())
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def ensure_tables(self, ddl: dict[str, Sequence[str]]) -> None:
+        """Create the missing tables of ``ddl`` (table name -> its CREATE TABLE and CREATE INDEX statements,
+        each ``IF NOT EXISTS``; ``{serial}`` stands for the back end's auto-increment integer type), safely
+        from many processes at once; nothing is locked when all exist."""
+        if not self._missing(ddl):
+            return
+        with self.write() as cur:
+            if self.dialect == "postgresql":  # concurrent IF NOT EXISTS can still collide in pg's catalogue
+                cur.execute("SELECT pg_advisory_xact_lock(?)", (DDL_LOCK,))
+            for statements in ddl.values():
+                for statement in statements:
+                    cur.execute(statement.replace("{serial}", "INTEGER" if self.dialect == "sqlite" else "SERIAL"))
+
+    def _missing(self, ddl: dict[str, Sequence[str]]) -> list[str]:
+        if self.dialect == "sqlite":
+            query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        else:
+            query = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        present = {r[0] for r in self.read(query)}
+        return [t for t in ddl if t not in present]
+
+
+class Cursor:
+    """A cursor inside :meth:`Database.write` taking ``?`` placeholders on either back end."""
+
+    def __init__(self, db: Database, cur: Any) -> None:
+        self._db = db
+        self._cur = cur
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        self._cur.execute(self._db.sql(statement), tuple(params))
+        return self._cur.rowcount
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cur.executemany(self._db.sql(statement), [tuple(r) for r in rows])
+
+    def fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        self._cur.execute(self._db.sql(statement), tuple(params))
+        return self._cur.fetchall()
