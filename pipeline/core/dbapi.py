@@ -25,7 +25,9 @@ from pipeline.core.errors import LockTimeout
 #: The PostgreSQL advisory lock that serialises owlpipe's schema creation ("OWLDDL" in ASCII).
 DDL_LOCK = 0x4F574C44444C
 
-_local = threading.local()
+#: Open connections by (pid, thread, url, busy timeout): a thread reuses its own, a forked child opens new ones.
+_connections: dict[tuple[int, int, str, float], Any] = {}
+_lock = threading.Lock()
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -64,14 +66,21 @@ class Database:
 
     def connection(self) -> Any:
         """This thread's connection (a forked child opens its own: a connection never crosses a fork)."""
-        cache = getattr(_local, "connections", None)
-        if cache is None or _local.pid != os.getpid():
-            cache = _local.connections = {}
-            _local.pid = os.getpid()
-        key = (self.url, self.busy_timeout)
-        if key not in cache:
-            cache[key] = self._connect()
-        return cache[key]
+        key = (os.getpid(), threading.get_ident(), self.url, self.busy_timeout)
+        conn = _connections.get(key)
+        if conn is None:
+            conn = self._connect()
+            with _lock:
+                _connections[key] = conn
+        return conn
+
+    def dispose(self) -> None:
+        """Close this process's connections to the database, in every thread (like SQLAlchemy's
+        ``Engine.dispose``): the next use opens the file anew, e.g. after a site was re-initialised."""
+        with _lock:
+            for key in [k for k in _connections if k[0] == os.getpid() and k[2] == self.url]:
+                with contextlib.suppress(Exception):
+                    _connections.pop(key).close()
 
     def _connect(self) -> Any:
         if self.dialect == "sqlite":

@@ -313,6 +313,14 @@ class Blackboard:
         order = list(LETTERS)
         return {c: dict(sorted(cnt.items(), key=lambda kv: order.index(kv[0]))) for c, cnt in per_column.items()}
 
+    def last_change(self) -> float:
+        """When any row last changed (0 for an empty blackboard): the console polls it to refresh its grid."""
+        return float(self.db.read("SELECT max(updated) FROM osf")[0][0] or 0.0)
+
+    def workflows(self) -> list[str]:
+        """The workflows named by any row, sorted."""
+        return [r[0] for r in self.db.read("SELECT DISTINCT workflow FROM osf ORDER BY workflow") if r[0]]
+
     def history(self, dataset: DatasetName | str | None = None, limit: int | None = None) -> list[HistoryEntry]:
         sql = 'SELECT time, dataset, "column", "old", "new", exit_code, message, who, host, pid FROM osf_history'
         params: list[Any] = []
