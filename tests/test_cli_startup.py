@@ -81,3 +81,13 @@ def test_owl_help_lists_every_command():
                          capture_output=True, text=True, timeout=60)
     listed = [line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines() if line.strip()]
     assert listed == sorted(COMMANDS)
+
+
+def test_dan_receipt_reads_its_dan_before_importing_the_decoder():
+    """owl-dan-receipt validates the DAN (its first work) without numpy/astropy: the pod decoder and
+    the simulator's encoder are imported when a pod is checked or written."""
+    dan = '{"downlink_id": "dl1", "pods": [{"file": "idn101a1q.pod", "dataset": "idn101a1q"}]}'
+    code = ("import stages.dan_receipt\nfrom pipeline.core.errors import BadInput\n"
+            "from pipeline.science.telemetry.dan import parse_dan\n"
+            f"try:\n    parse_dan({dan!r}, 'dl1.dan.json')\nexcept BadInput as exc:\n    print(exc)")
+    assert heavy_modules_after(code) == []

@@ -15,15 +15,16 @@ import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from astropy.io import fits
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import atomic_write
-from pipeline.core.names import BadName, parse_dataset
-from pipeline.science.telemetry.encode import encode_exposure, pod_name
+from pipeline.core.names import BadName, parse_dataset, pod_name
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 DAN_FORMAT = "owlpipe-dan"
 DAN_VERSION = 1
@@ -176,6 +177,8 @@ def write_downlink(associations: Iterable[AssociationLike], inbox_dir: Path | st
     An "association" whose name is an exposure name is a singleton: its pod is listed, but it
     gets no association entry.
     """
+    from pipeline.science.telemetry.encode import encode_exposure  # numpy, astropy: the simulator's side
+
     inbox = Path(inbox_dir)
     inbox.mkdir(parents=True, exist_ok=True)
     dl = downlink_id or new_downlink_id()

@@ -31,7 +31,6 @@ from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard
 from pipeline.core.trailer import Trailer
 from pipeline.science.telemetry.dan import DAN_SUFFIX, DOWNLINK_ID_RE, AssociationEntry, Dan, PodEntry, parse_dan
-from pipeline.science.telemetry.decode import scan_pod
 
 COLUMN = "DR"
 
@@ -212,6 +211,8 @@ class ReceivingStation:
 
     def _check(self, path: Path, entry: PodEntry) -> None:
         """Raise BadInput with the most specific reason first: structure, identity, size, checksum."""
+        from pipeline.science.telemetry.decode import scan_pod  # numpy, astropy: once there is a pod to check
+
         data = path.read_bytes()
         scanned = scan_pod(data, entry.file)
         if scanned.header.rootname != entry.dataset:
