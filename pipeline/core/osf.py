@@ -80,7 +80,7 @@ _DDL = {
         'PRIMARY KEY (dataset, "column"))',),
     "osf_history": (
         'CREATE TABLE IF NOT EXISTS osf_history (id {serial} NOT NULL, dataset VARCHAR(9) NOT NULL, '
-        '"column" VARCHAR(2) NOT NULL, "old" VARCHAR(12) NOT NULL, "new" VARCHAR(12) NOT NULL, '
+        '"column" VARCHAR(2) NOT NULL, old VARCHAR(12) NOT NULL, new VARCHAR(12) NOT NULL, '
         "exit_code INTEGER, message TEXT NOT NULL, who VARCHAR(64) NOT NULL, host VARCHAR(255) NOT NULL, "
         "pid INTEGER NOT NULL, time FLOAT NOT NULL, PRIMARY KEY (id))",
         "CREATE INDEX IF NOT EXISTS ix_osf_history_time ON osf_history (time)",
