@@ -36,8 +36,8 @@ RETRY_FACTOR = 2
 
 
 @dataclass(frozen=True)
-class NodeUsage:
-    """One finished node run: what it was and what it cost (a row of ``node_usage``)."""
+class Sample:
+    """What one node run is, for the history table (the wrapper knows these before the run)."""
 
     stage: str
     dataset: str
@@ -45,6 +45,12 @@ class NodeUsage:
     detector: str
     nexp: int
     input_mb: float
+
+
+@dataclass(frozen=True)
+class NodeUsage(Sample):
+    """One finished node run: what it was and what it cost (a row of ``node_usage``)."""
+
     peak_rss_mb: float
     wall_s: float
     exit_code: int
@@ -68,18 +74,6 @@ def _open(url: str, busy_timeout: float) -> Database:
     db = Database(url, busy_timeout)
     db.ensure_tables(_DDL)
     return db
-
-
-@dataclass(frozen=True)
-class Sample:
-    """What one node run is, for the history table (the wrapper knows these before the run)."""
-
-    stage: str
-    dataset: str
-    instrument: str
-    detector: str
-    nexp: int
-    input_mb: float
 
 
 def peak_rss_mb() -> float:
@@ -124,8 +118,7 @@ def describe(stage: str, dataset: str, instrument: str, work: Path | list[Path],
 
 def record(url: str, sample: Sample, wall_s: float, exit_code: int, busy_timeout: float = 30.0) -> None:
     """Add one run to the site's history (creating the table on first use)."""
-    add(url, [NodeUsage(sample.stage, sample.dataset, sample.instrument, sample.detector, sample.nexp,
-                        sample.input_mb, round(peak_rss_mb(), 1), round(wall_s, 3), int(exit_code), time.time())],
+    add(url, [NodeUsage(*astuple(sample), round(peak_rss_mb(), 1), round(wall_s, 3), int(exit_code), time.time())],
         busy_timeout)
 
 
