@@ -1,12 +1,15 @@
 """Load a TOML tree into typed dataclasses, checking every value the way the site configuration always has.
 
-The site configuration is read by every stage executable before its OSF claim, where pydantic's
-import alone would take a third of the start-up budget. This covers what the configuration uses
-(str, int, float, bool, Path, Literal, list, dict[str, ...], nested sections, ``X | None``) with
-pydantic's lax conversions (``"4"`` -> 4, ``"yes"`` -> True: environment overrides are strings)
-and its error wording, so operators see the same one-line messages as before.
-Bounds come from field metadata (``ge``, ``gt``, ``le``); a ``check`` in the metadata is a function
-that raises ValueError for a bad value.
+The site configuration is read by every stage executable before its OSF claim, and a DAN by
+``owl-dan-receipt`` as its first work, where pydantic's import and model building alone would take
+a third of the start-up budget. This covers what those use (str, int, float, bool, Path, datetime,
+Literal, list, dict[str, ...], nested dataclasses, ``X | None``) with pydantic's lax conversions
+(``"4"`` -> 4, ``"yes"`` -> True: environment overrides are strings) and its error wording, so
+operators see the same one-line messages as before.
+Constraints come from field metadata (``ge``, ``gt``, ``le``, ``min_length``, ``max_length``,
+``pattern``); a ``check`` in the metadata is a function that raises ValueError for a bad value; a
+dataclass's ``_after_load`` method checks the whole loaded instance (raising ValueError), once all
+its fields are valid.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import types
 import typing
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -73,13 +78,24 @@ def _section(cls: type, tree: Any, loc: tuple, problems: list[Problem]) -> Any:
         return None
     hints = _hints(cls)
     values = {}
+    before = len(problems)
     for f in dataclasses.fields(cls):
         if f.init and f.name in tree:
             values[f.name] = _check(_value(hints[f.name], tree[f.name], (*loc, f.name), problems), f,
                                     tree[f.name], (*loc, f.name), problems)
+        elif f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            problems.append(Problem((*loc, f.name), "Field required", tree))
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     problems.extend(Problem((*loc, k), "Extra inputs are not permitted", v) for k, v in tree.items() if k not in names)
-    return cls(**values)
+    if len(problems) > before:
+        return None
+    value = cls(**values)
+    if hasattr(value, "_after_load"):
+        try:
+            value._after_load()
+        except ValueError as exc:
+            problems.append(Problem(loc, f"Value error, {exc}", tree))
+    return value
 
 
 def _check(value: Any, f: dataclasses.Field, given: Any, loc: tuple, problems: list[Problem]) -> Any:
@@ -89,12 +105,33 @@ def _check(value: Any, f: dataclasses.Field, given: Any, loc: tuple, problems: l
         if key in f.metadata and not ok(value, f.metadata[key]):
             problems.append(Problem(loc, f"Input should be {words} {f.metadata[key]}", given))
             return value
+    if (msg := _length(value, f.metadata)) is not None:
+        problems.append(Problem(loc, msg, given))
+        return value
+    if "pattern" in f.metadata and not re.search(f.metadata["pattern"], value):
+        problems.append(Problem(loc, f"String should match pattern '{f.metadata['pattern']}'", given))
+        return value
     if "check" in f.metadata:
         try:
             f.metadata["check"](value)
         except ValueError as exc:
             problems.append(Problem(loc, f"Value error, {exc}", given))
     return value
+
+
+def _length(value: Any, meta: Any) -> str | None:
+    """pydantic's message for a string or list outside ``min_length``/``max_length``, else None."""
+    if "min_length" not in meta and "max_length" not in meta:
+        return None
+    if isinstance(value, str):
+        what, unit, after = "String", "character", ""
+    else:
+        what, unit, after = "List", "item", f" after validation, not {len(value)}"
+    for key, side in (("min_length", "at least"), ("max_length", "at most")):
+        limit = meta.get(key)
+        if limit is not None and (len(value) < limit if key == "min_length" else len(value) > limit):
+            return f"{what} should have {side} {limit} {unit}{'' if limit == 1 else 's'}{after}"
+    return None
 
 
 def _value(hint: Any, given: Any, loc: tuple, problems: list[Problem]) -> Any:
@@ -182,10 +219,21 @@ def _bool(v: Any) -> bool:
     raise ValueError("Input should be a valid boolean, unable to interpret input")
 
 
+def _datetime(v: Any) -> datetime:
+    if isinstance(v, datetime):
+        return v
+    if isinstance(v, str):
+        try:
+            return datetime.fromisoformat(v.strip())
+        except ValueError:
+            raise ValueError("Input should be a valid datetime or date") from None
+    raise ValueError("Input should be a valid datetime or date")
+
+
 def _path(v: Any) -> Path:
     if isinstance(v, str | Path):
         return Path(v)
     raise ValueError("Input is not a valid path for <class 'pathlib.Path'>")
 
 
-_SCALARS = {str: _str, int: _int, float: _float, bool: _bool, Path: _path}
+_SCALARS = {str: _str, int: _int, float: _float, bool: _bool, Path: _path, datetime: _datetime}

@@ -58,7 +58,7 @@ def association_record(site: Site, association: str) -> AssociationEntry | None:
     path = associations_dir(site) / f"{parse_dataset(association).name}.json"
     if not path.exists():
         return None
-    return AssociationEntry.model_validate_json(path.read_text())
+    return AssociationEntry.from_json(path.read_text())
 
 
 def receipt_log(site: Site) -> Trailer:
@@ -197,7 +197,7 @@ class ReceivingStation:
         outcome = {p.dataset: p for p in report.pods}
         for asn in dan.associations:
             with atomic_write(associations_dir(self.site) / f"{asn.name}.json", "w") as fh:
-                fh.write(asn.model_dump_json(indent=2) + "\n")
+                fh.write(asn.to_json())
         for entry in dan.pods:
             asn = dan.association_of(entry.dataset)
             self._register(entry.dataset, asn.name if asn else None, outcome[entry.dataset], report)
