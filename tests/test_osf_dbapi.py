@@ -76,3 +76,19 @@ def test_failed_transaction_leaves_nothing_behind(url):
     assert bb.get("j9cv58abq").letter("CA") == "_"
     assert bb.holders() == []
     assert not Database(url).connection().in_transaction
+
+
+def test_postgres_connection_lost_is_replaced(pg_database):
+    """A server-side end of the connection (restart, idle timeout) costs the next caller nothing."""
+    import psycopg
+
+    from pipeline.core.dbapi import postgres_conninfo
+
+    bb = Blackboard(pg_database)
+    bb.create("j9cv58abq")
+    pid = bb.db.connection().info.backend_pid
+    with psycopg.connect(postgres_conninfo(pg_database), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    bb.transition("j9cv58abq", "CA", "_", "p")
+    assert bb.get("j9cv58abq").letter("CA") == "p"
+    assert bb.db.connection().info.backend_pid != pid

@@ -65,9 +65,13 @@ class Database:
             self.IntegrityError = psycopg.IntegrityError
 
     def connection(self) -> Any:
-        """This thread's connection (a forked child opens its own: a connection never crosses a fork)."""
+        """This thread's connection (a forked child opens its own: a connection never crosses a fork).
+        A PostgreSQL connection is pinged first, as SQLAlchemy's ``pool_pre_ping`` did: one lost to a
+        server restart is replaced instead of failing the caller."""
         key = (os.getpid(), threading.get_ident(), self.url, self.busy_timeout)
         conn = _connections.get(key)
+        if conn is not None and self.dialect == "postgresql" and not self._alive(conn):
+            conn = None
         if conn is None:
             conn = self._connect()
             with _lock:
@@ -81,6 +85,20 @@ class Database:
             for key in [k for k in _connections if k[0] == os.getpid() and k[2] == self.url]:
                 with contextlib.suppress(Exception):
                     _connections.pop(key).close()
+
+    @staticmethod
+    def _alive(conn: Any) -> bool:
+        import psycopg
+
+        if conn.closed or conn.broken:
+            return False
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return True  # inside this thread's own transaction: in use, not idle
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return False
+        return True
 
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
