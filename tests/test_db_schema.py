@@ -18,8 +18,11 @@ def _create(url: str, barrier) -> str:
     try:  # the OSF's DB-API tables and the archive's SQLAlchemy ones, as a fresh site's first nodes create them
         Blackboard(url)
         create_tables(engine_for(url), _TABLES)
-    except Exception as exc:  # reported to the parent, which fails the test with it
-        return f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # reported to the parent, which fails the test with it and where it was raised
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)
+        return f"{type(exc).__name__}: {exc} at " + " < ".join(f"{f.name}:{f.lineno}" for f in reversed(where[-4:]))
     return "ok"
 
 

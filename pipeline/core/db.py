@@ -14,7 +14,7 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from pipeline.core.dbapi import DDL_LOCK
+from pipeline.core.dbapi import DDL_LOCK, sqlite_pragmas
 
 
 class Base(DeclarativeBase):
@@ -32,12 +32,7 @@ def engine_for(url: str, busy_timeout: float = 30.0) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
+            sqlite_pragmas(dbapi_conn, busy_timeout)
     else:
         engine = create_engine(_with_driver(url), pool_pre_ping=True)
     return engine

@@ -17,6 +17,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -48,6 +49,30 @@ def sqlite_path(url: str) -> str:
 def postgres_conninfo(url: str) -> str:
     """A libpq URL from a SQLAlchemy one (``postgresql+psycopg://`` -> ``postgresql://``)."""
     return "postgresql://" + url.split("://", 1)[1]
+
+
+def _wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Put the database in WAL mode (a no-op once it is). Switching needs an exclusive lock for which
+    SQLite does not wait (its busy handler is not called here), so the nodes that open a fresh site
+    together retry until the busy timeout, as every other lock wait does."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_lock_error(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def sqlite_pragmas(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """How owlpipe opens every SQLite connection (here and in SQLAlchemy's engine): WAL, so readers
+    never block writers; a busy timeout, so concurrent writers queue instead of failing; foreign keys."""
+    _wal(conn, busy_timeout)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+    conn.execute("PRAGMA foreign_keys=ON")
 
 
 class Database:
@@ -104,10 +129,7 @@ class Database:
         if self.dialect == "sqlite":
             conn = sqlite3.connect(sqlite_path(self.url), timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-            conn.execute("PRAGMA foreign_keys=ON")
+            sqlite_pragmas(conn, self.busy_timeout)
             return conn
         import psycopg
 
