@@ -6,8 +6,9 @@ measured from process creation by this parent:
 * ``owl --help`` and ``owl status --json`` (a freshly initialised site): until the process exits.
 * a stage executable (its console-script entry point, on a dataset registered on the OSF): until
   its **first useful work**, the OSF claim, i.e. until the stage moves its column to ``p`` in the
-  site database (the time its OSF history row records for that move). Everything before it is start-up: the interpreter, the stage
-  wrapper (site configuration, the OSF blackboard), argument parsing, the reap of dead claims.
+  site database (the time its OSF history row records for that move). Everything before it is
+  start-up: the interpreter, the stage wrapper (site configuration, the OSF blackboard), argument
+  parsing, the reap of dead claims.
   What the stage's own job then imports (numpy, astropy, an engine) is part of the job; the stage
   is stopped with SIGTERM once the claim is seen (the wrapper moves the column to ``x``).
 * ``owl-dan-receipt`` claims no OSF column: until it answers a missing DAN (its first file look-up).
