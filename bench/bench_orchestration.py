@@ -34,22 +34,18 @@ def _site(root: Path):
 
 def _bulk_register(bb, n_assoc: int, members: int, status: str = "c" + "_" * 11) -> list[str]:
     """``n_assoc`` received associations with ``members`` members each, inserted in one transaction."""
-    from sqlalchemy import insert
-
-    from pipeline.core.osf import OSFRow
+    from pipeline.core.osf import ROW_COLUMNS
 
     now = time.time()
     rows, names = [], []
     for a in range(n_assoc):
         asn = f"j{a:05d}010"
         names.append(asn)
-        common = {"data_id": "acs", "dcf_num": "000", "command": "", "status": status, "workflow": "new_science",
-                  "priority": 50, "created": now + a, "updated": now + a}
-        rows.append({"dataset": asn, "parent": None, **common})
-        rows += [{"dataset": f"j{a:05d}a{chr(98 + m)}q", "parent": asn, **common}
+        rows.append((asn, "acs", "000", "", status, None, "new_science", 50, now + a, now + a))
+        rows += [(f"j{a:05d}a{chr(98 + m)}q", "acs", "000", "", status, asn, "new_science", 50, now + a, now + a)
                  for m in range(members)]
-    with bb.engine.begin() as conn:
-        conn.execute(insert(OSFRow), rows)
+    with bb.db.write() as cur:
+        cur.executemany(f"INSERT INTO osf ({ROW_COLUMNS}) VALUES ({', '.join('?' * 10)})", rows)
     return names
 
 

@@ -5,9 +5,10 @@ measured from process creation by this parent:
 
 * ``owl --help`` and ``owl status --json`` (a freshly initialised site): until the process exits.
 * a stage executable (its console-script entry point, on a dataset registered on the OSF): until
-  its **first useful work**, the OSF claim, i.e. until the stage's column reads ``p`` in the site
-  database (polled every millisecond). Everything before it is start-up: the interpreter, the stage
-  wrapper (site configuration, the OSF blackboard), argument parsing, the reap of dead claims.
+  its **first useful work**, the OSF claim, i.e. until the stage moves its column to ``p`` in the
+  site database (the time its OSF history row records for that move). Everything before it is
+  start-up: the interpreter, the stage wrapper (site configuration, the OSF blackboard), argument
+  parsing, the reap of dead claims.
   What the stage's own job then imports (numpy, astropy, an engine) is part of the job; the stage
   is stopped with SIGTERM once the claim is seen (the wrapper moves the column to ``x``).
 * ``owl-dan-receipt`` claims no OSF column: until it answers a missing DAN (its first file look-up).
@@ -31,6 +32,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from bench.common import Result
+from pipeline.core.osf import COLUMNS
 
 GOAL_S = 0.3
 DATASET = "idn101a1q"
@@ -50,26 +52,33 @@ def _until_exit(argv: list[str], env: dict[str, str]) -> float:
 
 
 def _until_claim(argv: list[str], env: dict[str, str], db: Path, column: int) -> float:
-    """Seconds from process creation until the OSF column of DATASET reads ``p``; the stage is then stopped."""
+    """Seconds from process creation until the stage claimed the OSF column of DATASET (moved it to ``p``).
+
+    The parent watches the column (every millisecond) to stop the stage with SIGTERM once it reads ``p``,
+    but takes the claim's moment from the OSF history row the claim wrote in the same transaction (the
+    stage's clock just before that transaction): on an empty site a stage fails on its missing input a
+    few milliseconds after the claim, between two polls.
+    """
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    name = COLUMNS[column]
     try:
-        t0 = time.perf_counter()
+        t0_epoch = time.time()
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        claimed = None
-        while claimed is None and proc.poll() is None:
+        while proc.poll() is None:
             row = conn.execute("SELECT status FROM osf WHERE dataset = ?", (DATASET,)).fetchone()
             if row is not None and row[0][column] == "p":
-                claimed = time.perf_counter() - t0
-            else:
-                time.sleep(0.001)
+                break
+            time.sleep(0.001)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
+        claim = conn.execute('SELECT min(time) FROM osf_history WHERE dataset = ? AND "column" = ? AND new = \'p\' '
+                             "AND time >= ?", (DATASET, name, t0_epoch)).fetchone()[0]
     finally:
         conn.close()
-    if claimed is None:
+    if claim is None:
         raise RuntimeError(f"{argv[-3:]} exited {proc.returncode} without claiming the OSF column")
-    return claimed
+    return claim - t0_epoch
 
 
 def _children_cpu() -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 
-from pipeline.archive.store import Archive
 from pipeline.core.errors import OwlError
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.osf import COLUMNS
@@ -27,6 +26,8 @@ class Cleanup(Stage):
                "dataset, keep (and report) that of a failed one")
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim
+
         datasets = [ctx.dataset, *(m for m in ctx.member_names() if m != ctx.dataset)]
         batches = []
         for name in datasets:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.archive.store import Archive
 from pipeline.core.config import Site
 from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import copy_atomic
@@ -52,6 +51,7 @@ class IngestFits(Stage):
     summary = "Archive staged raw FITS (recalibrate workflow) and put working copies where 2FITS would"
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim
         from pipeline.core.asntable import read_asn_table  # numpy, astropy: after the OSF claim
 
         source = staging_dir(ctx.site, ctx.dataset)

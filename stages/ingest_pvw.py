@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pipeline.archive.store import Archive
 from pipeline.core.errors import BadInput
 from pipeline.core.stage import Stage, StageContext, stage_main
 from pipeline.science import products
@@ -15,6 +14,8 @@ class IngestPreviews(Stage):
     summary = "archive the preview JPEGs and spectrum plots (content-addressed, catalogued), all or nothing"
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim
+
         found = products.preview_files(ctx.work, ctx.dataset, ctx.member_names())
         if not found:
             raise BadInput(f"{ctx.dataset}: no preview in {ctx.work} to archive (has PVW run?)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pipeline.archive.store import Archive
 from pipeline.core.errors import BadInput
 from pipeline.core.stage import Stage, StageContext, stage_main
 from pipeline.science import products
@@ -16,6 +15,8 @@ class IngestScience(Stage):
                "headers), one new version per dataset, all or nothing")
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim
+
         found = products.science_files(ctx.work, ctx.dataset, ctx.member_names())
         if not found:
             raise BadInput(f"{ctx.dataset}: no science product in {ctx.work} to archive")

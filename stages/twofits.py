@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pipeline.archive.store import Archive
 from pipeline.core.errors import BadInput, ConfigError
 from pipeline.core.fsutil import atomic_write_fits
 from pipeline.core.names import DatasetName
@@ -19,6 +18,7 @@ from pipeline.core.stage import Stage, StageContext, stage_main
 if TYPE_CHECKING:
     from astropy.io import fits
 
+    from pipeline.archive.store import Archive
     from pipeline.science.telemetry.dan import AssociationEntry
 
 
@@ -29,6 +29,7 @@ class TwoFits(Stage):
     summary = "Decode pod packets into _raw.fits, _spt.fits and _asn.fits with full headers and switches"
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim
         from pipeline.core.asntable import ASN_KINDS, build_asn_table  # numpy, astropy: after the OSF claim
         from pipeline.science.telemetry.sources import find_association
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -248,7 +249,7 @@ def test_catalogue_on_postgresql(site, tmp_path, pg_database):
     """The same catalogue on a site database in PostgreSQL: JSON header selection, versions, verify."""
     from pipeline.core.config import Database
 
-    arch = Archive(site.model_copy(update={"database": Database(url=pg_database)}))
+    arch = Archive(dataclasses.replace(site, database=Database(url=pg_database)))
     raw = _fits(tmp_path / "idn101a1q_raw.fits")
     assert arch.ingest("idn101a1q", [(raw, "raw")]) == 1
     fits.setval(raw, "PROCTIME", value=60400.5)

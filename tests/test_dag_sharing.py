@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.core.config import init_site
 from pipeline.core.db import engine_for
+from pipeline.core.dbapi import Database
 from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard
 from pipeline.core.siteid import site_identity
@@ -174,6 +175,7 @@ def test_a_reinitialised_site_never_matches_its_predecessor(pool, sites):
         p.unlink()
     for timeout in {30.0, a.database.busy_timeout}:  # a new process holds no connection to the old file
         engine_for(a.database_url, timeout).dispose()
+    Database(a.database_url).dispose()
     assert owl("init", str(a.root)).exit_code == 0
     register(Blackboard(a.database_url))
     assert ident(a) != before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -10,10 +11,8 @@ from pathlib import Path
 
 import classad2
 import pytest
-from sqlalchemy.orm import Session
 
 from pipeline.core import usage
-from pipeline.core.db import create_tables, engine_for
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.osf import Blackboard
 from pipeline.orchestration.dag import write_dag
@@ -24,13 +23,10 @@ from tests.orchkit import KIT_WORKFLOW, kit_board
 
 
 def add_history(site, column: str, peaks: list[float], *, instrument="ACS", nexp=2, detector="WFC", code=0):
-    engine = engine_for(site.database_url)
-    create_tables(engine, [usage.NodeUsage.__table__])
-    with Session(engine) as session, session.begin():
-        for peak in peaks:
-            session.add(usage.NodeUsage(stage=column, dataset="j9cv58020", instrument=instrument, detector=detector,
-                                        nexp=nexp, input_mb=330.0, peak_rss_mb=peak, wall_s=10.0, exit_code=code,
-                                        finished=time.time()))
+    usage.add(site.database_url, [
+        usage.NodeUsage(stage=column, dataset="j9cv58020", instrument=instrument, detector=detector, nexp=nexp,
+                        input_mb=330.0, peak_rss_mb=peak, wall_s=10.0, exit_code=code, finished=time.time())
+        for peak in peaks])
 
 
 def test_percentile_is_a_peak_that_happened():
@@ -138,8 +134,9 @@ def test_wrapper_records_each_node(site):
     oom = subprocess.run([sys.executable, "-m", "tests.stagekit", "j9cv58acq", "--mode", "oom", "--force", "--site",
                           str(site.root)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert oom.returncode == ExitCode.OUT_OF_MEMORY
-    with Session(engine_for(site.database_url)) as session:
-        rows = session.query(usage.NodeUsage).order_by(usage.NodeUsage.id).all()
+    rows = [usage.NodeUsage(*r) for r in sqlite3.connect(site.root / "owl.db").execute(
+        "SELECT stage, dataset, instrument, detector, nexp, input_mb, peak_rss_mb, wall_s, exit_code, finished "
+        "FROM node_usage ORDER BY id")]
     assert [(r.stage, r.dataset, r.instrument, r.detector, r.nexp, r.exit_code) for r in rows] == [
         ("RF", "j9cv58020", "ACS", "WFC", 2, 0), ("RF", "j9cv58acq", "ACS", "HRC", 1, int(ExitCode.OUT_OF_MEMORY))]
     assert all(r.peak_rss_mb > 10 and r.wall_s > 0 for r in rows)

@@ -60,7 +60,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from pipeline.core.config import Site
-from pipeline.core.db import Base, create_tables, engine_for, is_lock_error, lock_timeout
+from pipeline.core.db import Base, create_tables, engine_for
+from pipeline.core.dbapi import is_lock_error, lock_timeout
 from pipeline.core.errors import BadInput, OwlError
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.fsutil import _CHUNK, atomic_write, file_lock, fsync_dir, sha256_file

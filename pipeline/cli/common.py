@@ -23,7 +23,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="print machin
 
 
 def open_site(site_dir: str | None, config_file: str | None = None) -> Site:
-    from pipeline.core.config import load_site  # pydantic: only commands that open a site pay for it
+    from pipeline.core.config import load_site  # only commands that open a site pay for it
 
     return load_site(site_dir, config_file)
 

@@ -44,7 +44,7 @@ def show(site_dir: str | None, config_file: str | None, as_json: bool) -> None:
     from pipeline.core.siteid import site_identity
 
     site = open_site(site_dir, config_file)
-    data = site.model_dump(mode="json", exclude={"instruments"})
+    data = {key: value for key, value in site.as_json().items() if key != "instruments"}
     data["database_url"] = site.database_url
     try:
         data["site_identity"] = site_identity(engine_for(site.database_url, site.database.busy_timeout))

@@ -7,16 +7,18 @@ by a command line. A validation error names the file and the dotted key at fault
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.names import DatasetName
 from pipeline.core.resources import shipped_dir
+from pipeline.core.typedload import Invalid, bounded, load
 
 SITE_FILE = "owl.toml"
 #: The shipped ``config/`` directory (default site file, instrument defaults); ``OWL_CONFIG_DIR`` overrides.
@@ -24,10 +26,21 @@ CONFIG_DIR = shipped_dir("config", "OWL_CONFIG_DIR")
 ENV_PREFIX = "OWL_"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+section = dataclasses.dataclass(kw_only=True)
 
 
+class _Section:
+    """A table of ``owl.toml``: iterating gives ``(key, value)`` pairs."""
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
+
+    def as_json(self) -> dict[str, Any]:
+        """The settings as JSON values (paths as strings), e.g. for ``owl site show --json``."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+
+@section
 class Areas(_Section):
     """Directories of a site, relative to its root unless absolute."""
 
@@ -44,58 +57,64 @@ class Areas(_Section):
         return Areas(**{name: (root / p if not p.is_absolute() else p) for name, p in self})
 
 
+@section
 class Database(_Section):
     #: SQLAlchemy URL; empty means SQLite ``<root>/owl.db`` (WAL mode).
     url: str = ""
     #: Seconds a writer waits for a lock before giving up with a retryable LOCK_TIMEOUT.
-    busy_timeout: float = Field(default=30.0, gt=0)
+    busy_timeout: float = bounded(30.0, gt=0)
 
 
+@section
 class Executor(_Section):
     kind: Literal["local", "condor"] = "local"
-    workers: int = Field(default=2, ge=1, le=256)
+    workers: int = bounded(2, ge=1, le=256)
 
 
+@section
 class Throttles(_Section):
     """DAGMan ``MAXJOBS`` per category and campaign limits."""
 
-    max_jobs: dict[str, int] = Field(default_factory=lambda: {"ca": 4, "md": 1, "ingest": 2})
-    max_dags_in_flight: int = Field(default=50, ge=1)
+    max_jobs: dict[str, int] = bounded(factory=lambda: {"ca": 4, "md": 1, "ingest": 2})
+    max_dags_in_flight: int = bounded(50, ge=1)
 
 
+def _context_name(v: str) -> None:
+    if v and not (v.startswith("hst") and v.endswith(".pmap")):
+        raise ValueError(f"CRDS context must look like 'hst_NNNN.pmap', got {v!r}")
+
+
+@section
 class Crds(_Section):
     #: Context to use (``hst_0002.pmap``); empty means the cache's operational context (server_config).
-    context: str = ""
+    context: str = bounded("", check=_context_name)
     mode: Literal["local", "auto", "remote"] = "local"
 
-    @field_validator("context")
-    @classmethod
-    def _context_name(cls, v: str) -> str:
-        if v and not (v.startswith("hst") and v.endswith(".pmap")):
-            raise ValueError(f"CRDS context must look like 'hst_NNNN.pmap', got {v!r}")
-        return v
 
-
+@section
 class Calibration(_Section):
     engine: Literal["auto", "builtin", "hstcal"] = "auto"
     #: Cores drizzlepac may use (1 is fastest on small machines).
-    drizzle_cores: int = Field(default=1, ge=1)
+    drizzle_cores: int = bounded(1, ge=1)
     #: Detectors whose raws 2FITS writes with PCTECORR = PERFORM (the archive's default for UVIS
     #: since 2016); empty keeps config/instruments' OMIT. The CTE branch costs about a minute per
     #: full-frame exposure.
-    pctecorr: list[Literal["UVIS", "WFC"]] = Field(default_factory=list)
+    pctecorr: list[Literal["UVIS", "WFC"]] = bounded(factory=list)
 
 
+@section
 class Checks(_Section):
     #: AC fails when more than this fraction of science pixels carry a serious DQ flag.
-    max_flagged_fraction: float = Field(default=0.25, ge=0, le=1)
+    max_flagged_fraction: float = bounded(0.25, ge=0, le=1)
 
 
+@section
 class Watch(_Section):
     #: Seconds between inbox polls of ``owl watch``.
-    interval: float = Field(default=10.0, gt=0)
+    interval: float = bounded(10.0, gt=0)
 
 
+@section
 class Condor(_Section):
     """What an HTCondor job's environment holds besides the site's own variables. The submitter's
     environment is never copied: a pool node's job sees only what is written here."""
@@ -103,9 +122,10 @@ class Condor(_Section):
     #: Directories (``:``-separated) put before the job's PATH, e.g. where hstcal's calwf3.e lives.
     path: str = ""
     #: Further variables for every job (``[condor.environment]`` table in owl.toml).
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: dict[str, str] = bounded(factory=dict)
 
 
+@section
 class Priorities(_Section):
     """DAGMan priorities per workflow: live data ahead of reprocessing."""
 
@@ -115,50 +135,54 @@ class Priorities(_Section):
     requested: int = 80
 
 
+@section
 class Console(_Section):
     """The operators' web console of ``owl serve`` (``/console``)."""
 
     #: Let the read-only pages (grid, dataset stories) open without login; actions always need one.
     public_read: bool = False
     #: Hours a console session lasts after login.
-    session_hours: float = Field(default=12.0, gt=0)
+    session_hours: float = bounded(12.0, gt=0)
 
 
+@section
 class Service(_Section):
     """``owl serve``, the archive service: where users' webhooks may point (no requests into the site's
     own network unless allowed here)."""
 
     #: URL schemes a webhook may use; add "http" only for receivers on a trusted network.
-    webhook_schemes: list[Literal["http", "https"]] = Field(default_factory=lambda: ["https"])
+    webhook_schemes: list[Literal["http", "https"]] = bounded(factory=lambda: ["https"])
     #: Hosts (``name``, ``*.domain``), addresses or networks (CIDR) a webhook may target although they are
     #: loopback, link-local or private; every other webhook host must resolve to public addresses only.
-    webhook_allow: list[str] = Field(default_factory=list)
+    webhook_allow: list[str] = bounded(factory=list)
 
 
+@section
 class SiteFile(_Section):
     """What ``owl.toml`` may contain."""
 
     name: str = "owl"
-    areas: Areas = Field(default_factory=Areas)
-    database: Database = Field(default_factory=Database)
-    executor: Executor = Field(default_factory=Executor)
-    throttles: Throttles = Field(default_factory=Throttles)
-    crds: Crds = Field(default_factory=Crds)
-    calibration: Calibration = Field(default_factory=Calibration)
-    checks: Checks = Field(default_factory=Checks)
-    watch: Watch = Field(default_factory=Watch)
-    priorities: Priorities = Field(default_factory=Priorities)
-    condor: Condor = Field(default_factory=Condor)
-    console: Console = Field(default_factory=Console)
-    service: Service = Field(default_factory=Service)
+    areas: Areas = bounded(factory=Areas)
+    database: Database = bounded(factory=Database)
+    executor: Executor = bounded(factory=Executor)
+    throttles: Throttles = bounded(factory=Throttles)
+    crds: Crds = bounded(factory=Crds)
+    calibration: Calibration = bounded(factory=Calibration)
+    checks: Checks = bounded(factory=Checks)
+    watch: Watch = bounded(factory=Watch)
+    priorities: Priorities = bounded(factory=Priorities)
+    condor: Condor = bounded(factory=Condor)
+    console: Console = bounded(factory=Console)
+    service: Service = bounded(factory=Service)
 
 
+@section
 class Site(SiteFile):
     """A loaded site: the file's settings plus where it lives and the instrument defaults."""
 
     root: Path
     config_file: Path | None = None
-    instruments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    instruments: dict[str, dict[str, Any]] = bounded(factory=dict)
 
     @property
     def database_url(self) -> str:
@@ -184,12 +208,9 @@ class Site(SiteFile):
             path.mkdir(parents=True, exist_ok=True)
 
 
-def _format_validation(err: ValidationError, source: str) -> str:
-    first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    given = f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict) else ""
-    return f"{source}: {key}: {first['msg']}{given}{more}"
+def _format_validation(err: Invalid, source: str) -> str:
+    more = f" (and {len(err.problems) - 1} more)" if len(err.problems) > 1 else ""
+    return f"{source}: {err.problems[0].line()}{more}"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -213,7 +234,7 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, str]:
-    """``OWL_EXECUTOR__WORKERS=4`` → ``{'executor.workers': '4'}`` (strings; pydantic converts)."""
+    """``OWL_EXECUTOR__WORKERS=4`` → ``{'executor.workers': '4'}`` (strings; loading converts them)."""
     out = {}
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX) and "__" in key:
@@ -260,11 +281,11 @@ def load_site(
         _set_dotted(tree, dotted, value)
         source = f"{cfg_path} (with command-line overrides)"
     try:
-        parsed = SiteFile.model_validate(tree)
-    except ValidationError as err:
+        parsed = load(SiteFile, tree)
+    except Invalid as err:
         raise ConfigError(_format_validation(err, source), path=cfg_path) from None
     return Site(
-        **parsed.model_dump(exclude={"areas"}),
+        **{name: value for name, value in parsed if name != "areas"},
         areas=parsed.areas.resolved(root),
         root=root,
         config_file=cfg_path,

@@ -11,15 +11,15 @@ import sqlite3
 from collections.abc import Sequence
 
 from sqlalchemy import Engine, MetaData, Table, create_engine, event, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from pipeline.core.errors import LockTimeout
+from pipeline.core.dbapi import DDL_LOCK, sqlite_pragmas
 
 
 class Base(DeclarativeBase):
-    """Declarative base shared by every owlpipe table (OSF, archive catalogue, campaigns)."""
+    """Declarative base of the SQLAlchemy tables (archive catalogue, campaigns, service); the OSF and the
+    node-usage history are plain DB-API (:mod:`pipeline.core.dbapi`) on the same database."""
 
     metadata = MetaData()
 
@@ -32,12 +32,7 @@ def engine_for(url: str, busy_timeout: float = 30.0) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
+            sqlite_pragmas(dbapi_conn, busy_timeout)
     else:
         engine = create_engine(_with_driver(url), pool_pre_ping=True)
     return engine
@@ -50,10 +45,6 @@ def _with_driver(url: str) -> str:
     return url
 
 
-#: The PostgreSQL advisory lock that serialises owlpipe's schema creation ("OWLDDL" in ASCII).
-_DDL_LOCK = 0x4F574C44444C
-
-
 def create_tables(engine: Engine, tables: Sequence[Table]) -> None:
     """Create ``tables`` (and their indexes) if missing, safely from many processes at once (the stage
     nodes of a fresh site). ``create_all`` checks, then creates: two processes both pass the check and one
@@ -62,16 +53,8 @@ def create_tables(engine: Engine, tables: Sequence[Table]) -> None:
     wanted = set(tables)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK})
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK})
         for table in (t for t in Base.metadata.sorted_tables if t in wanted):
             conn.execute(CreateTable(table, if_not_exists=True))
             for index in table.indexes:
                 conn.execute(CreateIndex(index, if_not_exists=True))
-
-
-def is_lock_error(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
-
-
-def lock_timeout(exc: OperationalError, what: str) -> LockTimeout:
-    return LockTimeout(f"database lock timeout while {what}: {exc.orig}")

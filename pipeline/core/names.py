@@ -172,6 +172,15 @@ def file_name(dataset: DatasetName | str, suffix: str, ext: str = "fits") -> str
     return f"{ds.name}_{suffix}.{ext}"
 
 
+#: An exposure's telemetry pod file: ``<ipppssoot>.pod`` (``docs/pod-format.md``).
+POD_EXTENSION = ".pod"
+
+
+def pod_name(rootname: DatasetName | str) -> str:
+    """File name of an exposure's pod: ``<ipppssoot>.pod``."""
+    return parse_dataset(str(rootname)).name + POD_EXTENSION
+
+
 _FILE_RE = re.compile(r"^([A-Za-z0-9]{9})_([a-z0-9]+(?:_[a-z0-9]+)*)\.([a-z0-9.]+)$", re.IGNORECASE)
 
 

@@ -14,14 +14,11 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
-from sqlalchemy import Float, Integer, Select, String, Text, delete, func, insert, literal, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Mapped, mapped_column
-
-from pipeline.core.db import Base, create_tables, engine_for, is_lock_error, lock_timeout
+from pipeline.core.dbapi import Database, is_lock_error, lock_timeout
 from pipeline.core.errors import OwlError
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.names import DatasetName, parse_dataset
@@ -67,48 +64,32 @@ def check_letters(letters: str) -> str:
     return letters
 
 
-class OSFRow(Base):
-    __tablename__ = "osf"
-    dataset: Mapped[str] = mapped_column(String(9), primary_key=True)
-    data_id: Mapped[str] = mapped_column(String(3), index=True)
-    dcf_num: Mapped[str] = mapped_column(String(3), default="000")
-    command: Mapped[str] = mapped_column(String(16), default="")
-    status: Mapped[str] = mapped_column(String(len(COLUMNS)))
-    parent: Mapped[str | None] = mapped_column(String(9), index=True, nullable=True)
-    workflow: Mapped[str] = mapped_column(String(32), default="")
-    priority: Mapped[int] = mapped_column(Integer, default=0)
-    created: Mapped[float] = mapped_column(Float)
-    updated: Mapped[float] = mapped_column(Float)
+#: The OSF tables as SQLAlchemy created them before (same columns, types, keys and index names), so
+#: existing sites open unchanged and new ones get the same schema.
+_DDL = {
+    "osf": (
+        "CREATE TABLE IF NOT EXISTS osf (dataset VARCHAR(9) NOT NULL, data_id VARCHAR(3) NOT NULL, "
+        "dcf_num VARCHAR(3) NOT NULL, command VARCHAR(16) NOT NULL, status VARCHAR(12) NOT NULL, "
+        "parent VARCHAR(9), workflow VARCHAR(32) NOT NULL, priority INTEGER NOT NULL, created FLOAT NOT NULL, "
+        "updated FLOAT NOT NULL, PRIMARY KEY (dataset))",
+        "CREATE INDEX IF NOT EXISTS ix_osf_data_id ON osf (data_id)",
+        "CREATE INDEX IF NOT EXISTS ix_osf_parent ON osf (parent)"),
+    "osf_process": (
+        'CREATE TABLE IF NOT EXISTS osf_process (dataset VARCHAR(9) NOT NULL, "column" VARCHAR(2) NOT NULL, '
+        "host VARCHAR(255) NOT NULL, pid INTEGER NOT NULL, pid_start INTEGER NOT NULL, started FLOAT NOT NULL, "
+        'PRIMARY KEY (dataset, "column"))',),
+    "osf_history": (
+        'CREATE TABLE IF NOT EXISTS osf_history (id {serial} NOT NULL, dataset VARCHAR(9) NOT NULL, '
+        '"column" VARCHAR(2) NOT NULL, old VARCHAR(12) NOT NULL, new VARCHAR(12) NOT NULL, '
+        "exit_code INTEGER, message TEXT NOT NULL, who VARCHAR(64) NOT NULL, host VARCHAR(255) NOT NULL, "
+        "pid INTEGER NOT NULL, time FLOAT NOT NULL, PRIMARY KEY (id))",
+        "CREATE INDEX IF NOT EXISTS ix_osf_history_time ON osf_history (time)",
+        "CREATE INDEX IF NOT EXISTS ix_osf_history_dataset ON osf_history (dataset)"),
+}
 
 
-class OSFProcess(Base):
-    """Who holds a column at ``p``: the evidence needed to call a dead holder ``x``."""
-
-    __tablename__ = "osf_process"
-    dataset: Mapped[str] = mapped_column(String(9), primary_key=True)
-    column: Mapped[str] = mapped_column(String(2), primary_key=True)
-    host: Mapped[str] = mapped_column(String(255))
-    pid: Mapped[int] = mapped_column(Integer)
-    pid_start: Mapped[int] = mapped_column(Integer, default=0)
-    started: Mapped[float] = mapped_column(Float)
-
-
-class OSFHistory(Base):
-    __tablename__ = "osf_history"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    dataset: Mapped[str] = mapped_column(String(9), index=True)
-    column: Mapped[str] = mapped_column(String(2))
-    old: Mapped[str] = mapped_column(String(len(COLUMNS)))
-    new: Mapped[str] = mapped_column(String(len(COLUMNS)))
-    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    message: Mapped[str] = mapped_column(Text, default="")
-    who: Mapped[str] = mapped_column(String(64), default="")
-    host: Mapped[str] = mapped_column(String(255), default="")
-    pid: Mapped[int] = mapped_column(Integer, default=0)
-    time: Mapped[float] = mapped_column(Float, index=True)
-
-
-_TABLES = [OSFRow.__table__, OSFProcess.__table__, OSFHistory.__table__]
+#: The columns of an ``osf`` row, in :class:`OSFEntry` order.
+ROW_COLUMNS = "dataset, data_id, dcf_num, command, status, parent, workflow, priority, created, updated"
 
 
 @dataclass(frozen=True)
@@ -189,9 +170,25 @@ def process_alive(pid: int, pid_start: int) -> bool:
     return not pid_start or _process_start(pid) in (0, pid_start)
 
 
-def _entry(row) -> OSFEntry:
-    return OSFEntry(row.dataset, row.data_id, row.dcf_num, row.command, row.status, row.parent,
-                    row.workflow, row.priority, row.created, row.updated)
+class Holder(NamedTuple):
+    """A row of ``osf_process``: who holds a column at ``p``."""
+
+    dataset: str
+    column: str
+    host: str
+    pid: int
+    pid_start: int
+    started: float
+
+
+def _in(values: Sequence[Any]) -> str:
+    """``(?, ?, ?)`` for an ``IN`` over ``values``."""
+    return "(" + ", ".join("?" * len(values)) + ")"
+
+
+def _with_letter(i: int) -> str:
+    """SQL for the status string with its letter ``i`` (0-based) replaced by the next parameter."""
+    return f"substr(status, 1, {i}) || ? || substr(status, {i + 2})"
 
 
 class Blackboard:
@@ -199,9 +196,18 @@ class Blackboard:
 
     def __init__(self, url: str, busy_timeout: float = 30.0) -> None:
         self.url = url
-        self.engine = engine_for(url, busy_timeout)
+        self.busy_timeout = busy_timeout
+        self.db = Database(url, busy_timeout)
         self.host = socket.gethostname()
-        create_tables(self.engine, _TABLES)
+        self.db.ensure_tables(_DDL)
+
+    @property
+    def engine(self):
+        """The SQLAlchemy engine on the same database, for the controller's and service's own tables
+        (imported on first use: the stage path never pays for SQLAlchemy)."""
+        from pipeline.core.db import engine_for
+
+        return engine_for(self.url, self.busy_timeout)
 
     # -- creation and lookup -------------------------------------------------------------------
     def create(
@@ -225,16 +231,13 @@ class Blackboard:
         check_letters(st)
         now = time.time()
         try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(OSFRow).values(
-                    dataset=ds.name, data_id=data_id or ds.data_id, dcf_num=dcf_num, command="", status=st,
-                    parent=par, workflow=workflow, priority=priority, created=now, updated=now))
-                conn.execute(insert(OSFHistory).values(
-                    dataset=ds.name, column="", old="", new=st, exit_code=None, message="created",
-                    who=who, host=self.host, pid=os.getpid(), time=now))
-        except IntegrityError:
+            with self.db.write() as cur:
+                cur.execute(f"INSERT INTO osf ({ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (ds.name, data_id or ds.data_id, dcf_num, "", st, par, workflow, priority, now, now))
+                self._log(cur, ds.name, "", "", st, None, "created", who, os.getpid(), now)
+        except self.db.IntegrityError:
             return False
-        except OperationalError as exc:
+        except Exception as exc:
             if is_lock_error(exc):
                 raise lock_timeout(exc, f"creating {ds.name}") from exc
             raise
@@ -242,11 +245,10 @@ class Blackboard:
 
     def get(self, dataset: DatasetName | str) -> OSFEntry:
         name = str(dataset).lower()
-        with self.engine.connect() as conn:
-            row = conn.execute(select(OSFRow).where(OSFRow.dataset == name)).first()
-        if row is None:
+        rows = self.db.read(f"SELECT {ROW_COLUMNS} FROM osf WHERE dataset = ?", (name,))
+        if not rows:
             raise UnknownDataset(f"dataset {name} is not on the OSF blackboard")
-        return _entry(row)
+        return OSFEntry(*rows[0])
 
     def find(self, dataset: DatasetName | str) -> OSFEntry | None:
         try:
@@ -255,10 +257,8 @@ class Blackboard:
             return None
 
     def members(self, association: DatasetName | str) -> list[str]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(OSFRow.dataset).where(OSFRow.parent == str(association).lower())
-                                .order_by(OSFRow.dataset))
-            return [r[0] for r in rows]
+        rows = self.db.read("SELECT dataset FROM osf WHERE parent = ? ORDER BY dataset", (str(association).lower(),))
+        return [r[0] for r in rows]
 
     def query(
         self,
@@ -272,54 +272,73 @@ class Blackboard:
         offset: int = 0,
     ) -> list[OSFEntry]:
         """Rows matching every given filter; ``letter`` may list several letters (``'ex'``)."""
-        stmt = select(OSFRow)
+        where: list[str] = []
+        params: list[Any] = []
         if column is not None or letter is not None:
             if column is None or letter is None:
                 raise OSFError("filter by column needs both a column and a letter (e.g. -c CA -s e)")
-            i = column_index(column)
-            stmt = stmt.where(func.substr(OSFRow.status, i + 1, 1).in_(list(check_letters(letter))))
-        if data_id is not None:
-            stmt = stmt.where(OSFRow.data_id == data_id)
+            letters = list(check_letters(letter))
+            where.append(f"substr(status, {column_index(column) + 1}, 1) IN {_in(letters)}")
+            params += letters
+        for clause, value in (("data_id = ?", data_id), ("parent = ?", parent and parent.lower()),
+                              ("workflow = ?", workflow)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
         if datasets is not None:
-            stmt = stmt.where(OSFRow.dataset.in_([d.lower() for d in datasets]))
-        if parent is not None:
-            stmt = stmt.where(OSFRow.parent == parent.lower())
-        if workflow is not None:
-            stmt = stmt.where(OSFRow.workflow == workflow)
-        stmt = stmt.order_by(OSFRow.created, OSFRow.dataset)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        if offset:
-            stmt = stmt.offset(offset)
-        with self.engine.connect() as conn:
-            return [_entry(r) for r in conn.execute(stmt)]
+            names = [d.lower() for d in datasets]
+            if not names:
+                return []
+            where.append(f"dataset IN {_in(names)}")
+            params += names
+        sql = f"SELECT {ROW_COLUMNS} FROM osf" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created, dataset"
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if limit is None and self.db.dialect == "sqlite" else limit, offset]
+        return [OSFEntry(*r) for r in self.db.read(sql, params)]
 
-    def counts(self, restrict: Callable[[Select], Select] | None = None) -> dict[str, dict[str, int]]:
+    def counts(self, where: str = "", params: Sequence[Any] = ()) -> dict[str, dict[str, int]]:
         """Per column, how many rows hold each letter (letters in ``LETTERS`` order).
 
         One grouped query over the distinct status strings, which are few even on 100,000 rows;
-        ``restrict`` may add WHERE clauses to that query (the status grid's filters).
+        ``where`` (SQL over the ``osf`` columns, ``?`` placeholders for ``params``) restricts the rows
+        (the status grid's filters).
         """
-        stmt = select(OSFRow.status, func.count()).group_by(OSFRow.status)
-        if restrict is not None:
-            stmt = restrict(stmt)
+        sql = "SELECT status, count(*) FROM osf" + (f" WHERE {where}" if where else "") + " GROUP BY status"
         per_column: dict[str, Counter] = {c: Counter() for c in COLUMNS}
-        with self.engine.connect() as conn:
-            for status, n in conn.execute(stmt):
-                for col, letter in zip(COLUMNS, status, strict=True):
-                    per_column[col][letter] += n
+        for status, n in self.db.read(sql, params):
+            for col, letter in zip(COLUMNS, status, strict=True):
+                per_column[col][letter] += n
         order = list(LETTERS)
         return {c: dict(sorted(cnt.items(), key=lambda kv: order.index(kv[0]))) for c, cnt in per_column.items()}
 
+    def last_change(self) -> float:
+        """When any row last changed (0 for an empty blackboard): the console polls it to refresh its grid."""
+        return float(self.db.read("SELECT max(updated) FROM osf")[0][0] or 0.0)
+
+    def workflows(self) -> list[str]:
+        """The workflows named by any row, sorted."""
+        return [r[0] for r in self.db.read("SELECT DISTINCT workflow FROM osf ORDER BY workflow") if r[0]]
+
     def history(self, dataset: DatasetName | str | None = None, limit: int | None = None) -> list[HistoryEntry]:
-        stmt = select(OSFHistory).order_by(OSFHistory.id)
+        sql = 'SELECT time, dataset, "column", "old", "new", exit_code, message, who, host, pid FROM osf_history'
+        params: list[Any] = []
         if dataset is not None:
-            stmt = stmt.where(OSFHistory.dataset == str(dataset).lower())
+            sql += " WHERE dataset = ?"
+            params.append(str(dataset).lower())
+        sql += " ORDER BY id"
         if limit is not None:
-            stmt = stmt.limit(limit)
-        with self.engine.connect() as conn:
-            return [HistoryEntry(h.time, h.dataset, h.column, h.old, h.new, h.exit_code, h.message, h.who,
-                                 h.host, h.pid) for h in conn.execute(stmt)]
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [HistoryEntry(*r) for r in self.db.read(sql, params)]
+
+    def _log(self, cur, dataset: str, column: str, old: str, new: str, exit_code: int | None, message: str,
+             who: str, pid: int, now: float) -> None:
+        """One ``osf_history`` row, in the transaction of the change it records."""
+        cur.execute('INSERT INTO osf_history (dataset, "column", "old", "new", exit_code, message, who, host, pid, '
+                    "time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (dataset, column, old, new, exit_code, message, who, self.host, pid, now))
 
     # -- transitions ---------------------------------------------------------------------------
     def transition(
@@ -344,50 +363,39 @@ class Blackboard:
         col = COLUMNS[i]
         check_letters(expect)
         check_letters(new)
-        letter = func.substr(OSFRow.status, i + 1, 1)
         now = time.time()
         proc_pid = os.getpid() if pid is None else pid
         try:
-            with self.engine.begin() as conn:
-                before = {r.dataset: (r.status, r.parent) for r in conn.execute(
-                    select(OSFRow.dataset, OSFRow.status, OSFRow.parent).where(OSFRow.dataset.in_(names)))}
+            with self.db.write() as cur:
+                before = {r[0]: (r[1], r[2]) for r in cur.fetchall(
+                    f"SELECT dataset, status, parent FROM osf WHERE dataset IN {_in(names)}", names)}
                 missing = [n for n in names if n not in before]
                 if missing:
                     raise UnknownDataset(f"dataset(s) {', '.join(missing)} not on the OSF blackboard")
-                result = conn.execute(
-                    update(OSFRow)
-                    .where(OSFRow.dataset.in_(names), letter.in_(list(expect)))
-                    .values(status=func.substr(OSFRow.status, 1, i) + literal(new)
-                            + func.substr(OSFRow.status, i + 2), updated=now)
-                    .execution_options(synchronize_session=False))
-                if result.rowcount != len(names):  # raising inside begin() rolls the update back
+                moved = cur.execute(
+                    f"UPDATE osf SET status = {_with_letter(i)}, updated = ? "
+                    f"WHERE dataset IN {_in(names)} AND substr(status, {i + 1}, 1) IN {_in(expect)}",
+                    [new, now, *names, *expect])
+                if moved != len(names):  # raising inside write() rolls the update back
                     bad = ", ".join(f"{n} is '{before[n][0][i]}'" for n in names if before[n][0][i] not in expect)
                     raise TransitionConflict(
                         f"OSF column {col} cannot move {expect}->{new}: {bad or 'changed concurrently'}")
                 for n in names:
-                    old = before[n][0]
-                    conn.execute(insert(OSFHistory).values(
-                        dataset=n, column=col, old=old[i], new=new, exit_code=exit_code, message=message,
-                        who=who, host=self.host, pid=proc_pid, time=now))
-                conn.execute(delete(OSFProcess).where(OSFProcess.dataset.in_(names), OSFProcess.column == col))
+                    self._log(cur, n, col, before[n][0][i], new, exit_code, message, who, proc_pid, now)
+                cur.execute(f'DELETE FROM osf_process WHERE dataset IN {_in(names)} AND "column" = ?', [*names, col])
                 if new == "p":
-                    conn.execute(insert(OSFProcess), [
-                        {"dataset": n, "column": col, "host": self.host, "pid": proc_pid,
-                         "pid_start": _process_start(proc_pid), "started": now} for n in names])
-                parents = {before[n][1] for n in names if before[n][1]} - set(names)
-                for par in parents:
-                    self._refresh_parent(conn, par, i, now)
-        except OperationalError as exc:
+                    start = _process_start(proc_pid)
+                    cur.executemany('INSERT INTO osf_process (dataset, "column", host, pid, pid_start, started) '
+                                    "VALUES (?, ?, ?, ?, ?, ?)",
+                                    [(n, col, self.host, proc_pid, start, now) for n in names])
+                for par in {before[n][1] for n in names if before[n][1]} - set(names):
+                    kids = [r[0][i] for r in cur.fetchall("SELECT status FROM osf WHERE parent = ?", (par,))]
+                    cur.execute(f"UPDATE osf SET status = {_with_letter(i)}, updated = ? WHERE dataset = ?",
+                                (aggregate(kids), now, par))
+        except Exception as exc:
             if is_lock_error(exc):
                 raise lock_timeout(exc, f"moving {col} of {', '.join(names)}") from exc
             raise
-
-    def _refresh_parent(self, conn, parent: str, i: int, now: float) -> None:
-        kids = [r[0][i] for r in conn.execute(select(OSFRow.status).where(OSFRow.parent == parent))]
-        conn.execute(
-            update(OSFRow).where(OSFRow.dataset == parent)
-            .values(status=func.substr(OSFRow.status, 1, i) + literal(aggregate(kids))
-                    + func.substr(OSFRow.status, i + 2), updated=now))
 
     def set_letter(self, dataset: DatasetName | str, column: str, new: str, *, who: str = "operator",
                    message: str = "") -> str:
@@ -409,41 +417,42 @@ class Blackboard:
     def set_command(self, dataset: DatasetName | str, command: str, *, who: str = "operator") -> None:
         entry = self.get(dataset)
         now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(update(OSFRow).where(OSFRow.dataset == entry.dataset).values(command=command, updated=now))
-            conn.execute(insert(OSFHistory).values(
-                dataset=entry.dataset, column="", old=entry.status, new=entry.status, exit_code=None,
-                message=f"command {entry.command!r} -> {command!r}", who=who, host=self.host,
-                pid=os.getpid(), time=now))
+        with self.db.write() as cur:
+            cur.execute("UPDATE osf SET command = ?, updated = ? WHERE dataset = ?", (command, now, entry.dataset))
+            self._log(cur, entry.dataset, "", entry.status, entry.status, None,
+                      f"command {entry.command!r} -> {command!r}", who, os.getpid(), now)
 
-    def set_priority(self, dataset: DatasetName | str, priority: int) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(OSFRow).where(OSFRow.dataset == str(dataset).lower())
-                         .values(priority=priority, updated=time.time()))
+    def set_priority(self, dataset: DatasetName | str, priority: int, *, members: bool = False) -> None:
+        """Set a row's priority (``members``: its members' rows too)."""
+        name = str(dataset).lower()
+        with self.db.write() as cur:
+            cur.execute("UPDATE osf SET priority = ?, updated = ? WHERE dataset = ?"
+                        + (" OR parent = ?" if members else ""),
+                        (priority, time.time(), name, *([name] if members else [])))
 
     def set_workflow(self, datasets: Sequence[DatasetName | str], workflow: str, priority: int) -> None:
         """Record which workflow (and at what priority) now drives these rows."""
         names = [str(d).lower() for d in datasets]
-        with self.engine.begin() as conn:
-            conn.execute(update(OSFRow).where(OSFRow.dataset.in_(names))
-                         .values(workflow=workflow, priority=priority, updated=time.time()))
+        if not names:
+            return
+        with self.db.write() as cur:
+            cur.execute(f"UPDATE osf SET workflow = ?, priority = ?, updated = ? WHERE dataset IN {_in(names)}",
+                        [workflow, priority, time.time(), *names])
 
     def delete(self, dataset: DatasetName | str, *, who: str = "operator") -> None:
         """Remove a dataset's row (``osf_delete``); its history is kept."""
         entry = self.get(dataset)
         now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(delete(OSFProcess).where(OSFProcess.dataset == entry.dataset))
-            conn.execute(delete(OSFRow).where(OSFRow.dataset == entry.dataset))
-            conn.execute(insert(OSFHistory).values(
-                dataset=entry.dataset, column="", old=entry.status, new="", exit_code=None, message="deleted",
-                who=who, host=self.host, pid=os.getpid(), time=now))
+        with self.db.write() as cur:
+            cur.execute("DELETE FROM osf_process WHERE dataset = ?", (entry.dataset,))
+            cur.execute("DELETE FROM osf WHERE dataset = ?", (entry.dataset,))
+            self._log(cur, entry.dataset, "", entry.status, "", None, "deleted", who, os.getpid(), now)
 
     # -- crash detection -----------------------------------------------------------------------
-    def holders(self) -> list:
-        """Rows of ``osf_process``: (dataset, column, host, pid, pid_start, started)."""
-        with self.engine.connect() as conn:
-            return list(conn.execute(select(OSFProcess)))
+    def holders(self) -> list[Holder]:
+        """Every column held at ``p`` and by whom."""
+        return [Holder(*r) for r in self.db.read(
+            'SELECT dataset, "column", host, pid, pid_start, started FROM osf_process')]
 
     def reap(self, *, who: str = "reaper") -> list[tuple[str, str]]:
         """Mark ``x`` every column held at ``p`` by a process of this host that no longer exists."""

@@ -136,7 +136,7 @@ def classify(exc: BaseException) -> OwlError | None:
         return OwlError("out of memory", code=ExitCode.OUT_OF_MEMORY)
     if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
         return TransientIO(f"transient I/O error: {exc}")
-    from pipeline.core.db import is_lock_error
+    from pipeline.core.dbapi import is_lock_error
 
     if is_lock_error(exc):
         return LockTimeout(f"database lock timeout: {exc}")

@@ -6,11 +6,10 @@ query, and only one page of rows is ever read and rendered. Members follow their
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import case, func, select
-
-from pipeline.core.osf import COLUMNS, Blackboard, OSFEntry, OSFRow, check_letters, column_index
+from pipeline.core.osf import COLUMNS, ROW_COLUMNS, Blackboard, OSFEntry, OSFError, check_letters, column_index
 
 
 @dataclass(frozen=True)
@@ -24,26 +23,32 @@ class Filters:
     #: Datasets whose name starts with this (the console's dataset-prefix box).
     prefix: str | None = None
 
-    def apply(self, stmt):
+    def where(self) -> tuple[str, list[Any]]:
+        """The filters as SQL over the ``osf`` columns ('' for none) and its parameters."""
         if (self.column is None) != (self.letters is None):
-            from pipeline.core.osf import OSFError
-
             raise OSFError("filter by column needs both a column and letters (e.g. -c CA -s ex)")
+        clauses: list[str] = []
+        params: list[Any] = []
         if self.column is not None:
-            i = column_index(self.column)
-            stmt = stmt.where(func.substr(OSFRow.status, i + 1, 1).in_(list(check_letters(self.letters))))
+            letters = list(check_letters(self.letters))
+            clauses.append(f"substr(status, {column_index(self.column) + 1}, 1) IN ({', '.join('?' * len(letters))})")
+            params += letters
         if self.data_id:
-            stmt = stmt.where(OSFRow.data_id == self.data_id)
+            clauses.append("data_id = ?")
+            params.append(self.data_id)
         if self.workflow:
-            stmt = stmt.where(OSFRow.workflow == self.workflow)
+            clauses.append("workflow = ?")
+            params.append(self.workflow)
         if self.association:
-            name = self.association.lower()
-            stmt = stmt.where((OSFRow.dataset == name) | (OSFRow.parent == name))
+            clauses.append("(dataset = ? OR parent = ?)")
+            params += [self.association.lower()] * 2
         if self.prefix:
-            stmt = stmt.where(OSFRow.dataset.startswith(self.prefix.lower(), autoescape=True))
+            escaped = self.prefix.lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+            clauses.append("dataset LIKE ? ESCAPE '/'")
+            params.append(escaped + "%")
         if self.top_level:
-            stmt = stmt.where(OSFRow.parent.is_(None))
-        return stmt
+            clauses.append("parent IS NULL")
+        return " AND ".join(clauses), params
 
 
 @dataclass
@@ -60,11 +65,11 @@ class Grid:
 
 def grid(bb: Blackboard, filters: Filters = Filters(), *, limit: int = 50, offset: int = 0) -> Grid:
     """One page of the grid (associations with their members right after them) plus the counts."""
-    family = func.coalesce(OSFRow.parent, OSFRow.dataset)
-    stmt = filters.apply(select(OSFRow)).order_by(family, case((OSFRow.parent.is_(None), 0), else_=1),
-                                                  OSFRow.dataset)
-    with bb.engine.connect() as conn:
-        total = conn.execute(filters.apply(select(func.count()).select_from(OSFRow))).scalar_one()
-        rows = [OSFEntry(**{f.name: getattr(r, f.name) for f in fields(OSFEntry)})
-                for r in conn.execute(stmt.limit(limit).offset(offset))]
-    return Grid(total, offset, rows, bb.counts(filters.apply))
+    where, params = filters.where()
+    clause = f" WHERE {where}" if where else ""
+    total = bb.db.read(f"SELECT count(*) FROM osf{clause}", params)[0][0]
+    rows = [OSFEntry(*r) for r in bb.db.read(
+        f"SELECT {ROW_COLUMNS} FROM osf{clause} "
+        "ORDER BY coalesce(parent, dataset), CASE WHEN parent IS NULL THEN 0 ELSE 1 END, dataset "
+        "LIMIT ? OFFSET ?", [*params, limit, offset])]
+    return Grid(total, offset, rows, bb.counts(where, params))

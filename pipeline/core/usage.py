@@ -16,13 +16,10 @@ import contextlib
 import math
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from sqlalchemy import Float, Index, Integer, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
-
-from pipeline.core.db import Base, create_tables, engine_for
+from pipeline.core.dbapi import Database
 
 #: Samples needed before history overrides the workflow's request.
 MIN_SAMPLES = 5
@@ -38,24 +35,6 @@ ROUND_MB = 64
 RETRY_FACTOR = 2
 
 
-class NodeUsage(Base):
-    """One finished node run: what it was and what it cost."""
-
-    __tablename__ = "node_usage"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    stage: Mapped[str] = mapped_column(String(32))
-    dataset: Mapped[str] = mapped_column(String(9))
-    instrument: Mapped[str] = mapped_column(String(16))
-    detector: Mapped[str] = mapped_column(String(16), default="")
-    nexp: Mapped[int] = mapped_column(Integer)
-    input_mb: Mapped[float] = mapped_column(Float)
-    peak_rss_mb: Mapped[float] = mapped_column(Float)
-    wall_s: Mapped[float] = mapped_column(Float)
-    exit_code: Mapped[int] = mapped_column(Integer)
-    finished: Mapped[float] = mapped_column(Float)
-    __table_args__ = (Index("ix_node_usage_key", "instrument", "stage", "nexp", "detector"),)
-
-
 @dataclass(frozen=True)
 class Sample:
     """What one node run is, for the history table (the wrapper knows these before the run)."""
@@ -66,6 +45,35 @@ class Sample:
     detector: str
     nexp: int
     input_mb: float
+
+
+@dataclass(frozen=True)
+class NodeUsage(Sample):
+    """One finished node run: what it was and what it cost (a row of ``node_usage``)."""
+
+    peak_rss_mb: float
+    wall_s: float
+    exit_code: int
+    finished: float
+
+
+_FIELDS = ", ".join(NodeUsage.__dataclass_fields__)
+_INSERT = f"INSERT INTO node_usage ({_FIELDS}) VALUES ({', '.join('?' * len(NodeUsage.__dataclass_fields__))})"
+
+#: ``node_usage`` as SQLAlchemy created it before (same columns, types and index).
+_DDL = {"node_usage": (
+        "CREATE TABLE IF NOT EXISTS node_usage (id {serial} NOT NULL, stage VARCHAR(32) NOT NULL, "
+        "dataset VARCHAR(9) NOT NULL, instrument VARCHAR(16) NOT NULL, detector VARCHAR(16) NOT NULL, "
+        "nexp INTEGER NOT NULL, input_mb FLOAT NOT NULL, peak_rss_mb FLOAT NOT NULL, wall_s FLOAT NOT NULL, "
+        "exit_code INTEGER NOT NULL, finished FLOAT NOT NULL, PRIMARY KEY (id))",
+        "CREATE INDEX IF NOT EXISTS ix_node_usage_key ON node_usage (instrument, stage, nexp, detector)")}
+
+
+def _open(url: str, busy_timeout: float) -> Database:
+    """The site database with the ``node_usage`` table (created on first use)."""
+    db = Database(url, busy_timeout)
+    db.ensure_tables(_DDL)
+    return db
 
 
 def peak_rss_mb() -> float:
@@ -110,13 +118,14 @@ def describe(stage: str, dataset: str, instrument: str, work: Path | list[Path],
 
 def record(url: str, sample: Sample, wall_s: float, exit_code: int, busy_timeout: float = 30.0) -> None:
     """Add one run to the site's history (creating the table on first use)."""
-    engine = engine_for(url, busy_timeout)
-    create_tables(engine, [NodeUsage.__table__])
-    with Session(engine) as session, session.begin():
-        session.add(NodeUsage(stage=sample.stage, dataset=sample.dataset, instrument=sample.instrument,
-                              detector=sample.detector, nexp=sample.nexp, input_mb=sample.input_mb,
-                              peak_rss_mb=round(peak_rss_mb(), 1), wall_s=round(wall_s, 3),
-                              exit_code=int(exit_code), finished=time.time()))
+    add(url, [NodeUsage(*astuple(sample), round(peak_rss_mb(), 1), round(wall_s, 3), int(exit_code), time.time())],
+        busy_timeout)
+
+
+def add(url: str, runs: list[NodeUsage], busy_timeout: float = 30.0) -> None:
+    """Add finished runs to the site's history."""
+    with _open(url, busy_timeout).write() as cur:
+        cur.executemany(_INSERT, [astuple(r) for r in runs])
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -137,15 +146,13 @@ class MemoryRequest:
 def history(url: str, stage: str, instrument: str, nexp: int, detector: str = "",
             busy_timeout: float = 30.0) -> list[NodeUsage]:
     """The most recent successful runs of a key (any detector when ``detector`` is '')."""
-    engine = engine_for(url, busy_timeout)
-    create_tables(engine, [NodeUsage.__table__])
-    query = (select(NodeUsage).where(NodeUsage.stage == stage, NodeUsage.instrument == instrument.upper(),
-                                     NodeUsage.nexp == nexp, NodeUsage.exit_code == 0)
-             .order_by(NodeUsage.id.desc()).limit(WINDOW))
+    sql = f"SELECT {_FIELDS} FROM node_usage WHERE stage = ? AND instrument = ? AND nexp = ? AND exit_code = 0"
+    params: list = [stage, instrument.upper(), nexp]
     if detector:
-        query = query.where(NodeUsage.detector == detector.upper())
-    with Session(engine) as session:
-        return list(session.scalars(query))
+        sql += " AND detector = ?"
+        params.append(detector.upper())
+    rows = _open(url, busy_timeout).read(sql + " ORDER BY id DESC LIMIT ?", [*params, WINDOW])
+    return [NodeUsage(*r) for r in rows]
 
 
 def memory_request(url: str, stage: str, instrument: str, nexp: int, default_mb: int, ceiling_mb: int,

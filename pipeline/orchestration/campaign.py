@@ -35,7 +35,7 @@ from pipeline.core.db import Base, create_tables, engine_for
 from pipeline.core.errors import ConfigError, OwlError
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.names import parse_dataset
-from pipeline.core.osf import Blackboard, OSFRow
+from pipeline.core.osf import Blackboard
 from pipeline.orchestration.controller import ACTIVE, Controller, Submission
 from pipeline.orchestration.reprocess import Selection, parameter_version
 from pipeline.science import refs
@@ -474,15 +474,9 @@ def request(site: Site, dataset: str) -> list[str]:
     if not lines:
         if entry is None:
             raise CampaignError(f"{ds.name} is in no campaign, has no submission and is not on the OSF blackboard")
-        _osf_priority(bb, top, priority)
+        bb.set_priority(top, priority, members=True)
         lines.append(f"{top}: no DAG queued; OSF priority raised to {priority} (the watcher submits it first)")
     return lines
-
-
-def _osf_priority(bb: Blackboard, dataset: str, priority: int) -> None:
-    with bb.engine.begin() as conn:
-        conn.execute(update(OSFRow).where((OSFRow.dataset == dataset) | (OSFRow.parent == dataset))
-                     .values(priority=priority, updated=time.time()))
 
 
 def _raise(site: Site, ctl: Controller, sub: Submission, priority: int) -> str:
@@ -491,7 +485,7 @@ def _raise(site: Site, ctl: Controller, sub: Submission, priority: int) -> str:
     if sub.priority >= priority:
         return f"{sub.dataset}: submission {sub.id} already runs at priority {sub.priority}"
     ctl.update_submission(sub.id, priority=priority)
-    _osf_priority(ctl.bb, sub.dataset, priority)
+    ctl.bb.set_priority(sub.dataset, priority, members=True)
     where = {"new": "its DAG is written with it", "queued": "its DAG is written with it",
              "running": "the running local DAG starts its next nodes first",
              "held": "it applies when the DAG is released"}.get(sub.state, "")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Float, Integer, String, Text, and_, func, insert, select, update
+from sqlalchemy import Float, Integer, String, Text, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,7 +30,7 @@ from pipeline.core.db import Base, create_tables
 from pipeline.core.errors import OwlError
 from pipeline.core.exitcodes import ExitCode, meaning
 from pipeline.core.names import parse_dataset
-from pipeline.core.osf import Blackboard, OSFRow, column_index
+from pipeline.core.osf import Blackboard, column_index
 from pipeline.core.trailer import Trailer
 from pipeline.orchestration.workflow import DEFAULT_WORKFLOW, Workflow, WorkflowError, find_executable, load_workflow
 
@@ -342,13 +342,11 @@ class Controller:
 
     def ready_datasets(self) -> list[str]:
         """Associations and singletons received completely (DR ``c``) that have no automatic submission."""
-        letter = func.substr(OSFRow.status, column_index("DR") + 1, 1)
-        stmt = (select(OSFRow.dataset)
-                .outerjoin(SubmissionRow, and_(SubmissionRow.key == "auto:" + OSFRow.dataset))
-                .where(letter == "c", OSFRow.parent.is_(None), SubmissionRow.id.is_(None))
-                .order_by(OSFRow.priority.desc(), OSFRow.created, OSFRow.dataset))
-        with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(stmt)]
+        rows = self.bb.db.read(
+            "SELECT o.dataset FROM osf o LEFT OUTER JOIN owl_submission s ON s.key = 'auto:' || o.dataset "
+            f"WHERE substr(o.status, {column_index('DR') + 1}, 1) = 'c' AND o.parent IS NULL AND s.id IS NULL "
+            "ORDER BY o.priority DESC, o.created, o.dataset")
+        return [r[0] for r in rows]
 
     def poll(self) -> list[Receipt]:
         """One pass of the watcher: receive new DANs, submit what became ready, dispatch."""

@@ -350,9 +350,10 @@ def load_workflow(name_or_path: str | Path) -> Workflow:
     except ValidationError as err:
         raise WorkflowError(_validation_line(err, path), path=path) from None
     order = _check_graph(path, wf)
-    if wf.priority not in Priorities.model_fields:
+    keys = [key for key, _ in Priorities()]
+    if wf.priority not in keys:
         raise WorkflowError(f"{path}: priority: {wf.priority!r} is not a key of the site [priorities] table "
-                            f"({', '.join(Priorities.model_fields)})", path=path)
+                            f"({', '.join(keys)})", path=path)
     d = wf.defaults
     specs = {}
     for name in order:

@@ -4,8 +4,18 @@
 ``decode`` the ground side (validation, then ccsdspy decoding), ``dan`` the downlink notice.
 """
 
-from pipeline.science.telemetry.decode import DecodedPod, decode_pod, pod_rootname, scan_pod
-from pipeline.science.telemetry.encode import encode_exposure, pod_name, write_pod
+from importlib import import_module
+from typing import Any
 
-__all__ = ["DecodedPod", "decode_pod", "encode_exposure", "pod_name", "pod_rootname", "scan_pod",
-           "write_pod"]
+#: Public names and their modules, imported on first use: ``owl-dan-receipt`` reads a DAN before it
+#: needs the decoder (numpy, astropy).
+_WHERE = {"DecodedPod": "decode", "decode_pod": "decode", "pod_rootname": "decode", "scan_pod": "decode",
+          "encode_exposure": "encode", "write_pod": "encode", "pod_name": "layout"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

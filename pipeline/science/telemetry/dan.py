@@ -8,6 +8,7 @@ Exposures that belong to no association are singletons.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -15,15 +16,15 @@ import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
-
-from astropy.io import fits
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import atomic_write
-from pipeline.core.names import BadName, parse_dataset
-from pipeline.science.telemetry.encode import encode_exposure, pod_name
+from pipeline.core.names import BadName, parse_dataset, pod_name
+from pipeline.core.typedload import Invalid, bounded, load
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 DAN_FORMAT = "owlpipe-dan"
 DAN_VERSION = 1
@@ -32,8 +33,26 @@ DAN_GLOB = f"*{DAN_SUFFIX}"
 DOWNLINK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_entry = dataclasses.dataclass(frozen=True, kw_only=True)
+
+
+def _json_value(value: Any) -> Any:
+    """Datetimes as pydantic wrote them (ISO 8601, ``Z`` for UTC)."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class _Strict:
+    """A DAN record: unknown keys refused, read-only once loaded."""
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Any:
+        """Load and check one record from its JSON text (raises :class:`pipeline.core.typedload.Invalid`)."""
+        return load(cls, json.loads(text))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False, default=_json_value) + "\n"
 
 
 def _dataset(value: str, what: str) -> str:
@@ -43,15 +62,15 @@ def _dataset(value: str, what: str) -> str:
         raise ValueError(f"{what}: {exc}") from None
 
 
+@_entry
 class PodEntry(_Strict):
     file: str
     dataset: str
-    instrument: str = Field(min_length=1, max_length=16)
-    size: int = Field(ge=64)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    instrument: str = bounded(min_length=1, max_length=16)
+    size: int = bounded(ge=64)
+    sha256: str = bounded(pattern=r"^[0-9a-f]{64}$")
 
-    @model_validator(mode="after")
-    def _file_matches_dataset(self) -> PodEntry:
+    def _after_load(self) -> None:
         ds = _dataset(self.dataset, "dataset")
         if ds != self.dataset:
             raise ValueError(f"dataset {self.dataset!r} must be lower case")
@@ -60,24 +79,21 @@ class PodEntry(_Strict):
         if self.instrument != parse_dataset(ds).instrument:
             raise ValueError(f"instrument {self.instrument!r} does not match {ds} "
                              f"(a {parse_dataset(ds).instrument} name)")
-        return self
 
 
+def _association_name(v: str) -> None:
+    ds = parse_dataset(v) if re.fullmatch(r"[a-z0-9]{9}", v) else None
+    if ds is None or not ds.is_association:
+        raise ValueError(f"association name {v!r} must be a lower-case 'ipppss0n0' name")
+
+
+@_entry
 class AssociationEntry(_Strict):
-    name: str
-    type: str = Field(min_length=1, max_length=32)
-    members: list[str] = Field(min_length=1)
+    name: str = bounded(check=_association_name)
+    type: str = bounded(min_length=1, max_length=32)
+    members: list[str] = bounded(min_length=1)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        ds = parse_dataset(v) if re.fullmatch(r"[a-z0-9]{9}", v) else None
-        if ds is None or not ds.is_association:
-            raise ValueError(f"association name {v!r} must be a lower-case 'ipppss0n0' name")
-        return v
-
-    @model_validator(mode="after")
-    def _members(self) -> AssociationEntry:
+    def _after_load(self) -> None:
         for m in self.members:
             if _dataset(m, "member") != m or not parse_dataset(m).is_exposure:
                 raise ValueError(f"member {m!r} must be a lower-case exposure name")
@@ -86,19 +102,18 @@ class AssociationEntry(_Strict):
                                  f"with association {self.name}")
         if len(set(self.members)) != len(self.members):
             raise ValueError(f"association {self.name} lists a member twice")
-        return self
 
 
+@_entry
 class Dan(_Strict):
     format: Literal["owlpipe-dan"]
     version: Literal[1]
-    downlink_id: str = Field(pattern=DOWNLINK_ID_RE.pattern)
+    downlink_id: str = bounded(pattern=DOWNLINK_ID_RE.pattern)
     created: datetime
-    pods: list[PodEntry] = Field(min_length=1)
-    associations: list[AssociationEntry] = Field(default_factory=list)
+    pods: list[PodEntry] = bounded(min_length=1)
+    associations: list[AssociationEntry] = bounded(factory=list)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Dan:
+    def _after_load(self) -> None:
         datasets = [p.dataset for p in self.pods]
         if len(set(datasets)) != len(datasets):
             raise ValueError("a dataset appears in more than one pod entry")
@@ -112,13 +127,9 @@ class Dan(_Strict):
                 owner[m] = asn.name
         if len({a.name for a in self.associations}) != len(self.associations):
             raise ValueError("an association is listed twice")
-        return self
 
     def association_of(self, dataset: str) -> AssociationEntry | None:
         return next((a for a in self.associations if dataset in a.members), None)
-
-    def to_json(self) -> str:
-        return self.model_dump_json(indent=2) + "\n"
 
 
 def dan_file_name(downlink_id: str) -> str:
@@ -134,12 +145,12 @@ def parse_dan(text: bytes | str, name: str, path: Path | None = None) -> Dan:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{name}: not valid JSON: {exc}", path=path) from None
     try:
-        return Dan.model_validate(tree)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        msg = first["msg"].removeprefix("Value error, ")
+        return load(Dan, tree)
+    except Invalid as err:
+        first = err.problems[0]
+        where = ".".join(str(p) for p in first.loc) or "(top level)"
+        more = f" (and {len(err.problems) - 1} more)" if len(err.problems) > 1 else ""
+        msg = first.msg.removeprefix("Value error, ")
         raise BadInput(f"{name}: invalid DAN at {where}: {msg}{more}", path=path, keyword=where) from None
 
 
@@ -176,6 +187,8 @@ def write_downlink(associations: Iterable[AssociationLike], inbox_dir: Path | st
     An "association" whose name is an exposure name is a singleton: its pod is listed, but it
     gets no association entry.
     """
+    from pipeline.science.telemetry.encode import encode_exposure  # numpy, astropy: the simulator's side
+
     inbox = Path(inbox_dir)
     inbox.mkdir(parents=True, exist_ok=True)
     dl = downlink_id or new_downlink_id()

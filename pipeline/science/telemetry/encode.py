@@ -194,15 +194,10 @@ def encode_exposure(raw: fits.HDUList, *, support: fits.Header | None = None,
     return header.pack() + body
 
 
-def pod_name(rootname: str) -> str:
-    """File name of an exposure's pod: ``<ipppssoot>.pod``."""
-    return parse_dataset(rootname).name + L.POD_EXTENSION
-
-
 def write_pod(raw: fits.HDUList, directory: Path | str, *, support: fits.Header | None = None) -> Path:
     """Encode ``raw`` and write ``<rootname>.pod`` atomically into ``directory``."""
     data = encode_exposure(raw, support=support)
-    path = Path(directory) / pod_name(str(raw[0].header["ROOTNAME"]))
+    path = Path(directory) / L.pod_name(str(raw[0].header["ROOTNAME"]))
     with atomic_write(path) as fh:
         fh.write(data)
     return path

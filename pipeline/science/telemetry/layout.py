@@ -13,6 +13,8 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+from pipeline.core.names import POD_EXTENSION, pod_name  # noqa: F401 (part of the layout)
+
 # ccsdspy announces itself on the console at import; a stage's stderr is no place for that.
 _previous_disable = logging.root.manager.disable
 logging.disable(logging.INFO)
@@ -23,7 +25,6 @@ finally:
     logging.disable(_previous_disable)
 
 FORMAT_VERSION = 1
-POD_EXTENSION = ".pod"
 
 # -- pod header -------------------------------------------------------------------------------
 POD_MAGIC = b"OWLPOD"
@@ -170,3 +171,4 @@ ENGINEERING_PACKET = ccsdspy.FixedLength(
     apid=Apid.ENGINEERING,
     name="engineering",
 )
+

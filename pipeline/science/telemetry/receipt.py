@@ -31,7 +31,6 @@ from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard
 from pipeline.core.trailer import Trailer
 from pipeline.science.telemetry.dan import DAN_SUFFIX, DOWNLINK_ID_RE, AssociationEntry, Dan, PodEntry, parse_dan
-from pipeline.science.telemetry.decode import scan_pod
 
 COLUMN = "DR"
 
@@ -59,7 +58,7 @@ def association_record(site: Site, association: str) -> AssociationEntry | None:
     path = associations_dir(site) / f"{parse_dataset(association).name}.json"
     if not path.exists():
         return None
-    return AssociationEntry.model_validate_json(path.read_text())
+    return AssociationEntry.from_json(path.read_text())
 
 
 def receipt_log(site: Site) -> Trailer:
@@ -198,7 +197,7 @@ class ReceivingStation:
         outcome = {p.dataset: p for p in report.pods}
         for asn in dan.associations:
             with atomic_write(associations_dir(self.site) / f"{asn.name}.json", "w") as fh:
-                fh.write(asn.model_dump_json(indent=2) + "\n")
+                fh.write(asn.to_json())
         for entry in dan.pods:
             asn = dan.association_of(entry.dataset)
             self._register(entry.dataset, asn.name if asn else None, outcome[entry.dataset], report)
@@ -212,6 +211,8 @@ class ReceivingStation:
 
     def _check(self, path: Path, entry: PodEntry) -> None:
         """Raise BadInput with the most specific reason first: structure, identity, size, checksum."""
+        from pipeline.science.telemetry.decode import scan_pod  # numpy, astropy: once there is a pod to check
+
         data = path.read_bytes()
         scanned = scan_pod(data, entry.file)
         if scanned.header.rootname != entry.dataset:

@@ -53,4 +53,4 @@ def find_association(site: Site, archive: Archive, association: DatasetName) -> 
     newest = newest_archived(archive, association, ASN_RECORD_KIND)
     if newest is None:
         raise BadInput(f"{association}: no association record in receipt or archive (was its DAN received?)")
-    return AssociationEntry.model_validate_json(archive.blob_path(newest[0]).read_text())
+    return AssociationEntry.from_json(archive.blob_path(newest[0]).read_text())

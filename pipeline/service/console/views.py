@@ -13,7 +13,6 @@ from importlib.resources import files
 from urllib.parse import parse_qsl, urlencode
 
 import jinja2
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -21,7 +20,7 @@ from starlette.routing import Route
 
 from pipeline.core.errors import OwlError
 from pipeline.core.names import BadName, parse_dataset
-from pipeline.core.osf import COLUMN_STAGES, COLUMNS, LETTERS, Blackboard, OSFRow
+from pipeline.core.osf import COLUMN_STAGES, COLUMNS, LETTERS, Blackboard
 from pipeline.core.status import Filters, grid
 from pipeline.service.auth import client_of
 from pipeline.service.console.session import COOKIE, LOGIN_COOKIE, Session, Sessions, same, set_cookie
@@ -128,11 +127,6 @@ async def _form(request: Request) -> dict[str, str]:
     return fields
 
 
-def _stamp(bb: Blackboard) -> float:
-    with bb.engine.connect() as conn:
-        return float(conn.execute(select(func.max(OSFRow.updated))).scalar() or 0.0)
-
-
 def _page(request: Request):
     c = _console(request)
     f, size, page, given = _filters(request)
@@ -143,8 +137,8 @@ def _grid_context(request: Request) -> dict:
     c, g, size, page, given = _page(request)
     query = {k: v for k, v in given.items() if v} | {"size": str(size)}
     return {"grid": g, "page": page, "pages": max(1, -(-g.total // size)), "size": size, "sizes": PAGE_SIZES,
-            "given": given, "stamp": _stamp(c.bb), "parents": {r.parent for r in g.rows if r.parent},
-            "query": urlencode(query), "workflows": _workflows(c)}
+            "given": given, "stamp": c.bb.last_change(), "parents": {r.parent for r in g.rows if r.parent},
+            "query": urlencode(query), "workflows": c.bb.workflows()}
 
 
 async def grid_page(request: Request) -> Response:
@@ -155,11 +149,6 @@ async def grid_page(request: Request) -> Response:
     except OwlError as exc:
         return _render(request, "error.html", 400, message=exc.line())
     return _render(request, "grid.html", **context)
-
-
-def _workflows(c: Console) -> list[str]:
-    with c.bb.engine.connect() as conn:
-        return [r[0] for r in conn.execute(select(OSFRow.workflow).distinct().order_by(OSFRow.workflow)) if r[0]]
 
 
 def _delta(request: Request, since: float) -> dict:
@@ -205,7 +194,7 @@ async def _events(request: Request, since: float):
     end = time.monotonic() + STREAM_SECONDS
     seen, changed, quiet = None, 0.0, 0
     while time.monotonic() < end and not c.service.stopping.is_set():
-        stamp = await run_in_threadpool(_stamp, c.bb)
+        stamp = await run_in_threadpool(c.bb.last_change)
         if stamp != seen:
             seen, changed = stamp, time.monotonic()
         if time.monotonic() - changed <= SETTLE + 1:  # a change, and a late commit may still follow it
