@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 
+from pipeline.science.calib.ir.fitsamps import DATAREJECT, HIGH_CURVATURE, SPIKE, fit_pixels
 from pipeline.science.calib.ir.linfit import dark_model, linfit
-from pipeline.science.calib.ir.rampfit import DATAREJECT, HIGH_CURVATURE, SPIKE, fit_ramps, fitsamps
+from pipeline.science.calib.ir.rampfit import fit_ramps
 from pipeline.science.calib.ir.reftables import IRDetector
 from pipeline.science.calib.ir.resistmean import resistant_mean
 from pipeline.science.calib.ir.state import noise_dn, quadrant_slices
@@ -89,6 +92,22 @@ def _ramp(rate: float = 50.0, n: int = 8) -> tuple[list, list, list, list]:
     sci = [F32(rate * v) for v in t]
     err = [F32(np.sqrt(F32(400.0) + abs(s * F32(GAIN))) / F32(GAIN)) for s in sci]
     return sci, err, [0] * n, t
+
+
+class PixelFit(NamedTuple):
+    sci: np.float32
+    err: np.float32
+    samp: int
+    time: np.float32
+
+
+def fitsamps(sci: list, err: list, dq: list, t: list, dg: list, thresh: float, ign: int, gain: float) -> PixelFit:
+    """One pixel through the compiled per-pixel fit; ``dq`` (a list) gets its flags in place."""
+    row_dq = np.array([dq], np.int64)
+    out = fit_pixels(np.array([sci], F32), np.array([err], F32), row_dq, np.array([t], F32), np.array([dg], F32),
+                     thresh, ign, gain)
+    dq[:] = row_dq[0].tolist()
+    return PixelFit(*(v[0] for v in out))
 
 
 def _fit(sci, err, dq, t):  # type: ignore[no-untyped-def]

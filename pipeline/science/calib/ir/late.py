@@ -11,7 +11,8 @@ from pipeline.core.errors import MissingReference
 from pipeline.science.calib.context import COMPLETE, PERFORM
 from pipeline.science.calib.imageio import OPEN_KW, frame_of
 from pipeline.science.calib.ir.early import SATPIXEL, ZEROSIG
-from pipeline.science.calib.ir.rampfit import DATAREJECT, DETECTORPROB, HIGH_CURVATURE, SPIKE, UNSTABLE, fit_ramps
+from pipeline.science.calib.ir.fitsamps import DATAREJECT, DETECTORPROB, HIGH_CURVATURE, SPIKE, UNSTABLE
+from pipeline.science.calib.ir.rampfit import fit_ramps
 from pipeline.science.calib.ir.reftables import (
     RefPlanes,
     corner_offset,

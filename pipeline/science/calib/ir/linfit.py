@@ -27,12 +27,12 @@ def dark_model(time: np.ndarray, gain: float) -> np.ndarray:
 
 
 #: (signal-to-noise limit, weighting exponent) of the optimum weights (Fixsen et al.); 0.4 is a float.
-_POWERS = ((100, 10.0), (50, 6.0), (20, 3.0), (10, 1.0), (5, float(F32(0.4))))
+POWERS = ((100, 10.0), (50, 6.0), (20, 3.0), (10, 1.0), (5, float(F32(0.4))))
 
 
 def _power(snr: np.ndarray) -> np.ndarray:
     """The weighting exponent chosen from the interval's signal-to-noise."""
-    return np.select([snr > limit for limit, _ in _POWERS], [F64(p) for _, p in _POWERS], F64(0.0))
+    return np.select([snr > limit for limit, _ in POWERS], [F64(p) for _, p in POWERS], F64(0.0))
 
 
 def linfit(optimum: bool, x: np.ndarray, y: np.ndarray, sig: np.ndarray, dg: np.ndarray, gain: float) -> Fit:
@@ -83,49 +83,3 @@ def linfit(optimum: bool, x: np.ndarray, y: np.ndarray, sig: np.ndarray, dg: np.
         sigb = np.where(terms > 0, better, sigb)
     pos = s > 0
     return Fit(a=np.where(pos, a, F32(0.0)), b=np.where(pos, b, F32(0.0)), sigb=np.where(pos, sigb, F32(1e9)))
-
-
-def linfit_one(optimum: bool, x: list, y: list, sig: list, dg: list, gain: float) -> tuple:  # type: ignore[type-arg]
-    """:func:`linfit` for one pixel on float32 scalars (the per-pixel CRCORR path, ~20x faster than
-    one-column arrays); the same operations in the same order, so both agree bit for bit."""
-    n = len(x)
-    g = F32(gain)
-    rdns = F32(CDS_READNOISE / F64(g))
-    invr2 = F32(1.0 / F64(rdns * rdns))
-    power = 0.0
-    if optimum:
-        snr = F32((y[n - 1] - y[0]) / sig[n - 1]) if sig[n - 1] > 0 else F32(0.0)
-        power = next((p for limit, p in _POWERS if snr > limit), 0.0)
-    h = (n - 1) / 2.0
-    s = sx = sy = sxx = sxy = F32(0.0)
-    for k in range(n):
-        if sig[k] != 0:
-            wt = F32(abs((abs(k - h) / h) ** power)) * invr2
-            xk, yk = x[k], y[k]
-            s = s + wt
-            sy = sy + yk * wt
-            sx = sx + xk * wt
-            sxx = sxx + xk * xk * wt
-            sxy = sxy + xk * yk * wt
-    if not s > 0:
-        return F32(0.0), F32(0.0), F32(1e9)
-    dx, dy, ddg = x[n - 1] - x[0], y[n - 1] - y[0], dg[n - 1] - dg[0]
-    denom = s * sxx - sx * sx
-    if F64(denom) < 1e-6:
-        denom = F32(1e-6)
-    if n == 2:
-        b = dy / dx
-        a = y[0] - b * x[0]
-        fu = F32(0.0)
-        t0, t1 = sig[0] / x[0], sig[1] / x[1]
-        sigb = F32(np.sqrt(F64(t0 * t0 + t1 * t1)))
-    else:
-        b = (s * sxy - sx * sy) / denom
-        a = (sxx * sy - sx * sxy) / denom
-        fu = F32(np.sqrt(F64(s / denom)))
-        sigb = fu
-    t = g * fu * dx
-    terms = t * t + g * ddg + g * dy
-    if terms > 0:
-        sigb = F32((np.sqrt(F64(terms)) / F64(dx)) / F64(g))
-    return a, b, sigb
