@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.science.calib.cte.kernels import _jit, numba
-from pipeline.science.calib.ir.linfit import CDS_READNOISE, POWERS
 
 F32 = np.float32
 F64 = np.float64
@@ -24,12 +23,19 @@ MAX_CRS = 4
 SPIKE_THRESH = 6.0
 SATPIXEL, ZEROSIG, DATAREJECT, SPIKE, HIGH_CURVATURE = 256, 2048, 8192, 1024, 16384
 DETECTORPROB, UNSTABLE = 4, 32
+#: WFC3 SMOV CDS read noise (e-) and mean dark (e-/s) hard-wired in ``cridcalc.c``.
+CDS_READNOISE = 21.0
+LINEAR_DARK = 0.036
+#: (signal-to-noise limit, weighting exponent) of the optimum weights (Fixsen et al.); 0.4 is a float.
+POWERS = ((100.0, 10.0), (50.0, 6.0), (20.0, 3.0), (10.0, 1.0), (5.0, float(F32(0.4))))
 _P_LIMITS = np.array([limit for limit, _ in POWERS], F64)   # the table as arrays for numba
 _P_VALUES = np.array([p for _, p in POWERS], F64)
 
 
-def _linfit(optimum, x, y, sig, dg, n, gain, out):  # type: ignore[no-untyped-def]
-    """``linfit`` of one interval's first ``n`` samples; (a, b, sigb) into ``out``."""
+def linfit(optimum, x, y, sig, dg, n, gain, out):  # type: ignore[no-untyped-def]
+    """``linfit``: a Numerical-Recipes straight-line fit ``y = a + b x`` of the first ``n`` >= 2
+    samples, equal or Fixsen optimum weights; ``sigb`` includes the read-noise fit term and the
+    dark and source Poisson terms (final division chain in double). (a, b, sigb) into ``out``."""
     g = np.float32(gain)
     rdns = np.float32(CDS_READNOISE / np.float64(g))
     invr2 = np.float32(1.0 / np.float64(rdns * rdns))
@@ -157,24 +163,18 @@ def _build(pass2, sci, err, time, dg, dq, ign, bsci, berr, btime, bdg, bdq, bloo
     return interval
 
 
-def _pixel(sci, err, dq, time, dg, thresh, ign, gain, result):  # type: ignore[no-untyped-def]
+def _pixel(sci, err, dq, time, dg, thresh, ign, gain, result, bf, bi, count, work):  # type: ignore[no-untyped-def]
     """One pixel's ramp (index 0 = zero read, never a sample) -> result (sci, err, samp, time);
-    ``dq`` is updated in place with 8192 (jump), 1024 (spike) and 16384 (too many jumps)."""
-    nsamp = sci.size
+    ``dq`` is updated in place with 8192 (jump), 1024 (spike) and 16384 (too many jumps).
+    ``bf``/``bi``/``count``/``work`` are calwf3's per-pixel buffers, zeroed here."""
     thr = np.float32(thresh)
-    rows = max(MAX_CRS + 1, nsamp)
-    bsci = np.zeros((rows, nsamp), np.float32)
-    berr = np.zeros((rows, nsamp), np.float32)
-    btime = np.zeros((rows, nsamp), np.float32)
-    bdg = np.zeros((rows, nsamp), np.float32)
-    bdq = np.zeros((rows, nsamp), np.int64)
-    blook = np.zeros((rows, nsamp), np.int64)
-    count = np.zeros(rows, np.int64)
-    diff = np.zeros(nsamp, np.float32)
-    a = np.zeros(nsamp + 1, np.float32)
-    b = np.zeros(nsamp + 1, np.float32)
-    sigb = np.zeros(nsamp + 1, np.float32)
-    fit = np.zeros(3, np.float32)
+    bf[:] = 0
+    bi[:] = 0
+    count[:] = 0
+    work[:] = 0
+    bsci, berr, btime, bdg = bf[0], bf[1], bf[2], bf[3]
+    bdq, blook = bi[0], bi[1]
+    diff, a, b, sigb, fit = work[0], work[1], work[2], work[3], work[4]
     crs = 0
     found_error = False
     interval = -1
@@ -192,7 +192,7 @@ def _pixel(sci, err, dq, time, dg, thresh, ign, gain, result):  # type: ignore[n
                 n = count[idx]
                 if n > 1:
                     ts, te, tt = bsci[idx], berr[idx], btime[idx]
-                    _linfit(False, tt, ts, te, bdg[idx], n, gain, fit)
+                    linfit(False, tt, ts, te, bdg[idx], n, gain, fit)
                     a[idx] = fit[0]
                     b[idx] = fit[1]
                     for k in range(n):
@@ -246,7 +246,7 @@ def _pixel(sci, err, dq, time, dg, thresh, ign, gain, result):  # type: ignore[n
                     k = blook[idx, 0]
                     int_time = np.float32(int_time + np.float32(time[k] - time[k - 1]))
                 tt = btime[idx]
-                _linfit(True, tt, bsci[idx], berr[idx], bdg[idx], n, gain, fit)
+                linfit(True, tt, bsci[idx], berr[idx], bdg[idx], n, gain, fit)
                 a[idx] = fit[0]
                 b[idx] = fit[1]
                 sigb[idx] = fit[2]
@@ -303,13 +303,39 @@ def _first_to_last(sci, err, dq, time, ign, result):  # type: ignore[no-untyped-
     result[3] = dt
 
 
-def _all_pixels(sci, err, dq, time, dg, thresh, ign, gain, out):  # type: ignore[no-untyped-def]
-    for p in range(sci.shape[0]):
-        _pixel(sci[p], err[p], dq[p], time[p], dg[p], thresh, ign, gain, out[p])
+def _all_pixels(sci, err, dq, time, pixels, thresh, ign, gain, out, flags):  # type: ignore[no-untyped-def]
+    """Every listed pixel of the (N, P) ramps: out[:, p] = (sci, err, samp, time), flags[:, p] the
+    pixel's DQ after rejection. One pixel's samples are gathered into contiguous buffers first."""
+    nsamp = sci.shape[0]
+    rows = max(MAX_CRS + 1, nsamp)   # calwf3: MAX_CRS + 1; more only if the input DQ already holds 8192s
+    bf = np.zeros((4, rows, nsamp), np.float32)
+    bi = np.zeros((2, rows, nsamp), np.int64)
+    count = np.zeros(rows, np.int64)
+    work = np.zeros((5, nsamp + 1), np.float32)
+    psci = np.zeros(nsamp, np.float32)
+    perr = np.zeros(nsamp, np.float32)
+    ptime = np.zeros(nsamp, np.float32)
+    pdg = np.zeros(nsamp, np.float32)
+    pdq = np.zeros(nsamp, np.int64)
+    result = np.zeros(4, np.float32)
+    dark = np.float32(LINEAR_DARK / np.float64(np.float32(gain)))   # EstimateDarkandGlow, amp glow 0
+    for j in range(pixels.size):
+        p = pixels[j]
+        for k in range(nsamp):
+            psci[k] = sci[k, p]
+            perr[k] = err[k, p]
+            ptime[k] = time[k, p]
+            pdg[k] = time[k, p] * dark + np.float32(0.0)
+            pdq[k] = dq[k, p]
+        _pixel(psci, perr, pdq, ptime, pdg, thresh, ign, gain, result, bf, bi, count, work)
+        for k in range(4):
+            out[k, p] = result[k]
+        for k in range(nsamp):
+            flags[k, p] = pdq[k]
 
 
 if numba is not None:
-    _linfit = _jit(_linfit)
+    linfit = _jit(linfit)
     _rej_spikes = _jit(_rej_spikes)
     _rej_crs = _jit(_rej_crs)
     _build = _jit(_build)
@@ -318,11 +344,14 @@ if numba is not None:
     _all_pixels = _jit(_all_pixels)
 
 
-def fit_pixels(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, time: np.ndarray, dg: np.ndarray,
-               thresh: float, ign: int, gain: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fit every pixel's ramp: arrays are (P, N), one row per pixel in time order, SCI/ERR in DN;
-    ``dq`` (int64) gets the rejection flags in place. Returns SCI, ERR (DN/s), SAMP, TIME."""
-    out = np.zeros((sci.shape[0], 4), F32)
-    _all_pixels(np.ascontiguousarray(sci, F32), np.ascontiguousarray(err, F32), dq, np.ascontiguousarray(time, F32),
-                np.ascontiguousarray(dg, F32), float(thresh), int(ign), float(gain), out)
-    return out[:, 0], out[:, 1], out[:, 2].astype(np.int16), out[:, 3]
+def fit_pixels(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, time: np.ndarray, pixels: np.ndarray,
+               thresh: float, ign: int, gain: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the ramps of the listed pixels: arrays are (N, P) in time order, SCI/ERR in DN, DQ
+    without ZEROSIG. Returns (4, P) float32 rows SCI, ERR (DN/s), SAMP, TIME, and the (N, P) uint16
+    flags after rejection (both zero for unlisted pixels)."""
+    out = np.zeros((4, sci.shape[1]), F32)
+    flags = np.zeros(sci.shape, np.uint16)
+    f32 = [np.ascontiguousarray(a, F32) for a in (sci, err, time)]
+    _all_pixels(f32[0], f32[1], np.ascontiguousarray(dq, np.uint16), f32[2], np.asarray(pixels, np.int64),
+                float(thresh), int(ign), float(gain), out, flags)
+    return out, flags

@@ -228,8 +228,9 @@ class CrCorr(IRStep):
                    | np.where(f & HIGH_CURVATURE, UNSTABLE, 0))
             ramp.dq[k][rr] |= add.astype(np.uint16)
         run.cr = cr
+        jumps = np.count_nonzero(res.flags[-1] & (DATAREJECT | HIGH_CURVATURE))   # jump flags run to the last read
         run.ctx.log(f"CRCORR: CRREJTAB row {par.row}, threshold {par.thresh:g} sigma, BADINPDQ {par.badinpdq}; "
-                    f"{res.n_slow} pixels needed the iterative fit")
+                    f"{jumps} pixels with a cosmic-ray jump")
 
 
 # ------------------------------------------------------------------------------------------ FLATCORR
