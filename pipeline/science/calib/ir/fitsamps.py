@@ -22,7 +22,7 @@ F64 = np.float64
 MAX_CRS = 4
 SPIKE_THRESH = 6.0
 SATPIXEL, ZEROSIG, DATAREJECT, SPIKE, HIGH_CURVATURE = 256, 2048, 8192, 1024, 16384
-DETECTORPROB, UNSTABLE = 4, 32
+UNSTABLE = 32
 #: WFC3 SMOV CDS read noise (e-) and mean dark (e-/s) hard-wired in ``cridcalc.c``.
 CDS_READNOISE = 21.0
 LINEAR_DARK = 0.036
@@ -32,23 +32,39 @@ _P_LIMITS = np.array([limit for limit, _ in POWERS], F64)   # the table as array
 _P_VALUES = np.array([p for _, p in POWERS], F64)
 
 
-def linfit(optimum, x, y, sig, dg, n, gain, out):  # type: ignore[no-untyped-def]
-    """``linfit``: a Numerical-Recipes straight-line fit ``y = a + b x`` of the first ``n`` >= 2
-    samples, equal or Fixsen optimum weights; ``sigb`` includes the read-noise fit term and the
-    dark and source Poisson terms (final division chain in double). (a, b, sigb) into ``out``."""
+def weight_table(nsamp, gain):  # type: ignore[no-untyped-def]
+    """table[j, n, k]: calwf3's weight of sample k in an n-sample interval, ``|((|k - h| / h) ** p)|``
+    rounded to float times 1/rdns^2, for the exponent p = 0 (j = 0, equal weights) or the j-th of
+    :data:`POWERS`. The same expression linfit evaluates, computed once instead of in every fit."""
     g = np.float32(gain)
     rdns = np.float32(CDS_READNOISE / np.float64(g))
     invr2 = np.float32(1.0 / np.float64(rdns * rdns))
-    power = 0.0
+    table = np.zeros((_P_VALUES.size + 1, nsamp + 1, nsamp), np.float32)
+    for j in range(_P_VALUES.size + 1):
+        power = 0.0 if j == 0 else _P_VALUES[j - 1]
+        for n in range(2, nsamp + 1):
+            h = (n - 1) / 2.0
+            for k in range(n):
+                table[j, n, k] = np.float32(abs((abs(k - h) / h) ** power)) * invr2
+    return table
+
+
+def linfit(optimum, x, y, sig, dg, n, gain, weights, out):  # type: ignore[no-untyped-def]
+    """``linfit``: a Numerical-Recipes straight-line fit ``y = a + b x`` of the first ``n`` >= 2
+    samples, equal or Fixsen optimum weights (``weights`` from :func:`weight_table`); ``sigb``
+    includes the read-noise fit term and the dark and source Poisson terms (final division chain
+    in double). (a, b, sigb) into ``out``."""
+    g = np.float32(gain)
+    j = 0
     if optimum:
         snr = np.float32(0.0)
         if sig[n - 1] > 0:
             snr = np.float32((y[n - 1] - y[0]) / sig[n - 1])
-        for j in range(_P_LIMITS.size):
-            if snr > _P_LIMITS[j]:
-                power = _P_VALUES[j]
+        for i in range(_P_LIMITS.size):
+            if snr > _P_LIMITS[i]:
+                j = i + 1
                 break
-    h = (n - 1) / 2.0
+    wts = weights[j, n]
     s = np.float32(0.0)
     sx = np.float32(0.0)
     sy = np.float32(0.0)
@@ -56,7 +72,7 @@ def linfit(optimum, x, y, sig, dg, n, gain, out):  # type: ignore[no-untyped-def
     sxy = np.float32(0.0)
     for k in range(n):
         if sig[k] != 0:
-            wt = np.float32(abs((abs(k - h) / h) ** power)) * invr2
+            wt = wts[k]
             xk = x[k]
             yk = y[k]
             s = s + wt
@@ -163,7 +179,7 @@ def _build(pass2, sci, err, time, dg, dq, ign, bsci, berr, btime, bdg, bdq, bloo
     return interval
 
 
-def _pixel(sci, err, dq, time, dg, thresh, ign, gain, result, bf, bi, count, work):  # type: ignore[no-untyped-def]
+def _pixel(sci, err, dq, time, dg, thresh, ign, gain, weights, result, bf, bi, count, work):  # type: ignore[no-untyped-def]
     """One pixel's ramp (index 0 = zero read, never a sample) -> result (sci, err, samp, time);
     ``dq`` is updated in place with 8192 (jump), 1024 (spike) and 16384 (too many jumps).
     ``bf``/``bi``/``count``/``work`` are calwf3's per-pixel buffers, zeroed here."""
@@ -192,7 +208,7 @@ def _pixel(sci, err, dq, time, dg, thresh, ign, gain, result, bf, bi, count, wor
                 n = count[idx]
                 if n > 1:
                     ts, te, tt = bsci[idx], berr[idx], btime[idx]
-                    linfit(False, tt, ts, te, bdg[idx], n, gain, fit)
+                    linfit(False, tt, ts, te, bdg[idx], n, gain, weights, fit)
                     a[idx] = fit[0]
                     b[idx] = fit[1]
                     for k in range(n):
@@ -246,7 +262,7 @@ def _pixel(sci, err, dq, time, dg, thresh, ign, gain, result, bf, bi, count, wor
                     k = blook[idx, 0]
                     int_time = np.float32(int_time + np.float32(time[k] - time[k - 1]))
                 tt = btime[idx]
-                linfit(True, tt, bsci[idx], berr[idx], bdg[idx], n, gain, fit)
+                linfit(True, tt, bsci[idx], berr[idx], bdg[idx], n, gain, weights, fit)
                 a[idx] = fit[0]
                 b[idx] = fit[1]
                 sigb[idx] = fit[2]
@@ -303,10 +319,30 @@ def _first_to_last(sci, err, dq, time, ign, result):  # type: ignore[no-untyped-
     result[3] = dt
 
 
-def _all_pixels(sci, err, dq, time, pixels, thresh, ign, gain, out, flags):  # type: ignore[no-untyped-def]
-    """Every listed pixel of the (N, P) ramps: out[:, p] = (sci, err, samp, time), flags[:, p] the
-    pixel's DQ after rejection. One pixel's samples are gathered into contiguous buffers first."""
-    nsamp = sci.shape[0]
+def _post_process(pdq, odq):  # type: ignore[no-untyped-def]
+    """A fitted pixel's flags and output DQ: partial saturation leaves the output DQ; a jump flags
+    every later sample; too many jumps flag every sample 16384 (HIGH_CURVATURE) and, when the last
+    sample has it, the output 32 (UNSTABLE) and not 8192. Returns the output DQ."""
+    nsamp = pdq.size
+    odq -= odq & SATPIXEL
+    curved = False
+    for k in range(nsamp - 1):
+        pdq[k + 1] |= pdq[k] & DATAREJECT
+        curved = curved or (pdq[k] & HIGH_CURVATURE) != 0
+    if curved:
+        for k in range(nsamp):
+            pdq[k] = (pdq[k] | HIGH_CURVATURE) & (0xFFFF ^ DATAREJECT)
+    if pdq[nsamp - 1] & HIGH_CURVATURE:
+        odq = (odq | UNSTABLE) & (0xFFFF ^ DATAREJECT)
+    return odq
+
+
+def _image(sci, err, dq, time, in_rates, out_counts, zsig_done, sampzero, thresh, ign, gain,
+           osci, oerr, odq, osamp, otime, flags):  # type: ignore[no-untyped-def]
+    """Every pixel of (N, Y, X) ramps into the (Y, X) outputs and the (N, Y, X) flags. A pixel
+    saturated from read 1 (ZSIGCORR done) keeps the zero read; the others are fitted in DN (rates
+    times TIME when ``in_rates``) and given back as rates or, with ``out_counts``, counts."""
+    nsamp, ny, nx = sci.shape
     rows = max(MAX_CRS + 1, nsamp)   # calwf3: MAX_CRS + 1; more only if the input DQ already holds 8192s
     bf = np.zeros((4, rows, nsamp), np.float32)
     bi = np.zeros((2, rows, nsamp), np.int64)
@@ -318,40 +354,58 @@ def _all_pixels(sci, err, dq, time, pixels, thresh, ign, gain, out, flags):  # t
     pdg = np.zeros(nsamp, np.float32)
     pdq = np.zeros(nsamp, np.int64)
     result = np.zeros(4, np.float32)
+    weights = weight_table(nsamp, gain)
     dark = np.float32(LINEAR_DARK / np.float64(np.float32(gain)))   # EstimateDarkandGlow, amp glow 0
-    for j in range(pixels.size):
-        p = pixels[j]
-        for k in range(nsamp):
-            psci[k] = sci[k, p]
-            perr[k] = err[k, p]
-            ptime[k] = time[k, p]
-            pdg[k] = time[k, p] * dark + np.float32(0.0)
-            pdq[k] = dq[k, p]
-        _pixel(psci, perr, pdq, ptime, pdg, thresh, ign, gain, result, bf, bi, count, work)
-        for k in range(4):
-            out[k, p] = result[k]
-        for k in range(nsamp):
-            flags[k, p] = pdq[k]
+    for y in range(ny):
+        for x in range(nx):
+            d_all = 0
+            for k in range(nsamp):
+                pdq[k] = dq[k, y, x] & (0xFFFF ^ ZEROSIG)
+                d_all |= pdq[k]
+                flags[k, y, x] = 0
+            if zsig_done and nsamp > 1 and (dq[1, y, x] & SATPIXEL) != 0:
+                osci[y, x] = sci[0, y, x]
+                oerr[y, x] = err[0, y, x]
+                osamp[y, x] = 1
+                otime[y, x] = np.float32(sampzero)
+                odq[y, x] = pdq[0]
+                continue
+            for k in range(nsamp):
+                t = time[k, y, x]
+                ptime[k] = t
+                psci[k] = sci[k, y, x] * t if in_rates else sci[k, y, x]
+                perr[k] = err[k, y, x] * t if in_rates else err[k, y, x]
+                pdg[k] = t * dark + np.float32(0.0)
+            _pixel(psci, perr, pdq, ptime, pdg, thresh, ign, gain, weights, result, bf, bi, count, work)
+            osci[y, x] = result[0] * result[3] if out_counts else result[0]
+            oerr[y, x] = result[1] * result[3] if out_counts else result[1]
+            osamp[y, x] = np.int16(result[2])
+            otime[y, x] = result[3]
+            odq[y, x] = _post_process(pdq, d_all)
+            for k in range(nsamp):
+                flags[k, y, x] = pdq[k]
 
 
 if numba is not None:
+    weight_table = _jit(weight_table)
     linfit = _jit(linfit)
     _rej_spikes = _jit(_rej_spikes)
     _rej_crs = _jit(_rej_crs)
     _build = _jit(_build)
     _first_to_last = _jit(_first_to_last)
     _pixel = _jit(_pixel)
-    _all_pixels = _jit(_all_pixels)
+    _post_process = _jit(_post_process)
+    _image = _jit(_image)
 
 
-def fit_pixels(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, time: np.ndarray, pixels: np.ndarray,
-               thresh: float, ign: int, gain: float) -> tuple[np.ndarray, np.ndarray]:
-    """Fit the ramps of the listed pixels: arrays are (N, P) in time order, SCI/ERR in DN, DQ
-    without ZEROSIG. Returns (4, P) float32 rows SCI, ERR (DN/s), SAMP, TIME, and the (N, P) uint16
-    flags after rejection (both zero for unlisted pixels)."""
-    out = np.zeros((4, sci.shape[1]), F32)
-    flags = np.zeros(sci.shape, np.uint16)
-    f32 = [np.ascontiguousarray(a, F32) for a in (sci, err, time)]
-    _all_pixels(f32[0], f32[1], np.ascontiguousarray(dq, np.uint16), f32[2], np.asarray(pixels, np.int64),
-                float(thresh), int(ign), float(gain), out, flags)
-    return out, flags
+def fit_image(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, time: np.ndarray, *, in_rates: bool,
+              out_counts: bool, zsig_done: bool, sampzero: float, thresh: float, ign: int,
+              gain: float) -> tuple[np.ndarray, ...]:
+    """CRCORR of (N, Y, X) ramps in time order (index 0 = zero read; views are fine), DQ with
+    ZEROSIG still present. Returns SCI, ERR, DQ, SAMP, TIME (Y, X) and the per-read flags (N, Y, X)."""
+    shape = sci.shape[1:]
+    out = (np.empty(shape, F32), np.empty(shape, F32), np.empty(shape, np.uint16), np.empty(shape, np.int16),
+           np.empty(shape, F32), np.empty(sci.shape, np.uint16))
+    _image(sci, err, dq, time, bool(in_rates), bool(out_counts), bool(zsig_done), float(sampzero), float(thresh),
+           int(ign), float(gain), *out)
+    return out

@@ -11,7 +11,7 @@ from pipeline.core.errors import MissingReference
 from pipeline.science.calib.context import COMPLETE, PERFORM
 from pipeline.science.calib.imageio import OPEN_KW, frame_of
 from pipeline.science.calib.ir.early import SATPIXEL, ZEROSIG
-from pipeline.science.calib.ir.fitsamps import DATAREJECT, DETECTORPROB, HIGH_CURVATURE, SPIKE, UNSTABLE
+from pipeline.science.calib.ir.fitsamps import DATAREJECT, HIGH_CURVATURE, SPIKE
 from pipeline.science.calib.ir.rampfit import fit_ramps
 from pipeline.science.calib.ir.reftables import (
     RefPlanes,
@@ -210,23 +210,16 @@ class CrCorr(IRStep):
         assert path is not None
         par = read_irramp_row(path, nsamp=ramp.nsamp, exptime=float(F32(ramp.exptime[-1])))
         rr = det.region
-        ny, nx = ramp.sci[0][rr].shape
-        flat = (slice(None), *rr)
-        res = fit_ramps(ramp.sci[flat].reshape(ramp.nsamp, -1), ramp.err[flat].reshape(ramp.nsamp, -1),
-                        ramp.dq[flat].reshape(ramp.nsamp, -1), ramp.time[flat].reshape(ramp.nsamp, -1),
-                        rates=ramp.rates, zsig_done=run.ctx.switches.get("ZSIGCORR") in (PERFORM, COMPLETE),
+        region = (slice(None), *rr)
+        res = fit_ramps(ramp.sci[region], ramp.err[region], ramp.dq[region], ramp.time[region], rates=ramp.rates,
+                        zsig_done=run.ctx.switches.get("ZSIGCORR") in (PERFORM, COMPLETE),
                         sampzero=ramp.sampzero, thresh=par.thresh, ign=par.badinpdq, gain=run.det.mean_gain)
         last = ramp.nsamp - 1
         cr = CrImage(ramp.sci[last].copy(), ramp.err[last].copy(), ramp.dq[last].copy(), ramp.samp[last].copy(),
                      ramp.time[last].copy())
-        cr.sci[rr], cr.err[rr] = res.sci.reshape(ny, nx), res.err.reshape(ny, nx)
-        cr.dq[rr] = res.dq.reshape(ny, nx).astype(np.uint16)
-        cr.samp[rr], cr.time[rr] = res.samp.reshape(ny, nx), res.time.reshape(ny, nx)
-        for k in range(ramp.nsamp):
-            f = res.flags[k].reshape(ny, nx)
-            add = (np.where(f & DATAREJECT, DATAREJECT, 0) | np.where(f & SPIKE, DETECTORPROB, 0)
-                   | np.where(f & HIGH_CURVATURE, UNSTABLE, 0))
-            ramp.dq[k][rr] |= add.astype(np.uint16)
+        cr.sci[rr], cr.err[rr], cr.dq[rr], cr.samp[rr], cr.time[rr] = res.sci, res.err, res.dq, res.samp, res.time
+        f = res.flags   # 8192 stays, 1024 (spike) -> 4, 16384 (too many jumps) -> 32
+        ramp.dq[region] |= (f & DATAREJECT) | ((f & SPIKE) >> 8) | ((f & HIGH_CURVATURE) >> 9)
         run.cr = cr
         jumps = np.count_nonzero(res.flags[-1] & (DATAREJECT | HIGH_CURVATURE))   # jump flags run to the last read
         run.ctx.log(f"CRCORR: CRREJTAB row {par.row}, threshold {par.thresh:g} sigma, BADINPDQ {par.badinpdq}; "
