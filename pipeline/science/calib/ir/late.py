@@ -10,8 +10,9 @@ from astropy.io import fits
 from pipeline.core.errors import MissingReference
 from pipeline.science.calib.context import COMPLETE, PERFORM
 from pipeline.science.calib.imageio import OPEN_KW, frame_of
-from pipeline.science.calib.ir.early import SATPIXEL, ZEROSIG
+from pipeline.science.calib.ir.early import SATPIXEL
 from pipeline.science.calib.ir.fitsamps import DATAREJECT, HIGH_CURVATURE, SPIKE
+from pipeline.science.calib.ir.nonlinear import correct_read
 from pipeline.science.calib.ir.rampfit import fit_ramps
 from pipeline.science.calib.ir.reftables import (
     RefPlanes,
@@ -42,33 +43,13 @@ class NlinCorr(IRStep):
         ramp, nl = run.ramp, run.nlin()
         rr = run.det.region
         use_zsig = run.switch_on("ZSIGCORR") and run.zsig is not None
-        coef = nl.coef[(slice(None), *rr)].astype(F64)
-        node, nldq = nl.node[rr], nl.dq[rr]
+        coef, node, nldq = nl.coef[(slice(None), *rr)], nl.node[rr], nl.dq[rr]
+        zsig = run.zsig[rr] if use_zsig and run.zsig is not None else None
+        zsig_dq = run.zsig_dq[rr] if use_zsig and run.zsig_dq is not None else None
         nsat = 0
         for k in range(ramp.nsamp):
-            sci, dq = ramp.sci[k][rr], ramp.dq[k][rr]
-            if k > 0 and use_zsig:
-                assert run.zsig is not None and run.zsig_dq is not None
-                zs = run.zsig[rr]
-                s = sci + zs
-                dq |= run.zsig_dq[rr] & np.uint16(ZEROSIG)
-            else:
-                zs, s = None, sci.copy()
-            dq |= nldq
-            free = (dq & SATPIXEL) == 0
-            below = free & (s <= node)
-            s64 = s.astype(F64)
-            c = np.ones(s.shape, F32)
-            for j in range(coef.shape[0]):   # x**0 and x**1 are exact: no pow() for them
-                term = coef[j] if j == 0 else coef[j] * (s64 if j == 1 else np.power(s64, float(j)))
-                c = (c.astype(F64) + term).astype(F32)
-            corrected = s * c
-            if zs is not None:
-                corrected = corrected - zs
-            sci[below] = corrected[below]
-            over = free & ~below
-            dq[over] |= np.uint16(SATPIXEL)
-            nsat += int(over.sum())
+            nsat += correct_read(ramp.sci[k][rr], ramp.dq[k][rr], zsig if k > 0 else None, zsig_dq if k > 0 else None,
+                                 coef, node, nldq)
             if k + 1 < ramp.nsamp:
                 ramp.dq[k + 1] |= ramp.dq[k] & np.uint16(SATPIXEL)
         run.ctx.log(f"NLINCORR: {nsat} read-pixels above the saturation NODE")
