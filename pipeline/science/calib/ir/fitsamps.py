@@ -388,13 +388,13 @@ def _image(sci, err, dq, time, in_rates, out_counts, zsig_done, sampzero, thresh
 
 if numba is not None:
     weight_table = _jit(weight_table)
-    linfit = _jit(linfit)
-    _rej_spikes = _jit(_rej_spikes)
-    _rej_crs = _jit(_rej_crs)
-    _build = _jit(_build)
-    _first_to_last = _jit(_first_to_last)
-    _pixel = _jit(_pixel)
-    _post_process = _jit(_post_process)
+    linfit = _jit(linfit, inline="always")
+    _rej_spikes = _jit(_rej_spikes, inline="always")
+    _rej_crs = _jit(_rej_crs, inline="always")
+    _build = _jit(_build, inline="always")
+    _first_to_last = _jit(_first_to_last, inline="always")
+    _pixel = _jit(_pixel, inline="always")
+    _post_process = _jit(_post_process, inline="always")
     _image = _jit(_image)
 
 
