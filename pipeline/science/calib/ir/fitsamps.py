@@ -1,10 +1,13 @@
-"""calwf3's per-pixel reject-and-refit (``fitsamps`` of ``cridcalc.c``) compiled with numba.
+"""calwf3's per-pixel reject-and-refit (``fitsamps``, ``linfit`` of ``cridcalc.c``) compiled with numba.
 
-Why compiled: the ~1 % of pixels with a flag, a jump or saturation each take several equal-weight
-fits, rejection tests and a final optimum-weight fit over short intervals; in Python that loop was
-half of CRCORR. The arithmetic is calwf3's, float32 where the C code is float and float64 where it
+Why compiled: calwf3 runs every pixel through a loop of equal-weight fits, spike/jump/first-read
+tests and a final optimum-weight fit per interval; in Python that loop (even for the ~1 % of pixels
+a vectorised shortcut could not decide) was most of CRCORR. Here every pixel takes calwf3's loop,
+in one pass over the science region that also does the rates/counts conversion and the flags'
+post-processing. The arithmetic is calwf3's, float32 where the C code is float and float64 where it
 is double, written out with explicit casts so numba (no fast-math: no reassociation, no fused
-multiply-adds) rounds exactly as the C code does. Without numba the same functions run as plain
+multiply-adds) rounds exactly as the C code does. The helpers are inlined into the one compiled
+entry point (``_image``), which numba caches on disk. Without numba the same functions run as plain
 Python on numpy scalars (slow, same results).
 
 Quirks kept: interval buffers are zeroed per pixel but reused between iterations, so the spike test
