@@ -52,6 +52,19 @@ def test_simulate_fits_then_calibrate(tmp_path, monkeypatch) -> None:
         assert fits.getval(tmp_path / "cal" / f"{root}_flt.fits", "BUNIT", ("SCI", 1)) == "ELECTRONS/S"
 
 
+def test_default_mix_gives_every_third_association_to_wfc3ir(tmp_path) -> None:
+    """No --instruments: WFC3/UVIS, ACS/WFC and WFC3/IR in turn, FITS only as with a site."""
+    out = tmp_path / "raws"
+    result = CliRunner().invoke(main, ["simulate", "--size", "subarray", "--associations", "3", "--seed", "3",
+                                       "--fits", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["instruments"] == ["wfc3", "acs", "wfc3ir"]
+    detectors = sorted(fits.getval(p, "DETECTOR") for p in summary["fits"] if p.endswith("_raw.fits"))
+    assert detectors.count("IR") == 1 and {"UVIS", "WFC"} <= set(detectors)
+    assert (out / "iref").is_dir()
+
+
 def test_ir_with_a_site_goes_into_the_downlink(tmp_path) -> None:
     """With a site, IR ramps are pods in the inbox and the IR references join the site's CRDS cache."""
     site = tmp_path / "s"

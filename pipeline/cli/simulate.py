@@ -67,8 +67,8 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
               help="full-frame exposures, or 512x512 corner subarrays (fast)")
 @click.option("--associations", "n_associations", type=click.IntRange(1, 500), default=3, show_default=True,
               help="associations in the downlink (cycling DITHER, CR-SPLIT, SINGLETON per instrument)")
-@click.option("--instruments", default="wfc3,acs", show_default=True,
-              help="comma list: wfc3, acs, wfc3ir (WFC3/IR MULTIACCUM ramps)")
+@click.option("--instruments", default="wfc3,acs,wfc3ir", show_default=True,
+              help="comma list: wfc3, acs, wfc3ir (WFC3/IR MULTIACCUM ramps); associations go to them in turn")
 @click.option("--seed", type=int, default=1, show_default=True, help="same seed, same downlink")
 @click.option("--wfc-readout", type=click.Choice(["DS_INT", "CLAMP"], case_sensitive=False), default="DS_INT",
               show_default=True, help="ACS/WFC readout type (JWROTYPE); DS_INT at gain 2 carries the bias "
@@ -88,8 +88,9 @@ def _ensure_cache(crds_root: Path, instruments: list[str], size: str) -> str:
 @reports_errors
 def simulate(ctx: click.Context, size: str, n_associations: int, instruments: str, seed: int, wfc_readout: str,
              recent: int, n_sbc: int, n_hrc: int, fits_dir: str | None, site_dir: str | None, as_json: bool) -> None:
-    """Simulate WFC3/UVIS and ACS/WFC observations: a downlink of pods and a DAN into the site inbox
-    (building the site's reference files on first use), and with --fits the same exposures as FITS.
+    """Simulate WFC3/UVIS, ACS/WFC and WFC3/IR observations: a downlink of pods and a DAN into the
+    site inbox (building the site's reference files on first use), and with --fits the same
+    exposures as FITS. The associations go to the instruments in turn (3 by default: one each).
 
     With --fits and no --site, only FITS files are written. UVIS and full-frame WFC exposures carry
     CTE trails when the site's 2FITS will ask for the CTE branch (``[calibration] pctecorr =
@@ -101,8 +102,8 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
 
     names = _instruments(instruments)
     fits_only = fits_dir is not None and site_dir is None
-    ir_raws = _ir_fits(Path(fits_dir), seed, size, n_associations) if IR_NAME in names and fits_only else []
-    n_ir = 0 if fits_only else sum(names[i % len(names)] == IR_NAME for i in range(n_associations))
+    n_ir = sum(names[i % len(names)] == IR_NAME for i in range(n_associations))
+    ir_raws = _ir_fits(Path(fits_dir), seed, size, n_ir) if n_ir and fits_only else []
     ccd_names = [n for n in names if n != IR_NAME]
     if not ccd_names and fits_only:
         summary_ir = {"seed": seed, "size": size, "instruments": [IR_NAME], "fits": [str(p) for p in ir_raws]}
@@ -123,7 +124,7 @@ def simulate(ctx: click.Context, size: str, n_associations: int, instruments: st
         stream = iter_downlink(seed, size, n_associations - n_ir, ccd_names, progress=None if as_json else progress,
                                wfc_readout=wfc_readout.upper(), recent=min(recent, n_associations - n_ir),
                                defaults=site.instruments if site else None)
-    if n_ir:
+    if n_ir and not fits_only:
         stream = _with_ir(stream, seed, size, n_ir, quiet=as_json)
     if n_sbc or n_hrc:
         stream = _with_acs_modes(stream, seed, n_sbc, n_hrc)
@@ -181,7 +182,7 @@ def _ensure_sbc_references(crds_root: Path) -> str:
 
 
 def _ir_fits(fits_dir: Path, seed: int, size: str, count: int) -> list[Path]:
-    """WFC3/IR exposures (one per association asked for) as FITS with their reference files (``iref/``)."""
+    """WFC3/IR exposures (one per IR association slot) as FITS with their reference files (``iref/``)."""
     from pipeline.simulate.irfits import write_ir_fits
 
     return write_ir_fits(fits_dir, seed, size, count)

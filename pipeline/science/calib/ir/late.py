@@ -10,8 +10,10 @@ from astropy.io import fits
 from pipeline.core.errors import MissingReference
 from pipeline.science.calib.context import COMPLETE, PERFORM
 from pipeline.science.calib.imageio import OPEN_KW, frame_of
-from pipeline.science.calib.ir.early import SATPIXEL, ZEROSIG
-from pipeline.science.calib.ir.rampfit import DATAREJECT, DETECTORPROB, HIGH_CURVATURE, SPIKE, UNSTABLE, fit_ramps
+from pipeline.science.calib.ir.early import SATPIXEL
+from pipeline.science.calib.ir.fitsamps import DATAREJECT, HIGH_CURVATURE, SPIKE
+from pipeline.science.calib.ir.nonlinear import correct_read
+from pipeline.science.calib.ir.rampfit import fit_ramps
 from pipeline.science.calib.ir.reftables import (
     RefPlanes,
     corner_offset,
@@ -41,33 +43,13 @@ class NlinCorr(IRStep):
         ramp, nl = run.ramp, run.nlin()
         rr = run.det.region
         use_zsig = run.switch_on("ZSIGCORR") and run.zsig is not None
-        coef = nl.coef[(slice(None), *rr)].astype(F64)
-        node, nldq = nl.node[rr], nl.dq[rr]
+        coef, node, nldq = nl.coef[(slice(None), *rr)], nl.node[rr], nl.dq[rr]
+        zsig = run.zsig[rr] if use_zsig and run.zsig is not None else None
+        zsig_dq = run.zsig_dq[rr] if use_zsig and run.zsig_dq is not None else None
         nsat = 0
         for k in range(ramp.nsamp):
-            sci, dq = ramp.sci[k][rr], ramp.dq[k][rr]
-            if k > 0 and use_zsig:
-                assert run.zsig is not None and run.zsig_dq is not None
-                zs = run.zsig[rr]
-                s = sci + zs
-                dq |= run.zsig_dq[rr] & np.uint16(ZEROSIG)
-            else:
-                zs, s = None, sci.copy()
-            dq |= nldq
-            free = (dq & SATPIXEL) == 0
-            below = free & (s <= node)
-            s64 = s.astype(F64)
-            c = np.ones(s.shape, F32)
-            for j in range(coef.shape[0]):   # x**0 and x**1 are exact: no pow() for them
-                term = coef[j] if j == 0 else coef[j] * (s64 if j == 1 else np.power(s64, float(j)))
-                c = (c.astype(F64) + term).astype(F32)
-            corrected = s * c
-            if zs is not None:
-                corrected = corrected - zs
-            sci[below] = corrected[below]
-            over = free & ~below
-            dq[over] |= np.uint16(SATPIXEL)
-            nsat += int(over.sum())
+            nsat += correct_read(ramp.sci[k][rr], ramp.dq[k][rr], zsig if k > 0 else None, zsig_dq if k > 0 else None,
+                                 coef, node, nldq)
             if k + 1 < ramp.nsamp:
                 ramp.dq[k + 1] |= ramp.dq[k] & np.uint16(SATPIXEL)
         run.ctx.log(f"NLINCORR: {nsat} read-pixels above the saturation NODE")
@@ -209,26 +191,20 @@ class CrCorr(IRStep):
         assert path is not None
         par = read_irramp_row(path, nsamp=ramp.nsamp, exptime=float(F32(ramp.exptime[-1])))
         rr = det.region
-        ny, nx = ramp.sci[0][rr].shape
-        flat = (slice(None), *rr)
-        res = fit_ramps(ramp.sci[flat].reshape(ramp.nsamp, -1), ramp.err[flat].reshape(ramp.nsamp, -1),
-                        ramp.dq[flat].reshape(ramp.nsamp, -1), ramp.time[flat].reshape(ramp.nsamp, -1),
-                        rates=ramp.rates, zsig_done=run.ctx.switches.get("ZSIGCORR") in (PERFORM, COMPLETE),
+        region = (slice(None), *rr)
+        res = fit_ramps(ramp.sci[region], ramp.err[region], ramp.dq[region], ramp.time[region], rates=ramp.rates,
+                        zsig_done=run.ctx.switches.get("ZSIGCORR") in (PERFORM, COMPLETE),
                         sampzero=ramp.sampzero, thresh=par.thresh, ign=par.badinpdq, gain=run.det.mean_gain)
         last = ramp.nsamp - 1
         cr = CrImage(ramp.sci[last].copy(), ramp.err[last].copy(), ramp.dq[last].copy(), ramp.samp[last].copy(),
                      ramp.time[last].copy())
-        cr.sci[rr], cr.err[rr] = res.sci.reshape(ny, nx), res.err.reshape(ny, nx)
-        cr.dq[rr] = res.dq.reshape(ny, nx).astype(np.uint16)
-        cr.samp[rr], cr.time[rr] = res.samp.reshape(ny, nx), res.time.reshape(ny, nx)
-        for k in range(ramp.nsamp):
-            f = res.flags[k].reshape(ny, nx)
-            add = (np.where(f & DATAREJECT, DATAREJECT, 0) | np.where(f & SPIKE, DETECTORPROB, 0)
-                   | np.where(f & HIGH_CURVATURE, UNSTABLE, 0))
-            ramp.dq[k][rr] |= add.astype(np.uint16)
+        cr.sci[rr], cr.err[rr], cr.dq[rr], cr.samp[rr], cr.time[rr] = res.sci, res.err, res.dq, res.samp, res.time
+        f = res.flags   # 8192 stays, 1024 (spike) -> 4, 16384 (too many jumps) -> 32
+        ramp.dq[region] |= (f & DATAREJECT) | ((f & SPIKE) >> 8) | ((f & HIGH_CURVATURE) >> 9)
         run.cr = cr
+        jumps = np.count_nonzero(res.flags[-1] & (DATAREJECT | HIGH_CURVATURE))   # jump flags run to the last read
         run.ctx.log(f"CRCORR: CRREJTAB row {par.row}, threshold {par.thresh:g} sigma, BADINPDQ {par.badinpdq}; "
-                    f"{res.n_slow} pixels needed the iterative fit")
+                    f"{jumps} pixels with a cosmic-ray jump")
 
 
 # ------------------------------------------------------------------------------------------ FLATCORR
