@@ -57,8 +57,9 @@ class AcsFlags:
 
 
 def corrects_cte(ctx: CalContext) -> bool:
-    """The built-in ACSCTE (:mod:`.cte.acs`) handles full-frame WFC; the CTE branch makes the _flc."""
-    return ctx.detector == "WFC" and not ctx.key("SUBARRAY", bool, False)
+    """The built-in ACSCTE (:mod:`.cte.acs`) handles WFC full frames and subarrays (calacs 10.5.0
+    corrects any WFC subarray whose PCTECORR is PERFORM); the CTE branch makes the _flc."""
+    return ctx.detector == "WFC"
 
 
 def validate(ctx: CalContext) -> AcsFlags:
@@ -70,7 +71,7 @@ def validate(ctx: CalContext) -> AcsFlags:
         raise Unsupported("ATODCORR = PERFORM is not implemented by the built-in engine", path=ctx.path,
                           keyword="ATODCORR")
     if ctx.perform("PCTECORR") and not corrects_cte(ctx):
-        ctx.warn("PCTECORR = PERFORM: the built-in engine corrects CTE for full-frame ACS/WFC only; "
+        ctx.warn("PCTECORR = PERFORM: the built-in engine corrects CTE for ACS/WFC only; "
                  "no _flc is produced")
         ctx.done("PCTECORR", SKIPPED)
     path = ctx.reference_path("CCDTAB")
