@@ -324,7 +324,8 @@ def ccd(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> Exposure:
             ctx.done("BLEVCORR", SKIPPED)
     ctx.primary_updates["DARKTIME"] = darktime(ctx, first)
     if ctx.perform("BIASCORR") and ctx.perform("BLEVCORR"):
-        map_chips(ctx, lambda c: FullWellSat(gain_divide=False, sv_overscan=0, end_ac=1 << 30).run(ctx, c), chips)
+        map_chips(ctx, lambda c: FullWellSat(gain_divide=False, sv_overscan=0, end_ac=1 << 30,
+                                             reset_amps=False).run(ctx, c), chips)
     map_chips(ctx, lambda c: init_noise(ctx, c), [c for c, zero in zip(chips, err_was_zero, strict=True) if zero])
     if ctx.perform("SINKCORR"):
         map_chips(ctx, lambda c: sink_detect(ctx, c), chips)
