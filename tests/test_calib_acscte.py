@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.core.errors import BadInput, MissingReference, Unsupported
+from pipeline.core.errors import BadInput, MissingReference
 from pipeline.science.calib.cte import acs, acs_kernels
 from pipeline.science.calib.cte.acs_pctetab import read_acs_pctetab, with_header_overrides
 from pipeline.simulate.ctefiles import acs_trap_set, write_acs_pctetab
@@ -161,15 +161,15 @@ def test_full_frame_matches_acscte_bit_for_bit(tmp_path: Path) -> None:
                [h for h in out.primary["HISTORY"] if h.startswith(("PCTEFRAC", "CORRTYPE", "PCTENPAR"))]
 
 
-def test_blc_phase_runs_only_for_full_frame_wfc_with_pctecorr_perform(tmp_path: Path) -> None:
+def test_blc_phase_runs_only_for_wfc_with_pctecorr_perform(tmp_path: Path) -> None:
     from pipeline.science.calib.builtin import blc_phase
     from pipeline.science.calib.imageio import read_exposure
     from tests.acs_cte_synth import build
 
     blv = read_exposure(build(tmp_path, shape=(64, 128), nstars=3))
-    for key, value in (("PCTECORR", "OMIT"), ("SUBARRAY", True), ("DETECTOR", "HRC")):
+    for key, value in (("PCTECORR", "OMIT"), ("DETECTOR", "HRC")):
         other = replace(blv, primary=blv.primary.copy())
         other.primary[key] = value
         assert blc_phase(other, environ={"jref": f"{tmp_path}/"}) is None, key
-    with pytest.raises(Unsupported, match="full frames"):             # 64 x 128 chips are no full frame
+    with pytest.raises(BadInput, match="not a trimmed full chip"):     # 64 x 128 chips are no full frame
         blc_phase(blv, environ={"jref": f"{tmp_path}/"})

@@ -31,12 +31,33 @@ def run_cte_site(site, monkeypatch, detector: str, *simulate: str) -> list[str]:
     return e2e._process_live(site)
 
 
+def site_exposures(site, tops: list[str]) -> tuple[Blackboard, Archive, list[str]]:
+    """The site's blackboard, archive and the exposures (members of associations, singletons) of ``tops``."""
+    bb = Blackboard(site.database_url)
+    return bb, Archive(site), sorted(m for t in tops for m in (bb.members(t) or [t]))
+
+
+def drc_beside_drz(bb: Blackboard, archive: Archive, tops: list[str]) -> int:
+    """Every top complete, MD's ``_drc`` (from the flcs) archived beside the flts' ``_drz`` and a
+    CR-SPLIT's ``_crc`` beside its ``_crj``; the number of CR-SPLIT stacks."""
+    stacks = 0
+    for top in tops:
+        name = parse_dataset(top)
+        family = {top, *bb.members(top), *([name.product(1).name] if name.is_association else [])}
+        kinds = {f.kind for d in family for f in archive.files(d)}
+        assert {"drc", "drz", "flc", "flt"} <= kinds, (top, kinds)
+        if "crj" in kinds:
+            assert "crc" in kinds, (top, kinds)
+            stacks += 1
+        entry = bb.find(top)
+        assert entry is not None and set(entry.status) == {"c"}, entry.opus_name()
+    return stacks
+
+
 def test_a_cte_site_archives_flc_beside_flt_for_uvis_exposures(site, tmp_path, monkeypatch) -> None:
     tops = run_cte_site(site, monkeypatch, "UVIS", "--size", "subarray", "--associations", "2", "--instruments",
                         "wfc3", "--seed", "5")  # a dither pair and a CR-SPLIT pair
-    bb = Blackboard(site.database_url)
-    archive = Archive(site)
-    exposures = sorted(m for t in tops for m in (bb.members(t) or [t]))
+    bb, archive, exposures = site_exposures(site, tops)
     assert exposures
     pctetabs = {}
     for dataset in exposures:
@@ -52,18 +73,7 @@ def test_a_cte_site_archives_flc_beside_flt_for_uvis_exposures(site, tmp_path, m
             assert c[0].header["PCTERNOI"] > 0 and c[0].header["PCTEFRAC"] > 0
             assert (c["SCI", 1].data != t["SCI", 1].data).any()  # the trails are gone from the flc only
         assert archive.metadata(dataset)["software"]["CTE_VER"] == "2.0"  # catalogued from the _flc
-    stacks = 0
-    for top in tops:  # MD drizzles the flcs into _drc beside the flts' _drz; CR-SPLIT: _crc beside _crj
-        name = parse_dataset(top)
-        family = {top, *bb.members(top), *([name.product(1).name] if name.is_association else [])}
-        kinds = {f.kind for d in family for f in archive.files(d)}
-        assert {"drc", "drz", "flc", "flt"} <= kinds, (top, kinds)
-        if "crj" in kinds:
-            assert "crc" in kinds, (top, kinds)
-            stacks += 1
-        entry = bb.find(top)
-        assert entry is not None and set(entry.status) == {"c"}, entry.opus_name()
-    assert stacks == 1
+    assert drc_beside_drz(bb, archive, tops) == 1
 
     # a new PCTETAB: every CTE-corrected exposure is affected, through that type alone
     assert e2e._owl(site, "simulate", "refs", "--bump", "pctetab").exit_code == 0

@@ -29,7 +29,7 @@ from pipeline.core.fsutil import atomic_path, atomic_write
 from pipeline.science.refs import server_config_path, write_server_config
 from pipeline.simulate import mdriztab, reffiles
 from pipeline.simulate.detector import DETECTOR_SEED, Detector
-from pipeline.simulate.geometry import camera_for
+from pipeline.simulate.geometry import camera_for, readout_for
 from pipeline.simulate.rmapspecs import RMAP_HEADERS
 
 OBSERVATORY = "hst"
@@ -184,14 +184,13 @@ def build_reference_cache(crds_root: Path | str, instruments: Sequence[str] = ("
     """Write the simulated references and context ``hst_0001.pmap`` into a new cache; return the context.
 
     ``size`` says which data the cache calibrates: 'full' (full-frame images, also valid for the
-    subarray) or 'subarray' (references cut to the simulator's subarrays, for fast tests).
+    subarray) or 'subarray' (references cut to the simulator's subarrays, for fast tests), or for
+    ACS a supported WFC subarray aperture ('WFC2C-1K': references cut to that readout).
     """
     root = Path(crds_root).expanduser().resolve()
     instruments = sorted({i.lower() for i in instruments})
     for inst in instruments:
-        camera_for(inst)
-    if size not in ("full", "subarray"):
-        raise ValueError(f"unknown size {size!r}: expected 'full' or 'subarray'")
+        readout_for(inst, size)  # ValueError for an unknown instrument or size
     refuse_built(root)
     for d in (mappings_dir(root), references_dir(root), config_dir(root)):
         d.mkdir(parents=True, exist_ok=True)

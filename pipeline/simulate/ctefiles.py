@@ -212,8 +212,8 @@ def acs_observatory_model() -> AcsCteTable:
         return read_acs_pctetab(write_acs_pctetab(Path(scratch) / "model_cte.fits"))
 
 
-def add_acs_trails(electrons: np.ndarray, chip: int, *, expstart: float) -> np.ndarray:
-    """A full trimmed ACS/WFC chip (e-) read out through the observatory's traps: per amp the
-    parallel transfer, then (after SM4, as calacs corrects it) the serial one: the inverse of
-    calacs's ACSCTE on the same table (:func:`pipeline.science.calib.cte.acs.trail_chip`)."""
-    return trail_chip(electrons, acs_observatory_model(), chip, expstart=expstart)
+def add_acs_trails(electrons: np.ndarray, chip: int, *, expstart: float, ccdamp: str = "ABCD") -> np.ndarray:
+    """A trimmed ACS/WFC chip or subarray (e-) read through amps ``ccdamp`` and the observatory's
+    traps: per amp the parallel transfer, then (after SM4, as calacs corrects it) the serial one: the
+    inverse of calacs's ACSCTE on the same table (:func:`pipeline.science.calib.cte.acs.trail_chip`)."""
+    return trail_chip(electrons, acs_observatory_model(), chip, expstart=expstart, ccdamp=ccdamp)

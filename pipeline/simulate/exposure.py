@@ -4,7 +4,7 @@ Order of effects (each vectorised over the chip): scene (stars + sky, e-/s) x EX
 times the flat response (and bad-column loss) plus dark current, Poisson-sampled; cosmic rays; charge
 lost to sinks; full-well saturation with bleeding along columns; for WFC3/UVIS raws with PCTECORR =
 PERFORM, parallel transfer through the CTE trap model of the PCTETAB the simulator delivers
-(:mod:`pipeline.simulate.ctefiles`; the truth stays untrailed), for full-frame ACS/WFC raws the
+(:mod:`pipeline.simulate.ctefiles`; the truth stays untrailed), for ACS/WFC raws (full frame or subarray) the
 parallel then serial transfer through the sets of the ACS PCTETAB it delivers; readout through the amplifiers
 (divide by gain, add bias level, superbias pattern and read noise, round, clip to the 16-bit ADC).
 """
@@ -144,7 +144,7 @@ def _simulate_chip(spec: ExposureSpec, part: ChipReadout, wcs: WCS, det: Detecto
     gain = det.amp_columns(part, spec.ccdgain, "gain").astype(np.float32)
     noise_dn = (det.amp_columns(part, spec.ccdgain, "read_noise") / gain).astype(np.float32)
     if cte is not None and spec.instrument == "acs":  # trimmed chip in e-, amp by amp as ACSCTE sees it
-        electrons = add_acs_trails(electrons, part.chip, expstart=spec.expstart)
+        electrons = add_acs_trails(electrons, part.chip, expstart=spec.expstart, ccdamp=ro.ccdamp)
     dn = part.embed(electrons, fill=0.0)
     if cte is not None and spec.instrument == "wfc3":
         dn = trail_charge(dn, part.raw_rows, det.camera.virtual_rows_on_top(part.chip), cte, expstart=spec.expstart)

@@ -229,30 +229,49 @@ def full_frame(camera: Camera, aperture: str | None = None) -> Readout:
     return Readout(camera, aperture or default, "ABCD", False, chips)
 
 
-def corner_subarray(camera: Camera, amp: str, aperture: str, size: int = 512) -> Readout:
-    """A ``size`` x ``size`` raw subarray in the corner of amplifier ``amp``, prescan included.
+def corner_subarray(camera: Camera, amp: str, aperture: str, size: int = 512, nrows: int | None = None) -> Readout:
+    """A ``size`` (columns) x ``nrows`` (default ``size``) raw subarray in the corner of amplifier
+    ``amp``, prescan included.
 
     The corner is where the amplifier reads out: left or right chip end, and the row edge next to
-    the serial register (bottom of chip 2, top of chip 1), so no virtual overscan is included.
+    the serial register (bottom of chip 2, top of chip 1); virtual overscan only when ``nrows``
+    reaches past the chip's science rows.
     """
     chip = Camera.chip_of_amp(amp)
     left = amp == Camera.amps(chip)[0]
     cols = np.arange(size) if left else np.arange(camera.raw_nx - size, camera.raw_nx)
     bottom = camera.virtual_rows_on_top(chip)  # then the amplifiers are at the bottom
-    rows = np.arange(size) if bottom else np.arange(camera.raw_ny - size, camera.raw_ny)
+    ny = size if nrows is None else nrows
+    rows = np.arange(ny) if bottom else np.arange(camera.raw_ny - ny, camera.raw_ny)
     return Readout(camera, aperture, amp, True, (ChipReadout(camera, chip, rows, cols),))
 
 
 #: The readouts the simulator produces, per instrument and size.
 SUBARRAY_APERTURES = {"wfc3": ("C", "UVIS2-C512C-SUB"), "acs": ("A", "WFC1A-512")}
+#: ACS/WFC's supported one-amp subarrays (Cycle 24 on; any amp: WFC1A/WFC1B/WFC2C/WFC2D-...):
+#: raw columns (24 prescan + science) and rows; only the 2K ones carry the 20 virtual rows.
+WFC_SUBARRAY_SIZES = {"2K": (2072, 2068), "1K": (1048, 1024), "512": (536, 512)}
+
+
+def wfc_subarray(aperture: str) -> Readout:
+    """The readout of an ACS/WFC supported subarray aperture such as ``WFC1B-1K``."""
+    chip_amp, _, kind = aperture.upper().partition("-")
+    if kind not in WFC_SUBARRAY_SIZES or chip_amp not in ("WFC1A", "WFC1B", "WFC2C", "WFC2D"):
+        raise ValueError(f"unknown ACS/WFC subarray {aperture!r}: expected WFC1A/WFC1B/WFC2C/WFC2D-"
+                         f"{'/'.join(WFC_SUBARRAY_SIZES)}")
+    ncols, nrows = WFC_SUBARRAY_SIZES[kind]
+    return corner_subarray(ACS_WFC, chip_amp[-1], aperture.upper(), ncols, nrows)
 
 
 def readout_for(instrument: str, size: str) -> Readout:
-    """The readout used for ``size`` ('full' or 'subarray') exposures of an instrument."""
+    """The readout used for ``size`` ('full', 'subarray' or, for ACS, a supported WFC subarray
+    aperture such as 'WFC2C-1K') exposures of an instrument."""
     camera = camera_for(instrument)
     if size == "full":
         return full_frame(camera)
     if size == "subarray":
         amp, aperture = SUBARRAY_APERTURES[instrument.lower()]
         return corner_subarray(camera, amp, aperture)
-    raise ValueError(f"unknown size {size!r}: expected 'full' or 'subarray'")
+    if camera is ACS_WFC and size.upper().startswith("WFC"):
+        return wfc_subarray(size)
+    raise ValueError(f"unknown size {size!r}: expected 'full', 'subarray' or (ACS) a WFC subarray aperture")

@@ -73,11 +73,11 @@ def acs_dark_overhead_applies(readout: Readout, expstart: float) -> bool:
 
 
 def cte_corrected(spec: ExposureSpec, switches: Mapping[str, str]) -> bool:
-    """Whether the exposure goes through the CTE branch (then its pixels carry CTE trails): UVIS,
-    and full-frame ACS/WFC (the subarrays the built-in engine does not correct stay untrailed)."""
+    """Whether the exposure goes through the CTE branch (then its pixels carry CTE trails): UVIS and
+    ACS/WFC, full frame or subarray."""
     if str(switches.get("PCTECORR", "OMIT")).upper() != "PERFORM":
         return False
-    return spec.instrument == "wfc3" or (spec.readout.camera.detector == "WFC" and not spec.readout.subarray)
+    return spec.instrument == "wfc3" or spec.readout.camera.detector == "WFC"
 
 
 def primary_header(spec: ExposureSpec, switches: Mapping[str, str]) -> fits.Header:

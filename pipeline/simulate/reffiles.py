@@ -22,7 +22,15 @@ from astropy.io import fits
 
 from pipeline.simulate.ctefiles import acs_pctetab_hdus, observatory_model, pctetab_hdus
 from pipeline.simulate.detector import Detector
-from pipeline.simulate.geometry import PRESCAN, Camera, ChipReadout, Readout, readout_for
+from pipeline.simulate.geometry import (
+    PRESCAN,
+    WFC_SUBARRAY_SIZES,
+    Camera,
+    ChipReadout,
+    Readout,
+    readout_for,
+    wfc_subarray,
+)
 from pipeline.simulate.photometry import ACS_WHEELS, FILTERS, MJD_GRID, PHOTZPT, photflam
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -383,6 +391,8 @@ def overscan_table(det: Detector, spec: RefSpec, name: str, useafter: datetime) 
             rows.append(row)
     if cam.instrument == "ACS":
         rows.append(_acs_subarray_overscan_row(readout_for("acs", "subarray")))
+        rows += [_acs_subarray_overscan_row(wfc_subarray(f"WFC{chip}{amp}-{kind}"))
+                 for kind in WFC_SUBARRAY_SIZES for chip in (1, 2) for amp in Camera.amps(chip)]
     columns = [fits.Column(name=k, format="4A" if k == "CCDAMP" else "I", array=np.array([r[k] for r in rows]))
                for k in rows[0]]
     return _table(h, "OSCNTAB", columns)
@@ -398,9 +408,18 @@ def _acs_subarray_overscan_row(readout: Readout) -> dict[str, object]:
     (part,) = readout.chips
     prescan = int(np.sum(part.col_det == PRESCAN))
     ny, nx = part.shape
+    virtual = np.flatnonzero(part.row_det < 0)              # parallel virtual rows (2K subarrays), 0-based
+    trimy = (0, 0) if virtual.size == 0 else ((virtual.size, 0) if virtual[0] == 0 else (0, virtual.size))
+    left = part.col_det[0] == PRESCAN                        # amp A or C: the prescan leads
+    trimx = (prescan, 0) if left else (0, prescan)
+    vx, vy = (0, 0), (0, 0)
+    if virtual.size:  # 1-based, as the full-chip rows: inside the virtual rows, clear of the prescan
+        vx, vy = (trimx[0] + 6, nx - trimx[1] - 5), (int(virtual[0]) + 4, int(virtual[-1]) + 1)
+    bias = (3, prescan - 2, 0, 0) if left else (0, 0, nx - prescan + 3, nx - 2)
     return {"CCDAMP": readout.ccdamp, "CCDCHIP": part.chip, "BINX": 1, "BINY": 1, "NX": nx, "NY": ny,
-            "TRIMX1": prescan, "TRIMX2": 0, "TRIMY1": 0, "TRIMY2": 0, "VX1": 0, "VX2": 0, "VY1": 0, "VY2": 0,
-            "BIASSECTA1": 3, "BIASSECTA2": prescan - 2, "BIASSECTB1": 0, "BIASSECTB2": 0}
+            "TRIMX1": trimx[0], "TRIMX2": trimx[1], "TRIMY1": trimy[0], "TRIMY2": trimy[1], "VX1": vx[0],
+            "VX2": vx[1], "VY1": vy[0], "VY2": vy[1], "BIASSECTA1": bias[0], "BIASSECTA2": bias[1],
+            "BIASSECTB1": bias[2], "BIASSECTB2": bias[3]}
 
 
 def badpix_table(det: Detector, spec: RefSpec, name: str, useafter: datetime) -> fits.HDUList:

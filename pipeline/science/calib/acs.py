@@ -57,8 +57,9 @@ class AcsFlags:
 
 
 def corrects_cte(ctx: CalContext) -> bool:
-    """The built-in ACSCTE (:mod:`.cte.acs`) handles full-frame WFC; the CTE branch makes the _flc."""
-    return ctx.detector == "WFC" and not ctx.key("SUBARRAY", bool, False)
+    """The built-in ACSCTE (:mod:`.cte.acs`) handles WFC full frames and subarrays (calacs 10.5.0
+    corrects any WFC subarray whose PCTECORR is PERFORM); the CTE branch makes the _flc."""
+    return ctx.detector == "WFC"
 
 
 def validate(ctx: CalContext) -> AcsFlags:
@@ -70,7 +71,7 @@ def validate(ctx: CalContext) -> AcsFlags:
         raise Unsupported("ATODCORR = PERFORM is not implemented by the built-in engine", path=ctx.path,
                           keyword="ATODCORR")
     if ctx.perform("PCTECORR") and not corrects_cte(ctx):
-        ctx.warn("PCTECORR = PERFORM: the built-in engine corrects CTE for full-frame ACS/WFC only; "
+        ctx.warn("PCTECORR = PERFORM: the built-in engine corrects CTE for ACS/WFC only; "
                  "no _flc is produced")
         ctx.done("PCTECORR", SKIPPED)
     path = ctx.reference_path("CCDTAB")
@@ -323,7 +324,8 @@ def ccd(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> Exposure:
             ctx.done("BLEVCORR", SKIPPED)
     ctx.primary_updates["DARKTIME"] = darktime(ctx, first)
     if ctx.perform("BIASCORR") and ctx.perform("BLEVCORR"):
-        map_chips(ctx, lambda c: FullWellSat(gain_divide=False, sv_overscan=0, end_ac=1 << 30).run(ctx, c), chips)
+        map_chips(ctx, lambda c: FullWellSat(gain_divide=False, sv_overscan=0, end_ac=1 << 30,
+                                             reset_amps=False).run(ctx, c), chips)
     map_chips(ctx, lambda c: init_noise(ctx, c), [c for c, zero in zip(chips, err_was_zero, strict=True) if zero])
     if ctx.perform("SINKCORR"):
         map_chips(ctx, lambda c: sink_detect(ctx, c), chips)

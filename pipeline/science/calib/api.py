@@ -134,4 +134,4 @@ def _builtin(path: Path, asn: AsnTable | None, members: list[Path], outdir: Path
         return [builtin.calibrate_exposure(path, outdir, **kw), *([flc] if flc else [])]
     if asn.asn_type in ("CR-SPLIT", "REPEAT") and asn.products:
         return builtin.calibrate_stack(members, outdir, asn.products[0], **kw)
-    return [builtin.calibrate_exposure(m, outdir, **kw) for m in members]
+    return [p for m in members for p in _builtin(m, None, [], outdir, kw)]  # each member's flt (and flc)

@@ -1,6 +1,8 @@
 """ACSCTE (calacs 10.5, ``acscte/docte.c``, ``dopcte-gen3.c``): ``_blv_tmp`` -> ``_blc_tmp`` for ACS/WFC.
 
-Runs after ACSCCD, on the trimmed image in electrons. Amp by amp (chip 2: C, D; chip 1: A, B), the
+Runs after ACSCCD, on the trimmed image in electrons: full frames and, as calacs 10.5.0 does, any
+WFC subarray (one amp, the whole image; parallel and, after SM4, serial correction; see
+:func:`amp_regions` for the column scaling a subarray gets). Amp by amp (chip 2: C, D; chip 1: A, B), the
 amp is cut out and turned so its readout corner is at the origin; post-SM4 it is first corrected
 for serial CTE (rotated so the serial trails run like parallel ones, with that amp's table set),
 then for parallel CTE (the parallel set). Each correction smooths the amp down to the CCDTAB read
@@ -15,7 +17,7 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
-from pipeline.core.errors import BadInput, Unsupported
+from pipeline.core.errors import BadInput
 from pipeline.science.calib.context import COMPLETE, CalContext, check_reference
 from pipeline.science.calib.cte import acs_kernels
 from pipeline.science.calib.cte.acs_pctetab import (
@@ -117,17 +119,37 @@ def trail_amp(charge: np.ndarray, s: CteSet, *, amp: str, serial: bool, column_o
     return (_derotate(out, amp) if serial else out).astype(np.float32)
 
 
-def trail_chip(electrons: np.ndarray, table: AcsCteTable, chip: int, *, expstart: float) -> np.ndarray:
-    """A full trimmed WFC chip (e-) read out as :func:`run` corrects it: per amp the parallel
-    transfer, then after SM4 the serial one, each with the table's own NITPAR and time scaling."""
-    if electrons.shape != FULL_CHIP:
-        raise ValueError(f"ACS/WFC CTE trails need a full chip {FULL_CHIP}, got {electrons.shape}")
+def amp_regions(shape: tuple[int, int], amps: str, ampx: int, ampy: int) -> list[tuple[str, tuple[slice, slice], int]]:
+    """``get_amp_array_size_acs_cte`` on a trimmed chip: per amp of ``amps`` (this chip's, in CD/AB
+    order) its region and the SCLBYCOL column offset (``razColumnOffset``). The amp's place is its
+    index in ``amps``, so a one-amp subarray is the whole image at offset 0 (C, D) or 4096 (A, B)
+    wherever it sits on the chip, as in calacs 10.5. ``ampx``/``ampy`` are the CCDTAB values (AMPX
+    already clipped to the image width, 0: the whole image)."""
+    ny, nx = shape
+    rows = slice(0, min(ampy if ampy != 0 else ny, ny))
+    out = []
+    for loc, amp in enumerate(amps):
+        xbeg = ampx * loc
+        xend = min(ampx if loc == 0 and ampx != 0 else nx, nx)
+        out.append((amp, (rows, slice(xbeg, xend)), xbeg + (CHIP1_SCALE_OFFSET if amp in "AB" else 0)))
+    return out
+
+
+def chip_amps(ccdamp: str, chip: int) -> str:
+    """``parseWFCamps``: the amps of CCDAMP on ``chip``, in CD (chip 2) or AB (chip 1) order."""
+    return "".join(a for a in CHIP_AMPS.get(chip, "") if a in ccdamp)
+
+
+def trail_chip(electrons: np.ndarray, table: AcsCteTable, chip: int, *, expstart: float,
+               ccdamp: str = "ABCD") -> np.ndarray:
+    """A trimmed WFC chip or subarray (e-) read out as :func:`run` corrects it: per amp the parallel
+    transfer, then after SM4 the serial one, each with the table's own NITPAR and time scaling. The
+    amp layout is that of the simulator's CCDTAB: two amps of AMPX 2048, or one amp for the image."""
     out = electrons.astype(np.float32, copy=True)
-    half = FULL_CHIP[1] // 2
+    amps = chip_amps(ccdamp, chip)
+    ampx = min(FULL_CHIP[1] // 2, out.shape[1]) if len(amps) == 2 else out.shape[1]
     parallel = table.sets["parallel"]
-    for loc, amp in enumerate(CHIP_AMPS[chip]):
-        region = (slice(None), slice(half * loc, half * (loc + 1)))
-        offset = half * loc + (CHIP1_SCALE_OFFSET if amp in "AB" else 0)
+    for amp, region, offset in amp_regions(out.shape, amps, ampx, 0):
         out[region] = trail_amp(out[region], parallel, amp=amp, serial=False, column_offset=offset,
                                 scale_frac=parallel.scale_frac(expstart))
         if expstart >= SM4MJD:
@@ -182,23 +204,25 @@ def check(ctx: CalContext, exposure: Exposure) -> None:
         if float(im.sci_header.get("LTV1", 0.0)) > 0 or float(im.sci_header.get("LTV2", 0.0)) > 0:
             raise BadInput(f"imset {im.extver}: LTV1/LTV2 > 0, overscan region not trimmed", path=ctx.path,
                            keyword="LTV1")
-    if ctx.key("SUBARRAY", bool) or any(im.sci.shape != FULL_CHIP for im in exposure.imsets):
-        raise Unsupported("PCTECORR = PERFORM on an ACS/WFC subarray: the built-in engine corrects full frames "
-                          "only (use the hstcal engine)", path=ctx.path, keyword="SUBARRAY")
+    if not ctx.key("SUBARRAY", bool):
+        for im in exposure.imsets:
+            if im.sci.shape != FULL_CHIP:
+                raise BadInput(f"SUBARRAY = F but imset {im.extver} is {im.sci.shape[1]} x {im.sci.shape[0]}, "
+                               f"not a trimmed full chip {FULL_CHIP[1]} x {FULL_CHIP[0]}", path=ctx.path,
+                               keyword="SUBARRAY")
     check_reference(ctx, "PCTETAB", filetype="PIXCTE", table=True)
 
 
 def _readnoise(ctx: CalContext, imset: Imset) -> tuple[tuple[float, float, float, float], int, int]:
     ccdtab = ctx.reference_path("CCDTAB")
     assert ccdtab is not None
-    ny, nx = imset.sci.shape
+    nx = imset.sci.shape[1]
     hdr = imset.sci_header
     binaxis = (int(hdr.get("BINAXIS1", ctx.primary.get("BINAXIS1", 1))),
                int(hdr.get("BINAXIS2", ctx.primary.get("BINAXIS2", 1))))
     ccd = read_ccdtab(ccdtab, ccdamp=ctx.key("CCDAMP", str), chip=imset.chip, ccdgain=ctx.key("CCDGAIN", float, 1.0),
                       binaxis=binaxis, ccdofst=[ctx.key(f"CCDOFST{a}", int, 3) for a in AMPS], dimx=nx)
-    ampy = min(ccd.ampy, ny)
-    return ccd.readnoise, ccd.ampx, ampy
+    return ccd.readnoise, ccd.ampx, ccd.ampy
 
 
 def run(ctx: CalContext, blv: Exposure) -> Exposure:
@@ -224,14 +248,8 @@ def run(ctx: CalContext, blv: Exposure) -> Exposure:
         first_rn = first_rn or rn
         ny, nx = imset.sci.shape
         sci, err = imset.sci.astype(np.float32, copy=True), imset.err.astype(np.float32, copy=True)
-        amps = [a for a in CHIP_AMPS.get(imset.chip, "") if a in ccdamp]
-        for loc, amp in enumerate(amps):
-            xbeg = ampx * loc
-            xend = min(ampx if loc == 0 and ampx != 0 else nx, nx)
-            nrows = ampy if ampy != 0 else ny
-            offset = xbeg + (CHIP1_SCALE_OFFSET if amp in "AB" else 0)
+        for amp, region, offset in amp_regions((ny, nx), chip_amps(ccdamp, imset.chip), ampx, ampy):
             rn_amp = rn[AMPS.index(amp)]
-            region = (slice(0, nrows), slice(xbeg, xend))
             if expstart >= SM4MJD:
                 serial = with_header_overrides(table.sets[amp], primary, ctx.path)
                 sfrac = serial.scale_frac(expstart)

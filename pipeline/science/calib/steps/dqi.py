@@ -190,15 +190,18 @@ class FullWellSat(Step):
     Runs after BLEVCORR and BIASCORR, on the raw-format image in DN. Subarrays compare the whole
     subarray against the full-frame SATUFILE at the LTV corner, skipping the 60 virtual columns.
     ``gain_divide``: WFC3 divides the e- image by mean_gain; ACS data are already in electrons.
+    ``reset_amps``: calwf3 makes a subarray one amp here (AMPX/AMPY = its size); calacs keeps the
+    CCDTAB's (AMPX 0 for a subarray of amp B or D: the whole image is the right-hand amp).
     """
 
     label = "full-well saturation"
 
     def __init__(self, *, gain_divide: bool = True, sv_overscan: int = SIZE_SV_OVERSCAN,
-                 end_ac: int = END_PIX_AC_AMP) -> None:
+                 end_ac: int = END_PIX_AC_AMP, reset_amps: bool = True) -> None:
         self.gain_divide = gain_divide
         self.sv_overscan = sv_overscan
         self.end_ac = end_ac
+        self.reset_amps = reset_amps
 
     def run(self, ctx: CalContext, chip: Chip) -> None:
         ref = ctx.ref_image("SATUFILE").for_chip(chip.number)
@@ -218,7 +221,8 @@ class FullWellSat(Step):
                 cols = slice(xbeg[n], xend[n])
                 flag(chip.dq[rows, cols], chip.sci[rows, cols] > limit[rows, cols], SATPIXEL)
             return
-        chip.ampx, chip.ampy = nx, ny  # one amp reads a subarray (calwf3 resets these here)
+        if self.reset_amps:
+            chip.ampx, chip.ampy = nx, ny  # one amp reads a subarray (calwf3 resets these here)
         cols = _ref_columns(place.x0, nx, self.end_ac, self.sv_overscan)
         _check_inside(ref, place.y0, ny, cols, "SATUFILE")
         block = limit[place.y0:place.y0 + ny][:, cols]
