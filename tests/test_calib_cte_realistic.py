@@ -90,14 +90,19 @@ def test_compiled_correction_is_bit_identical_with_realistic_traps() -> None:
 @pytest.mark.skipif(shutil.which("wf3cte.e") is None, reason="calwf3's wf3cte.e is not on PATH (hstcal not installed)")
 def test_full_frame_rac_matches_wf3cte_with_the_realistic_table(tmp_path: Path) -> None:
     """The whole WF3CTE step on a full frame trailed through all 999 traps: calwf3's rac_tmp SCI,
-    ERR and DQ bit for bit, and the same PCTERNOI (minutes of calwf3 CPU: make test-long)."""
+    ERR and DQ bit for bit, and the same PCTERNOI (minutes of calwf3 CPU: make test-long).
+
+    calwf3 runs single-threaded (``-1``): in its OpenMP loop over columns (``sub_ctecor_v2c``) the
+    readout-CR fix's ``jmax`` and ``jj`` are shared between threads, so with two threads columns
+    where both threads damp a readout CR at once can get the wrong row scaled (seen here: 2,703
+    columns of one chip, up to 0.44 DN). The single-threaded result is the algorithm's."""
     from tests.cte_synth import build
 
     raw = build(tmp_path / "set", realistic=True)
     work = tmp_path / "hstcal"
     work.mkdir()
     shutil.copy(raw, work / raw.name)
-    done = subprocess.run([shutil.which("wf3cte.e"), raw.name], cwd=work, capture_output=True, text=True,
+    done = subprocess.run([shutil.which("wf3cte.e"), "-1", raw.name], cwd=work, capture_output=True, text=True,
                           env={**os.environ, "iref": f"{raw.parent}/"})
     rac = work / raw.name.replace("_raw", "_rac_tmp")
     assert rac.is_file(), done.stdout[-2000:]

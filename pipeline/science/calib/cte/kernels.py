@@ -155,6 +155,19 @@ def _simulate(pixi, pixo, f, drops, qlev, fill_charge, rprof, cprof, bmax):  # t
             _block_max(pixo, bmax, b)
 
 
+def _transfer(a, b, f, qlev, fill_charge, rprof, cprof, npar, bmax):  # type: ignore[no-untyped-def]
+    """NITPAR sub-steps of :func:`_simulate` on column ``a`` in place (``b``, ``bmax``: scratch)."""
+    n = a.shape[0]
+    drops = False
+    for j in range(2, n):
+        if f[j] < f[j - 1]:
+            drops = True
+    for _ in range(npar):
+        _simulate(a, b, f, drops, qlev, fill_charge, rprof, cprof, bmax)
+        for j in range(n):
+            a[j] = b[j]
+
+
 def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi):  # type: ignore[no-untyped-def]
     n = raz.shape[0]
     mod = np.empty(n)
@@ -171,14 +184,7 @@ def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi
             _smooth(mod, rsz, rnz, rnoi)
             for j in range(n):
                 a[j] = rsz[j]
-            drops = False
-            for j in range(2, n):
-                if f[j] < f[j - 1]:
-                    drops = True
-            for _ in range(npar):
-                _simulate(a, b, f, drops, qlev, fill_charge, rprof, cprof, bmax)
-                for j in range(n):
-                    a[j] = b[j]
+            _transfer(a, b, f, qlev, fill_charge, rprof, cprof, npar, bmax)
             for j in range(n):
                 mod[j] = raz[j] - (a[j] - rsz[j])
         redo = False
@@ -204,24 +210,12 @@ def _all_columns(raz, fff, out, qlev, fill_charge, rprof, cprof, nfor, npar, trs
         _column(raz[c], fff[c], out[c], qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi)
 
 
-
-
 def _readout_columns(cols, fff, qlev, fill_charge, rprof, cprof, npar):  # type: ignore[no-untyped-def]
     """NITPAR readout sub-steps of every column of ``cols`` (columns, rows), in place."""
     n = cols.shape[1]
     for c in numba.prange(cols.shape[0]):
-        a = cols[c]
-        f = fff[c]
-        b = np.empty(n)
-        bmax = np.empty((n + BLOCK - 1) // BLOCK)
-        drops = False
-        for j in range(2, n):
-            if f[j] < f[j - 1]:
-                drops = True
-        for _ in range(npar):
-            _simulate(a, b, f, drops, qlev, fill_charge, rprof, cprof, bmax)
-            for j in range(n):
-                a[j] = b[j]
+        _transfer(cols[c], np.empty(n), fff[c], qlev, fill_charge, rprof, cprof, npar,
+                  np.empty((n + BLOCK - 1) // BLOCK))
 
 
 def _jit(fn, **options):  # type: ignore[no-untyped-def]
@@ -238,6 +232,7 @@ if numba is not None:
     _smooth = _jit(_smooth)
     _block_max = _jit(_block_max)
     _simulate = _jit(_simulate)
+    _transfer = _jit(_transfer)
     _column = _jit(_column)
     _all_columns = _jit(_all_columns, parallel=True)
     _readout_columns = _jit(_readout_columns, parallel=True)
