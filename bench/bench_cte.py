@@ -7,10 +7,8 @@
   calwf3's CTE step on two threads on the same machine with the same table, and <= 3 GB. When
   ``wf3cte.e`` (hstcal) is on PATH it runs on the same raw with its default two threads: its wall
   and CPU are measured, its ``rac_tmp`` SCI/ERR/DQ compared pixel for pixel with ours, and the goal
-  is its wall / 4. With two threads calwf3 races on the readout-CR fix's shared ``jmax`` (see
-  ``tests/test_calib_cte_realistic.py``), so a few thousand SCI pixels of the thread that loses
-  may differ; the single-threaded ``wf3cte.e -1`` output is identical to ours. Without wf3cte.e
-  there is no measured reference and no goal (the specification's 58.3 s is for a 20-trap table).
+  is its wall / 4. Without wf3cte.e there is no measured reference and no goal (the
+  specification's 58.3 s is for a 20-trap table).
 * ACS/WFC, the ACSCTE step (blv -> blc): 600 stars per chip on a 15 e- sky, a 20-trap parallel set
   (PCTENFOR 5 x PCTENPAR 7) and 12-trap serial sets (PCTENPAR 3), post-SM4 so serial and parallel
   corrections of the four amps (``tests/acs_cte_synth.py``, ``.bench/acscte-data``). Reference:
