@@ -20,10 +20,11 @@ from pipeline.science.calib.cte import kernels
 from pipeline.science.calib.cte import uvis as uvis_cte
 from pipeline.science.calib.cte.bias import resistmean
 from pipeline.science.calib.cte.invert import correct
+from pipeline.science.calib.cte.pctetab import read_pctetab
 from pipeline.science.calib.cte.readout import simulate, transfer
 from pipeline.science.calib.cte.uvis import time_scaling
 from pipeline.science.calib.imageio import read_exposure
-from pipeline.simulate.ctefiles import NTRAPS, UNUSED, realistic_model
+from pipeline.simulate.ctefiles import NTRAPS, UNUSED, realistic_model, write_pctetab
 
 needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not installed")
 
@@ -69,6 +70,12 @@ def test_realistic_table_has_999_distinct_integer_levels_and_normalised_releases
     assert np.allclose(t.rprof.sum(axis=0), 1.0, atol=1e-6) and not t.rprof[60:].any()
     assert t.rprof[0, -1] == pytest.approx(0.2, abs=0.02) and t.rprof[1, -1] == pytest.approx(0.1, abs=0.01)
     assert not t.rprof[6:, 0].any()                      # the first electrons' traps empty within 6 transfers
+
+
+def test_pctetab_name_is_cut_to_calwf3s_24_characters(tmp_path: Path) -> None:
+    """wf3cte.e wrote 'owlsim pixelCTE realisti' for this 25-character CTE_NAME (SZ_CBUF = 24)."""
+    table = read_pctetab(write_pctetab(tmp_path / "r_cte.fits", realistic_model()))
+    assert table.name == "owlsim pixelCTE realisti" and table.qlev.size == NTRAPS
 
 
 @needs_numba
