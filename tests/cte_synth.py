@@ -1,6 +1,7 @@
-"""A full-frame WFC3/UVIS raw with CTE trails (the simulator's trap model) plus the references the
-CTE branch reads (PCTETAB, BIACFILE, DRKCFILE, CCDTAB, OSCNTAB, BIASFILE, DARKFILE) in the real
-layouts, for the CTE benchmark and comparisons with calwf3. Stars sit on a low sky, so trails matter.
+"""A full-frame WFC3/UVIS raw with CTE trails (the simulator's 20-trap or realistic 999-trap model)
+plus the references the CTE branch reads (PCTETAB, BIACFILE, DRKCFILE, CCDTAB, OSCNTAB, BIASFILE,
+DARKFILE) in the real layouts, for the CTE benchmark and comparisons with calwf3. Stars sit on a
+low sky, so trails matter.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.simulate.ctefiles import add_trails, trap_model, write_pctetab
+from pipeline.simulate.ctefiles import add_trails, realistic_model, trap_model, write_pctetab
 from tests.calib_synth import (
     Geometry,
     UvisSet,
@@ -29,8 +30,9 @@ NA = ("BPIXTAB", "FLSHFILE", "PFLTFILE", "DFLTFILE", "LFLTFILE", "SHADFILE", "IM
       "CRREJTAB")
 
 
-def build(root: Path, *, seed: int = 5, nstars: int = 400) -> Path:
-    """Write the set into ``root`` (iref there) once; return the raw's path."""
+def build(root: Path, *, seed: int = 5, nstars: int = 400, realistic: bool = False) -> Path:
+    """Write the set into ``root`` (iref there) once; return the raw's path. ``realistic``: all 999
+    traps of :func:`realistic_model` (calwf3's real cost) instead of the quick 20-trap table."""
     raw = root / f"{ROOTNAME}_raw.fits"
     if raw.is_file():
         return raw
@@ -38,7 +40,7 @@ def build(root: Path, *, seed: int = 5, nstars: int = 400) -> Path:
     rng = np.random.default_rng(seed)
     g = Geometry(25, 2048, 30, 2051, 19)
     s = UvisSet(geo=g, expstart=57000.0, refs={**REFS, **{k: "N/A" for k in NA}})
-    table = trap_model()
+    table = realistic_model() if realistic else trap_model()
     write_pctetab(root / REFS["PCTETAB"], table)
     sci = {}
     for chip in (1, 2):

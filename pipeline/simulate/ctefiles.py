@@ -22,7 +22,7 @@ from pipeline.science.calib.cte.acs import trail_chip
 from pipeline.science.calib.cte.acs_pctetab import AcsCteTable, read_acs_pctetab
 from pipeline.science.calib.cte.pctetab import CteTable
 from pipeline.science.calib.cte.raz import COLS, ROWS, make_raz, undo_raz
-from pipeline.science.calib.cte.readout import simulate
+from pipeline.science.calib.cte.readout import transfer
 
 NTRAPS = 999
 UNUSED = 999999.0
@@ -45,6 +45,33 @@ def trap_model(active: int = 20, qmax: float = 5000.0, density: float = 0.35, sc
     cprof = np.repeat(remaining[:, None], NTRAPS, axis=1).astype(np.float32)
     return CteTable(name="owlsim pixelCTE", version="2.0", date0=UVIS_DATE0, date1=PIN_DATE, tlen=60, nfor=5,
                     npar=7, nsmd=0, trsh=-10.0, fixrocr=1, qlev=qlev, dpde=dpde, rprof=rprof, cprof=cprof)
+
+
+def realistic_model(*, qmax: float = 1e5, phi_1: float = 1.5, slope: float = 0.45, steep_below: int = 4) -> CteTable:
+    """A trap table shaped like calwf3's production PCTETABs, for benchmarks and comparisons with
+    calwf3 at realistic cost: all 999 QPROF rows active. Each trap grabs one particular electron
+    of a packet (the first, the second, ... the ten-thousandth; WFC3 Data Handbook 6.4), so
+    QLEV_Q holds distinct integer levels: every electron number up to where log spacing from 1 to
+    ``qmax`` e- is wider than one electron, log-spaced above. The cumulative trap count seen at the
+    top of the chip grows as ``phi_1 * q**slope``; DPDE_W is its increment per trap. Release: about
+    20 % in the first upstream pixel, 10 % in the second, ... (1/t over 60 transfers); the traps
+    holding the first ``steep_below`` electrons release everything within 6 transfers."""
+    grid = np.round(np.geomspace(1.0, qmax, NTRAPS))
+    qlev = np.maximum.accumulate(grid - np.arange(NTRAPS)) + np.arange(NTRAPS)  # strictly increasing integers
+    phi = phi_1 * qlev ** slope
+    dpde = np.diff(phi, prepend=0.0)
+    t = np.arange(1, 101, dtype=np.float64)
+    slow = np.where(t <= 60, 1.0 / t, 0.0)
+    fast = np.where(t <= 6, np.exp(-t), 0.0)
+    rprof = np.empty((100, NTRAPS))
+    for w in range(NTRAPS):
+        shape = fast if qlev[w] <= steep_below else slow
+        rprof[:, w] = shape / shape.sum()
+    cprof = np.cumsum(rprof[::-1], axis=0)[::-1]   # what is still held after step t: the later releases
+    cprof = np.vstack([cprof[1:], np.zeros((1, NTRAPS))])
+    return CteTable(name="owlsim pixelCTE realistic", version="2.0", date0=UVIS_DATE0, date1=PIN_DATE, tlen=60,
+                    nfor=5, npar=7, nsmd=0, trsh=-10.0, fixrocr=1, qlev=qlev, dpde=dpde,
+                    rprof=rprof.astype(np.float32), cprof=cprof.astype(np.float32))
 
 
 def observatory_model() -> CteTable:
@@ -110,9 +137,7 @@ def trail_charge(charge: np.ndarray, rows: np.ndarray, serial_at_bottom: bool, t
     column = np.zeros((height, charge.shape[1]))
     column[from_register] = charge
     fff = uvis.time_scaling(expstart, table.date0, table.date1, charge.shape[1])[1][:height]
-    for _ in range(table.npar):
-        column = simulate(column, fff, table)
-    return column[from_register].astype(np.float32)
+    return transfer(column, fff, table)[from_register].astype(np.float32)
 
 
 def add_trails(cd: np.ndarray, ab: np.ndarray, table: CteTable, *, expstart: float, gain: float,
@@ -125,9 +150,7 @@ def add_trails(cd: np.ndarray, ab: np.ndarray, table: CteTable, *, expstart: flo
     levels = np.repeat(np.asarray(bias, dtype=np.float64), n)[None, :]
     charge = (raz - levels) * gain
     fff = uvis.time_scaling(expstart, table.date0, table.date1, COLS)[1]
-    obs = charge
-    for _ in range(table.npar):
-        obs = simulate(obs, fff, table)
+    obs = transfer(charge, fff, table)
     return undo_raz((obs / gain + levels).astype(np.float32))
 
 

@@ -25,11 +25,12 @@ def _median(x: np.ndarray) -> np.float32:
 
 
 def _mean_sigma(x: np.ndarray) -> tuple[np.float32, np.float32]:
-    """Mean and sample sigma; sums in double in array order, each square rounded to float first."""
+    """Mean and sample sigma; sums in double in array order, each square rounded to float first,
+    and the variance taken about the mean already rounded to float (``findMean``/``findSigma``)."""
     n = x.size
     total = np.cumsum(x, dtype=np.float64)[-1]
     squares = np.cumsum((x * x).astype(np.float32), dtype=np.float64)[-1]
-    mean = total / n
+    mean = np.float64(np.float32(total / n))
     if n < 2:
         return np.float32(mean), np.float32(0.0)
     var = np.float32(n / (n - 1) * (squares / n - mean * mean))
@@ -46,11 +47,12 @@ def resistmean(values: np.ndarray, sigrej: float = SIGREJ) -> tuple[float, float
     mad = np.float32(_median(dev) / 0.6745)
     if mad < 1e-24:
         mad = np.float32(np.mean(dev, dtype=np.float64) / 0.8)
-    keep = x[dev <= sigrej * float(mad)]
+    # the cut-offs are float products, compared with float deviations (``wheregood``)
+    keep = x[dev <= np.float32(sigrej) * mad]
     mean, sigma = _mean_sigma(keep)
-    cut = sigrej * float(sigma)
+    cut = np.float32(sigrej) * sigma
     med2 = _median(keep)
-    final = x[np.abs(x - med2) <= cut]
+    final = keep[np.abs(keep - med2) <= cut]
     mean, sigma = _mean_sigma(final)
     return float(mean), float(sigma)
 

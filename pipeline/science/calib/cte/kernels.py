@@ -27,6 +27,8 @@ MAX_PASSES = 10
 #: levels reached, readout-CR redos) and the cores are shared: small chunks keep both busy to the
 #: end instead of one static half each. Columns are independent, so results do not change.
 CHUNK = 32
+#: Rows per block of the readout's skip test (:func:`_simulate`).
+BLOCK = 64
 
 
 def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
@@ -90,8 +92,24 @@ def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
             return
 
 
-def _simulate(pixi, pixo, f, drops, qlev, fill_charge, rprof, cprof):  # type: ignore[no-untyped-def]
-    """``rprof``/``cprof`` are (trap, step) here; ``drops`` says whether f ever decreases."""
+def _block_max(pixo, bmax, b):  # type: ignore[no-untyped-def]
+    """The largest value of rows ``b*BLOCK .. (b+1)*BLOCK - 1`` (row 0 excluded: never read out)."""
+    m = -np.inf
+    for j in range(max(b * BLOCK, 1), min((b + 1) * BLOCK, pixo.shape[0])):
+        if pixo[j] > m:
+            m = pixo[j]
+    bmax[b] = m
+
+
+def _simulate(pixi, pixo, f, drops, qlev, fill_charge, rprof, cprof, bmax):  # type: ignore[no-untyped-def]
+    """``rprof``/``cprof`` are (trap, step) here; ``drops`` says whether f ever decreases.
+
+    The rows a trap changes are those where it fills (pixo >= q) and the 60 after each fill;
+    elsewhere it is empty and calwf3's step adds zeros (its charge, rescaled where f drops, is
+    overwritten at the next fill before it is read). ``bmax`` holds an upper bound of each
+    ``BLOCK``-row block, exact after the block was last changed: an empty trap jumps over every
+    block that cannot fill it, so the high traps of a bright column cost a few blocks, not 2069 rows.
+    """
     n = pixi.shape[0]
     pmax = 10.0
     for j in range(n):
@@ -104,27 +122,50 @@ def _simulate(pixi, pixo, f, drops, qlev, fill_charge, rprof, cprof):  # type: i
             wf = w
     if wf < 0:
         wf = 1
+    nblocks = (n + BLOCK - 1) // BLOCK
+    for b in range(nblocks):
+        _block_max(pixo, bmax, b)
     for w in range(wf, -1, -1):
         q = qlev[w]
+        fill = fill_charge[w]
         ftrap = 0.0
         ttrap = TRAIL + 1
-        for j in range(1, n):
-            if drops and j > 1 and f[j] < f[j - 1]:
-                ftrap = (f[j] / f[j - 1]) * ftrap
-            pj = pixo[j]
-            if pj >= q:
-                p1 = 0.0
-                p2 = 0.0
-                if ttrap < TRAIL:
+        for b in range(nblocks):
+            if ttrap >= TRAIL and not bmax[b] >= q:
+                continue
+            for j in range(max(b * BLOCK, 1), min((b + 1) * BLOCK, n)):
+                if ttrap >= TRAIL and not bmax[b] >= q:
+                    break  # empty, and nothing left in this block can fill it
+                if drops and j > 1 and f[j] < f[j - 1]:
+                    ftrap = (f[j] / f[j - 1]) * ftrap
+                pj = pixo[j]
+                if pj >= q:
+                    p1 = 0.0
+                    p2 = 0.0
+                    if ttrap < TRAIL:
+                        ttrap += 1
+                        p1 = rprof[w, ttrap - 1] * ftrap
+                        p2 = cprof[w, ttrap - 1] * ftrap
+                    ftrap = fill * f[j]
+                    pixo[j] = ((pj + p1) + p2) - ftrap
+                    ttrap = 0
+                elif ttrap < TRAIL:
                     ttrap += 1
-                    p1 = rprof[w, ttrap - 1] * ftrap
-                    p2 = cprof[w, ttrap - 1] * ftrap
-                ftrap = fill_charge[w] * f[j]
-                pixo[j] = ((pj + p1) + p2) - ftrap
-                ttrap = 0
-            elif ttrap < TRAIL:
-                ttrap += 1
-                pixo[j] = pj + rprof[w, ttrap - 1] * ftrap
+                    pixo[j] = pj + rprof[w, ttrap - 1] * ftrap
+            _block_max(pixo, bmax, b)
+
+
+def _transfer(a, b, f, qlev, fill_charge, rprof, cprof, npar, bmax):  # type: ignore[no-untyped-def]
+    """NITPAR sub-steps of :func:`_simulate` on column ``a`` in place (``b``, ``bmax``: scratch)."""
+    n = a.shape[0]
+    drops = False
+    for j in range(2, n):
+        if f[j] < f[j - 1]:
+            drops = True
+    for _ in range(npar):
+        _simulate(a, b, f, drops, qlev, fill_charge, rprof, cprof, bmax)
+        for j in range(n):
+            a[j] = b[j]
 
 
 def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi):  # type: ignore[no-untyped-def]
@@ -134,6 +175,7 @@ def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi
     rnz = np.empty(n)
     a = np.empty(n)
     b = np.empty(n)
+    bmax = np.empty((n + BLOCK - 1) // BLOCK)
     t = np.float64(np.float32(trsh))
     for npass in range(1, MAX_PASSES + 1):
         for j in range(n):
@@ -142,14 +184,7 @@ def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi
             _smooth(mod, rsz, rnz, rnoi)
             for j in range(n):
                 a[j] = rsz[j]
-            drops = False
-            for j in range(2, n):
-                if f[j] < f[j - 1]:
-                    drops = True
-            for _ in range(npar):
-                _simulate(a, b, f, drops, qlev, fill_charge, rprof, cprof)
-                for j in range(n):
-                    a[j] = b[j]
+            _transfer(a, b, f, qlev, fill_charge, rprof, cprof, npar, bmax)
             for j in range(n):
                 mod[j] = raz[j] - (a[j] - rsz[j])
         redo = False
@@ -175,6 +210,12 @@ def _all_columns(raz, fff, out, qlev, fill_charge, rprof, cprof, nfor, npar, trs
         _column(raz[c], fff[c], out[c], qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi)
 
 
+def _readout_columns(cols, fff, qlev, fill_charge, rprof, cprof, npar):  # type: ignore[no-untyped-def]
+    """NITPAR readout sub-steps of every column of ``cols`` (columns, rows), in place."""
+    n = cols.shape[1]
+    for c in numba.prange(cols.shape[0]):
+        _transfer(cols[c], np.empty(n), fff[c], qlev, fill_charge, rprof, cprof, npar,
+                  np.empty((n + BLOCK - 1) // BLOCK))
 
 
 def _jit(fn, **options):  # type: ignore[no-untyped-def]
@@ -189,9 +230,12 @@ def _jit(fn, **options):  # type: ignore[no-untyped-def]
 
 if numba is not None:
     _smooth = _jit(_smooth)
+    _block_max = _jit(_block_max)
     _simulate = _jit(_simulate)
+    _transfer = _jit(_transfer)
     _column = _jit(_column)
     _all_columns = _jit(_all_columns, parallel=True)
+    _readout_columns = _jit(_readout_columns, parallel=True)
 
 AVAILABLE = numba is not None
 
@@ -199,6 +243,22 @@ AVAILABLE = numba is not None
 def balanced() -> contextlib.AbstractContextManager[object]:
     """Dynamic hand-out of :data:`CHUNK` columns to the threads of a parallel kernel."""
     return numba.parallel_chunksize(CHUNK) if numba is not None else contextlib.nullcontext()
+
+
+def _profiles(prof: np.ndarray) -> np.ndarray:
+    """A PCTETAB profile (step, trap) as the kernels read it: (trap, step), the 60 steps used."""
+    return np.ascontiguousarray(prof[:TRAIL].T, np.float64)
+
+
+def readout_compiled(pixi: np.ndarray, fff: np.ndarray, qlev: np.ndarray, fill_charge: np.ndarray,
+                     rprof: np.ndarray, cprof: np.ndarray, npar: int) -> np.ndarray:
+    """``npar`` sub-steps of :func:`.readout.simulate` on ``pixi`` (rows, columns), bit-identical:
+    how the simulator trails a full frame through the 999 traps of a realistic table in seconds."""
+    cols = np.ascontiguousarray(pixi.T, dtype=np.float64)
+    with balanced():
+        _readout_columns(cols, np.ascontiguousarray(fff.T, dtype=np.float64), np.asarray(qlev, np.float64),
+                         np.asarray(fill_charge, np.float64), _profiles(rprof), _profiles(cprof), npar)
+    return np.ascontiguousarray(cols.T)
 
 
 def correct_compiled(raz: np.ndarray, fff: np.ndarray, qlev: np.ndarray, fill_charge: np.ndarray,
@@ -209,7 +269,7 @@ def correct_compiled(raz: np.ndarray, fff: np.ndarray, qlev: np.ndarray, fill_ch
     cols_fff = np.ascontiguousarray(fff.T, dtype=np.float64)
     out = np.empty(cols_raz.shape, dtype=np.float32)
     with balanced():
-        _all_columns(cols_raz, cols_fff, out, qlev, fill_charge, np.ascontiguousarray(rprof[:TRAIL].T, np.float64),
-                     np.ascontiguousarray(cprof[:TRAIL].T, np.float64), nfor, npar, float(trsh), float(rnoi))
+        _all_columns(cols_raz, cols_fff, out, qlev, fill_charge, _profiles(rprof), _profiles(cprof), nfor, npar,
+                     float(trsh), float(rnoi))
     fff[:] = cols_fff.T
     return np.ascontiguousarray(out.T)

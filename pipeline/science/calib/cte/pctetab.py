@@ -18,6 +18,9 @@ from pipeline.core.errors import BadInput, MissingReference
 #: The trail length the algorithm uses whatever PCTETLEN says.
 TRAIL = 60
 SCLBYCOL_COLUMNS = ("IZ", "SENS_0512", "SENS_1024", "SENS_1536", "SENS_2048")
+#: calwf3 reads CTE_NAME and CTE_VER into 24-character buffers (``GetKeyStr(..., SZ_CBUF)``) and
+#: writes what it kept: a longer name reaches the rac and flc headers truncated.
+SZ_CBUF = 24
 #: Raw primary keywords read with no default (a missing one is a header problem).
 RAW_REQUIRED = ("PCTENSMD", "PCTETLEN", "PCTENFOR", "PCTENPAR", "FIXROCR")
 
@@ -64,7 +67,7 @@ def read_pctetab(path: Path) -> CteTable:
                 if kw not in p:
                     raise _bad(path, f"primary keyword {kw} is missing")
                 try:
-                    values[kw] = kind(str(p[kw]).strip()) if kind is str else kind(p[kw])
+                    values[kw] = str(p[kw]).strip()[:SZ_CBUF] if kind is str else kind(p[kw])
                 except (TypeError, ValueError):
                     raise _bad(path, f"primary keyword {kw} = {p[kw]!r} is not a valid {kind.__name__}") from None
             if len(hdul) < 3:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.science.calib.cte import kernels
 from pipeline.science.calib.cte.pctetab import TRAIL, CteTable
 
 
@@ -71,3 +72,15 @@ def simulate(pixi: np.ndarray, fff: np.ndarray, table: CteTable) -> np.ndarray:
         if not whole:
             pixo[:, cols] = p
     return pixo
+
+
+def transfer(pixi: np.ndarray, fff: np.ndarray, table: CteTable, *, compiled: bool = True) -> np.ndarray:
+    """The whole parallel transfer of ``pixi`` (rows, n): NITPAR sub-steps of :func:`simulate`, with
+    the compiled kernel (bit-identical) when numba is installed: what the simulator trails raws with."""
+    if compiled and kernels.AVAILABLE:
+        return kernels.readout_compiled(pixi, fff, table.qlev, table.dpde / table.npar, table.rprof, table.cprof,
+                                        table.npar)
+    obs = pixi
+    for _ in range(table.npar):
+        obs = simulate(obs, fff, table)
+    return obs
