@@ -55,36 +55,57 @@ def _magic_square(a: np.ndarray) -> float:
     return seq_sum(block) / block.size
 
 
-def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
-    """Correct one amp array (double) for the DSI bias shift; returns (data, magic square removed)."""
+def _shifted(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
+    """The DSI-corrected amp array (double) before the second magic square is removed, and that
+    magic square. ``ampdata``: float32 or double, any strides; it is read a block of rows at a time."""
     rows, cols = ampdata.shape
     magic = _magic_square(ampdata)
     factor = 1.0 - math.exp(-1.0 / (TIME_CONST[amp] * SERIAL_FREQ))
     pole = 1.0 - factor
+    k = 10.0 / 22.0
     dc_last = magic * DC_RATIO[amp]    # dc[0]
     state = pole * dc_last
     out = np.empty((rows, cols))
     # The pixel stream (each row followed by its virtual gap pixels) goes through in blocks of rows,
     # the filter state carried from one block to the next: the same operations on every element as
-    # on the whole stream at once, with temporaries that stay in cache.
+    # on the whole stream at once, with temporaries that stay in cache (reused in place).
     for block in row_blocks(rows):
-        gap = np.full((block.stop - block.start, cols + NGAP_PIX), magic)
+        gap = np.empty((block.stop - block.start, cols + NGAP_PIX))
         gap[:, :cols] = ampdata[block]
+        gap[:, cols:] = magic
         x = gap.ravel()
         # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1], the products rounded in calacs's order
         drive = x * factor
         drive *= DC_RATIO[amp]
         dc, zf = first_order(drive, pole, state)
         state = zf[0]
-        previous = np.empty_like(dc)
-        previous[0] = dc_last
-        previous[1:] = dc[:-1]
+        # corrected = (x - sens*dc) - k*(dc - previous dc), in the buffers already there
+        step = drive
+        np.subtract(dc[1:], dc[:-1], out=step[1:])
+        step[0] = dc[0] - dc_last
         dc_last = dc[-1]
-        corrected = (x - DSI_SENS[amp] * dc) - (10.0 / 22.0) * (dc - previous)
-        out[block] = corrected.reshape(-1, cols + NGAP_PIX)[:, :cols]
-    magic2 = _magic_square(out)
+        step *= k
+        dc *= DSI_SENS[amp]
+        x -= dc
+        x -= step
+        out[block] = gap[:, :cols]
+    return out, _magic_square(out)
+
+
+def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
+    """Correct one amp array (float32 or double) for the DSI bias shift; returns (data as double,
+    magic square removed)."""
+    out, magic2 = _shifted(ampdata, amp)
     out -= magic2
     return out, magic2
+
+
+def bias_shift_in_place(amp_array: np.ndarray, amp: int) -> float:
+    """:func:`bias_shift` of a float32 amp array (a view such as :func:`amp_view`), the result
+    rounded to float32 into it; returns the magic square removed."""
+    out, magic2 = _shifted(amp_array, amp)
+    np.subtract(out, magic2, out=amp_array, casting="same_kind")
+    return magic2
 
 
 def cross_talk(sci: np.ndarray) -> None:
