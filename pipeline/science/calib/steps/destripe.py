@@ -112,10 +112,14 @@ def cross_talk(sci: np.ndarray) -> None:
     """In-place cross-talk removal, left to right (so the right half uses corrected values)."""
     nx = sci.shape[1]
     half = (nx + 1) // 2
-    left_src = sci[:, ::-1][:, :half].astype(np.float64) * CROSS_SCALE   # original right half, mirrored
-    sci[:, :half] += left_src.astype(np.float32)
-    right_src = sci[:, ::-1][:, half:].astype(np.float64) * CROSS_SCALE  # now-corrected left half
-    sci[:, half:] += right_src.astype(np.float32)
+    for rows in row_blocks(sci.shape[0]):   # rows are independent: blocks keep the temporaries in cache
+        part = sci[rows]
+        left_src = part[:, ::-1][:, :half].astype(np.float64)   # original right half, mirrored
+        left_src *= CROSS_SCALE
+        part[:, :half] += left_src.astype(np.float32)
+        right_src = part[:, ::-1][:, half:].astype(np.float64)  # now-corrected left half
+        right_src *= CROSS_SCALE
+        part[:, half:] += right_src.astype(np.float32)
 
 
 def seq_sum(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
