@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from pipeline.science.calib.lfilter import first_order
-from pipeline.science.calib.numerics import row_blocks
+from pipeline.science.calib.numerics import BLOCK_ROWS, row_blocks
 
 NBIAS_COLS = 24
 NOSCN_ROWS = 20
@@ -134,22 +134,29 @@ def seq_sum(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
 
 
 def seq_sum_minus(values: np.ndarray, minus: float | np.ndarray, *, per_row: bool = False) -> np.ndarray | float:
-    """``seq_sum(values - minus)`` (all of it, or ``per_row`` along axis 1) for a 2-D ``values``
-    and a scalar or per-row ``minus`` (shape (rows, 1)), computed in blocks of rows so that neither
-    the difference nor the running sum is ever a full-size array. The running total is carried from
-    block to block as the first element of the next cumulative sum: the same additions, in the same
-    order, as one ``cumsum`` over everything."""
-    rows = values.shape[0]
+    """``seq_sum(values - minus)`` (all of it, or ``per_row`` along axis 1) for a 2-D double
+    ``values`` and a scalar or per-row ``minus`` (shape (rows, 1)), computed in blocks of rows in one
+    reused buffer, so that neither the difference nor the running sum is ever a full-size array. The
+    running total is carried from block to block in the slot before the block's differences, where
+    the next cumulative sum starts: the same additions, in the same order, as one ``cumsum`` over
+    everything."""
+    rows, cols = values.shape
     out = np.empty(rows) if per_row else None
     total: float | None = None
+    buf = np.empty(min(BLOCK_ROWS, rows) * cols + 1)
     for block in row_blocks(rows):
-        diff = values[block] - (minus[block] if isinstance(minus, np.ndarray) else minus)
+        n = (block.stop - block.start) * cols
+        diff = buf[1:1 + n].reshape(block.stop - block.start, cols)
+        np.subtract(values[block], minus[block] if isinstance(minus, np.ndarray) else minus, out=diff)
         if per_row:
-            out[block] = seq_sum(diff, axis=1)  # type: ignore[index]
+            np.cumsum(diff, axis=1, out=diff)
+            out[block] = diff[:, -1] if cols else 0.0  # type: ignore[index]
             continue
-        flat = diff.ravel()
-        if flat.size:
-            run = np.cumsum(flat if total is None else np.concatenate(([total], flat)), dtype=np.float64)
+        if n:
+            run = buf[1:1 + n] if total is None else buf[:1 + n]
+            if total is not None:
+                run[0] = total
+            np.cumsum(run, out=run)
             total = float(run[-1])
     if per_row:
         return out  # type: ignore[return-value]
