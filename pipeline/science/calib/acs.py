@@ -247,24 +247,26 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
         chip2, chip1 = (chips[0], chips[1]) if chips[0].number == 2 else (chips[1], chips[0])
         amps = [destripe.amp_view(chip1.sci, 0), destripe.amp_view(chip1.sci, 1),
                 destripe.amp_view(chip2.sci, 2), destripe.amp_view(chip2.sci, 3)]
+        data = [np.empty(a.shape) for a in amps]   # the amps in double, each array used by every stage
         if ds_int_gain2:  # amps, then chips, in threads
-            magics = map_chips(ctx, lambda k: destripe.bias_shift_in_place(amps[k], k), range(4))
+            magics = map_chips(ctx, lambda k: destripe.bias_shift_in_place(amps[k], k, data[k]), range(4))
             for k, magic in enumerate(magics):
                 ctx.log(f"bias shift: amp {'ABCD'[k]} magic square {magic:.4f} e-")
             map_chips(ctx, lambda c: destripe.cross_talk(c.sci), chips)
         else:
             ctx.log("readout type/gain not DS_INT at gain 2: no bias shift or cross-talk correction")
 
-        def levels(amp: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-            """One amp in double: prescan column means out, good rows, bias mean (subtracted)."""
-            a = amp.astype(np.float64)
+        def levels(k: int) -> tuple[np.ndarray, float]:
+            """Amp ``k`` in double: prescan column means out, good rows, bias mean (subtracted)."""
+            a = data[k]
+            np.copyto(a, amps[k])
             destripe.subtract_bias_column_means(a)
             g = destripe.find_good_rows(a)
             m = destripe.bias_mean(a, g)
             a -= m
-            return a, g, m
+            return g, m
 
-        data, good, means = (list(t) for t in zip(*map_chips(ctx, levels, amps), strict=True))
+        good, means = (list(t) for t in zip(*map_chips(ctx, levels, range(4)), strict=True))
         chip1.sci_keywords["MEANBLEV"] = float(np.float32((means[0] + means[1]) / 2.0))
         chip2.sci_keywords["MEANBLEV"] = float(np.float32((means[2] + means[3]) / 2.0))
         for k, a in enumerate("ABCD"):

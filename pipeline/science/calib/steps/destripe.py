@@ -55,9 +55,10 @@ def _magic_square(a: np.ndarray) -> float:
     return seq_sum(block) / block.size
 
 
-def _shifted(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
-    """The DSI-corrected amp array (double) before the second magic square is removed, and that
-    magic square. ``ampdata``: float32 or double, any strides; it is read a block of rows at a time."""
+def _shifted(ampdata: np.ndarray, amp: int, out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """The DSI-corrected amp array (double, into ``out`` when given) before the second magic square
+    is removed, and that magic square. ``ampdata``: float32 or double, any strides; it is read a
+    block of rows at a time."""
     rows, cols = ampdata.shape
     magic = _magic_square(ampdata)
     factor = 1.0 - math.exp(-1.0 / (TIME_CONST[amp] * SERIAL_FREQ))
@@ -65,7 +66,7 @@ def _shifted(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
     k = 10.0 / 22.0
     dc_last = magic * DC_RATIO[amp]    # dc[0]
     state = pole * dc_last
-    out = np.empty((rows, cols))
+    out = np.empty((rows, cols)) if out is None else out
     # The pixel stream (each row followed by its virtual gap pixels) goes through in blocks of rows,
     # the filter state carried from one block to the next: the same operations on every element as
     # on the whole stream at once, with temporaries that stay in cache (reused in place).
@@ -100,10 +101,11 @@ def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
     return out, magic2
 
 
-def bias_shift_in_place(amp_array: np.ndarray, amp: int) -> float:
+def bias_shift_in_place(amp_array: np.ndarray, amp: int, work: np.ndarray | None = None) -> float:
     """:func:`bias_shift` of a float32 amp array (a view such as :func:`amp_view`), the result
-    rounded to float32 into it; returns the magic square removed."""
-    out, magic2 = _shifted(amp_array, amp)
+    rounded to float32 into it; returns the magic square removed. ``work``: a double array of the
+    amp's shape to compute in (its contents are overwritten), else a new one."""
+    out, magic2 = _shifted(amp_array, amp, work)
     np.subtract(out, magic2, out=amp_array, casting="same_kind")
     return magic2
 
