@@ -52,3 +52,20 @@ def test_uvis_two_amp_readout_keeps_contiguous_columns():
     c = chip(48, 6, [4, 2, 3, 3], [0, 0], "AC", {"LTV1": 0.0, "LTV2": 0.0})
     out = trim_overscan(c, serial_virtual=True)
     assert out.sci[0].astype(int).tolist() == list(range(4, 40))
+
+
+def test_trim_reuses_the_raw_buffer_across_many_row_blocks():
+    """The trimmed arrays are the raw arrays' own memory (no new full-size array); with several
+    blocks of rows and a virtual gap to close, every kept pixel still lands where it belongs."""
+    ny, nx = 300, 48
+    c = chip(nx, ny, [4, 4, 3, 3], [7, 2], "ABCD", {"LTV1": 0.0, "LTV2": 0.0})
+    rng = np.random.default_rng(4)
+    c.imset.sci[...] = rng.normal(size=(ny, nx)).astype(np.float32)
+    c.imset.dq[...] = rng.integers(0, 65535, (ny, nx), dtype=np.uint16)
+    kept = [*range(4, 21), *range(27, 44)]
+    expected_sci = c.imset.sci[7:ny - 2][:, kept].copy()
+    expected_dq = c.imset.dq[7:ny - 2][:, kept].copy()
+    raw_sci = c.imset.sci
+    out = trim_overscan(c, serial_virtual=True)
+    assert np.shares_memory(out.sci, raw_sci) and out.sci.flags.c_contiguous
+    assert np.array_equal(out.sci, expected_sci) and np.array_equal(out.dq, expected_dq)

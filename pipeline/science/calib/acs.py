@@ -248,34 +248,32 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
         chip2, chip1 = (chips[0], chips[1]) if chips[0].number == 2 else (chips[1], chips[0])
         amps = [destripe.amp_view(chip1.sci, 0), destripe.amp_view(chip1.sci, 1),
                 destripe.amp_view(chip2.sci, 2), destripe.amp_view(chip2.sci, 3)]
-        data = [a.astype(np.float64) for a in amps]
-        if ds_int_gain2:
-            shifted = map_chips(ctx, lambda k: destripe.bias_shift(data[k], k), range(4))  # amps in threads
-            for k, (corrected, magic) in enumerate(shifted):
-                data[k] = corrected
+        data = [np.empty(a.shape) for a in amps]   # the amps in double, each array used by every stage
+        if ds_int_gain2:  # amps, then chips, in threads
+            magics = map_chips(ctx, lambda k: destripe.bias_shift_in_place(amps[k], k, data[k]), range(4))
+            for k, magic in enumerate(magics):
                 ctx.log(f"bias shift: amp {'ABCD'[k]} magic square {magic:.4f} e-")
-            for k in range(4):
-                amps[k][...] = data[k]
-            for c in chips:
-                destripe.cross_talk(c.sci)
-            data = [a.astype(np.float64) for a in amps]
+            map_chips(ctx, lambda c: destripe.cross_talk(c.sci), chips)
         else:
             ctx.log("readout type/gain not DS_INT at gain 2: no bias shift or cross-talk correction")
-        for a in data:
+
+        def levels(k: int) -> tuple[np.ndarray, float]:
+            """Amp ``k`` in double: prescan column means out, good rows, bias mean (subtracted)."""
+            a = data[k]
+            np.copyto(a, amps[k])
             destripe.subtract_bias_column_means(a)
-        good = [destripe.find_good_rows(a) for a in data]
-        means = []
-        for a, g in zip(data, good, strict=True):
+            g = destripe.find_good_rows(a)
             m = destripe.bias_mean(a, g)
             a -= m
-            means.append(m)
+            return g, m
+
+        good, means = (list(t) for t in zip(*map_chips(ctx, levels, range(4)), strict=True))
         chip1.sci_keywords["MEANBLEV"] = float(np.float32((means[0] + means[1]) / 2.0))
         chip2.sci_keywords["MEANBLEV"] = float(np.float32((means[2] + means[3]) / 2.0))
         for k, a in enumerate("ABCD"):
             (chip1 if k < 2 else chip2).blev[a] = means[k]
         fixed, skipped = destripe.remove_stripes(data, good)
-        for view, a in zip(amps, data, strict=True):
-            view[...] = a
+        map_chips(ctx, lambda pair: np.copyto(*pair, casting="same_kind"), list(zip(amps, data, strict=True)))
         ctx.log(f"DESTRIPE: rows fixed per amp {fixed}, skipped {skipped}; bias levels "
                 f"{', '.join(f'{a} {m:.6g}' for a, m in zip('ABCD', means, strict=True))} e-")
         return True
@@ -284,9 +282,7 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
     if aperture in BIAS_SHIFT_APERTURES and virtual and ds_int_gain2:
         letter = ctx.key("CCDAMP", str).upper()
         k = "ABCD".index(letter)
-        view = destripe.amp_view(first.sci, k, full_frame=False)
-        data, magic = destripe.bias_shift(view.astype(np.float64), k)
-        view[...] = data
+        magic = destripe.bias_shift_in_place(destripe.amp_view(first.sci, k, full_frame=False), k)
         first.blev[letter] = magic
         ctx.log(f"bias shift for subarray {aperture}: amp {letter} magic square {magic:.4f} e-")
         return True

@@ -9,7 +9,7 @@ keywords the steps computed, and the provenance keywords::
     CSYS_VER  calibration system version, e.g. 'owlpipe-0.1.0-py3.11'
     PROCTIME  processing time (MJD, UTC)
 
-Writes are atomic (temporary name, fsync, rename).
+Writes are atomic (temporary name, fsync, rename); the pixels go out through :mod:`.fitswrite`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from pipeline.core.fsutil import atomic_write_fits
+from pipeline.core.fsutil import atomic_write
+from pipeline.science.calib.fitswrite import write_images
 from pipeline.science.calib.imageio import Exposure
 
 #: Keywords that describe how raw pixels were stored; they must not survive into float products.
@@ -107,4 +108,6 @@ def write_product(exposure: Exposure, path: Path, *, switches: Mapping[str, str]
                   primary_updates: Mapping[str, object], engine: str = "builtin") -> Path:
     hdul = build_hdulist(exposure, switches=switches, primary_updates=primary_updates, engine=engine,
                          filename=path.name)
-    return atomic_write_fits(hdul, path)
+    with atomic_write(path) as fh:
+        write_images(hdul, fh)
+    return path

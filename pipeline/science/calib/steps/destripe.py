@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from pipeline.science.calib.lfilter import first_order
-from pipeline.science.calib.numerics import row_blocks
+from pipeline.science.calib.numerics import BLOCK_ROWS, row_blocks
 
 NBIAS_COLS = 24
 NOSCN_ROWS = 20
@@ -55,46 +55,73 @@ def _magic_square(a: np.ndarray) -> float:
     return seq_sum(block) / block.size
 
 
-def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
-    """Correct one amp array (double) for the DSI bias shift; returns (data, magic square removed)."""
+def _shifted(ampdata: np.ndarray, amp: int, out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """The DSI-corrected amp array (double, into ``out`` when given) before the second magic square
+    is removed, and that magic square. ``ampdata``: float32 or double, any strides; it is read a
+    block of rows at a time."""
     rows, cols = ampdata.shape
     magic = _magic_square(ampdata)
     factor = 1.0 - math.exp(-1.0 / (TIME_CONST[amp] * SERIAL_FREQ))
     pole = 1.0 - factor
+    k = 10.0 / 22.0
     dc_last = magic * DC_RATIO[amp]    # dc[0]
     state = pole * dc_last
-    out = np.empty((rows, cols))
+    out = np.empty((rows, cols)) if out is None else out
     # The pixel stream (each row followed by its virtual gap pixels) goes through in blocks of rows,
     # the filter state carried from one block to the next: the same operations on every element as
-    # on the whole stream at once, with temporaries that stay in cache.
+    # on the whole stream at once, with temporaries that stay in cache (reused in place).
     for block in row_blocks(rows):
-        gap = np.full((block.stop - block.start, cols + NGAP_PIX), magic)
+        gap = np.empty((block.stop - block.start, cols + NGAP_PIX))
         gap[:, :cols] = ampdata[block]
+        gap[:, cols:] = magic
         x = gap.ravel()
         # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1], the products rounded in calacs's order
         drive = x * factor
         drive *= DC_RATIO[amp]
         dc, zf = first_order(drive, pole, state)
         state = zf[0]
-        previous = np.empty_like(dc)
-        previous[0] = dc_last
-        previous[1:] = dc[:-1]
+        # corrected = (x - sens*dc) - k*(dc - previous dc), in the buffers already there
+        step = drive
+        np.subtract(dc[1:], dc[:-1], out=step[1:])
+        step[0] = dc[0] - dc_last
         dc_last = dc[-1]
-        corrected = (x - DSI_SENS[amp] * dc) - (10.0 / 22.0) * (dc - previous)
-        out[block] = corrected.reshape(-1, cols + NGAP_PIX)[:, :cols]
-    magic2 = _magic_square(out)
+        step *= k
+        dc *= DSI_SENS[amp]
+        x -= dc
+        x -= step
+        out[block] = gap[:, :cols]
+    return out, _magic_square(out)
+
+
+def bias_shift(ampdata: np.ndarray, amp: int) -> tuple[np.ndarray, float]:
+    """Correct one amp array (float32 or double) for the DSI bias shift; returns (data as double,
+    magic square removed)."""
+    out, magic2 = _shifted(ampdata, amp)
     out -= magic2
     return out, magic2
+
+
+def bias_shift_in_place(amp_array: np.ndarray, amp: int, work: np.ndarray | None = None) -> float:
+    """:func:`bias_shift` of a float32 amp array (a view such as :func:`amp_view`), the result
+    rounded to float32 into it; returns the magic square removed. ``work``: a double array of the
+    amp's shape to compute in (its contents are overwritten), else a new one."""
+    out, magic2 = _shifted(amp_array, amp, work)
+    np.subtract(out, magic2, out=amp_array, casting="same_kind")
+    return magic2
 
 
 def cross_talk(sci: np.ndarray) -> None:
     """In-place cross-talk removal, left to right (so the right half uses corrected values)."""
     nx = sci.shape[1]
     half = (nx + 1) // 2
-    left_src = sci[:, ::-1][:, :half].astype(np.float64) * CROSS_SCALE   # original right half, mirrored
-    sci[:, :half] += left_src.astype(np.float32)
-    right_src = sci[:, ::-1][:, half:].astype(np.float64) * CROSS_SCALE  # now-corrected left half
-    sci[:, half:] += right_src.astype(np.float32)
+    for rows in row_blocks(sci.shape[0]):   # rows are independent: blocks keep the temporaries in cache
+        part = sci[rows]
+        left_src = part[:, ::-1][:, :half].astype(np.float64)   # original right half, mirrored
+        left_src *= CROSS_SCALE
+        part[:, :half] += left_src.astype(np.float32)
+        right_src = part[:, ::-1][:, half:].astype(np.float64)  # now-corrected left half
+        right_src *= CROSS_SCALE
+        part[:, half:] += right_src.astype(np.float32)
 
 
 def seq_sum(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
@@ -109,22 +136,29 @@ def seq_sum(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
 
 
 def seq_sum_minus(values: np.ndarray, minus: float | np.ndarray, *, per_row: bool = False) -> np.ndarray | float:
-    """``seq_sum(values - minus)`` (all of it, or ``per_row`` along axis 1) for a 2-D ``values``
-    and a scalar or per-row ``minus`` (shape (rows, 1)), computed in blocks of rows so that neither
-    the difference nor the running sum is ever a full-size array. The running total is carried from
-    block to block as the first element of the next cumulative sum: the same additions, in the same
-    order, as one ``cumsum`` over everything."""
-    rows = values.shape[0]
+    """``seq_sum(values - minus)`` (all of it, or ``per_row`` along axis 1) for a 2-D double
+    ``values`` and a scalar or per-row ``minus`` (shape (rows, 1)), computed in blocks of rows in one
+    reused buffer, so that neither the difference nor the running sum is ever a full-size array. The
+    running total is carried from block to block in the slot before the block's differences, where
+    the next cumulative sum starts: the same additions, in the same order, as one ``cumsum`` over
+    everything."""
+    rows, cols = values.shape
     out = np.empty(rows) if per_row else None
     total: float | None = None
+    buf = np.empty(min(BLOCK_ROWS, rows) * cols + 1)
     for block in row_blocks(rows):
-        diff = values[block] - (minus[block] if isinstance(minus, np.ndarray) else minus)
+        n = (block.stop - block.start) * cols
+        diff = buf[1:1 + n].reshape(block.stop - block.start, cols)
+        np.subtract(values[block], minus[block] if isinstance(minus, np.ndarray) else minus, out=diff)
         if per_row:
-            out[block] = seq_sum(diff, axis=1)  # type: ignore[index]
+            np.cumsum(diff, axis=1, out=diff)
+            out[block] = diff[:, -1] if cols else 0.0  # type: ignore[index]
             continue
-        flat = diff.ravel()
-        if flat.size:
-            run = np.cumsum(flat if total is None else np.concatenate(([total], flat)), dtype=np.float64)
+        if n:
+            run = buf[1:1 + n] if total is None else buf[:1 + n]
+            if total is not None:
+                run[0] = total
+            np.cumsum(run, out=run)
             total = float(run[-1])
     if per_row:
         return out  # type: ignore[return-value]

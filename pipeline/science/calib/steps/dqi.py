@@ -19,6 +19,7 @@ from pipeline.science.calib.chip import Chip, Step
 from pipeline.science.calib.context import CalContext
 from pipeline.science.calib.geometry import amp_regions
 from pipeline.science.calib.imageio import find_line, frame_of
+from pipeline.science.calib.numerics import row_blocks
 from pipeline.science.calib.tables import BadPixelRuns, read_bpixtab
 
 ATOD_SATURATE = np.float32(65534.0)
@@ -210,17 +211,20 @@ class FullWellSat(Step):
             raise MissingReference(f"SATUFILE {ref.ref.path.name}: binning differs from the science image",
                                    keyword="SATUFILE", path=ref.ref.path)
         satu = ref.sci()
-        limit = satu / np.float32(chip.ccd.mean_gain) if self.gain_divide else satu
+        gain = np.float32(chip.ccd.mean_gain)
         ny, nx = chip.sci.shape
-        if place.same_size:
+        if place.same_size:   # the science boxes a block of rows at a time: SATU/gain only where compared
             xbeg, xend, ybeg, yend = science_limits(chip)
-            rows = slice(ybeg[0], yend[0])
             for n in range(2):
                 if xbeg[n] < 0 or xend[n] <= xbeg[n]:
                     continue
                 cols = slice(xbeg[n], xend[n])
-                flag(chip.dq[rows, cols], chip.sci[rows, cols] > limit[rows, cols], SATPIXEL)
+                for block in row_blocks(max(yend[0] - ybeg[0], 0)):
+                    rows = slice(ybeg[0] + block.start, ybeg[0] + block.stop)
+                    limit = satu[rows, cols] / gain if self.gain_divide else satu[rows, cols]
+                    flag(chip.dq[rows, cols], chip.sci[rows, cols] > limit, SATPIXEL)
             return
+        limit = satu / gain if self.gain_divide else satu
         if self.reset_amps:
             chip.ampx, chip.ampy = nx, ny  # one amp reads a subarray (calwf3 resets these here)
         cols = _ref_columns(place.x0, nx, self.end_ac, self.sv_overscan)
