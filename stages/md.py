@@ -38,6 +38,9 @@ class Drizzle(Stage):
                 ctx.log(f"{head} ({why.strip()}): " + "; ".join(v.strip() for v in values))
                 if product.overridden:
                     ctx.log(f"MDRIZTAB values MD sets itself, ignored: {', '.join(product.overridden)}")
+            if product.fast_paths:
+                ctx.log("driz_cr ran with bit-identical fast paths (pipeline.science.drizzle_exact): "
+                        + ", ".join(product.fast_paths))
             ctx.trailer.include(product.log, f"AstroDrizzle log for {product.path.name}")
             ctx.log(f"wrote {product.path.name} from {len(product.inputs)} input(s) in {product.seconds:.1f} s")
 

@@ -1,4 +1,5 @@
-"""MD by MDRIZTAB: the row STScI's pipeline picks, recorded in the product; in_memory changes no pixel."""
+"""MD by MDRIZTAB: the row STScI's pipeline picks, recorded in the product; in_memory and the fast paths of
+``drizzle_exact`` change no pixel."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from astropy.io import fits
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.names import parse_dataset
 from pipeline.core.stage import run_stage
-from pipeline.science import drizzle, mdriztab
+from pipeline.science import drizzle, drizzle_exact, mdriztab
 from pipeline.simulate import mdriztab as simtable
 from stages.md import Drizzle
 from tests.products_data import Field, star_field
@@ -148,6 +149,12 @@ def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monk
         shutil.copy2(p, plain / p.name)
     work = site.work_dir(parse_dataset(ASN))
     ours = drizzle.drizzle(inputs, parse_dataset(ASN), work, cache=site.areas.crds)
+    if drizzle_exact.drizzlepac_version() == drizzle_exact.CHECKED_DRIZZLEPAC:  # the fast paths are what is compared
+        assert ours.fast_paths == ("quickDeriv.qderiv", "drizCR.signal.convolve2d")
+    from drizzlepac import drizCR, quickDeriv
+    from scipy import signal
+
+    assert drizCR.signal is signal and quickDeriv.qderiv.__module__ == "drizzlepac.quickDeriv"  # plain from here
     params, _ = mdriztab.split_operational(ours.mdriztab.parameters)
     os.environ["ASTROMETRY_STEP_CONTROL"] = "OFF"
     with warnings.catch_warnings():
@@ -168,3 +175,57 @@ def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monk
             assert a[ext].data.shape == b[ext].data.shape
             assert np.array_equal(a[ext].data, b[ext].data, equal_nan=True), ext
             assert np.count_nonzero(a[ext].data) > 0
+
+
+def _cte_kernel(ctegrow: int, direction: int) -> np.ndarray:
+    """drizCR's tail kernel for ``driz_cr_ctegrow`` and a readout direction, built as drizCR builds it."""
+    kernel = np.zeros((2 * ctegrow + 1, 2 * ctegrow + 1))
+    if direction == 1:
+        kernel[0:ctegrow, ctegrow] = 1
+    else:
+        kernel[ctegrow + 1: 2 * ctegrow + 1, ctegrow] = 1
+    return kernel
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (160, 200), (301, 97)])
+def test_fast_convolve2d_equals_scipys_on_drizcr_masks(shape):
+    """Every kernel drizCR convolves its boolean CR masks with: same dtype, same values; others go to scipy."""
+    from scipy import signal
+
+    rng = np.random.default_rng(shape[0])
+    mask = rng.random(shape) < 0.8
+    kernels = [np.ones((3, 3), dtype=np.uint16), np.ones((1, 1), dtype=np.uint16), np.ones((5, 5), dtype=np.uint16),
+               np.zeros((1, 1))] + [_cte_kernel(c, d) for c in (1, 2, 3) for d in (1, -1)]
+    for kernel in kernels:
+        theirs = signal.convolve2d(mask, kernel, boundary="symm", mode="same")
+        ours = drizzle_exact.convolve2d(mask, kernel, boundary="symm", mode="same")
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), kernel.shape
+    floats = rng.random(shape)  # not whole numbers: scipy's own result
+    box = np.ones((3, 3)) / 9.0
+    assert np.array_equal(drizzle_exact.convolve2d(floats, box, boundary="symm", mode="same"),
+                          signal.convolve2d(floats, box, boundary="symm", mode="same"))
+
+
+def test_fast_qderiv_is_bit_identical_including_nan_and_inf():
+    from drizzlepac import quickDeriv
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(100.0, 40.0, (203, 157)).astype(np.float32)
+    image[5, 5], image[0, 0], image[100, 7], image[-1, -1] = np.nan, np.inf, -np.inf, -0.0
+    ours, theirs = drizzle_exact.qderiv(image), quickDeriv.qderiv(image)
+    assert ours.dtype == theirs.dtype == np.float32
+    assert np.array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+
+
+def test_fast_paths_only_for_the_checked_drizzlepac(monkeypatch):
+    from drizzlepac import drizCR, quickDeriv
+
+    original = quickDeriv.qderiv
+    with drizzle_exact.exact_fast_paths() as used:
+        assert bool(used) == (drizzle_exact.drizzlepac_version() == drizzle_exact.CHECKED_DRIZZLEPAC)
+        if used:
+            assert quickDeriv.qderiv is drizzle_exact.qderiv and drizCR.signal.convolve2d is drizzle_exact.convolve2d
+    assert quickDeriv.qderiv is original
+    monkeypatch.setattr(drizzle_exact, "CHECKED_DRIZZLEPAC", "0.0.0")
+    with drizzle_exact.exact_fast_paths() as used:
+        assert used == () and quickDeriv.qderiv is original
