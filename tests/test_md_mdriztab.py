@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
-import warnings
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from astropy.io import fits
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.names import parse_dataset
 from pipeline.core.stage import run_stage
-from pipeline.science import drizzle, drizzle_exact, mdriztab
+from pipeline.science import drizzle_exact, mdriztab
 from pipeline.simulate import mdriztab as simtable
 from stages.md import Drizzle
 from tests.products_data import Field, star_field
@@ -137,9 +139,43 @@ def test_named_table_missing_is_a_missing_reference(site, sky, capsys, monkeypat
     assert "MDRIZTAB iref$nosuch00i_mdz.fits not found" in capsys.readouterr().err
 
 
+#: MD's drizzle in a fresh interpreter, where drizzlepac is imported lean (drizzle_exact.lean_import).
+_FRESH_MD = """
+import json, sys
+from pathlib import Path
+from pipeline.core.names import parse_dataset
+from pipeline.science import drizzle
+*inputs, work, cache = [Path(a) for a in sys.argv[2:]]
+product = drizzle.drizzle(inputs, parse_dataset(sys.argv[1]), work, cache=cache)
+unrelated = ("drizzlepac.tweakreg", "drizzlepac.align", "drizzlepac.runastrodriz", "sklearn")
+print(json.dumps({"path": str(product.path), "fast_paths": product.fast_paths,
+                  "loaded": sorted(m for m in unrelated if m in sys.modules)}))
+"""
+#: AstroDrizzle the plain way, in a fresh interpreter: the full ``import drizzlepac``, nothing replaced,
+#: intermediates on disk, nothing cleaned, the MD run's parameters passed by hand.
+_PLAIN = """
+import contextlib, io, json, os, sys, warnings
+os.environ["ASTROMETRY_STEP_CONTROL"] = "OFF"
+import drizzlepac
+from drizzlepac import astrodrizzle
+assert hasattr(drizzlepac, "tweakreg")
+output, parameters = sys.argv[1], json.loads(sys.argv[2])
+with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    astrodrizzle.AstroDrizzle(sys.argv[3:], output=output, updatewcs=False, num_cores=1, build=True, in_memory=False,
+                              clean=False, **parameters)
+"""
+
+
+def _python(script: str, *args: str, cwd: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, cwd=cwd,
+                          env=env).stdout
+
+
 def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monkeypatch):
-    """MD (in_memory, on copies, MDRIZTAB row) gives the same pixels as AstroDrizzle run the plain way:
-    intermediates on disk, nothing cleaned, the same parameters passed by hand."""
+    """MD (lean drizzlepac import, in_memory, on copies, MDRIZTAB row, the driz_cr fast paths) gives the same
+    pixels as AstroDrizzle run the plain way with the same parameters; each in a fresh process."""
     monkeypatch.delenv("CRDS_PATH", raising=False)
     simtable.mdriz_table("WFC3", "UVIS", TABLE).writeto(reference_dir(site) / TABLE)
     inputs = _association(site, sky, f"iref${TABLE}")
@@ -148,29 +184,14 @@ def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monk
     for p in inputs:
         shutil.copy2(p, plain / p.name)
     work = site.work_dir(parse_dataset(ASN))
-    ours = drizzle.drizzle(inputs, parse_dataset(ASN), work, cache=site.areas.crds)
-    if drizzle_exact.drizzlepac_version() == drizzle_exact.CHECKED_DRIZZLEPAC:  # the fast paths are what is compared
-        assert ours.fast_paths == ("quickDeriv.qderiv", "drizCR.signal.convolve2d")
-    from drizzlepac import drizCR, quickDeriv
-    from scipy import signal
-
-    assert drizCR.signal is signal and quickDeriv.qderiv.__module__ == "drizzlepac.quickDeriv"  # plain from here
-    params, _ = mdriztab.split_operational(ours.mdriztab.parameters)
-    os.environ["ASTROMETRY_STEP_CONTROL"] = "OFF"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from drizzlepac import astrodrizzle
-    before = Path.cwd()
-    os.chdir(plain)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            astrodrizzle.AstroDrizzle([p.name for p in inputs], output=ASN, updatewcs=False, num_cores=1,
-                                      build=True, in_memory=False, clean=False, **params)
-    finally:
-        os.chdir(before)
+    said = json.loads(_python(_FRESH_MD, ASN, *map(str, inputs), str(work), str(site.areas.crds),
+                              cwd=tmp_path).strip().splitlines()[-1])
+    if drizzle_exact.drizzlepac_version() == drizzle_exact.CHECKED_DRIZZLEPAC:  # what is compared
+        assert said["fast_paths"] == ["quickDeriv.qderiv", "drizCR.signal.convolve2d"] and said["loaded"] == []
+    params, _ = mdriztab.split_operational(mdriztab.choose(inputs[0], len(inputs), site.areas.crds).parameters)
+    _python(_PLAIN, ASN, json.dumps(params), *(p.name for p in inputs), cwd=plain)
     assert any(plain.glob("*_single_sci.fits")) and any(plain.glob("*_med.fits"))  # the plain run wrote them
-    with fits.open(ours.path) as a, fits.open(plain / f"{ASN}_drz.fits") as b:
+    with fits.open(said["path"]) as a, fits.open(plain / f"{ASN}_drz.fits") as b:
         for ext in ("SCI", "WHT", "CTX"):
             assert a[ext].data.shape == b[ext].data.shape
             assert np.array_equal(a[ext].data, b[ext].data, equal_nan=True), ext

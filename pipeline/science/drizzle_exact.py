@@ -1,4 +1,8 @@
-"""Faster, bit-identical stand-ins for two pure-Python/numpy pieces of drizzlepac's ``driz_cr`` step.
+"""Faster, bit-identical AstroDrizzle: a lean drizzlepac import and two faster ``driz_cr`` pieces.
+
+``import drizzlepac`` runs a package ``__init__`` that imports every task (tweakreg, the HAP
+alignment and catalogue code: photutils, scikit-learn, ...), ~3.5 CPU-seconds of which AstroDrizzle
+needs ~2; :func:`lean_import` loads only the modules AstroDrizzle's own imports pull in.
 
 Profiling AstroDrizzle on a full-frame WFC3/UVIS pair with the MDRIZTAB two-image row (``minmed``,
 ``driz_cr``) shows ~14 % of its CPU in two places that compute integers or exact float64 operations
@@ -21,6 +25,9 @@ originals and the MD product against a plain AstroDrizzle run, pixel for pixel.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
+import sys
 import types
 from collections.abc import Iterator
 from importlib import metadata
@@ -111,11 +118,31 @@ def drizzlepac_version() -> str | None:
         return None
 
 
+def lean_import(submodule: str) -> types.ModuleType:
+    """``drizzlepac.<submodule>`` without the package ``__init__``'s imports of unrelated tasks (for the
+    checked drizzlepac; else, or once drizzlepac is loaded, the ordinary import). What ``__init__``
+    gives AstroDrizzle is kept: ``__version__`` and stsci.skypac imported with its chatter silenced."""
+    if "drizzlepac" not in sys.modules and drizzlepac_version() == CHECKED_DRIZZLEPAC:
+        spec = importlib.util.find_spec("drizzlepac")
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["drizzlepac"] = package
+        try:
+            package.__version__ = importlib.import_module("drizzlepac.version").__version__
+            with contextlib.redirect_stdout(None):
+                importlib.import_module("stsci.skypac")
+            return importlib.import_module(f"drizzlepac.{submodule}")
+        except BaseException:
+            for name in [n for n in sys.modules if n == "drizzlepac" or n.startswith("drizzlepac.")]:
+                del sys.modules[name]
+            raise
+    return importlib.import_module(f"drizzlepac.{submodule}")
+
+
 @contextlib.contextmanager
-def exact_fast_paths() -> Iterator[tuple[str, ...]]:
+def exact_fast_paths(enabled: bool = True) -> Iterator[tuple[str, ...]]:
     """Within the block, drizzlepac's ``driz_cr`` uses :func:`qderiv` and :func:`convolve2d`; yields the
-    names of what was replaced (empty: another drizzlepac version, nothing replaced)."""
-    if drizzlepac_version() != CHECKED_DRIZZLEPAC:
+    names of what was replaced (empty: not ``enabled`` or another drizzlepac version, nothing replaced)."""
+    if not enabled or drizzlepac_version() != CHECKED_DRIZZLEPAC:
         yield ()
         return
     from drizzlepac import drizCR, quickDeriv
