@@ -1,0 +1,75 @@
+"""An association's drizzle products side by side: ``_drz`` (from ``_flt``) and ``_drc`` (from ``_flc``).
+
+With CTE correction on, MD makes two products from two independent input sets. AstroDrizzle runs on one
+core, so on an MD node given two CPUs the two runs go in two processes at once: each is exactly the
+run :func:`pipeline.science.drizzle.drizzle` makes alone (its own scratch directory, its own
+drizzlepac), so no pixel changes; the node's wall time becomes the longer run instead of the sum.
+What a sequential loop would show is kept: the warnings of each run are handed back and replayed in
+set order, and when runs fail the error raised is the first set's (``flt`` before ``flc``).
+
+Processes: ``OWL_MD_PROCESSES``, else ``OMP_NUM_THREADS`` (HTCondor sets it to the CPUs the node was
+given: the workflows ask for 2 for MD), else the CPUs this process may use; never more than there are
+sets. 1 gives the sequential loop.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from pipeline.core.names import DatasetName
+from pipeline.science.drizzle import DrizzleProduct, drizzle
+
+PROCESSES_VARIABLE = "OWL_MD_PROCESSES"
+
+
+def processes(environ: Mapping[str, str] | None = None) -> int:
+    """AstroDrizzle processes an MD node may run at once."""
+    env = os.environ if environ is None else environ
+    for name in (PROCESSES_VARIABLE, "OMP_NUM_THREADS"):
+        value = env.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _held(inputs: list[Path], product_name: DatasetName, work: Path, cores: int,
+          cache: Path | None) -> tuple[list[str], DrizzleProduct | None, BaseException | None]:
+    """One set's drizzle with its warnings held: (warnings, product, error)."""
+    said: list[str] = []
+    try:
+        return said, drizzle(inputs, product_name, work, cores=cores, cache=cache, log=said.append), None
+    except Exception as exc:  # re-raised by the parent, in set order
+        return said, None, exc
+
+
+def drizzle_sets(sets: Mapping[str, list[Path]], product_name: DatasetName, work: Path, *, cores: int = 1,
+                 cache: Path | None = None, log: Callable[[str], None] = lambda _text: None,
+                 environ: Mapping[str, str] | None = None) -> list[DrizzleProduct]:
+    """:func:`drizzle` each input set (``{"flt": [...], "flc": [...]}``), in processes side by side when
+    the node has the CPUs; products in the sets' order."""
+    workers = min(len(sets), processes(environ))
+    if workers < 2:
+        return [drizzle(inputs, product_name, work, cores=cores, cache=cache, log=log) for inputs in sets.values()]
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_held, inputs, product_name, work, cores, cache) for inputs in sets.values()]
+            outcomes = [f.result() for f in futures]
+    except BrokenProcessPool as exc:
+        raise MemoryError(f"an AstroDrizzle process of {product_name} died (killed, most likely out of memory): "
+                          f"{exc}") from None
+    products = []
+    for said, product, error in outcomes:
+        for line in said:
+            log(line)
+        if error is not None:
+            raise error
+        products.append(product)
+    return products
