@@ -22,22 +22,20 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from pipeline.core.names import DatasetName
+from pipeline.science.calib import perchip
 from pipeline.science.drizzle import DrizzleProduct, drizzle
 
 PROCESSES_VARIABLE = "OWL_MD_PROCESSES"
 
 
 def processes(environ: Mapping[str, str] | None = None) -> int:
-    """AstroDrizzle processes an MD node may run at once."""
+    """AstroDrizzle processes an MD node may run at once: CA's rule (:func:`perchip.threads`) read with
+    ``OWL_MD_PROCESSES`` in place of ``OWL_CALIB_THREADS``."""
     env = os.environ if environ is None else environ
-    for name in (PROCESSES_VARIABLE, "OMP_NUM_THREADS"):
-        value = env.get(name, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    mine = {key: value for key, value in env.items() if key != perchip.THREADS_VARIABLE}
+    if PROCESSES_VARIABLE in env:
+        mine[perchip.THREADS_VARIABLE] = env[PROCESSES_VARIABLE]
+    return perchip.threads(mine)
 
 
 def _held(inputs: list[Path], product_name: DatasetName, work: Path, cores: int,
