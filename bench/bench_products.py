@@ -93,6 +93,32 @@ def _md(tmp: Path) -> tuple[list[Result], list[Path], Path]:
     return results, flts, product.path
 
 
+def _md_node(tmp: Path, flts: list[Path]) -> list[Result]:
+    """The MD node of a CTE-corrected pair: ``_drz`` from the ``_flt`` and ``_drc`` from the ``_flc`` (here
+    the same full-frame files), one after the other vs side by side (``drizzle_sets``, 2 processes). Wall,
+    and CPU of this process plus its children."""
+    from pipeline.core.names import parse_dataset
+    from pipeline.science.drizzle_sets import PROCESSES_VARIABLE, drizzle_sets
+
+    results = []
+    for n in (1, 2):
+        work = tmp / f"node{n}"
+        work.mkdir()
+        sets = {kind: [Path(shutil.copy(f, work / f.name.replace("_flt", f"_{kind}"))) for f in flts]
+                for kind in ("flt", "flc")}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        products, wall, cpu = _timed(lambda s=sets, w=work, k=n: drizzle_sets(
+            s, parse_dataset("idn101010"), w, cache=tmp / "crds", environ={PROCESSES_VARIABLE: str(k)}))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        results.append(Result(f"MD node, full-frame UVIS pair with _flc (_drz + _drc), {n} process(es)", wall, "s",
+                              details={"cpu_s": round(cpu, 2), "load": round(os.getloadavg()[0], 1),
+                                       "products": [p.path.name for p in products]}))
+        shutil.rmtree(work)
+    results[1].details["speed-up"] = round(results[0].value / results[1].value, 2)
+    return results
+
+
 def _previews(tmp: Path, flt: Path, drz: Path) -> list[Result]:
     from pipeline.science.preview import make_previews
 
@@ -199,6 +225,7 @@ def run() -> list[Result]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         results, flts, drz = _md(tmp)
+        results += _md_node(tmp, flts)
         results += _previews(tmp, flts[0], drz)
         results += _pvw_association(tmp, flts, drz)
         results += _archive(tmp, flts[0], drz)
