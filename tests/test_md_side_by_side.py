@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from pipeline.core import usage
 from pipeline.core.errors import BadInput
 from pipeline.core.names import parse_dataset
 from pipeline.science import drizzle_sets
@@ -37,8 +38,10 @@ def test_side_by_side_products_equal_sequential_ones(site, sky):  # noqa: F811
     shutil.copytree(work, alone)
     sets = association_inputs(work, [parse_dataset(m) for m in MEMBERS])
     said: list[str] = []
+    alone_peak = usage.peak_rss_mb()
     products = drizzle_sets.drizzle_sets(sets, parse_dataset(ASN), work, log=said.append, environ=TWO)
     assert [p.path.name for p in products] == [f"{ASN}_drz.fits", f"{ASN}_drc.fits"]
+    assert usage.peak_rss_mb() > alone_peak  # the two processes' peaks, summed, are the node's
     sequential = drizzle_sets.drizzle_sets(association_inputs(alone, [parse_dataset(m) for m in MEMBERS]),
                                            parse_dataset(ASN), alone, environ=ONE)
     for ours, theirs in zip(products, sequential, strict=True):

@@ -5,7 +5,8 @@ core, so on an MD node given two CPUs the two runs go in two processes at once: 
 run :func:`pipeline.science.drizzle.drizzle` makes alone (its own scratch directory, its own
 drizzlepac), so no pixel changes; the node's wall time becomes the longer run instead of the sum.
 What a sequential loop would show is kept: the warnings of each run are handed back and replayed in
-set order, and when runs fail the error raised is the first set's (``flt`` before ``flc``).
+set order, and when runs fail the error raised is the first set's (``flt`` before ``flc``). The node's
+peak memory is the sum of the processes' peaks (noted for the memory history: ``usage.note_concurrent_peak``).
 
 Processes: ``OWL_MD_PROCESSES``, else ``OMP_NUM_THREADS`` (HTCondor sets it to the CPUs the node was
 given: the workflows ask for 2 for MD), else the CPUs this process may use; never more than there are
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from pipeline.core import usage
 from pipeline.core.names import DatasetName
 from pipeline.science.calib import perchip
 from pipeline.science.drizzle import DrizzleProduct, drizzle
@@ -39,13 +42,14 @@ def processes(environ: Mapping[str, str] | None = None) -> int:
 
 
 def _held(inputs: list[Path], product_name: DatasetName, work: Path, cores: int,
-          cache: Path | None) -> tuple[list[str], DrizzleProduct | None, BaseException | None]:
-    """One set's drizzle with its warnings held: (warnings, product, error)."""
+          cache: Path | None) -> tuple[list[str], DrizzleProduct | None, BaseException | None, int, float]:
+    """One set's drizzle with its warnings held: (warnings, product, error, worker pid, its peak RSS in MB)."""
     said: list[str] = []
     try:
-        return said, drizzle(inputs, product_name, work, cores=cores, cache=cache, log=said.append), None
+        product, error = drizzle(inputs, product_name, work, cores=cores, cache=cache, log=said.append), None
     except Exception as exc:  # re-raised by the parent, in set order
-        return said, None, exc
+        product, error = None, exc
+    return said, product, error, os.getpid(), usage.peak_rss_mb()
 
 
 def drizzle_sets(sets: Mapping[str, list[Path]], product_name: DatasetName, work: Path, *, cores: int = 1,
@@ -63,8 +67,12 @@ def drizzle_sets(sets: Mapping[str, list[Path]], product_name: DatasetName, work
     except BrokenProcessPool as exc:
         raise MemoryError(f"an AstroDrizzle process of {product_name} died (killed, most likely out of memory): "
                           f"{exc}") from None
+    peaks: dict[int, float] = {}  # per worker: the workers ran at once, getrusage shows only the largest
+    for *_, pid, peak in outcomes:
+        peaks[pid] = max(peak, peaks.get(pid, 0.0))
+    usage.note_concurrent_peak(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 + sum(peaks.values()))
     products = []
-    for said, product, error in outcomes:
+    for said, product, error, *_ in outcomes:
         for line in said:
             log(line)
         if error is not None:
