@@ -60,13 +60,19 @@ def drizzle_sets(sets: Mapping[str, list[Path]], product_name: DatasetName, work
     workers = min(len(sets), processes(environ))
     if workers < 2:
         return [drizzle(inputs, product_name, work, cores=cores, cache=cache, log=log) for inputs in sets.values()]
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_held, inputs, product_name, work, cores, cache) for inputs in sets.values()]
-            outcomes = [f.result() for f in futures]
+        futures = [pool.submit(_held, inputs, product_name, work, cores, cache) for inputs in sets.values()]
+        outcomes = [f.result() for f in futures]
     except BrokenProcessPool as exc:
         raise MemoryError(f"an AstroDrizzle process of {product_name} died (killed, most likely out of memory): "
                           f"{exc}") from None
+    except BaseException:  # interrupted (SIGTERM, Ctrl-C): the node ends now, its AstroDrizzle runs with it
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     peaks: dict[int, float] = {}  # per worker: the workers ran at once, getrusage shows only the largest
     for *_, pid, peak in outcomes:
         peaks[pid] = max(peak, peaks.get(pid, 0.0))
