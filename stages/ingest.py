@@ -1,7 +1,8 @@
 """owl-ingest: archive the received raw pods of an association or singleton (OSF column IN).
 
-Each pod is fully decoded first (packet CRCs, sequence counts, the on-board pixel CRC: the receipt
-copy may have rotted since it was checked), then stored in the content-addressed archive as kind
+Each pod is read once and fully decoded from that buffer (packet CRCs, sequence counts, the on-board
+pixel CRC: the receipt copy may have rotted since it was checked), which is also what is hashed; it
+is then stored (hard-linked, not re-read) in the content-addressed archive as kind
 ``pod`` under its exposure, with catalogue fields read from the pod's own header cards so that
 reprocessing can select archived pods by instrument, detector, filter or date. The association's
 record from its DAN is archived too (kind ``dan_asn``), so reprocessing from the archive alone knows
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.archive.store import Archive, catalogue_fields, header_dict
+from pipeline.archive.store import Archive, ReadOnce, catalogue_fields, header_dict, read_once
 from pipeline.core.errors import BadInput
 from pipeline.core.names import DatasetName
 from pipeline.core.stage import Stage, StageContext, stage_main
@@ -38,10 +39,11 @@ class Ingest(Stage):
                     raise BadInput(f"{member}: no received pod at {pod} and none in the archive")
                 ctx.log(f"{member}: pod no longer in receipt and already archived; nothing to do")
                 continue
-            decoded = decode_pod(pod)  # BadInput names the pod: the wrapper quarantines it
+            read = read_once(pod)  # decoded and hashed from this one buffer
+            decoded = decode_pod(pod, data=read.data)  # BadInput names the pod: the wrapper quarantines it
             fields = {**catalogue_fields(header_dict(decoded.primary)), "association": association,
                       "pod_packets": decoded.pod.n_packets}
-            self._archive(ctx, archive, member, pod, POD_KIND, fields)
+            self._archive(ctx, archive, member, read, POD_KIND, fields)
         if association is not None:
             record = associations_dir(ctx.site) / f"{association}.json"
             if record.exists():
@@ -50,11 +52,12 @@ class Ingest(Stage):
                 raise BadInput(f"{ctx.dataset}: association record {record} missing (was the DAN received?)")
 
     @staticmethod
-    def _archive(ctx: StageContext, archive: Archive, dataset: DatasetName, path: Path, kind: str,
+    def _archive(ctx: StageContext, archive: Archive, dataset: DatasetName, source: Path | ReadOnce, kind: str,
                  metadata: dict) -> None:
-        """Archive one file; the archive hashes it in its one read and returns the served version on a rerun."""
+        """Archive one file (read once: by the archive, or already by the caller); a rerun gets the served version."""
+        path = source.path if isinstance(source, ReadOnce) else source
         known = set(archive.versions(dataset))
-        version = archive.ingest(dataset, [(path, kind)], metadata)
+        version = archive.ingest(dataset, [(source, kind)], metadata)
         if version in known:
             ctx.log(f"{path.name} already archived as {dataset} version {version}")
             return

@@ -10,10 +10,11 @@ class Drizzle(Stage):
     column = "MD"
     scope = "association"
     summary = ("AstroDrizzle the members' _flt into <name>_drz.fits and _flc into <name>_drc.fits "
-               "(offline, on copies; fails if drizzlepac drops any input)")
+               "(offline, on copies, side by side on a 2-CPU node; fails if drizzlepac drops any input)")
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.science import drizzle, refs  # astropy, drizzlepac: after the OSF claim (fast start-up)
+        from pipeline.science.drizzle_sets import drizzle_sets, processes
 
         if ctx.dataset.instrument.upper() not in drizzle.DRIZZLED_INSTRUMENTS:
             ctx.log(f"MD does not apply to {ctx.dataset.instrument.upper()} data: no drizzled product")
@@ -25,11 +26,14 @@ class Drizzle(Stage):
             ctx.log(f"no exposure of {ctx.dataset} is drizzled (spectroscopic or DRIZCORR omitted): no product")
             return
         cores = ctx.site.calibration.drizzle_cores
-        cache = refs.cache_root(ctx.site)
-        for kind, inputs in drizzle.association_inputs(ctx.work, members).items():
-            ctx.log(f"AstroDrizzle {len(inputs)} _{kind} input(s) on {cores} core(s): "
+        sets = drizzle.association_inputs(ctx.work, members)
+        side_by_side = min(len(sets), processes())
+        for kind, inputs in sets.items():
+            ctx.log(f"AstroDrizzle {len(inputs)} _{kind} input(s) on {cores} core(s)"
+                    + (f", {side_by_side} products side by side" if side_by_side > 1 else "") + ": "
                     + " ".join(p.name for p in inputs))
-            product = drizzle.drizzle(inputs, ctx.dataset, ctx.work, cores=cores, cache=cache, log=ctx.warn)
+        products = drizzle_sets(sets, ctx.dataset, ctx.work, cores=cores, cache=refs.cache_root(ctx.site), log=ctx.warn)
+        for inputs, product in zip(sets.values(), products, strict=True):
             if product.mdriztab is None:
                 ctx.log(f"no MDRIZTAB named in {inputs[0].name} (MDRIZTAB absent or N/A): AstroDrizzle ran "
                         "with drizzlepac's default parameters")
@@ -38,6 +42,9 @@ class Drizzle(Stage):
                 ctx.log(f"{head} ({why.strip()}): " + "; ".join(v.strip() for v in values))
                 if product.overridden:
                     ctx.log(f"MDRIZTAB values MD sets itself, ignored: {', '.join(product.overridden)}")
+            if product.fast_paths:
+                ctx.log("driz_cr ran with bit-identical fast paths (pipeline.science.drizzle_exact): "
+                        + ", ".join(product.fast_paths))
             ctx.trailer.include(product.log, f"AstroDrizzle log for {product.path.name}")
             ctx.log(f"wrote {product.path.name} from {len(product.inputs)} input(s) in {product.seconds:.1f} s")
 

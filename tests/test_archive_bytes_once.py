@@ -1,14 +1,16 @@
 """The archive reads each file's bytes once: hard link within the site's file system, else hash while copying.
 
 Reads are counted per inode through a wrapper around the builtin ``open`` (what the archive and
-fsutil read with; pathlib's own reads, used by the checks here, bypass it), so a re-read of the source,
-of its staged copy or of the hard link would show as extra bytes.
+fsutil read with) and ``io.open`` (what pathlib's ``read_bytes`` reads with: the telemetry decoder's
+own read), so a re-read of the source, of its staged copy or of the hard link would show as extra
+bytes. The checks here read with ``os.open`` file descriptors, which are not counted.
 """
 
 from __future__ import annotations
 
 import builtins
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -17,7 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.archive.store import Archive
+from pipeline.archive.store import Archive, read_once
+from pipeline.core.errors import BadInput
+from pipeline.core.stage import run_stage
+from stages.dan_receipt import run as receive
+from stages.ingest import Ingest
+from tests.front_data import write_test_downlink
 
 DATASET = "idn101a1q"
 SHM = Path("/dev/shm")
@@ -51,16 +58,25 @@ class _CountingFile:
 
 @pytest.fixture
 def reads(monkeypatch) -> Counter:
-    """Bytes read through ``open(..., 'rb')`` per inode while the test runs."""
+    """Bytes read through ``open(..., 'rb')`` and ``io.open`` (pathlib) per inode while the test runs."""
     counts: Counter = Counter()
-    real_open = builtins.open
+    real_open = io.open
 
     def counting_open(file, mode="r", *args, **kwargs):
         fh = real_open(file, mode, *args, **kwargs)
         return _CountingFile(fh, counts) if mode == "rb" else fh
 
     monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(io, "open", counting_open)
     return counts
+
+
+def _read_uncounted(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, path.stat().st_size + 1)
+    finally:
+        os.close(fd)
 
 
 def _payload(path: Path, size: int = 3 * (1 << 20) + 12345) -> bytes:
@@ -98,7 +114,7 @@ def test_file_outside_the_site_is_copied_hashing_while_copying(site, tmp_path, r
     assert source.stat().st_mode & 0o222  # the user's file keeps its mode
     assert reads[source.stat().st_ino] == len(data)  # one read of the source ...
     assert reads[blob.stat().st_ino] == 0  # ... and no re-read of the copy it was hashed from
-    assert blob.read_bytes() == data and blob.name == hashlib.sha256(data).hexdigest()
+    assert _read_uncounted(blob) == data and blob.name == hashlib.sha256(data).hexdigest()
 
 
 def test_work_area_on_another_file_system_falls_back_to_a_copy(site, reads):
@@ -115,7 +131,7 @@ def test_work_area_on_another_file_system_falls_back_to_a_copy(site, reads):
         arch.ingest(DATASET, [(source, "pod")])
         blob = _blob(arch)
         assert not os.path.samefile(blob, source)
-        assert blob.read_bytes() == data and blob.name == hashlib.sha256(data).hexdigest()
+        assert _read_uncounted(blob) == data and blob.name == hashlib.sha256(data).hexdigest()
         assert reads[source.stat().st_ino] == len(data)
         assert list(arch.tmp.iterdir()) == []
     finally:
@@ -130,3 +146,40 @@ def test_rerun_of_a_linked_file_converges_without_a_copy(site):
     assert arch.ingest(DATASET, [(source, "pod")]) == 1  # the served version is returned
     assert source.stat().st_nlink == 2
     assert arch.verify().ok
+
+
+def test_ingest_decodes_and_hashes_each_pod_from_one_read(site, reads):
+    """owl-ingest decodes each pod (CRCs, pixels) and archives it: one read of the pod's bytes in all."""
+    assert receive([str(write_test_downlink(site.areas.inbox))]) == 0
+    pods = [site.areas.receipt / "pods" / f"{m}.pod" for m in ("ib1f01a1q", "ib1f01a2q")]
+    reads.clear()  # the DAN receipt's own validation read is another stage's
+    assert run_stage(Ingest, ["ib1f01010"]) == 0
+    arch = Archive(site)
+    for pod in pods:
+        (stored,) = arch.files(pod.stem, kind="pod")
+        data = _read_uncounted(pod)
+        assert stored.sha256 == hashlib.sha256(data).hexdigest() and os.path.samefile(stored.path, pod)
+        assert reads[pod.stat().st_ino] == len(data) > 0
+
+
+def test_read_once_outside_the_site_is_written_from_its_buffer(site, tmp_path, reads):
+    source = tmp_path / "user" / f"{DATASET}.pod"
+    data = _payload(source)
+    read = read_once(source)
+    arch = Archive(site)
+    arch.ingest(DATASET, [(read, "pod")])
+    blob = _blob(arch)
+    assert not os.path.samefile(blob, source) and source.stat().st_mode & 0o222  # copied, the user's file untouched
+    assert reads[source.stat().st_ino] == len(data) and reads[blob.stat().st_ino] == 0
+    assert _read_uncounted(blob) == data and blob.name == hashlib.sha256(data).hexdigest()
+
+
+def test_file_changed_after_its_read_is_refused(site):
+    source = site.areas.work / DATASET / f"{DATASET}.pod"
+    _payload(source)
+    read = read_once(source)
+    source.write_bytes(b"edited after the read")
+    arch = Archive(site)
+    with pytest.raises(BadInput, match="changed after it was read"):
+        arch.ingest(DATASET, [(read, "pod")])
+    assert arch.versions(DATASET) == [] and list(arch.tmp.iterdir()) == []

@@ -1,12 +1,15 @@
-"""MD by MDRIZTAB: the row STScI's pipeline picks, recorded in the product; in_memory changes no pixel."""
+"""MD by MDRIZTAB: the row STScI's pipeline picks, recorded in the product; in_memory and the fast paths of
+``drizzle_exact`` change no pixel."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
-import warnings
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ from astropy.io import fits
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.names import parse_dataset
 from pipeline.core.stage import run_stage
-from pipeline.science import drizzle, mdriztab
+from pipeline.science import drizzle_exact, mdriztab
 from pipeline.simulate import mdriztab as simtable
 from stages.md import Drizzle
 from tests.products_data import Field, star_field
@@ -136,9 +139,43 @@ def test_named_table_missing_is_a_missing_reference(site, sky, capsys, monkeypat
     assert "MDRIZTAB iref$nosuch00i_mdz.fits not found" in capsys.readouterr().err
 
 
+#: MD's drizzle in a fresh interpreter, where drizzlepac is imported lean (drizzle_exact.lean_import).
+_FRESH_MD = """
+import json, sys
+from pathlib import Path
+from pipeline.core.names import parse_dataset
+from pipeline.science import drizzle
+*inputs, work, cache = [Path(a) for a in sys.argv[2:]]
+product = drizzle.drizzle(inputs, parse_dataset(sys.argv[1]), work, cache=cache)
+unrelated = ("drizzlepac.tweakreg", "drizzlepac.align", "drizzlepac.runastrodriz", "sklearn")
+print(json.dumps({"path": str(product.path), "fast_paths": product.fast_paths,
+                  "loaded": sorted(m for m in unrelated if m in sys.modules)}))
+"""
+#: AstroDrizzle the plain way, in a fresh interpreter: the full ``import drizzlepac``, nothing replaced,
+#: intermediates on disk, nothing cleaned, the MD run's parameters passed by hand.
+_PLAIN = """
+import contextlib, io, json, os, sys, warnings
+os.environ["ASTROMETRY_STEP_CONTROL"] = "OFF"
+import drizzlepac
+from drizzlepac import astrodrizzle
+assert hasattr(drizzlepac, "tweakreg")
+output, parameters = sys.argv[1], json.loads(sys.argv[2])
+with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    astrodrizzle.AstroDrizzle(sys.argv[3:], output=output, updatewcs=False, num_cores=1, build=True, in_memory=False,
+                              clean=False, **parameters)
+"""
+
+
+def _python(script: str, *args: str, cwd: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, cwd=cwd,
+                          env=env).stdout
+
+
 def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monkeypatch):
-    """MD (in_memory, on copies, MDRIZTAB row) gives the same pixels as AstroDrizzle run the plain way:
-    intermediates on disk, nothing cleaned, the same parameters passed by hand."""
+    """MD (lean drizzlepac import, in_memory, on copies, MDRIZTAB row, the driz_cr fast paths) gives the same
+    pixels as AstroDrizzle run the plain way with the same parameters; each in a fresh process."""
     monkeypatch.delenv("CRDS_PATH", raising=False)
     simtable.mdriz_table("WFC3", "UVIS", TABLE).writeto(reference_dir(site) / TABLE)
     inputs = _association(site, sky, f"iref${TABLE}")
@@ -147,24 +184,69 @@ def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monk
     for p in inputs:
         shutil.copy2(p, plain / p.name)
     work = site.work_dir(parse_dataset(ASN))
-    ours = drizzle.drizzle(inputs, parse_dataset(ASN), work, cache=site.areas.crds)
-    params, _ = mdriztab.split_operational(ours.mdriztab.parameters)
-    os.environ["ASTROMETRY_STEP_CONTROL"] = "OFF"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from drizzlepac import astrodrizzle
-    before = Path.cwd()
-    os.chdir(plain)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            astrodrizzle.AstroDrizzle([p.name for p in inputs], output=ASN, updatewcs=False, num_cores=1,
-                                      build=True, in_memory=False, clean=False, **params)
-    finally:
-        os.chdir(before)
+    said = json.loads(_python(_FRESH_MD, ASN, *map(str, inputs), str(work), str(site.areas.crds),
+                              cwd=tmp_path).strip().splitlines()[-1])
+    if drizzle_exact.drizzlepac_version() == drizzle_exact.CHECKED_DRIZZLEPAC:  # what is compared
+        assert said["fast_paths"] == ["quickDeriv.qderiv", "drizCR.signal.convolve2d"] and said["loaded"] == []
+    params, _ = mdriztab.split_operational(mdriztab.choose(inputs[0], len(inputs), site.areas.crds).parameters)
+    _python(_PLAIN, ASN, json.dumps(params), *(p.name for p in inputs), cwd=plain)
     assert any(plain.glob("*_single_sci.fits")) and any(plain.glob("*_med.fits"))  # the plain run wrote them
-    with fits.open(ours.path) as a, fits.open(plain / f"{ASN}_drz.fits") as b:
+    with fits.open(said["path"]) as a, fits.open(plain / f"{ASN}_drz.fits") as b:
         for ext in ("SCI", "WHT", "CTX"):
             assert a[ext].data.shape == b[ext].data.shape
             assert np.array_equal(a[ext].data, b[ext].data, equal_nan=True), ext
             assert np.count_nonzero(a[ext].data) > 0
+
+
+def _cte_kernel(ctegrow: int, direction: int) -> np.ndarray:
+    """drizCR's tail kernel for ``driz_cr_ctegrow`` and a readout direction, built as drizCR builds it."""
+    kernel = np.zeros((2 * ctegrow + 1, 2 * ctegrow + 1))
+    if direction == 1:
+        kernel[0:ctegrow, ctegrow] = 1
+    else:
+        kernel[ctegrow + 1: 2 * ctegrow + 1, ctegrow] = 1
+    return kernel
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (160, 200), (301, 97)])
+def test_fast_convolve2d_equals_scipys_on_drizcr_masks(shape):
+    """Every kernel drizCR convolves its boolean CR masks with: same dtype, same values; others go to scipy."""
+    from scipy import signal
+
+    rng = np.random.default_rng(shape[0])
+    mask = rng.random(shape) < 0.8
+    kernels = [np.ones((3, 3), dtype=np.uint16), np.ones((1, 1), dtype=np.uint16), np.ones((5, 5), dtype=np.uint16),
+               np.zeros((1, 1))] + [_cte_kernel(c, d) for c in (1, 2, 3) for d in (1, -1)]
+    for kernel in kernels:
+        theirs = signal.convolve2d(mask, kernel, boundary="symm", mode="same")
+        ours = drizzle_exact.convolve2d(mask, kernel, boundary="symm", mode="same")
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), kernel.shape
+    floats = rng.random(shape)  # not whole numbers: scipy's own result
+    box = np.ones((3, 3)) / 9.0
+    assert np.array_equal(drizzle_exact.convolve2d(floats, box, boundary="symm", mode="same"),
+                          signal.convolve2d(floats, box, boundary="symm", mode="same"))
+
+
+def test_fast_qderiv_is_bit_identical_including_nan_and_inf():
+    from drizzlepac import quickDeriv
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(100.0, 40.0, (203, 157)).astype(np.float32)
+    image[5, 5], image[0, 0], image[100, 7], image[-1, -1] = np.nan, np.inf, -np.inf, -0.0
+    ours, theirs = drizzle_exact.qderiv(image), quickDeriv.qderiv(image)
+    assert ours.dtype == theirs.dtype == np.float32
+    assert np.array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+
+
+def test_fast_paths_only_for_the_checked_drizzlepac(monkeypatch):
+    from drizzlepac import drizCR, quickDeriv
+
+    original = quickDeriv.qderiv
+    with drizzle_exact.exact_fast_paths() as used:
+        assert bool(used) == (drizzle_exact.drizzlepac_version() == drizzle_exact.CHECKED_DRIZZLEPAC)
+        if used:
+            assert quickDeriv.qderiv is drizzle_exact.qderiv and drizCR.signal.convolve2d is drizzle_exact.convolve2d
+    assert quickDeriv.qderiv is original
+    monkeypatch.setattr(drizzle_exact, "CHECKED_DRIZZLEPAC", "0.0.0")
+    with drizzle_exact.exact_fast_paths() as used:
+        assert used == () and quickDeriv.qderiv is original

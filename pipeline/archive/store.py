@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import math
 import os
 import re
@@ -212,6 +213,30 @@ class VerifyReport:
         return {**asdict(self), "ok": self.ok}
 
 
+@dataclass(frozen=True)
+class ReadOnce:
+    """A file's bytes as one read gave them, hashed from that same buffer, with the file's
+    :func:`_fingerprint` at that read. A caller that must parse a file before archiving it (INGEST
+    decodes each pod) reads it with :func:`read_once` and hands this to :meth:`Archive.ingest` in
+    place of the path: the file is then not read a second time."""
+
+    path: Path
+    data: bytes
+    sha256: str
+    fingerprint: tuple[int, int, int, int]
+
+
+def read_once(path: Path | str) -> ReadOnce:
+    """Read ``path`` whole and hash the buffer; refuse a file that changed during the read."""
+    path = Path(path)
+    before = _fingerprint(path)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if _fingerprint(path) != before or len(data) != before[2]:
+        raise BadInput(f"{path.name} changed while it was read; nothing archived", path=path)
+    return ReadOnce(path, data, hashlib.sha256(data).hexdigest(), before)
+
+
 @dataclass
 class _Batch:
     """One dataset's share of an ingest: its files, what their headers say, and their staged copies."""
@@ -221,6 +246,8 @@ class _Batch:
     header: dict | None
     fields: dict[str, Any]
     extra: dict[str, Any]
+    #: Entries the caller has already read and hashed (:func:`read_once`), by path.
+    reads: dict[Path, ReadOnce] = field(default_factory=dict)
     staged: list[_Staged] = field(default_factory=list)
 
 
@@ -389,10 +416,13 @@ class Archive:
     def ingest(
         self,
         dataset: DatasetName | str,
-        files: Sequence[tuple[Path | str, str]],
+        files: Sequence[tuple[Path | str | ReadOnce, str]],
         metadata: dict[str, Any] | None = None,
     ) -> int:
         """Archive ``files`` (path, kind) as one new version of ``dataset`` and return its number.
+
+        A file given as a :class:`ReadOnce` is archived from that read: linked or written from its
+        buffer, never read again.
 
         Catalogue fields come from the files' FITS headers; ``metadata`` overrides known fields
         (see :data:`FIELDS`) and is kept as ``extra`` otherwise. All or nothing: any failure leaves
@@ -402,7 +432,8 @@ class Archive:
 
     def ingest_many(
         self,
-        batches: Sequence[tuple[DatasetName | str, Sequence[tuple[Path | str, str]], dict[str, Any] | None]],
+        batches: Sequence[tuple[DatasetName | str, Sequence[tuple[Path | str | ReadOnce, str]],
+                                dict[str, Any] | None]],
     ) -> list[int]:
         """Several :meth:`ingest` calls (one per dataset) committed together: all versions or none."""
         prepared = []
@@ -410,20 +441,22 @@ class Archive:
             ds = _name(dataset)
             if not files:
                 raise BadInput(f"{ds}: nothing to ingest (no files given)")
-            entries = [(Path(p), kind) for p, kind in files]
+            reads = {p.path: p for p, _kind in files if isinstance(p, ReadOnce)}
+            entries = [(p.path if isinstance(p, ReadOnce) else Path(p), kind) for p, kind in files]
             self._check_inputs(ds, entries)
             header, fields = self._describe(entries)
             extra = dict(metadata or {})
             for key in FIELDS:
                 if key in extra:
                     fields[key] = extra.pop(key)
-            prepared.append(_Batch(ds, entries, header, fields, extra))
+            prepared.append(_Batch(ds, entries, header, fields, extra, reads))
         if len({b.dataset for b in prepared}) != len(prepared):
             raise BadInput("one dataset given twice in a single ingest; merge its files into one version")
         try:
             for batch in prepared:
                 for path, kind in batch.entries:
-                    batch.staged.append(self._stage_file(path, kind))
+                    read = batch.reads.get(path)
+                    batch.staged.append(self._stage_file(path, kind) if read is None else self._stage_read(read, kind))
             with self._locked():
                 everything = [s for b in prepared for s in b.staged]
                 self._recheck(everything)
@@ -488,7 +521,7 @@ class Archive:
         A source that changes while it is read is refused.
         """
         before = _fingerprint(path)
-        tmp = self.tmp / f".ingest.{os.getpid()}.{secrets.token_hex(8)}.tmp"
+        tmp = self._tmp_name()
         try:
             if self._may_link(path) and self._link(path, tmp):
                 os.chmod(tmp, 0o444)
@@ -503,6 +536,40 @@ class Archive:
                 tmp.unlink()
             raise
         return _Staged(path, kind, path.name, tmp, sha, size, fingerprint)
+
+    def _stage_read(self, read: ReadOnce, kind: str) -> _Staged:
+        """Stage a file the caller has read and hashed without reading it again: a hard link when
+        :meth:`_stage_file` would link it (the linked inode must still be the one that was read),
+        else its buffer written out (fsynced)."""
+        path, tmp = read.path, self._tmp_name()
+        try:
+            if self._may_link(path) and self._link(path, tmp):
+                os.chmod(tmp, 0o444)
+                unchanged = _fingerprint(tmp) == read.fingerprint
+            else:
+                with self._new_file(tmp) as out:
+                    out.write(read.data)
+                unchanged = _fingerprint(path) == read.fingerprint
+            if not unchanged:
+                raise BadInput(f"{path.name} changed after it was read; nothing archived", path=path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        return _Staged(path, kind, path.name, tmp, read.sha256, len(read.data), read.fingerprint)
+
+    def _tmp_name(self) -> Path:
+        return self.tmp / f".ingest.{os.getpid()}.{secrets.token_hex(8)}.tmp"
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _new_file(tmp: Path) -> Iterator[io.BufferedWriter]:
+        """``tmp`` created exclusively for writing, flushed and fsynced when the block ends."""
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
 
     def _may_link(self, path: Path) -> bool:
         resolved = path.resolve()
@@ -524,14 +591,11 @@ class Archive:
         """Copy ``path`` to ``tmp`` (fsynced), hashing each chunk as it passes: (sha256, size)."""
         h = hashlib.sha256()
         size = 0
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as inp:
+        with Archive._new_file(tmp) as out, open(path, "rb") as inp:
             while chunk := inp.read(_CHUNK):
                 h.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
         return h.hexdigest(), size
 
     def _recheck(self, staged: list[_Staged]) -> None:

@@ -7,7 +7,9 @@ guess too high keeps it idle waiting for a slot that large.
 
 Peak RSS is ``getrusage``'s ``ru_maxrss`` of the node's process, or of its largest child (hstcal
 executables), whichever is larger: a node runs as its own process (HTCondor job or local-executor
-subprocess), so the process's lifetime peak is the node's.
+subprocess), so the process's lifetime peak is the node's. Children that ran at the same time (MD's
+two AstroDrizzle processes) add up, which ``getrusage`` cannot see: the stage notes their sum with
+:func:`note_concurrent_peak`.
 """
 
 from __future__ import annotations
@@ -76,11 +78,21 @@ def _open(url: str, busy_timeout: float) -> Database:
     return db
 
 
+_concurrent_peak_mb = 0.0
+
+
+def note_concurrent_peak(mb: float) -> None:
+    """Record a peak this process's node reached that ``getrusage`` does not show (children at once)."""
+    global _concurrent_peak_mb
+    _concurrent_peak_mb = max(_concurrent_peak_mb, mb)
+
+
 def peak_rss_mb() -> float:
-    """The larger of this process's and its largest child's peak resident set (Linux: KiB -> MiB)."""
+    """The larger of this process's and its largest child's peak resident set (Linux: KiB -> MiB), or of
+    a noted concurrent peak."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, child) / 1024.0
+    return max(own / 1024.0, child / 1024.0, _concurrent_peak_mb)
 
 
 def fits_keyword(path: Path, keyword: str) -> str:

@@ -17,9 +17,11 @@ reference), row chosen as the STScI pipeline chooses it (:mod:`pipeline.science.
 one, drizzlepac's defaults apply and the trailer says so. Either way the product's HISTORY names the
 source and every parameter taken from it. AstroDrizzle runs ``in_memory``, as the STScI pipeline
 runs it: the single-drizzled images, median and blotted images stay in memory instead of going to
-disk and being read back, which changes no pixel of the product.
+disk and being read back, which changes no pixel of the product; and with the bit-identical
+stand-ins of :mod:`pipeline.science.drizzle_exact` for two slow numpy pieces of its ``driz_cr`` step.
 
-drizzlepac costs ~3 s to import, so it is imported inside :func:`run_astrodrizzle` only.
+drizzlepac costs ~3 s to import, so it is imported inside :func:`run_astrodrizzle` only (and lean:
+:func:`pipeline.science.drizzle_exact.lean_import`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from astropy.io import fits
 from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import copy_atomic, fsync_dir, sha256_file
 from pipeline.core.names import DatasetName
-from pipeline.science import mdriztab
+from pipeline.science import drizzle_exact, mdriztab
 from pipeline.science.refs import is_na
 
 #: Input suffix → drizzled product suffix.
@@ -87,6 +89,8 @@ class DrizzleProduct:
     #: The MDRIZTAB row used (None: drizzlepac's defaults) and table parameters MD overrode.
     mdriztab: mdriztab.Choice | None = None
     overridden: tuple[str, ...] = ()
+    #: drizzlepac internals replaced by bit-identical faster code for this run (:mod:`drizzle_exact`).
+    fast_paths: tuple[str, ...] = ()
 
 
 def _keyword_problem(header: fits.Header, keyword: str) -> str | None:
@@ -178,9 +182,11 @@ def _in_directory(path: Path) -> Iterator[None]:
 
 
 def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: int = 1,
-                     parameters: dict[str, object] | None = None) -> tuple[Path, str]:
+                     parameters: dict[str, object] | None = None,
+                     fast_paths: bool = True) -> tuple[Path, str, tuple[str, ...]]:
     """Run AstroDrizzle offline on ``inputs`` (already inside ``rundir``) with ``parameters`` (an
-    MDRIZTAB row; none: drizzlepac's defaults); return (product, log text).
+    MDRIZTAB row; none: drizzlepac's defaults); return (product, log text, the exact fast paths used;
+    ``fast_paths=False``: none, drizzlepac exactly as installed).
 
     Offline means ``updatewcs=False`` and ``ASTROMETRY_STEP_CONTROL=OFF``: the WCS in the headers is
     used as calibrated, no astrometry database is contacted.
@@ -188,12 +194,13 @@ def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: in
     os.environ["ASTROMETRY_STEP_CONTROL"] = "OFF"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from drizzlepac import astrodrizzle
+        astrodrizzle = drizzle_exact.lean_import("astrodrizzle")
 
     runfile = f"{output}_astrodrizzle.log"
     chatter = io.StringIO()
     try:
-        with _in_directory(rundir), contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+        with (_in_directory(rundir), contextlib.redirect_stdout(chatter), warnings.catch_warnings(),
+              drizzle_exact.exact_fast_paths(fast_paths) as used):
             warnings.simplefilter("ignore")
             astrodrizzle.AstroDrizzle(
                 [p.name for p in inputs], **{"context": True, **(parameters or {})}, output=output, updatewcs=False,
@@ -210,7 +217,7 @@ def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: in
     product = rundir / f"{output}_{suffix}.fits"
     if not product.is_file():
         raise DrizzleFailed(f"AstroDrizzle reported success but wrote no {product.name}")
-    return product, log
+    return product, log, used
 
 
 def _read_log(runfile: Path, chatter: io.StringIO) -> str:
@@ -275,6 +282,7 @@ def drizzle(
     cores: int = 1,
     cache: Path | None = None,
     log: Callable[[str], None] = lambda _text: None,
+    fast_paths: bool = True,
 ) -> DrizzleProduct:
     """Drizzle ``inputs`` (all ``_flt`` or all ``_flc``) into ``work/<product_name>_<drz|drc>.fits`` with
     the MDRIZTAB row for them (``cache``: the CRDS cache the header's ``iref$`` names resolve to)."""
@@ -298,7 +306,8 @@ def drizzle(
         copies = [copy_atomic(c.path, rundir / c.path.name) for c in checked]
         for copy in copies:
             _without_old_dgeo(copy, log)
-        produced, text = run_astrodrizzle(copies, product_name.name, rundir, cores=cores, parameters=parameters)
+        produced, text, used = run_astrodrizzle(copies, product_name.name, rundir, cores=cores,
+                                                parameters=parameters, fast_paths=fast_paths)
         dropped, why = dropped_inputs(produced, copies, text)
         if dropped:
             raise DrizzleFailed(f"{produced.name}: AstroDrizzle silently dropped {', '.join(dropped)} of "
@@ -311,7 +320,7 @@ def drizzle(
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
     return DrizzleProduct(target, suffix, tuple(c.path.name for c in checked), time.monotonic() - started, text,
-                          choice, tuple(overridden))
+                          choice, tuple(overridden), used)
 
 
 def association_inputs(work: Path, members: list[DatasetName]) -> dict[str, list[Path]]:

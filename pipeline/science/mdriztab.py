@@ -103,8 +103,9 @@ def choose(first_input: Path, n_inputs: int, cache: Path) -> Choice | None:
 
 def _interpret(record: fits.FITS_record) -> dict[str, Any]:
     """drizzlepac's own translation of a row into parameters (``staticfile`` dropped, as it drops it)."""
-    from drizzlepac import mdzhandler
+    from pipeline.science.drizzle_exact import lean_import
 
+    mdzhandler = lean_import("mdzhandler")
     with contextlib.redirect_stdout(io.StringIO()):  # it prints what it does not recognise
         parameters = mdzhandler._interpretMdriztabPars(record)
     parameters.pop("staticfile", None)

@@ -124,18 +124,21 @@ def _expected_length_problem(apid: int, length: int) -> str | None:
     return None
 
 
-def scan_pod(source: Path | str | bytes, name: str | None = None) -> ScannedPod:
-    """Validate a pod's structure and index its packets; raise :class:`BadInput` on the first fault."""
+def scan_pod(source: Path | str | bytes, name: str | None = None, *, data: bytes | None = None) -> ScannedPod:
+    """Validate a pod's structure and index its packets; raise :class:`BadInput` on the first fault.
+
+    ``data``: the bytes of the pod file ``source``, already read by the caller (who hashes the same
+    buffer), so the file is not read again; errors still name the file."""
     path = None if isinstance(source, bytes) else Path(source)
-    if path is not None:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise BadInput(f"pod {path.name} not found at {path.parent}", path=None) from None
-        name = name or path.name
+    if path is None:
+        data, name = source, name or "pod"
     else:
-        data = source
-        name = name or "pod"
+        name = name or path.name
+        if data is None:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise BadInput(f"pod {path.name} not found at {path.parent}", path=None) from None
     header = read_pod_header(data, name, path)
 
     starts, lengths, apids, flags, seqs = [], [], [], [], []
@@ -300,9 +303,10 @@ def _science(scanned: ScannedPod, geometry: dict[int, tuple[int, int]], path: Pa
     return chips
 
 
-def decode_pod(source: Path | str | bytes, name: str | None = None) -> DecodedPod:
-    """Validate and decode a pod into headers, chip pixels and engineering snapshots."""
-    scanned = scan_pod(source, name)
+def decode_pod(source: Path | str | bytes, name: str | None = None, *, data: bytes | None = None) -> DecodedPod:
+    """Validate and decode a pod into headers, chip pixels and engineering snapshots (``data``: see
+    :func:`scan_pod`)."""
+    scanned = scan_pod(source, name, data=data)
     path = None if isinstance(source, bytes) else Path(source)
     name = scanned.name
     headers = _headers(scanned, path)
