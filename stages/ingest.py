@@ -12,11 +12,14 @@ the association type. A rerun finds the identical newest file and adds no versio
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.archive.store import Archive, ReadOnce, catalogue_fields, header_dict, read_once
 from pipeline.core.errors import BadInput
 from pipeline.core.names import DatasetName
 from pipeline.core.stage import Stage, StageContext, stage_main
+
+if TYPE_CHECKING:
+    from pipeline.archive.store import Archive, ReadOnce
 
 
 class Ingest(Stage):
@@ -26,6 +29,12 @@ class Ingest(Stage):
     summary = "Archive the raw pod files (content-addressed, checksummed, catalogued)"
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.archive.store import (  # SQLAlchemy: after the claim
+            Archive,
+            catalogue_fields,
+            header_dict,
+            read_once,
+        )
         from pipeline.science.telemetry.decode import decode_pod  # numpy: after the OSF claim (fast start-up)
         from pipeline.science.telemetry.receipt import associations_dir, received_pod
         from pipeline.science.telemetry.sources import ASN_RECORD_KIND, POD_KIND, newest_archived
@@ -55,7 +64,7 @@ class Ingest(Stage):
     def _archive(ctx: StageContext, archive: Archive, dataset: DatasetName, source: Path | ReadOnce, kind: str,
                  metadata: dict) -> None:
         """Archive one file (read once: by the archive, or already by the caller); a rerun gets the served version."""
-        path = source.path if isinstance(source, ReadOnce) else source
+        path = source if isinstance(source, Path) else source.path
         known = set(archive.versions(dataset))
         version = archive.ingest(dataset, [(source, kind)], metadata)
         if version in known:

@@ -53,9 +53,7 @@ def test_stage_executable_imports_nothing_heavy_before_its_claim(stage):
     assert heavy_modules_after(f"import stages.{stage}") == []
 
 
-@pytest.mark.parametrize("stage", [pytest.param(s, marks=pytest.mark.xfail(
-    strict=True, reason="stages/ingest.py imports the archive (SQLAlchemy) at module level; its owner moves it "
-                        "into run()")) if s == "ingest" else s for s in STAGES])
+@pytest.mark.parametrize("stage", STAGES)
 def test_stage_claim_path_needs_no_orm(stage, site):
     """The wrapper's whole path to the claim (configuration, OSF register/claim) on a real site, after
     importing the stage module, leaves SQLAlchemy and pydantic unimported."""
