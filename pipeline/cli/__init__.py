@@ -36,8 +36,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Run the before/after-calibration checks (what owl-bc and owl-ac run) on files."),
     "pod": ("pipeline.cli.pod:pod", "Inspect and check pod telemetry files (layout: docs/pod-format.md)."),
     "simulate": ("pipeline.cli.simulate:simulate",
-                 "Simulate WFC3/UVIS, ACS/WFC and WFC3/IR observations: a downlink of pods and a DAN into the site inbox "
-                 "(building the site's reference files on first use), and with --fits the same exposures as FITS."),
+                 "Simulate WFC3/UVIS, ACS/WFC and WFC3/IR observations: a downlink of pods and a DAN into the site "
+                 "inbox (building the site's reference files on first use), and with --fits the same exposures "
+                 "as FITS."),
     "calibrate": ("pipeline.cli.calibrate:calibrate_cmd",
                   "Calibrate RAW files (``*_raw.fits``) or associations (``*_asn.fits``)."),
     "reprocess": ("pipeline.cli.reprocess:reprocess",
