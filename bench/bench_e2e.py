@@ -61,15 +61,10 @@ def _simulate(site) -> None:
 
 
 def _usage(site) -> tuple[list, dict[str, str]]:
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    from pipeline.core.db import engine_for
     from pipeline.core.osf import Blackboard
-    from pipeline.core.usage import NodeUsage
+    from pipeline.core.usage import all_runs
 
-    with Session(engine_for(site.database_url)) as session:
-        rows = list(session.scalars(select(NodeUsage).order_by(NodeUsage.id)))
+    rows = all_runs(site.database_url)
     bb = Blackboard(site.database_url)
     parent = {}
     for r in rows:

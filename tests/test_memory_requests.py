@@ -43,6 +43,14 @@ def test_workflow_default_until_enough_samples(site):
     assert got.mb == 4096 and got.samples == usage.MIN_SAMPLES - 1 and "workflow default" in got.source
 
 
+def test_all_runs_oldest_first_failures_included(site):
+    add_history(site, "CA", [300.0, 310.0])
+    add_history(site, "MD", [900.0], code=int(ExitCode.OUT_OF_MEMORY))
+    runs = usage.all_runs(site.database_url)
+    assert [(r.stage, r.peak_rss_mb, r.exit_code) for r in runs] == [
+        ("CA", 300.0, 0), ("CA", 310.0, 0), ("MD", 900.0, int(ExitCode.OUT_OF_MEMORY))]
+
+
 def test_history_p95_plus_margin_rounded_and_capped(site):
     peaks = [1000.0 + i for i in range(19)] + [3000.0]  # 20 samples: p95 is the 19th smallest
     add_history(site, "MD", peaks)

@@ -140,6 +140,12 @@ def add(url: str, runs: list[NodeUsage], busy_timeout: float = 30.0) -> None:
         cur.executemany(_INSERT, [astuple(r) for r in runs])
 
 
+def all_runs(url: str, busy_timeout: float = 30.0) -> list[NodeUsage]:
+    """Every recorded run, oldest first (what a benchmark or a report walks)."""
+    rows = _open(url, busy_timeout).read(f"SELECT {_FIELDS} FROM node_usage ORDER BY id", [])
+    return [NodeUsage(*r) for r in rows]
+
+
 def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile (no interpolation: the answer is a peak that happened)."""
     ordered = sorted(values)
