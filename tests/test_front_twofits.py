@@ -43,6 +43,9 @@ def test_dither_pair_to_fits(site):
         with fits.open(work / f"{exp.rootname}_spt.fits") as spt:
             assert spt[0].header["FILETYPE"] == "SPT" and spt[0].header["PROPOSID"] == 11665
             assert spt["UDL", 1].header["NSATPIX"] == 1 and spt["UDL", 1].data.size == 11
+            # calwf3's mkspt.c copies NEXTEND/2 (UDL, SNAP1) pairs into a CR-SPLIT's combined spt
+            assert [(h.name, h.ver) for h in spt[1:]] == [(n, c) for c in (1, 2) for n in ("UDL", "SNAP1")]
+            assert spt[0].header["NEXTEND"] == 4 and spt["SNAP1", 2].data is None
     with fits.open(work / "ib1f01010_asn.fits") as asn:
         rows = [(n.strip(), t.strip(), bool(p)) for n, t, p in asn["ASN"].data]
     assert rows == [("IB1F01A1Q", "EXP-DTH", True), ("IB1F01A2Q", "EXP-DTH", True), ("IB1F01010", "PROD-DTH", True)]

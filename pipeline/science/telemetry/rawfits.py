@@ -163,12 +163,14 @@ def imset_companions(chip: int, sci: fits.Header, shape: tuple[int, int],
 
 
 def spt_hdulist(decoded: DecodedPod, *, filename: str) -> fits.HDUList:
-    """The support file: standard-header-packet keywords and one UDL extension per chip."""
+    """The support file: standard-header-packet keywords and one UDL extension per chip; WFC3 follows
+    each UDL with a header-only SNAP1 of the same EXTVER, the pairs calwf3's ``mkspt.c`` copies into a
+    CR-SPLIT's combined spt (it reads NEXTEND/2 pairs and crashes on a missing SNAP1)."""
     primary = fits.PrimaryHDU(header=decoded.support.copy())
     h = primary.header
     h.setdefault("ROOTNAME", decoded.rootname)
     h.setdefault("INSTRUME", decoded.pod.instrument)
-    _file_keywords(h, filename, "SPT", len(decoded.chips))
+    snapshots = decoded.pod.instrument.lower() == "wfc3"
     hdus: list[fits.PrimaryHDU | fits.ImageHDU] = [primary]
     for chip, data in decoded.chips.items():
         udl = fits.ImageHDU(data.words.view(np.int16), name="UDL", ver=chip)
@@ -177,6 +179,12 @@ def spt_hdulist(decoded: DecodedPod, *, filename: str) -> fits.HDUList:
         for field, (key, comment) in ENGINEERING_KEYWORDS.items():
             udl.header[key] = (data.engineering[field], comment)
         hdus.append(udl)
+        if snapshots:
+            snap = fits.ImageHDU(name="SNAP1", ver=chip)
+            snap.header["INHERIT"] = True
+            snap.header["ROOTNAME"] = decoded.rootname
+            hdus.append(snap)
+    _file_keywords(h, filename, "SPT", len(hdus) - 1)
     return fits.HDUList(hdus)
 
 
