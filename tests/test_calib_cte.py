@@ -33,13 +33,6 @@ def test_raz_orders_amps_cdab_with_the_amp_at_the_lower_left() -> None:
     assert np.array_equal(back_cd, cd) and np.array_equal(back_ab, ab)
 
 
-def test_resistmean_rejects_the_outlier_and_averages_the_rest() -> None:
-    # median 3, MAD 1/0.6745 -> cut 11.1 rejects 100; mean 2.5, sigma sqrt(4/3 (30/4 - 6.25))
-    mean, sigma = bias.resistmean(np.array([1, 2, 3, 4, 100], np.float32))
-    assert mean == pytest.approx(2.5)
-    assert sigma == pytest.approx(np.sqrt(4 / 3 * (30 / 4 - 6.25)), rel=1e-6)
-
-
 def test_postscan_bias_uses_block_columns_2075_to_2101() -> None:
     raz = np.zeros((2070, 8412), np.float32)
     for k in range(4):

@@ -18,7 +18,6 @@ from pipeline.science.calib import uvis
 from pipeline.science.calib.builtin import new_context
 from pipeline.science.calib.cte import kernels
 from pipeline.science.calib.cte import uvis as uvis_cte
-from pipeline.science.calib.cte.bias import resistmean
 from pipeline.science.calib.cte.invert import correct
 from pipeline.science.calib.cte.pctetab import read_pctetab
 from pipeline.science.calib.cte.readout import simulate, transfer
@@ -27,15 +26,6 @@ from pipeline.science.calib.imageio import read_exposure
 from pipeline.simulate.ctefiles import NTRAPS, UNUSED, realistic_model, write_pctetab
 
 needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not installed")
-
-
-def test_resistmean_second_cut_keeps_only_first_round_survivors() -> None:
-    """``resistmean`` round 2 filters the round-1 survivors (``tempdata2``), not the input: 230 is
-    cut by the MAD round (7.5 x 27.6) and stays out although it lies inside the sigma round's
-    7.5 x 31.8. (With the realistic table a one-ulp residual-bias difference moved thousands of
-    fill decisions; calwf3's float cut-offs and float mean in the sigma are followed as well.)"""
-    mean, sigma = resistmean(np.array([0.0] * 60 + [50.0] * 20 + [-50.0] * 20 + [230.0], np.float32))
-    assert mean == 0.0 and sigma == pytest.approx(31.782, abs=1e-3)
 
 
 def _every(step: int, **changes: int) -> object:

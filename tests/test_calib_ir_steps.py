@@ -10,7 +10,6 @@ import pytest
 from pipeline.science.calib.ir.fitsamps import DATAREJECT, HIGH_CURVATURE, SPIKE, fit_image, linfit, weight_table
 from pipeline.science.calib.ir.rampfit import RampResult, fit_ramps
 from pipeline.science.calib.ir.reftables import IRDetector
-from pipeline.science.calib.ir.resistmean import resistant_mean
 from pipeline.science.calib.ir.state import noise_dn, quadrant_slices
 
 F32 = np.float32
@@ -22,20 +21,6 @@ def full_frame_detector() -> IRDetector:
     return IRDetector(atodgain=(2.34, 2.37, 2.31, 2.38), readnoise=(20.2, 19.8, 19.9, 20.5), mean_gain=2.35,
                       ampx=512, ampy=512, nx=1024, ny=1024, trimx=(5, 5), trimy=(5, 5),
                       biassect=((1, 4), (1019, 1022)))
-
-
-def test_resistant_mean_rejects_outliers_and_uses_truncation_correction() -> None:
-    # §5.3: median 3, MAD 1/0.6745 -> 100 rejected; the corrected 3-sigma cut keeps 1..4: mean 2.5
-    mean, sd = resistant_mean(np.array([1, 2, 3, 4, 100], np.float32))
-    assert mean == pytest.approx(2.5)
-    corr = -0.15405 + 0.90723 * 3 - 0.23584 * 9 + 0.020142 * 27
-    assert sd == pytest.approx(np.sqrt(4 / 3 * (30 / 4 - 6.25)) / corr, rel=1e-6)
-
-
-def test_resistant_mean_even_median_is_float_sum_times_half() -> None:
-    vals = np.array([16777216.0, 16777218.0, 5.0, 16777220.0], np.float32)
-    mean, _ = resistant_mean(vals)
-    assert np.isfinite(mean)
 
 
 def test_noise_quadrants_split_at_ampx_minus_trim_with_b_c_below() -> None:

@@ -43,3 +43,4 @@ def test_site_from_environment(tmp_path):
     site = load_site(environ={"OWL_SITE": str(tmp_path / "s")})
     assert site.root == (tmp_path / "s").resolve()
     assert site.environment()["CRDS_PATH"] == str(site.areas.crds)
+    assert site.environment()["NUMBA_CACHE_DIR"] == str(site.root / "cache" / "numba")

@@ -11,10 +11,13 @@ holds the file to ``writeto``'s byte for byte.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from astropy.io import fits
+
+from pipeline.core.fsutil import atomic_write
 
 #: FITS logical record: headers and data are padded to a multiple of it.
 RECORD = 2880
@@ -50,3 +53,10 @@ def write_images(hdul: fits.HDUList, fh: BinaryIO) -> None:
         if hdu.data is not None and hdu.data.size:
             size = _write_array(fh, hdu.data)
             fh.write(b"\0" * (-size % RECORD))
+
+
+def write_file(hdul: fits.HDUList, path: Path) -> Path:
+    """:func:`write_images` to ``path`` atomically (temporary name, fsync, rename)."""
+    with atomic_write(path) as fh:
+        write_images(hdul, fh)
+    return path

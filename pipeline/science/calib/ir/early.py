@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.science.calib.ir.resistmean import resistant_mean
 from pipeline.science.calib.ir.state import F32, IRRun, IRStep, ZeroRead, noise_dn, quadrant_slices
+from pipeline.science.calib.resistmean import resistmean
 from pipeline.science.calib.steps.dqi import _or_runs
 from pipeline.science.calib.tables import read_bpixtab
 
@@ -97,7 +97,7 @@ def reference_level(sci: np.ndarray, run: IRRun) -> float:
     blocks = [sci[rows, a:b + 1] for a, b in det.biassect if b >= a >= 0]
     if not blocks:
         return 0.0
-    return resistant_mean(np.concatenate([b.ravel() for b in blocks]), BLEV_SIGREJ)[0]
+    return resistmean(np.concatenate([b.ravel() for b in blocks]), BLEV_SIGREJ)[0]
 
 
 class BlevCorr(IRStep):

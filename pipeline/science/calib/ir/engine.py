@@ -17,6 +17,8 @@ from pipeline.science.calib.ir.output import write_flt, write_ima
 from pipeline.science.calib.ir.ramp import Ramp, read_ramp
 from pipeline.science.calib.ir.reftables import read_ir_detector
 from pipeline.science.calib.ir.state import IRRun, IRStep
+from pipeline.science.calib.jit import threads
+from pipeline.science.calib.perchip import threads as perchip_threads
 from pipeline.science.calib.tables import pedigree_is_dummy
 
 LogSink = Callable[[str, str], None]
@@ -109,9 +111,10 @@ def process(raw: Path, *, site: object | None = None, environ: Mapping[str, str]
     if dqi.enabled(run):
         dqi.run(run)
     keep_zero_read(run)
-    for step in CHAIN:
-        if step.enabled(run):
-            step.run(run)
+    with threads(perchip_threads(ctx.environ)):
+        for step in CHAIN:
+            if step.enabled(run):
+                step.run(run)
     for name in SWITCHES:
         if not (repeat and name == "RPTCORR"):  # calwf3 leaves a REPEAT member's RPTCORR at PERFORM
             ctx.done(name)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.science.calib.cte.kernels import _jit, numba
+from pipeline.science.calib.jit import jit, numba, prange
 
 F32 = np.float32
 F64 = np.float64
@@ -340,12 +340,10 @@ def _post_process(pdq, odq):  # type: ignore[no-untyped-def]
     return odq
 
 
-def _image(sci, err, dq, time, in_rates, out_counts, zsig_done, sampzero, thresh, ign, gain,
-           osci, oerr, odq, osamp, otime, flags):  # type: ignore[no-untyped-def]
-    """Every pixel of (N, Y, X) ramps into the (Y, X) outputs and the (N, Y, X) flags. A pixel
-    saturated from read 1 (ZSIGCORR done) keeps the zero read; the others are fitted in DN (rates
-    times TIME when ``in_rates``) and given back as rates or, with ``out_counts``, counts."""
-    nsamp, ny, nx = sci.shape
+def _row(y, sci, err, dq, time, in_rates, out_counts, zsig_done, sampzero, thresh, ign, gain, weights, dark,
+         osci, oerr, odq, osamp, otime, flags):  # type: ignore[no-untyped-def]
+    """Row ``y`` of :func:`_image`, with its own scratch (rows go to different threads)."""
+    nsamp, _, nx = sci.shape
     rows = max(MAX_CRS + 1, nsamp)   # calwf3: MAX_CRS + 1; more only if the input DQ already holds 8192s
     bf = np.zeros((4, rows, nsamp), np.float32)
     bi = np.zeros((2, rows, nsamp), np.int64)
@@ -357,48 +355,60 @@ def _image(sci, err, dq, time, in_rates, out_counts, zsig_done, sampzero, thresh
     pdg = np.zeros(nsamp, np.float32)
     pdq = np.zeros(nsamp, np.int64)
     result = np.zeros(4, np.float32)
+    for x in range(nx):
+        d_all = 0
+        for k in range(nsamp):
+            pdq[k] = dq[k, y, x] & (0xFFFF ^ ZEROSIG)
+            d_all |= pdq[k]
+            flags[k, y, x] = 0
+        if zsig_done and nsamp > 1 and (dq[1, y, x] & SATPIXEL) != 0:
+            osci[y, x] = sci[0, y, x]
+            oerr[y, x] = err[0, y, x]
+            osamp[y, x] = 1
+            otime[y, x] = np.float32(sampzero)
+            odq[y, x] = pdq[0]
+            continue
+        for k in range(nsamp):
+            t = time[k, y, x]
+            ptime[k] = t
+            psci[k] = sci[k, y, x] * t if in_rates else sci[k, y, x]
+            perr[k] = err[k, y, x] * t if in_rates else err[k, y, x]
+            pdg[k] = t * dark + np.float32(0.0)
+        _pixel(psci, perr, pdq, ptime, pdg, thresh, ign, gain, weights, result, bf, bi, count, work)
+        osci[y, x] = result[0] * result[3] if out_counts else result[0]
+        oerr[y, x] = result[1] * result[3] if out_counts else result[1]
+        osamp[y, x] = np.int16(result[2])
+        otime[y, x] = result[3]
+        odq[y, x] = _post_process(pdq, d_all)
+        for k in range(nsamp):
+            flags[k, y, x] = pdq[k]
+
+
+def _image(sci, err, dq, time, in_rates, out_counts, zsig_done, sampzero, thresh, ign, gain,
+           osci, oerr, odq, osamp, otime, flags):  # type: ignore[no-untyped-def]
+    """Every pixel of (N, Y, X) ramps into the (Y, X) outputs and the (N, Y, X) flags, the rows spread
+    over numba's threads (pixels are independent). A pixel saturated from read 1 (ZSIGCORR done)
+    keeps the zero read; the others are fitted in DN (rates times TIME when ``in_rates``) and given
+    back as rates or, with ``out_counts``, counts."""
+    nsamp, ny = sci.shape[:2]
     weights = weight_table(nsamp, gain)
     dark = np.float32(LINEAR_DARK / np.float64(np.float32(gain)))   # EstimateDarkandGlow, amp glow 0
-    for y in range(ny):
-        for x in range(nx):
-            d_all = 0
-            for k in range(nsamp):
-                pdq[k] = dq[k, y, x] & (0xFFFF ^ ZEROSIG)
-                d_all |= pdq[k]
-                flags[k, y, x] = 0
-            if zsig_done and nsamp > 1 and (dq[1, y, x] & SATPIXEL) != 0:
-                osci[y, x] = sci[0, y, x]
-                oerr[y, x] = err[0, y, x]
-                osamp[y, x] = 1
-                otime[y, x] = np.float32(sampzero)
-                odq[y, x] = pdq[0]
-                continue
-            for k in range(nsamp):
-                t = time[k, y, x]
-                ptime[k] = t
-                psci[k] = sci[k, y, x] * t if in_rates else sci[k, y, x]
-                perr[k] = err[k, y, x] * t if in_rates else err[k, y, x]
-                pdg[k] = t * dark + np.float32(0.0)
-            _pixel(psci, perr, pdq, ptime, pdg, thresh, ign, gain, weights, result, bf, bi, count, work)
-            osci[y, x] = result[0] * result[3] if out_counts else result[0]
-            oerr[y, x] = result[1] * result[3] if out_counts else result[1]
-            osamp[y, x] = np.int16(result[2])
-            otime[y, x] = result[3]
-            odq[y, x] = _post_process(pdq, d_all)
-            for k in range(nsamp):
-                flags[k, y, x] = pdq[k]
+    for y in prange(ny):
+        _row(y, sci, err, dq, time, in_rates, out_counts, zsig_done, sampzero, thresh, ign, gain, weights, dark,
+             osci, oerr, odq, osamp, otime, flags)
 
 
 if numba is not None:
-    weight_table = _jit(weight_table)
-    linfit = _jit(linfit, inline="always")
-    _rej_spikes = _jit(_rej_spikes, inline="always")
-    _rej_crs = _jit(_rej_crs, inline="always")
-    _build = _jit(_build, inline="always")
-    _first_to_last = _jit(_first_to_last, inline="always")
-    _pixel = _jit(_pixel, inline="always")
-    _post_process = _jit(_post_process, inline="always")
-    _image = _jit(_image)
+    weight_table = jit(weight_table)
+    linfit = jit(linfit, inline="always")
+    _rej_spikes = jit(_rej_spikes, inline="always")
+    _rej_crs = jit(_rej_crs, inline="always")
+    _build = jit(_build, inline="always")
+    _first_to_last = jit(_first_to_last, inline="always")
+    _pixel = jit(_pixel, inline="always")
+    _post_process = jit(_post_process, inline="always")
+    _row = jit(_row)
+    _image = jit(_image, parallel=True)
 
 
 def fit_image(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, time: np.ndarray, *, in_rates: bool,

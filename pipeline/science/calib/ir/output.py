@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from pipeline.core.fsutil import atomic_write_fits
+from pipeline.science.calib.fitswrite import write_file
 from pipeline.science.calib.ir.ramp import Ramp
 from pipeline.science.calib.ir.reftables import IRDetector
 from pipeline.science.calib.products import _clean, product_primary
@@ -74,7 +74,7 @@ def write_ima(ramp: Ramp, det: IRDetector, path: Path, *, switches: Mapping[str,
         k = ramp.nsamp - extver
         hdus.extend(_imset(extver, (ramp.sci[k], ramp.err[k], ramp.dq[k], ramp.samp[k], ramp.time[k]),
                            ramp.headers[k].all(), ramp.keywords[k], det.region))
-    return atomic_write_fits(fits.HDUList(hdus), path)
+    return write_file(fits.HDUList(hdus), path)
 
 
 def write_flt(ramp: Ramp, det: IRDetector, arrays: tuple[np.ndarray, ...], path: Path, *,
@@ -94,4 +94,4 @@ def write_flt(ramp: Ramp, det: IRDetector, arrays: tuple[np.ndarray, ...], path:
     full = (slice(None), slice(None))
     hdus: list[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU] = [_primary(ramp, switches, updates, path.name, 1)]
     hdus.extend(_imset(1, cut, headers, ramp.keywords[last], full))
-    return atomic_write_fits(fits.HDUList(hdus), path)
+    return write_file(fits.HDUList(hdus), path)
