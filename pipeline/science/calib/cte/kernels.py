@@ -48,13 +48,15 @@ def _row_range(chg):  # type: ignore[no-untyped-def]
 
 
 def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
+    """``rsz`` of one column; returns the sweeps it ran (0 to NIT_MAX), which the tests use to pick
+    columns that stop at different sweeps."""
     n = chg.shape[0]
     for j in range(n):
         rsz[j] = chg[j]
         rnz[j] = 0.0
     j1, j2 = _row_range(chg)
     if j1 > j2:
-        return
+        return 0
     clip = rnoi / 5.0
     for nit in range(1, NIT_MAX + 1):
         rnn = rnoi * (1.0 + 5.0 * nit / 299.0)
@@ -97,7 +99,8 @@ def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
         num += a * a
         rnu = np.sqrt(num / den)
         if rnu > rnoi:
-            return
+            return nit
+    return NIT_MAX
 
 
 def _smooth_lanes(chg, rsz, rnz, lo, hi, acc, rnoi):  # type: ignore[no-untyped-def]
