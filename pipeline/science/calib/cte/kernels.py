@@ -205,8 +205,13 @@ def _transfer(a, b, f, qlev, fill_charge, rprof, cprof, npar, bmax):  # type: ig
             a[j] = b[j]
 
 
-def _correct_model(raz, a, rsz, mod):  # type: ignore[no-untyped-def]
-    """``mod = raz - (a - rsz)``: the forward iteration's update from the read-out ``a`` of ``rsz``."""
+def _read_out(rsz, raz, f, mod, work, bmax, qlev, fill_charge, rprof, cprof, npar):  # type: ignore[no-untyped-def]
+    """The rest of a forward iteration after the smoothing: ``rsz`` read out (NITPAR sub-steps)
+    and ``mod = raz - (readout - rsz)``. ``work`` (2, rows) and ``bmax``: scratch."""
+    a = work[0]
+    for j in range(raz.shape[0]):
+        a[j] = rsz[j]
+    _transfer(a, work[1], f, qlev, fill_charge, rprof, cprof, npar, bmax)
     for j in range(raz.shape[0]):
         mod[j] = raz[j] - (a[j] - rsz[j])
 
@@ -233,8 +238,7 @@ def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi
     mod = np.empty(n)
     rsz = np.empty(n)
     rnz = np.empty(n)
-    a = np.empty(n)
-    b = np.empty(n)
+    work = np.empty((2, n))
     bmax = np.empty((n + BLOCK - 1) // BLOCK)
     t = np.float64(np.float32(trsh))
     for npass in range(first, MAX_PASSES + 1):
@@ -242,10 +246,7 @@ def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi
             mod[j] = raz[j]
         for _ in range(nfor):
             _smooth(mod, rsz, rnz, rnoi)
-            for j in range(n):
-                a[j] = rsz[j]
-            _transfer(a, b, f, qlev, fill_charge, rprof, cprof, npar, bmax)
-            _correct_model(raz, a, rsz, mod)
+            _read_out(rsz, raz, f, mod, work, bmax, qlev, fill_charge, rprof, cprof, npar)
         if not (trsh < 0 and _cr_fix(raz, mod, f, t, npass)):
             break
     for j in range(n):
@@ -263,12 +264,10 @@ def _lane_block(raz, fff, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh
     lo = np.empty(LANES, np.int64)
     hi = np.empty(LANES, np.int64)
     acc = np.empty(2 * LANES)
-    a = np.empty(n)
-    b = np.empty(n)
     r = np.empty(n)
     m = np.empty(n)
+    work = np.empty((2, n))
     bmax = np.empty((n + BLOCK - 1) // BLOCK)
-    t = np.float64(np.float32(trsh))
     for k in range(ncol):
         for j in range(n):
             chg[j, k] = raz[k, j]
@@ -277,11 +276,10 @@ def _lane_block(raz, fff, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh
         for k in range(ncol):
             for j in range(n):
                 r[j] = rsz[j, k]
-                a[j] = r[j]
-            _transfer(a, b, fff[k], qlev, fill_charge, rprof, cprof, npar, bmax)
-            _correct_model(raz[k], a, r, m)
+            _read_out(r, raz[k], fff[k], m, work, bmax, qlev, fill_charge, rprof, cprof, npar)
             for j in range(n):
                 chg[j, k] = m[j]
+    t = np.float64(np.float32(trsh))
     for k in range(ncol):
         for j in range(n):
             m[j] = chg[j, k]
@@ -323,7 +321,7 @@ if numba is not None:
     _transfer = _jit(_transfer)
     _row_range = _jit(_row_range)
     _smooth_lanes = _jit(_smooth_lanes)
-    _correct_model = _jit(_correct_model)
+    _read_out = _jit(_read_out)
     _cr_fix = _jit(_cr_fix)
     _column = _jit(_column)
     _lane_block = _jit(_lane_block)
