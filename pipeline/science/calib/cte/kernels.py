@@ -4,7 +4,9 @@ multiply-adds), one column at a time with the columns spread over the cores. The
 the reference; ``tests/test_calib_cte.py`` holds the two to bit-identical results.
 
 Why: the smoothing alone sweeps every column up to 298 times per forward iteration; numpy pays a
-full-frame temporary per operation per sweep, a compiled loop keeps the column in cache.
+full-frame temporary per operation per sweep, a compiled loop keeps the column in cache. The first
+pass smooths LANES columns at once (:func:`_smooth_lanes`, vector code from :mod:`.lanes`); the
+scalar :func:`_smooth` stays for the passes redone after a readout-CR fix.
 """
 
 from __future__ import annotations
