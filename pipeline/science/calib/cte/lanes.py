@@ -12,6 +12,9 @@ zmm register per 8 lanes with AVX-512, two ymm with AVX2, SSE2 otherwise): same 
 Layout: ``chg``, ``rsz``, ``rnz`` are (rows, LANES) C-contiguous float64; ``lo``, ``hi`` int64
 (LANES,) the rows each lane smooths (lo > hi: a lane that does nothing); ``acc`` float64
 (2 * LANES,) receives the sweep's NUM (rnz^2 sum) then DEN (flagged rows) per lane.
+
+numba caches the compiled kernels under :mod:`.kernels`'s source stamp only: after changing this
+module (LANES, the sweep), delete the ``kernels.*.nbi``/``.nbc`` files of the numba cache.
 """
 
 from __future__ import annotations
