@@ -4,7 +4,9 @@ multiply-adds), one column at a time with the columns spread over the cores. The
 the reference; ``tests/test_calib_cte.py`` holds the two to bit-identical results.
 
 Why: the smoothing alone sweeps every column up to 298 times per forward iteration; numpy pays a
-full-frame temporary per operation per sweep, a compiled loop keeps the column in cache.
+full-frame temporary per operation per sweep, a compiled loop keeps the column in cache. The first
+pass smooths LANES columns at once (:func:`_smooth_lanes`, vector code from :mod:`.lanes`); the
+scalar :func:`_smooth` stays for the passes redone after a readout-CR fix.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 
 try:
     import numba
+
+    from pipeline.science.calib.cte.lanes import LANES, sweep
 except ImportError:  # pragma: no cover - numba is a dependency; the numpy path stays correct without it
     numba = None
 
@@ -31,11 +35,8 @@ CHUNK = 32
 BLOCK = 64
 
 
-def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
-    n = chg.shape[0]
-    for j in range(n):
-        rsz[j] = chg[j]
-        rnz[j] = 0.0
+def _row_range(chg):  # type: ignore[no-untyped-def]
+    """First and last row in FIRST..LAST with a positive value (LAST, FIRST when none)."""
     j1, j2 = LAST, FIRST
     for j in range(FIRST, LAST + 1):
         if chg[j] > 0:
@@ -45,8 +46,19 @@ def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
         if chg[j] > 0:
             j2 = j
             break
+    return j1, j2
+
+
+def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
+    """``rsz`` of one column; returns the sweeps it ran (0 to NIT_MAX), which the tests use to pick
+    columns that stop at different sweeps."""
+    n = chg.shape[0]
+    for j in range(n):
+        rsz[j] = chg[j]
+        rnz[j] = 0.0
+    j1, j2 = _row_range(chg)
     if j1 > j2:
-        return
+        return 0
     clip = rnoi / 5.0
     for nit in range(1, NIT_MAX + 1):
         rnn = rnoi * (1.0 + 5.0 * nit / 299.0)
@@ -89,7 +101,34 @@ def _smooth(chg, rsz, rnz, rnoi):  # type: ignore[no-untyped-def]
         num += a * a
         rnu = np.sqrt(num / den)
         if rnu > rnoi:
+            return nit
+    return NIT_MAX
+
+
+def _smooth_lanes(chg, rsz, rnz, lo, hi, acc, rnoi):  # type: ignore[no-untyped-def]
+    """:func:`_smooth` of the LANES columns of ``chg`` (rows, LANES) at once, bit-identical per
+    column: the sweeps in :func:`.lanes.sweep`, each lane stopping at its own sweep (a stopped
+    lane keeps its rsz). ``rnz`` (rows, LANES), ``lo``, ``hi`` (LANES, int64), ``acc`` (2 LANES): scratch."""
+    n = chg.shape[0]
+    for j in range(n):
+        for k in range(LANES):
+            rsz[j, k] = chg[j, k]
+            rnz[j, k] = 0.0
+    for k in range(LANES):
+        lo[k], hi[k] = _row_range(chg[:, k])
+    clip = rnoi / 5.0
+    for nit in range(1, NIT_MAX + 1):
+        j1, j2 = LAST + 1, FIRST - 1
+        for k in range(LANES):
+            if lo[k] <= hi[k]:
+                j1 = min(j1, lo[k])
+                j2 = max(j2, hi[k])
+        if j1 > j2:
             return
+        sweep(chg, rsz, rnz, lo, hi, acc, j1, j2, rnoi * (1.0 + 5.0 * nit / 299.0), clip)
+        for k in range(LANES):
+            if lo[k] <= hi[k] and np.sqrt(acc[k] / acc[LANES + k]) > rnoi:
+                lo[k], hi[k] = LAST + 1, FIRST - 1
 
 
 def _block_max(pixo, bmax, b):  # type: ignore[no-untyped-def]
@@ -168,46 +207,95 @@ def _transfer(a, b, f, qlev, fill_charge, rprof, cprof, npar, bmax):  # type: ig
             a[j] = b[j]
 
 
-def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi):  # type: ignore[no-untyped-def]
+def _read_out(rsz, raz, f, mod, work, bmax, qlev, fill_charge, rprof, cprof, npar):  # type: ignore[no-untyped-def]
+    """The rest of a forward iteration after the smoothing: ``rsz`` read out (NITPAR sub-steps)
+    and ``mod = raz - (readout - rsz)``. ``work`` (2, rows) and ``bmax``: scratch."""
+    a = work[0]
+    for j in range(raz.shape[0]):
+        a[j] = rsz[j]
+    _transfer(a, work[1], f, qlev, fill_charge, rprof, cprof, npar, bmax)
+    for j in range(raz.shape[0]):
+        mod[j] = raz[j] - (a[j] - rsz[j])
+
+
+def _cr_fix(raz, mod, f, t, npass):  # type: ignore[no-untyped-def]
+    """calwf3's readout-CR damping of pass ``npass`` (``f`` scaled in place); True: redo the column."""
+    redo = False
+    for j in range(CR_LO, CR_HI + 1):
+        if (mod[j] < t and mod[j] - raz[j] < t and mod[j] < mod[j + 1] and mod[j] < mod[j - 1]):
+            jmax = j
+            if mod[j - 2] - raz[j - 2] > mod[jmax] - raz[jmax]:
+                jmax = j - 2
+            if mod[j - 1] - raz[j - 1] > mod[jmax] - raz[jmax]:
+                jmax = j - 1
+            if mod[jmax] - raz[jmax] > -2.5 * t:
+                f[jmax] *= 0.90
+                redo = npass < MAX_PASSES
+    return redo
+
+
+def _column(raz, f, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi, first):  # type: ignore[no-untyped-def]
+    """Passes ``first`` .. MAX_PASSES of one column (a pass redone after a readout-CR fix)."""
     n = raz.shape[0]
     mod = np.empty(n)
     rsz = np.empty(n)
     rnz = np.empty(n)
-    a = np.empty(n)
-    b = np.empty(n)
+    work = np.empty((2, n))
     bmax = np.empty((n + BLOCK - 1) // BLOCK)
     t = np.float64(np.float32(trsh))
-    for npass in range(1, MAX_PASSES + 1):
+    for npass in range(first, MAX_PASSES + 1):
         for j in range(n):
             mod[j] = raz[j]
         for _ in range(nfor):
             _smooth(mod, rsz, rnz, rnoi)
-            for j in range(n):
-                a[j] = rsz[j]
-            _transfer(a, b, f, qlev, fill_charge, rprof, cprof, npar, bmax)
-            for j in range(n):
-                mod[j] = raz[j] - (a[j] - rsz[j])
-        redo = False
-        if trsh < 0:
-            for j in range(CR_LO, CR_HI + 1):
-                if (mod[j] < t and mod[j] - raz[j] < t and mod[j] < mod[j + 1] and mod[j] < mod[j - 1]):
-                    jmax = j
-                    if mod[j - 2] - raz[j - 2] > mod[jmax] - raz[jmax]:
-                        jmax = j - 2
-                    if mod[j - 1] - raz[j - 1] > mod[jmax] - raz[jmax]:
-                        jmax = j - 1
-                    if mod[jmax] - raz[jmax] > -2.5 * t:
-                        f[jmax] *= 0.90
-                        redo = npass < MAX_PASSES
-        if not redo:
+            _read_out(rsz, raz, f, mod, work, bmax, qlev, fill_charge, rprof, cprof, npar)
+        if not (trsh < 0 and _cr_fix(raz, mod, f, t, npass)):
             break
     for j in range(n):
         out[j] = np.float32(mod[j])
 
 
+def _lane_block(raz, fff, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi):  # type: ignore[no-untyped-def]
+    """The first pass of up to LANES columns (``raz``, ``fff``, ``out``: (columns, rows)), their
+    smoothing in :func:`_smooth_lanes`, their readouts one by one; a column whose readout CRs need a
+    second pass continues alone in :func:`_column`. Unused lanes hold zeros: never smoothed."""
+    ncol, n = raz.shape
+    chg = np.zeros((n, LANES))
+    rsz = np.empty((n, LANES))
+    rnz = np.empty((n, LANES))
+    lo = np.empty(LANES, np.int64)
+    hi = np.empty(LANES, np.int64)
+    acc = np.empty(2 * LANES)
+    r = np.empty(n)
+    m = np.empty(n)
+    work = np.empty((2, n))
+    bmax = np.empty((n + BLOCK - 1) // BLOCK)
+    for k in range(ncol):
+        for j in range(n):
+            chg[j, k] = raz[k, j]
+    for _ in range(nfor):
+        _smooth_lanes(chg, rsz, rnz, lo, hi, acc, rnoi)
+        for k in range(ncol):
+            for j in range(n):
+                r[j] = rsz[j, k]
+            _read_out(r, raz[k], fff[k], m, work, bmax, qlev, fill_charge, rprof, cprof, npar)
+            for j in range(n):
+                chg[j, k] = m[j]
+    t = np.float64(np.float32(trsh))
+    for k in range(ncol):
+        for j in range(n):
+            m[j] = chg[j, k]
+        if trsh < 0 and _cr_fix(raz[k], m, fff[k], t, 1):
+            _column(raz[k], fff[k], out[k], qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi, 2)
+        else:
+            for j in range(n):
+                out[k, j] = np.float32(m[j])
+
+
 def _all_columns(raz, fff, out, qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi):  # type: ignore[no-untyped-def]
-    for c in numba.prange(raz.shape[0]):
-        _column(raz[c], fff[c], out[c], qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi)
+    for c in numba.prange((raz.shape[0] + LANES - 1) // LANES):
+        s = slice(c * LANES, min((c + 1) * LANES, raz.shape[0]))
+        _lane_block(raz[s], fff[s], out[s], qlev, fill_charge, rprof, cprof, nfor, npar, trsh, rnoi)
 
 
 def _readout_columns(cols, fff, qlev, fill_charge, rprof, cprof, npar):  # type: ignore[no-untyped-def]
@@ -233,16 +321,21 @@ if numba is not None:
     _block_max = _jit(_block_max)
     _simulate = _jit(_simulate)
     _transfer = _jit(_transfer)
+    _row_range = _jit(_row_range)
+    _smooth_lanes = _jit(_smooth_lanes)
+    _read_out = _jit(_read_out)
+    _cr_fix = _jit(_cr_fix)
     _column = _jit(_column)
+    _lane_block = _jit(_lane_block)
     _all_columns = _jit(_all_columns, parallel=True)
     _readout_columns = _jit(_readout_columns, parallel=True)
 
 AVAILABLE = numba is not None
 
 
-def balanced() -> contextlib.AbstractContextManager[object]:
-    """Dynamic hand-out of :data:`CHUNK` columns to the threads of a parallel kernel."""
-    return numba.parallel_chunksize(CHUNK) if numba is not None else contextlib.nullcontext()
+def balanced(chunk: int = CHUNK) -> contextlib.AbstractContextManager[object]:
+    """Dynamic hand-out of ``chunk`` iterations (columns, or lane blocks) to the threads of a parallel kernel."""
+    return numba.parallel_chunksize(chunk) if numba is not None else contextlib.nullcontext()
 
 
 def _profiles(prof: np.ndarray) -> np.ndarray:
@@ -268,7 +361,7 @@ def correct_compiled(raz: np.ndarray, fff: np.ndarray, qlev: np.ndarray, fill_ch
     cols_raz = np.ascontiguousarray(raz.T, dtype=np.float64)
     cols_fff = np.ascontiguousarray(fff.T, dtype=np.float64)
     out = np.empty(cols_raz.shape, dtype=np.float32)
-    with balanced():
+    with balanced(max(1, CHUNK // LANES)):
         _all_columns(cols_raz, cols_fff, out, qlev, fill_charge, _profiles(rprof), _profiles(cprof), nfor, npar,
                      float(trsh), float(rnoi))
     fff[:] = cols_fff.T
