@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.science.calib.cte.kernels import _jit, balanced, numba
+from pipeline.science.calib.cte.kernels import balanced
+from pipeline.science.calib.jit import jit, numba, prange
 
 SMOOTH_ITERATIONS = 100
 RN_FRACTION = 0.33
 MAX_REDO = 5
 CR_FIRST = 10
 
-prange = range if numba is None else numba.prange
 
 
 def _adjust(obs, rsz, adj, rn):  # type: ignore[no-untyped-def]
@@ -227,13 +227,13 @@ def _read_columns(cols, traps, qlev, fill, rprof, cprof, ntraps, tlen, npar):  #
 
 
 if numba is not None:
-    _adjust = _jit(_adjust, parallel=True)
-    _apply = _jit(_apply, parallel=True)
-    _readout = _jit(_readout)
-    _cr_oversubtraction = _jit(_cr_oversubtraction)
-    _column = _jit(_column)
-    _all_columns = _jit(_all_columns, parallel=True)
-    _read_columns = _jit(_read_columns, parallel=True)
+    _adjust = jit(_adjust, parallel=True)
+    _apply = jit(_apply, parallel=True)
+    _readout = jit(_readout)
+    _cr_oversubtraction = jit(_cr_oversubtraction)
+    _column = jit(_column)
+    _all_columns = jit(_all_columns, parallel=True)
+    _read_columns = jit(_read_columns, parallel=True)
 
 
 def invert(smoothed: np.ndarray, traps: np.ndarray, qlev: np.ndarray, dpde: np.ndarray, rprof: np.ndarray,

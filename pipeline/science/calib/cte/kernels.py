@@ -15,12 +15,10 @@ import contextlib
 
 import numpy as np
 
-try:
-    import numba
+from pipeline.science.calib.jit import jit, numba
 
+if numba is not None:
     from pipeline.science.calib.cte.lanes import LANES, sweep
-except ImportError:  # pragma: no cover - numba is a dependency; the numpy path stays correct without it
-    numba = None
 
 TRAIL = 60
 NIT_MAX = 298
@@ -306,29 +304,19 @@ def _readout_columns(cols, fff, qlev, fill_charge, rprof, cprof, npar):  # type:
                   np.empty((n + BLOCK - 1) // BLOCK))
 
 
-def _jit(fn, **options):  # type: ignore[no-untyped-def]
-    """Compile with numba's on-disk cache where a cache directory can be written (numba refuses to
-    decorate when it finds none, e.g. read-only site-packages and no usable HOME); else uncached."""
-    opts = {"error_model": "numpy", "fastmath": False, **options}
-    try:
-        return numba.njit(cache=True, **opts)(fn)
-    except RuntimeError:
-        return numba.njit(cache=False, **opts)(fn)
-
-
 if numba is not None:
-    _smooth = _jit(_smooth)
-    _block_max = _jit(_block_max)
-    _simulate = _jit(_simulate)
-    _transfer = _jit(_transfer)
-    _row_range = _jit(_row_range)
-    _smooth_lanes = _jit(_smooth_lanes)
-    _read_out = _jit(_read_out)
-    _cr_fix = _jit(_cr_fix)
-    _column = _jit(_column)
-    _lane_block = _jit(_lane_block)
-    _all_columns = _jit(_all_columns, parallel=True)
-    _readout_columns = _jit(_readout_columns, parallel=True)
+    _smooth = jit(_smooth)
+    _block_max = jit(_block_max)
+    _simulate = jit(_simulate)
+    _transfer = jit(_transfer)
+    _row_range = jit(_row_range)
+    _smooth_lanes = jit(_smooth_lanes)
+    _read_out = jit(_read_out)
+    _cr_fix = jit(_cr_fix)
+    _column = jit(_column)
+    _lane_block = jit(_lane_block)
+    _all_columns = jit(_all_columns, parallel=True)
+    _readout_columns = jit(_readout_columns, parallel=True)
 
 AVAILABLE = numba is not None
 
