@@ -22,6 +22,7 @@ from pipeline.science.calib.context import COMPLETE, SKIPPED, CalContext, check_
 from pipeline.science.calib.geometry import Overscan
 from pipeline.science.calib.hrc import HrcChip
 from pipeline.science.calib.imageio import Exposure, Imset, find_line
+from pipeline.science.calib.numerics import BLOCK_ROWS, row_blocks
 from pipeline.science.calib.perchip import map_chips
 from pipeline.science.calib.steps import destripe
 from pipeline.science.calib.steps.blev import ACS as BLEV_ACS
@@ -182,11 +183,16 @@ def init_noise(ctx: CalContext, chip: Chip) -> None:
         if bias_target:
             chip.err[:, cols] = rn
             continue
-        e = chip.err[:, cols]
-        value = np.maximum(chip.sci[:, cols], np.float32(0))
-        value += rn * rn
-        value += e * e
-        chip.err[:, cols] = np.sqrt(value)
+        sci, err = chip.sci[:, cols], chip.err[:, cols]
+        # a block of rows at a time in two reused buffers: no half-chip temporaries (fresh memory)
+        value = np.empty((min(BLOCK_ROWS, sci.shape[0]), sci.shape[1]), np.float32)
+        square = np.empty_like(value)
+        for rows in row_blocks(sci.shape[0]):
+            v, e = value[:rows.stop - rows.start], err[rows]
+            np.maximum(sci[rows], np.float32(0), out=v)
+            v += rn * rn
+            v += np.multiply(e, e, out=square[:v.shape[0]])
+            np.sqrt(v, out=e)
 
 
 def sink_detect(ctx: CalContext, chip: Chip) -> None:
