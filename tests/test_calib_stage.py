@@ -77,3 +77,17 @@ def test_missing_reference_fails_the_node_with_exit_21(site, monkeypatch) -> Non
     assert entry.letter("CA") == "e"
     trailer = site.trailer_path(parse_dataset(members[0])).read_text()
     assert "BIASFILE" in trailer and "t_bia.fits" in trailer
+
+
+def test_owl_ca_freezes_the_heap_at_exit() -> None:
+    """owl-ca, like ``owl calibrate``, skips the interpreter's last collection (pipeline.core.procexit)."""
+    import subprocess
+    import sys
+
+    script = ("import atexit, gc; atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0)); "
+              "from stages.ca import main; main(['--help'])")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(root), "CONDOR_CONFIG": "/dev/null"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "frozen at exit: True"

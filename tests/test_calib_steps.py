@@ -235,8 +235,9 @@ def test_remove_stripes_takes_the_common_row_pattern_out_of_every_amp() -> None:
     rng = np.random.default_rng(3)
     rows, cols = 60, 80
     stripe = rng.normal(0, 3, rows)
-    amps = [rng.normal(0, 1, (rows, cols)) + stripe[:, None] for _ in range(4)]
-    good = [np.ones(rows, bool) for _ in range(4)]
-    fixed, skipped = destripe.remove_stripes(amps, good)
+    pixels = [(rng.normal(100, 1, (rows, cols)) + stripe[:, None]).astype(np.float32) for _ in range(4)]
+    amps = [destripe.Amp(p, p[:, :destripe.NBIAS_COLS] - 100.0, np.ones(rows, bool), 100.0) for p in pixels]
+    fixed, skipped = destripe.remove_stripes(amps)
     assert fixed == rows and skipped == 0
-    assert np.std(np.mean([a[:, 30] for a in amps], axis=0)) < 0.6   # the 3-sigma stripe is gone
+    assert np.std(np.mean([p[:, 30] for p in pixels], axis=0)) < 0.6   # the 3-sigma stripe is gone
+    assert abs(np.mean([p[:, 30] for p in pixels])) < 0.5               # and the level (100) with it

@@ -11,6 +11,8 @@ PHOTCORR, statistics.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from astropy.io import fits
 
@@ -20,6 +22,7 @@ from pipeline.science.calib.context import COMPLETE, SKIPPED, CalContext, check_
 from pipeline.science.calib.geometry import Overscan
 from pipeline.science.calib.hrc import HrcChip
 from pipeline.science.calib.imageio import Exposure, Imset, find_line
+from pipeline.science.calib.numerics import BLOCK_ROWS, row_blocks
 from pipeline.science.calib.perchip import map_chips
 from pipeline.science.calib.steps import destripe
 from pipeline.science.calib.steps.blev import ACS as BLEV_ACS
@@ -180,11 +183,16 @@ def init_noise(ctx: CalContext, chip: Chip) -> None:
         if bias_target:
             chip.err[:, cols] = rn
             continue
-        e = chip.err[:, cols]
-        value = np.maximum(chip.sci[:, cols], np.float32(0))
-        value += rn * rn
-        value += e * e
-        chip.err[:, cols] = np.sqrt(value)
+        sci, err = chip.sci[:, cols], chip.err[:, cols]
+        # a block of rows at a time in two reused buffers: no half-chip temporaries (fresh memory)
+        value = np.empty((min(BLOCK_ROWS, sci.shape[0]), sci.shape[1]), np.float32)
+        square = np.empty_like(value)
+        for rows in row_blocks(sci.shape[0]):
+            v, e = value[:rows.stop - rows.start], err[rows]
+            np.maximum(sci[rows], np.float32(0), out=v)
+            v += rn * rn
+            v += np.multiply(e, e, out=square[:v.shape[0]])
+            np.sqrt(v, out=e)
 
 
 def sink_detect(ctx: CalContext, chip: Chip) -> None:
@@ -248,32 +256,27 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
         chip2, chip1 = (chips[0], chips[1]) if chips[0].number == 2 else (chips[1], chips[0])
         amps = [destripe.amp_view(chip1.sci, 0), destripe.amp_view(chip1.sci, 1),
                 destripe.amp_view(chip2.sci, 2), destripe.amp_view(chip2.sci, 3)]
-        data = [np.empty(a.shape) for a in amps]   # the amps in double, each array used by every stage
         if ds_int_gain2:  # amps, then chips, in threads
-            magics = map_chips(ctx, lambda k: destripe.bias_shift_in_place(amps[k], k, data[k]), range(4))
+            work = threading.local()   # one double amp array per thread, reused for its next amp
+
+            def shift(k: int) -> float:
+                if not hasattr(work, "array"):
+                    work.array = np.empty(amps[k].shape)
+                return destripe.bias_shift_in_place(amps[k], k, work.array)
+
+            magics = map_chips(ctx, shift, range(4))
             for k, magic in enumerate(magics):
                 ctx.log(f"bias shift: amp {'ABCD'[k]} magic square {magic:.4f} e-")
             map_chips(ctx, lambda c: destripe.cross_talk(c.sci), chips)
         else:
             ctx.log("readout type/gain not DS_INT at gain 2: no bias shift or cross-talk correction")
-
-        def levels(k: int) -> tuple[np.ndarray, float]:
-            """Amp ``k`` in double: prescan column means out, good rows, bias mean (subtracted)."""
-            a = data[k]
-            np.copyto(a, amps[k])
-            destripe.subtract_bias_column_means(a)
-            g = destripe.find_good_rows(a)
-            m = destripe.bias_mean(a, g)
-            a -= m
-            return g, m
-
-        good, means = (list(t) for t in zip(*map_chips(ctx, levels, range(4)), strict=True))
+        levels = map_chips(ctx, destripe.amp_levels, amps)
+        means = [a.level for a in levels]
         chip1.sci_keywords["MEANBLEV"] = float(np.float32((means[0] + means[1]) / 2.0))
         chip2.sci_keywords["MEANBLEV"] = float(np.float32((means[2] + means[3]) / 2.0))
         for k, a in enumerate("ABCD"):
             (chip1 if k < 2 else chip2).blev[a] = means[k]
-        fixed, skipped = destripe.remove_stripes(data, good)
-        map_chips(ctx, lambda pair: np.copyto(*pair, casting="same_kind"), list(zip(amps, data, strict=True)))
+        fixed, skipped = destripe.remove_stripes(levels)
         ctx.log(f"DESTRIPE: rows fixed per amp {fixed}, skipped {skipped}; bias levels "
                 f"{', '.join(f'{a} {m:.6g}' for a, m in zip('ABCD', means, strict=True))} e-")
         return True

@@ -6,7 +6,8 @@ headers are astropy's own (verified, EXTEND updated and each image header brough
 ``writeto`` does, then ``Header.tostring``), and each array goes to the file through a small
 big-endian buffer, a block of rows at a time: one read of the pixels, no change to them, and any
 array layout (a view of a larger array is written as it is). ``tests/test_calib_fitswrite.py``
-holds the file to ``writeto``'s byte for byte.
+holds the file to ``writeto``'s byte for byte. The disk writes start every few MB
+(:mod:`pipeline.core.writeback`), so the atomic write's closing ``fsync`` waits for the tail only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from astropy.io import fits
 
 from pipeline.core.fsutil import atomic_write
+from pipeline.core.writeback import EarlyWriteback
 
 #: FITS logical record: headers and data are padded to a multiple of it.
 RECORD = 2880
@@ -25,8 +27,9 @@ RECORD = 2880
 BLOCK_BYTES = 1 << 21
 
 
-def _write_array(fh: BinaryIO, data: np.ndarray) -> int:
-    """``data`` in big-endian C order, a block of rows at a time; returns the bytes written."""
+def _write_array(fh: BinaryIO, data: np.ndarray, writeback: EarlyWriteback) -> int:
+    """``data`` in big-endian C order, a block of rows at a time, the disk writes started as it goes
+    (``writeback``); returns the bytes written."""
     if data.dtype.kind not in "fi" and data.dtype != np.uint8:
         raise ValueError(f"cannot write {data.dtype} pixels (unsigned and boolean images need BZERO scaling)")
     big = data.dtype.newbyteorder(">")
@@ -38,6 +41,7 @@ def _write_array(fh: BinaryIO, data: np.ndarray) -> int:
         out = buf[:part.shape[0]]
         out[...] = part
         fh.write(out.data)
+        writeback.wrote(out.nbytes)
     return data.nbytes
 
 
@@ -45,13 +49,14 @@ def write_images(hdul: fits.HDUList, fh: BinaryIO) -> None:
     """Write ``hdul`` (a primary HDU and image extensions) to the open binary file ``fh``."""
     hdul.verify(option="exception")
     hdul.update_extend()
+    writeback = EarlyWriteback(fh)   # the caller's fsync then waits for the last few MB only
     for hdu in hdul:
         if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)):
             raise TypeError(f"{type(hdu).__name__}: only image HDUs are written here")
         hdu.update_header()
         fh.write(hdu.header.tostring().encode("ascii"))
         if hdu.data is not None and hdu.data.size:
-            size = _write_array(fh, hdu.data)
+            size = _write_array(fh, hdu.data, writeback)
             fh.write(b"\0" * (-size % RECORD))
 
 

@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from pipeline.core.fsutil import atomic_write
-from pipeline.science.calib.fitswrite import write_images
+from pipeline.science.calib.fitswrite import write_file
 from pipeline.science.calib.imageio import Exposure
 
 #: Keywords that describe how raw pixels were stored; they must not survive into float products.
@@ -108,6 +107,4 @@ def write_product(exposure: Exposure, path: Path, *, switches: Mapping[str, str]
                   primary_updates: Mapping[str, object], engine: str = "builtin") -> Path:
     hdul = build_hdulist(exposure, switches=switches, primary_updates=primary_updates, engine=engine,
                          filename=path.name)
-    with atomic_write(path) as fh:
-        write_images(hdul, fh)
-    return path
+    return write_file(hdul, path)

@@ -20,6 +20,7 @@ then 2048 science columns). All arithmetic is double; results go back as float32
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -69,14 +70,17 @@ def _shifted(ampdata: np.ndarray, amp: int, out: np.ndarray | None = None) -> tu
     out = np.empty((rows, cols)) if out is None else out
     # The pixel stream (each row followed by its virtual gap pixels) goes through in blocks of rows,
     # the filter state carried from one block to the next: the same operations on every element as
-    # on the whole stream at once, with temporaries that stay in cache (reused in place).
+    # on the whole stream at once, in two buffers allocated once and reused block after block (fresh
+    # ones per block cost page faults: ~half of this step's time on a cold process).
+    stream = np.empty((min(BLOCK_ROWS, rows), cols + NGAP_PIX))
+    scratch = np.empty(stream.size)
     for block in row_blocks(rows):
-        gap = np.empty((block.stop - block.start, cols + NGAP_PIX))
+        gap = stream[:block.stop - block.start]
         gap[:, :cols] = ampdata[block]
         gap[:, cols:] = magic
         x = gap.ravel()
         # dc[j] = x[j-1]*factor*ratio + (1-factor)*dc[j-1], the products rounded in calacs's order
-        drive = x * factor
+        drive = np.multiply(x, factor, out=scratch[:x.size])
         drive *= DC_RATIO[amp]
         dc, zf = first_order(drive, pole, state)
         state = zf[0]
@@ -136,20 +140,22 @@ def seq_sum(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
 
 
 def seq_sum_minus(values: np.ndarray, minus: float | np.ndarray, *, per_row: bool = False) -> np.ndarray | float:
-    """``seq_sum(values - minus)`` (all of it, or ``per_row`` along axis 1) for a 2-D double
-    ``values`` and a scalar or per-row ``minus`` (shape (rows, 1)), computed in blocks of rows in one
+    """``seq_sum(values - minus)`` (all of it, or ``per_row`` along axis 1) for a 2-D ``values``
+    (double, or float32 taken exactly into double) and a scalar or per-row ``minus`` (shape (rows, 1)),
+    the difference in double, computed in blocks of rows in one
     reused buffer, so that neither the difference nor the running sum is ever a full-size array. The
     running total is carried from block to block in the slot before the block's differences, where
     the next cumulative sum starts: the same additions, in the same order, as one ``cumsum`` over
     everything."""
     rows, cols = values.shape
+    minus = minus if isinstance(minus, np.ndarray) else np.float64(minus)  # a double, even for float32 values
     out = np.empty(rows) if per_row else None
     total: float | None = None
     buf = np.empty(min(BLOCK_ROWS, rows) * cols + 1)
     for block in row_blocks(rows):
         n = (block.stop - block.start) * cols
         diff = buf[1:1 + n].reshape(block.stop - block.start, cols)
-        np.subtract(values[block], minus[block] if isinstance(minus, np.ndarray) else minus, out=diff)
+        np.subtract(values[block], minus[block] if minus.ndim else minus, out=diff)
         if per_row:
             np.cumsum(diff, axis=1, out=diff)
             out[block] = diff[:, -1] if cols else 0.0  # type: ignore[index]
@@ -179,35 +185,66 @@ def _calc_mean_std(values: np.ndarray, sig: float) -> tuple[float, float]:
     return mean, std
 
 
-def subtract_bias_column_means(a: np.ndarray) -> None:
-    rowmean = seq_sum(a[:, 12:NBIAS_COLS], axis=1) / 12.0
-    minus = a[:, :NBIAS_COLS] - rowmean[:, None]
-    usable = np.all(a[:, 24:30] < 50000, axis=1)
+@dataclass
+class Amp:
+    """One amp of a full frame being destriped: its float32 pixels (an :func:`amp_view` of the chip,
+    written once, by :func:`remove_stripes`) and its prescan columns in double, which is all the
+    levels change before then. calacs works on a double copy of every amp (4 x 34 MB); the science
+    columns are only read until the stripes come out, and a float32 value taken into double is
+    exact, so each pixel gets the same double operations in the same order as there."""
+
+    pixels: np.ndarray
+    #: The prescan in double: column means, then the bias mean, subtracted.
+    prescan: np.ndarray
+    #: Rows usable for the stripe model (``find_good_rows``, then narrowed by ``remove_stripes``).
+    good: np.ndarray
+    #: The amp's bias mean (MEANBLEV), still to be subtracted from the science columns.
+    level: float
+
+
+def amp_levels(pixels: np.ndarray) -> Amp:
+    """Prescan column means out, good rows, the bias mean (``blev_funcs_postsm4.c``, one amp)."""
+    prescan = pixels[:, :NBIAS_COLS].astype(np.float64)
+    subtract_bias_column_means(prescan, pixels)
+    good = find_good_rows(prescan, pixels[:, NBIAS_COLS:])
+    level = bias_mean(prescan, good)
+    prescan -= level
+    return Amp(pixels, prescan, good, level)
+
+
+def subtract_bias_column_means(prescan: np.ndarray, pixels: np.ndarray) -> None:
+    """Each prescan column's clipped mean (of the prescan less each row's mean of columns 12-23),
+    subtracted from that column; rows whose columns 24-29 reach 50000 are left out of the means."""
+    rowmean = seq_sum(prescan[:, 12:NBIAS_COLS], axis=1) / 12.0
+    minus = prescan - rowmean[:, None]
+    usable = np.all(pixels[:, 24:30] < 50000, axis=1)
     for j in range(NBIAS_COLS):
         mean, _ = _calc_mean_std(minus[usable, j], 5.0)
-        a[:, j] -= mean
+        prescan[:, j] -= mean
 
 
-def find_good_rows(a: np.ndarray) -> np.ndarray:
-    rows, cols = a.shape
+def find_good_rows(prescan: np.ndarray, science: np.ndarray) -> np.ndarray:
+    """Rows whose mean (less the prescan level) is within 100 of the amp's, none of columns 24-29
+    above 70000 (row 0 never); ``science``: the amp's columns from 24 on (float32 or double)."""
+    rows = prescan.shape[0]
     body = slice(0, rows - NOSCN_ROWS)
-    bias_mean = seq_sum(a[body, :NBIAS_COLS]) / ((rows - NOSCN_ROWS) * NBIAS_COLS)
-    amp_mean = seq_sum_minus(a[body, NBIAS_COLS:], bias_mean) / ((cols - NBIAS_COLS) * (rows - NOSCN_ROWS))
+    bias_mean = seq_sum(prescan[body]) / ((rows - NOSCN_ROWS) * NBIAS_COLS)
+    amp_mean = seq_sum_minus(science[body], bias_mean) / (science.shape[1] * (rows - NOSCN_ROWS))
     good = np.zeros(rows, bool)
-    ref = seq_sum(a[1:, :NBIAS_COLS] + a[:-1, :NBIAS_COLS], axis=1) / (2 * NBIAS_COLS)
-    row_means = seq_sum_minus(a[1:, NBIAS_COLS:], ref[:, None], per_row=True) / (cols - NBIAS_COLS)
+    ref = seq_sum(prescan[1:] + prescan[:-1], axis=1) / (2 * NBIAS_COLS)
+    row_means = seq_sum_minus(science[1:], ref[:, None], per_row=True) / science.shape[1]
     dev = np.trunc(row_means - amp_mean)  # C abs() on a double truncates to int first
-    bad = (np.abs(dev) > 100) | np.any(a[1:, 24:30] > 70000, axis=1)
+    bad = (np.abs(dev) > 100) | np.any(science[1:, :6] > 70000, axis=1)
     good[1:] = ~bad
     return good
 
 
-def bias_mean(a: np.ndarray, good_rows: np.ndarray) -> float:
+def bias_mean(prescan: np.ndarray, good_rows: np.ndarray) -> float:
     """Mean of the good prescan pixels with 6 x mean-absolute-deviation clipping (5-10 passes).
 
     ``calc_bias_mean_std`` walks the prescan column by column: the sums run in column-major order.
     """
-    vals = a[:, :NBIAS_COLS].T  # column-major walk = row-major over the transpose
+    vals = prescan.T  # column-major walk = row-major over the transpose
     good = np.repeat(good_rows[None, :], NBIAS_COLS, axis=0)
     ntot1 = int(good.sum())
     nits = 0
@@ -224,24 +261,33 @@ def bias_mean(a: np.ndarray, good_rows: np.ndarray) -> float:
     return seq_sum(vals[good]) / ntot1 if ntot1 else 0.0
 
 
-def remove_stripes(amps: list[np.ndarray], good: list[np.ndarray]) -> tuple[int, int]:
-    rows, cols = amps[0].shape
-    means = np.stack([seq_sum(a[:, :NBIAS_COLS], axis=1) / NBIAS_COLS for a in amps])
-    stds = np.stack([np.sqrt(seq_sum((a[:, :NBIAS_COLS] - m[:, None]) ** 2, axis=1) / (NBIAS_COLS - 1))
+def remove_stripes(amps: list[Amp]) -> tuple[int, int]:
+    """The row stripe common to the amps, interpolated along the serial clocking, out of every amp;
+    each amp's pixels become ``float32(((double pixel - level) - stripe))`` (the prescan: its double
+    values less the stripe). Returns (rows fixed, rows skipped); ``good`` keeps the rows used."""
+    rows, cols = amps[0].pixels.shape
+    means = np.stack([seq_sum(a.prescan, axis=1) / NBIAS_COLS for a in amps])
+    stds = np.stack([np.sqrt(seq_sum((a.prescan - m[:, None]) ** 2, axis=1) / (NBIAS_COLS - 1))
                      for a, m in zip(amps, means, strict=True)])
-    ok = np.stack(good) & ~(stds >= 15)
-    for g, o in zip(good, ok, strict=True):
-        g[...] = o
+    ok = np.stack([a.good for a in amps]) & ~(stds >= 15)
+    for a, o in zip(amps, ok, strict=True):
+        a.good[...] = o
     n = ok.sum(axis=0)
     rowmeans = np.where(n >= 2, seq_sum(np.where(ok, means, 0.0), axis=0) / np.maximum(n, 1), 0.0)
     i = np.arange(rows, dtype=np.float64)[:, None]
     along = (np.arange(cols, dtype=np.float64)[None, :] - 11.5) / float(cols + 146)
+    buf = np.empty((min(BLOCK_ROWS, rows), cols))
     for block in row_blocks(rows):   # the stripe model a block of rows at a time (no full-size temporaries)
         pt = i[block] + along
         lower = np.clip(np.floor(pt).astype(np.int64), 0, rows - 2)
         dist = pt - lower
         interp = rowmeans[lower] + dist * (rowmeans[lower + 1] - rowmeans[lower])
+        part = buf[:block.stop - block.start]
         for a in amps:
-            a[block] -= interp
+            part[:, :NBIAS_COLS] = a.prescan[block]
+            part[:, NBIAS_COLS:] = a.pixels[block, NBIAS_COLS:]
+            part[:, NBIAS_COLS:] -= a.level
+            part -= interp
+            a.pixels[block] = part
     fixed = int((n >= 2).sum())
     return fixed, rows - fixed
