@@ -43,3 +43,12 @@ def test_threads_bounds_numba_and_restores_it() -> None:
     with jit.threads(10_000):  # never more than numba's pool
         assert jit.numba.get_num_threads() == jit.numba.config.NUMBA_NUM_THREADS
     assert jit.numba.get_num_threads() == before
+
+
+@needs_numba
+def test_kernel_threads_follow_the_calibration_thread_count() -> None:
+    """The CTE and IR kernels run on as many threads as the chips get (HTCondor's OMP_NUM_THREADS)."""
+    with jit.kernel_threads({"OMP_NUM_THREADS": "1"}):
+        assert jit.numba.get_num_threads() == 1
+    with jit.kernel_threads({"OWL_CALIB_THREADS": "1", "OMP_NUM_THREADS": "8"}):
+        assert jit.numba.get_num_threads() == 1

@@ -136,8 +136,10 @@ def cte_phase(raw: Path, *, site: object | None = None, environ: Mapping[str, st
         return None
     ctx.log(f"{exposure.rootname}: {det.name} pixel-based CTE correction (built-in engine)")
     from pipeline.science.calib.cte import uvis as uvis_cte  # numba and scipy: only when CTE runs
+    from pipeline.science.calib.jit import kernel_threads
 
-    return _carry(ctx, uvis_cte.run(ctx, exposure))
+    with kernel_threads(ctx.environ):
+        return _carry(ctx, uvis_cte.run(ctx, exposure))
 
 
 def blc_phase(blv: Exposure, *, site: object | None = None, environ: Mapping[str, str] | None = None,
@@ -152,8 +154,10 @@ def blc_phase(blv: Exposure, *, site: object | None = None, environ: Mapping[str
         return None
     ctx.log(f"{blv.rootname}: {WFC.name} pixel-based CTE correction (built-in engine)")
     from pipeline.science.calib.cte import acs as acs_cte  # numba: only when CTE runs
+    from pipeline.science.calib.jit import kernel_threads
 
-    return _carry(ctx, acs_cte.run(ctx, blv))
+    with kernel_threads(ctx.environ):
+        return _carry(ctx, acs_cte.run(ctx, blv))
 
 
 def calibrate_cte(raw: Path, outdir: Path, **kw: object) -> Path | None:

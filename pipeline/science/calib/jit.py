@@ -15,8 +15,10 @@ directory; a site points every node at its ``cache`` area (``NUMBA_CACHE_DIR``, 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+from pipeline.science.calib import perchip
 
 try:
     import numba
@@ -74,3 +76,9 @@ def threads(n: int) -> Iterator[None]:
         yield
     finally:
         numba.set_num_threads(before)
+
+
+def kernel_threads(environ: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
+    """:func:`threads` for one calibration: as many as :func:`perchip.threads` gives the chips
+    (``OWL_CALIB_THREADS``, else HTCondor's ``OMP_NUM_THREADS``, else the usable CPUs)."""
+    return threads(perchip.threads(environ))

@@ -17,8 +17,7 @@ from pipeline.science.calib.ir.output import write_flt, write_ima
 from pipeline.science.calib.ir.ramp import Ramp, read_ramp
 from pipeline.science.calib.ir.reftables import read_ir_detector
 from pipeline.science.calib.ir.state import IRRun, IRStep
-from pipeline.science.calib.jit import threads
-from pipeline.science.calib.perchip import threads as perchip_threads
+from pipeline.science.calib.jit import kernel_threads
 from pipeline.science.calib.tables import pedigree_is_dummy
 
 LogSink = Callable[[str, str], None]
@@ -111,7 +110,7 @@ def process(raw: Path, *, site: object | None = None, environ: Mapping[str, str]
     if dqi.enabled(run):
         dqi.run(run)
     keep_zero_read(run)
-    with threads(perchip_threads(ctx.environ)):
+    with kernel_threads(ctx.environ):
         for step in CHAIN:
             if step.enabled(run):
                 step.run(run)
