@@ -48,10 +48,10 @@ def _site(root: Path):
     from pipeline.core.config import init_site, load_site
 
     os.environ["OWL_SITE"] = str(root)
+    # the site's own override variable, inherited by every node: with hstcal on PATH 'auto' would
+    # time calwf3/calacs instead of owlpipe's engine
+    os.environ["OWL_CALIBRATION__ENGINE"] = ENGINE
     init_site(root)
-    # the built-in engine: with hstcal on PATH 'auto' would time calwf3/calacs instead of owlpipe
-    cfg = root / "owl.toml"
-    cfg.write_text(cfg.read_text().replace('engine = "auto"', f'engine = "{ENGINE}"', 1))
     site = load_site(root)
     site.areas.crds.rmdir()
     site.areas.crds.symlink_to(_cache(), target_is_directory=True)
