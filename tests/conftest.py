@@ -26,12 +26,11 @@ def site(tmp_path, monkeypatch):
 
     for key in [k for k in os.environ if k.startswith("OWL_") and k != "OWL_SIM_REFCACHE"]:
         monkeypatch.delenv(key)
-    s = init_site(tmp_path / "site")
     # the pipeline tests exercise the built-in engine even where hstcal is on PATH ('auto' would pick
-    # hstcal there); the hstcal delegate and the engine comparison have tests of their own
-    cfg = s.root / "owl.toml"
-    cfg.write_text(cfg.read_text().replace('engine = "auto"', 'engine = "builtin"', 1))
-    s = load_site(s.root)
+    # hstcal there), through the site's own override variable, which every stage process inherits; the
+    # hstcal delegate and the engine comparison have tests of their own
+    monkeypatch.setenv("OWL_CALIBRATION__ENGINE", "builtin")
+    s = load_site(init_site(tmp_path / "site").root)
     monkeypatch.setenv("OWL_SITE", str(s.root))
     return s
 
