@@ -25,6 +25,8 @@ class PodSource:
     path: Path
     #: True for an archive blob: read it, never move or quarantine it.
     archived: bool
+    #: SHA-256 of the newest archived pod of the exposure (INGEST checked those bytes whole), if any.
+    sha256: str | None = None
 
 
 def newest_archived(archive: Archive, dataset: DatasetName, kind: str) -> tuple[str, int] | None:
@@ -38,12 +40,12 @@ def newest_archived(archive: Archive, dataset: DatasetName, kind: str) -> tuple[
 
 def find_pod(site: Site, archive: Archive, member: DatasetName) -> PodSource:
     pod = received_pod(site, member.name)
-    if pod.exists():
-        return PodSource(pod, False)
     newest = newest_archived(archive, member, POD_KIND)
+    if pod.exists():
+        return PodSource(pod, False, newest[0] if newest else None)
     if newest is None:
         raise BadInput(f"{member}: no pod in receipt ({pod}) or in the archive")
-    return PodSource(archive.blob_path(newest[0]), True)
+    return PodSource(archive.blob_path(newest[0]), True, newest[0])
 
 
 def find_association(site: Site, archive: Archive, association: DatasetName) -> AssociationEntry:

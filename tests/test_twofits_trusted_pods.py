@@ -1,0 +1,67 @@
+"""owl-2fits after INGEST: the pod bytes INGEST checked whole are not CRC-checked packet by packet again.
+
+INGEST decodes each received pod with every check and archives it under its SHA-256; 2FITS hashes the
+pod it reads and, when the hash is that one, skips the packets' CRC-16s (its slowest check). Bytes that
+differ from what INGEST checked (a receipt copy rotted since) still get every check and are quarantined.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.io import fits
+
+from pipeline.core.osf import Blackboard
+from pipeline.core.stage import run_stage
+from pipeline.science.telemetry import layout
+from pipeline.science.telemetry.dan import write_downlink
+from stages.dan_receipt import run as receive
+from stages.ingest import Ingest
+from stages.twofits import TwoFits
+from tests.front_data import dither_pair
+
+
+def _crc_calls(monkeypatch) -> list[int]:
+    """Count the CRC-16 computations (pod headers and packets) made from now on."""
+    calls: list[int] = []
+    real = layout.crc16
+
+    def counting(data, value=0xFFFF):
+        calls.append(len(data))
+        return real(data, value)
+
+    monkeypatch.setattr(layout, "crc16", counting)
+    return calls
+
+
+def test_ingested_pods_skip_the_packet_crcs(site, monkeypatch):
+    pair = dither_pair()
+    assert receive([str(write_downlink([pair], site.areas.inbox, "dl-trusted"))]) == 0
+    assert run_stage(Ingest, ["ib1f01010"]) == 0
+    calls = _crc_calls(monkeypatch)
+    assert run_stage(TwoFits, ["ib1f01010"]) == 0
+    assert calls == [layout.POD_HEADER_SIZE - 2] * len(pair.members)  # each pod's header CRC only
+    with fits.open(site.areas.work / "ib1f01010" / "ib1f01a2q_raw.fits") as raw:
+        assert np.array_equal(raw["SCI", 2].data, pair.members[1].raw["SCI", 2].data)
+
+
+def test_without_ingest_every_packet_crc_is_checked(site, monkeypatch):
+    pair = dither_pair()
+    assert receive([str(write_downlink([pair], site.areas.inbox, "dl-trusted"))]) == 0
+    calls = _crc_calls(monkeypatch)
+    assert run_stage(TwoFits, ["ib1f01010"]) == 0
+    packets = [n for n in calls if n != layout.POD_HEADER_SIZE - 2]
+    assert len(packets) > len(pair.members)  # every packet of every pod
+
+
+def test_pod_rotted_after_ingest_gets_every_check(site, capsys):
+    assert receive([str(write_downlink([dither_pair()], site.areas.inbox, "dl-trusted"))]) == 0
+    assert run_stage(Ingest, ["ib1f01010"]) == 0
+    pod = site.areas.receipt / "pods" / "ib1f01a1q.pod"
+    data = bytearray(pod.read_bytes())
+    data[-3] ^= 0x08
+    pod.unlink()  # INGEST hard-linked it into the archive: rot a fresh copy, not the archived blob
+    pod.write_bytes(bytes(data))
+    assert run_stage(TwoFits, ["ib1f01010"]) == 20
+    assert "ib1f01a1q.pod: CRC mismatch in packet" in capsys.readouterr().err
+    assert (site.areas.quarantine / "ib1f01a1q.pod").exists()
+    assert Blackboard(site.database_url).get("ib1f01010").letter("2F") == "e"
