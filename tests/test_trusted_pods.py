@@ -1,11 +1,14 @@
-"""owl-2fits after INGEST: the pod bytes INGEST checked whole are not CRC-checked packet by packet again.
+"""Pod bytes already checked whole are not CRC-checked packet by packet again (INGEST, 2FITS).
 
-INGEST decodes each received pod with every check and archives it under its SHA-256; 2FITS hashes the
-pod it reads and, when the hash is that one, skips the packets' CRC-16s (its slowest check). Bytes that
-differ from what INGEST checked (a receipt copy rotted since) still get every check and are quarantined.
+Receipt checks every pod (structure, every packet CRC, the DAN's SHA-256) and records the hash beside
+it; INGEST decodes it and archives it under its SHA-256. INGEST, then 2FITS, hash the pod they read
+and, when the hash is the recorded one, skip the packets' CRC-16s (their slowest check). Bytes that
+differ from what was checked (a receipt copy rotted since) still get every check and are quarantined.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 from astropy.io import fits
@@ -14,6 +17,7 @@ from pipeline.core.osf import Blackboard
 from pipeline.core.stage import run_stage
 from pipeline.science.telemetry import layout
 from pipeline.science.telemetry.dan import write_downlink
+from pipeline.science.telemetry.receipt import checked_sha256
 from stages.dan_receipt import run as receive
 from stages.ingest import Ingest
 from stages.twofits import TwoFits
@@ -65,3 +69,24 @@ def test_pod_rotted_after_ingest_gets_every_check(site, capsys):
     assert "ib1f01a1q.pod: CRC mismatch in packet" in capsys.readouterr().err
     assert (site.areas.quarantine / "ib1f01a1q.pod").exists()
     assert Blackboard(site.database_url).get("ib1f01010").letter("2F") == "e"
+
+
+def test_ingest_skips_the_packet_crcs_receipt_checked(site, monkeypatch):
+    pair = dither_pair()
+    assert receive([str(write_downlink([pair], site.areas.inbox, "dl-trusted"))]) == 0
+    pod = site.areas.receipt / "pods" / "ib1f01a1q.pod"
+    assert checked_sha256(site, "ib1f01a1q") == hashlib.sha256(pod.read_bytes()).hexdigest()
+    calls = _crc_calls(monkeypatch)
+    assert run_stage(Ingest, ["ib1f01010"]) == 0
+    assert calls == [layout.POD_HEADER_SIZE - 2] * len(pair.members)
+
+
+def test_ingest_checks_every_crc_of_a_pod_rotted_in_receipt(site, capsys):
+    assert receive([str(write_downlink([dither_pair()], site.areas.inbox, "dl-trusted"))]) == 0
+    pod = site.areas.receipt / "pods" / "ib1f01a1q.pod"
+    data = bytearray(pod.read_bytes())
+    data[-3] ^= 0x08
+    pod.write_bytes(bytes(data))
+    assert run_stage(Ingest, ["ib1f01010"]) == 20
+    assert "ib1f01a1q.pod: CRC mismatch in packet" in capsys.readouterr().err
+    assert (site.areas.quarantine / "ib1f01a1q.pod").exists()
