@@ -8,6 +8,7 @@ association table to astropy's own bytes.
 from __future__ import annotations
 
 import io
+import mmap
 
 import numpy as np
 from astropy.io import fits
@@ -42,3 +43,29 @@ def test_association_table_bytes_are_astropys(tmp_path):
 
 def test_preview_module_leaves_scipy_for_photon_counting_images():
     assert heavy_modules_after("import pipeline.science.preview", ("scipy",)) == []
+
+
+def _flt(path, dq_value: int):
+    from astropy.io import fits as f
+
+    primary = f.PrimaryHDU()
+    primary.header["INSTRUME"], primary.header["DETECTOR"] = "WFC3", "UVIS"
+    sci = f.ImageHDU(np.ones((8, 10), np.float32), name="SCI", ver=1)
+    sci.header["SDQFLAGS"] = 65535  # wider than the int16 DQ array: the check widens once
+    dq = np.zeros((8, 10), np.int16)
+    dq[:4] = dq_value
+    f.HDUList([primary, sci, f.ImageHDU(np.ones((8, 10), np.float32), name="ERR", ver=1),
+               f.ImageHDU(dq, name="DQ", ver=1)]).writeto(path)
+    return path
+
+
+def test_ac_reads_pixels_from_the_map_without_a_copy(tmp_path):
+    from pipeline.science.checks.ac import Product, check_flagged_fraction
+
+    product = Product.open(_flt(tmp_path / "ixop01abq_flt.fits", 4), max_flagged_fraction=0.25)
+    base = product.data(1)
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(base, mmap.mmap)  # a view of the file's map, not a copy
+    (failure,) = check_flagged_fraction(product)
+    assert failure[0] == "DQ,1" and "50.0% of pixels" in failure[1]

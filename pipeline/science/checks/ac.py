@@ -108,8 +108,8 @@ class Product:
         return self.suffix in ("drz", "drc")
 
     def data(self, index: int) -> np.ndarray:
-        """One extension's pixels, memory-mapped, read-only: each check reads them once, no copy is made
-        (a copy of a full-frame array and its conversion cost more than the check itself)."""
+        """One extension's pixels, memory-mapped (copy-on-write: the file never changes): each check reads
+        them once and no copy is made (a copy of a full-frame array cost more than the check itself)."""
         with fits.open(self.path, memmap=True) as hdul:
             return hdul[index].data  # the map outlives the file handle while the array is referenced
 
