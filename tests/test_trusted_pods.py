@@ -57,18 +57,23 @@ def test_without_ingest_every_packet_crc_is_checked(site, monkeypatch):
     assert len(packets) > len(pair.members)  # every packet of every pod
 
 
-def test_pod_rotted_after_ingest_gets_every_check(site, capsys):
-    assert receive([str(write_downlink([dither_pair()], site.areas.inbox, "dl-trusted"))]) == 0
-    assert run_stage(Ingest, ["ib1f01010"]) == 0
+def _rot_and_fail(site, capsys, stage) -> None:
+    """Flip a bit in a received pod's last packet; ``stage`` must find the CRC mismatch and quarantine it."""
     pod = site.areas.receipt / "pods" / "ib1f01a1q.pod"
     data = bytearray(pod.read_bytes())
     data[-3] ^= 0x08
-    pod.unlink()  # INGEST hard-linked it into the archive: rot a fresh copy, not the archived blob
+    pod.unlink()  # a fresh file: INGEST hard-linked the pod it archived, and that blob must stay intact
     pod.write_bytes(bytes(data))
-    assert run_stage(TwoFits, ["ib1f01010"]) == 20
+    assert run_stage(stage, ["ib1f01010"]) == 20
     assert "ib1f01a1q.pod: CRC mismatch in packet" in capsys.readouterr().err
     assert (site.areas.quarantine / "ib1f01a1q.pod").exists()
-    assert Blackboard(site.database_url).get("ib1f01010").letter("2F") == "e"
+    assert Blackboard(site.database_url).get("ib1f01010").letter(stage.column) == "e"
+
+
+def test_pod_rotted_after_ingest_gets_every_check(site, capsys):
+    assert receive([str(write_downlink([dither_pair()], site.areas.inbox, "dl-trusted"))]) == 0
+    assert run_stage(Ingest, ["ib1f01010"]) == 0
+    _rot_and_fail(site, capsys, TwoFits)
 
 
 def test_ingest_skips_the_packet_crcs_receipt_checked(site, monkeypatch):
@@ -83,10 +88,4 @@ def test_ingest_skips_the_packet_crcs_receipt_checked(site, monkeypatch):
 
 def test_ingest_checks_every_crc_of_a_pod_rotted_in_receipt(site, capsys):
     assert receive([str(write_downlink([dither_pair()], site.areas.inbox, "dl-trusted"))]) == 0
-    pod = site.areas.receipt / "pods" / "ib1f01a1q.pod"
-    data = bytearray(pod.read_bytes())
-    data[-3] ^= 0x08
-    pod.write_bytes(bytes(data))
-    assert run_stage(Ingest, ["ib1f01010"]) == 20
-    assert "ib1f01a1q.pod: CRC mismatch in packet" in capsys.readouterr().err
-    assert (site.areas.quarantine / "ib1f01a1q.pod").exists()
+    _rot_and_fail(site, capsys, Ingest)
