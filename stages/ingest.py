@@ -1,8 +1,9 @@
 """owl-ingest: archive the received raw pods of an association or singleton (OSF column IN).
 
-Each pod is read once and fully decoded from that buffer (packet CRCs, sequence counts, the on-board
-pixel CRC: the receipt copy may have rotted since it was checked), which is also what is hashed; it
-is then stored (hard-linked, not re-read) in the content-addressed archive as kind
+Each pod is read once and fully decoded from that buffer (sequence counts, the on-board pixel CRC;
+the packet CRCs too unless the buffer hashes to what receipt checked: the receipt copy may have rotted
+since), which is also what is hashed; it is then stored (hard-linked, not re-read) in the
+content-addressed archive as kind
 ``pod`` under its exposure, with catalogue fields read from the pod's own header cards so that
 reprocessing can select archived pods by instrument, detector, filter or date. The association's
 record from its DAN is archived too (kind ``dan_asn``), so reprocessing from the archive alone knows
@@ -36,7 +37,7 @@ class Ingest(Stage):
             read_once,
         )
         from pipeline.science.telemetry.decode import decode_pod  # numpy: after the OSF claim (fast start-up)
-        from pipeline.science.telemetry.receipt import associations_dir, received_pod
+        from pipeline.science.telemetry.receipt import associations_dir, checked_sha256, received_pod
         from pipeline.science.telemetry.sources import ASN_RECORD_KIND, POD_KIND, newest_archived
 
         archive = Archive(ctx.site)
@@ -49,7 +50,9 @@ class Ingest(Stage):
                 ctx.log(f"{member}: pod no longer in receipt and already archived; nothing to do")
                 continue
             read = read_once(pod)  # decoded and hashed from this one buffer
-            decoded = decode_pod(pod, data=read.data)  # BadInput names the pod: the wrapper quarantines it
+            # bytes receipt checked whole (same hash) skip the packet CRCs; BadInput names the pod (quarantined)
+            checked = checked_sha256(ctx.site, member.name)
+            decoded = decode_pod(pod, data=read.data, trusted_sha256=checked if checked == read.sha256 else None)
             fields = {**catalogue_fields(header_dict(decoded.primary)), "association": association,
                       "pod_packets": decoded.pod.n_packets}
             self._archive(ctx, archive, member, read, POD_KIND, fields)

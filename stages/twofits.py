@@ -16,6 +16,8 @@ from pipeline.core.names import DatasetName
 from pipeline.core.stage import Stage, StageContext, stage_main
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from astropy.io import fits
 
     from pipeline.archive.store import Archive
@@ -29,11 +31,10 @@ class TwoFits(Stage):
     summary = "Decode pod packets into _raw.fits, _spt.fits and _asn.fits with full headers and switches"
 
     def run(self, ctx: StageContext) -> None:
-        from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim
         from pipeline.core.asntable import ASN_KINDS, build_asn_table  # numpy, astropy: after the OSF claim
-        from pipeline.science.telemetry.sources import find_association
+        from pipeline.science.telemetry.sources import archive_opener, find_association
 
-        archive = Archive(ctx.site)
+        archive = archive_opener(ctx.site)  # opened only if receipt lacks a pod or the association record
         asn = find_association(ctx.site, archive, ctx.dataset) if ctx.dataset.is_association else None
         if asn is not None:
             if asn.type not in ASN_KINDS:
@@ -49,7 +50,7 @@ class TwoFits(Stage):
             ctx.log(f"wrote {out.name}: {asn.type} association of {len(asn.members)} members")
 
     @staticmethod
-    def _convert(ctx: StageContext, archive: Archive, member: DatasetName,
+    def _convert(ctx: StageContext, archive: Callable[[], Archive], member: DatasetName,
                  asn: AssociationEntry | None) -> fits.Header:
         """Write one member's _raw and _spt; return the raw primary header."""
         from pipeline.core.asntable import ASN_KINDS
@@ -58,8 +59,8 @@ class TwoFits(Stage):
         from pipeline.science.telemetry.sources import find_pod
 
         source = find_pod(ctx.site, archive, member)
-        try:
-            decoded = decode_pod(source.path, f"{member}.pod")
+        try:  # bytes receipt or INGEST checked whole (same SHA-256) skip a second pass over the packet CRCs
+            decoded = decode_pod(source.path, f"{member}.pod", trusted_sha256=source.sha256)
         except BadInput as exc:
             if source.archived:  # report it, but never move an archive blob
                 raise BadInput(f"archived {exc.message}") from None

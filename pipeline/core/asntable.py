@@ -96,7 +96,10 @@ def build_asn_table(asn_name: str, members: Sequence[str], asn_type: str, *,
         fits.Column(name="MEMTYPE", format="14A", disp="A14", array=np.array([r[1] for r in rows])),
         fits.Column(name="MEMPRSNT", format="L", disp="L6", array=np.array([r[2] for r in rows])),
     ]
-    table = fits.BinTableHDU.from_columns(columns, name="ASN")
+    # BinTableHDU(data=...) imports astropy.table (~0.25 s with its asdf plugins) only to ask whether
+    # the data is a Table; giving the FITS_rec to an empty HDU is what its __init__ then does anyway
+    table = fits.BinTableHDU(name="ASN")
+    table.data = fits.FITS_rec.from_columns(columns)
     table.header["EXTVER"] = 1
     table.header["INHERIT"] = (True, "inherit the primary header")
     table.header["ROOTNAME"] = (asn.name, "rootname of the observation set")

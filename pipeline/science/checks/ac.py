@@ -108,8 +108,10 @@ class Product:
         return self.suffix in ("drz", "drc")
 
     def data(self, index: int) -> np.ndarray:
+        """One extension's pixels, memory-mapped (copy-on-write: the file never changes): each check reads
+        them once and no copy is made (a copy of a full-frame array cost more than the check itself)."""
         with fits.open(self.path, memmap=True) as hdul:
-            return np.array(hdul[index].data)
+            return hdul[index].data  # the map outlives the file handle while the array is referenced
 
 
 def check_switches(p: Product) -> Iterator[tuple[str, str]]:
@@ -245,7 +247,9 @@ def check_flagged_fraction(p: Product) -> Iterator[tuple[str, str]]:
         sci = dict(p.named("SCI"))
         sdq = next((s.get("SDQFLAGS") for s in sci.values() if s.get("EXTVER", 1) == ver), None)
         sdq = int(sdq if isinstance(sdq, int) else p.primary.get("SDQFLAGS", DEFAULT_SDQFLAGS))
-        dq = p.data(index).astype(np.int64)
+        dq = p.data(index)
+        if dq.dtype.kind not in "iu" or not np.iinfo(dq.dtype).min <= sdq <= np.iinfo(dq.dtype).max:
+            dq = dq.astype(np.int64)  # a mask wider than the stored integers (or scaled data): widen once
         fraction = np.count_nonzero(dq & sdq) / dq.size if dq.size else 0.0
         if fraction > p.max_flagged_fraction:
             yield f"DQ,{ver}", (f"{fraction:.1%} of pixels carry a serious flag (SDQFLAGS={sdq}), "

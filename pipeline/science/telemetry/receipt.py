@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,27 @@ def associations_dir(site: Site) -> Path:
 def received_pod(site: Site, dataset: str) -> Path:
     """Where an accepted exposure's pod lives (it may not exist: check)."""
     return pods_dir(site) / f"{parse_dataset(dataset).name}.pod"
+
+
+#: Beside each accepted pod, ``<file>.sha256`` (``sha256sum`` format): the hash of the bytes receipt
+#: checked whole (structure, every packet CRC, sequence counts, size, the DAN's hash).
+CHECKED_SUFFIX = ".sha256"
+
+
+def _record_checked(pod: Path, sha256: str) -> None:
+    with atomic_write(pod.with_name(pod.name + CHECKED_SUFFIX), "w") as fh:
+        fh.write(f"{sha256}  {pod.name}\n")
+
+
+def checked_sha256(site: Site, dataset: str) -> str | None:
+    """SHA-256 of the pod bytes receipt checked for an exposure, or None (not recorded, unreadable):
+    INGEST skips the packet CRCs of bytes that still hash to it (see ``decode.scan_pod``)."""
+    pod = received_pod(site, dataset)
+    try:
+        words = pod.with_name(pod.name + CHECKED_SUFFIX).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return words[0] if words and re.fullmatch(r"[0-9a-f]{64}", words[0]) else None
 
 
 def association_record(site: Site, association: str) -> AssociationEntry | None:
@@ -236,6 +258,7 @@ class ReceivingStation:
                     return PodOutcome(entry.dataset, entry.file, "missing",
                                       f"{entry.file} is missing from {inbox} and the received copy "
                                       f"differs ({exc.message})")
+                _record_checked(kept, entry.sha256)
                 return PodOutcome(entry.dataset, entry.file, "already-received",
                                   f"{entry.file} already in {kept.parent}", str(kept))
             return PodOutcome(entry.dataset, entry.file, "missing",
@@ -254,6 +277,7 @@ class ReceivingStation:
             moved = self._quarantine(incoming, reason)
             return PodOutcome(entry.dataset, entry.file, "quarantined", reason, str(moved))
         moved = move_file(incoming, pods_dir(self.site))
+        _record_checked(moved, entry.sha256)
         return PodOutcome(entry.dataset, entry.file, "received",
                           f"received {entry.file} ({entry.size} bytes, sha256 {entry.sha256[:16]}...) "
                           f"in downlink {downlink_id}", str(moved))
@@ -309,5 +333,5 @@ class ReceivingStation:
         return [p.dataset for p in dan.pods] + [a.name for a in dan.associations]
 
 
-__all__ = ["PodOutcome", "ReceiptReport", "ReceivingStation", "association_record",
+__all__ = ["PodOutcome", "ReceiptReport", "ReceivingStation", "association_record", "checked_sha256",
            "locate_dan", "received_pod"]

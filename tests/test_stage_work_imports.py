@@ -1,0 +1,71 @@
+"""What the non-MD stages import for their work (issue 15): libraries a node does not use stay unimported.
+
+Each fresh stage process pays every import again; the figures are in docs/benchmarks.md ("Non-MD nodes
+made cheaper"). These tests keep the cut imports cut, in a fresh interpreter, and hold the cheaper
+association table to astropy's own bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+
+import numpy as np
+from astropy.io import fits
+
+from pipeline.core.asntable import build_asn_table
+from tests.test_cli_startup import heavy_modules_after
+
+
+def test_association_table_is_built_without_astropy_table():
+    code = ("from pipeline.core.asntable import build_asn_table\n"
+            "build_asn_table('ib4606060', ['ib4606c5q', 'ib4606c6q'], 'DITHER')")
+    # heavy_modules_after reports top-level packages: astropy.table itself is asked for here
+    probe = code + "\nimport sys\nassert 'astropy.table' not in sys.modules, 'astropy.table imported'"
+    assert heavy_modules_after(probe, ("asdf", "asdf_astropy")) == []
+
+
+def test_association_table_bytes_are_astropys(tmp_path):
+    """The same bytes as ``BinTableHDU.from_columns`` writes for the same columns and cards."""
+    ours = build_asn_table("j8bt05010", ["j8bt05njq", "j8bt05nkq"], "CR-SPLIT", present={"j8bt05nkq": False})
+    table = ours["ASN"]
+    columns = [fits.Column(name=c.name, format=c.format, disp=c.disp, array=np.array(table.data[c.name]))
+               for c in table.columns]
+    theirs = fits.BinTableHDU.from_columns(columns, name="ASN")
+    for key in ("EXTVER", "INHERIT", "ROOTNAME", "EXPNAME"):
+        theirs.header[key] = (table.header[key], table.header.comments[key])
+    a, b = io.BytesIO(), io.BytesIO()
+    ours.writeto(a)
+    fits.HDUList([fits.PrimaryHDU(header=ours[0].header), theirs]).writeto(b)
+    assert a.getvalue() == b.getvalue()
+    assert list(ours["ASN"].data["MEMPRSNT"]) == [True, False, True]
+
+
+def test_preview_module_leaves_scipy_for_photon_counting_images():
+    assert heavy_modules_after("import pipeline.science.preview", ("scipy",)) == []
+
+
+def _flt(path, dq_value: int):
+    from astropy.io import fits as f
+
+    primary = f.PrimaryHDU()
+    primary.header["INSTRUME"], primary.header["DETECTOR"] = "WFC3", "UVIS"
+    sci = f.ImageHDU(np.ones((8, 10), np.float32), name="SCI", ver=1)
+    sci.header["SDQFLAGS"] = 65535  # wider than the int16 DQ array: the check widens once
+    dq = np.zeros((8, 10), np.int16)
+    dq[:4] = dq_value
+    f.HDUList([primary, sci, f.ImageHDU(np.ones((8, 10), np.float32), name="ERR", ver=1),
+               f.ImageHDU(dq, name="DQ", ver=1)]).writeto(path)
+    return path
+
+
+def test_ac_reads_pixels_from_the_map_without_a_copy(tmp_path):
+    from pipeline.science.checks.ac import Product, check_flagged_fraction
+
+    product = Product.open(_flt(tmp_path / "ixop01abq_flt.fits", 4), max_flagged_fraction=0.25)
+    base = product.data(1)
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(base, mmap.mmap)  # a view of the file's map, not a copy
+    (failure,) = check_flagged_fraction(product)
+    assert failure[0] == "DQ,1" and "50.0% of pixels" in failure[1]
