@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import resource
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from pipeline.core import usage
 from pipeline.core.names import parse_dataset
 from pipeline.science import drizzle_exact, drizzle_fork, drizzle_sets
 from pipeline.science.drizzle import drizzle
@@ -135,6 +137,17 @@ def test_a_childs_error_is_raised_after_the_earlier_images_logs(caplog):
 def test_a_child_that_dies_fails_the_run_as_out_of_memory():
     with pytest.raises(MemoryError, match="died"):
         drizzle_fork.run_split([_Image("a"), _Image("dies")], _step, 2)
+
+
+def test_a_childs_memory_counts_in_the_nodes_peak():
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+    def grow(images: list[_Image]) -> None:
+        for image in images:
+            image.virtualOutputs["out"] = np.ones(2**26, dtype=np.float32)  # 256 MB, touched
+
+    drizzle_fork.run_split([_Image("a"), _Image("b")], grow, 2)
+    assert usage.peak_rss_mb() >= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 + 200 > own
 
 
 def test_one_set_gets_the_nodes_cpus(monkeypatch):

@@ -15,7 +15,9 @@ inherit by ``fork``.
 What the one-process run shows is kept: the children's log records are replayed in image order after
 this process's group (the trailer reads as the sequential one, only timestamps differ), and an error
 raised for an image is raised here, after the records of the images before it. A child that dies
-(killed, most likely out of memory) fails the run with :class:`MemoryError`.
+(killed, most likely out of memory) fails the run with :class:`MemoryError`. The node's memory is this
+process's peak plus what each child grew beyond the memory it shared at the fork (noted for the memory
+history: ``usage.note_concurrent_peak``); the children hold one image's step outputs each.
 
 Only for the drizzlepac these were checked against (``drizzle_exact.CHECKED_DRIZZLEPAC``) and only with
 drizzlepac's own ``num_cores`` = 1; otherwise AstroDrizzle runs as installed.
@@ -27,12 +29,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
+import resource
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
+from pipeline.core import usage
 from pipeline.science import drizzle_exact
 
 _MISSING = object()
@@ -87,9 +93,22 @@ def _portable(record: logging.LogRecord) -> logging.LogRecord:
     return record
 
 
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux; 0 elsewhere)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _own_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def _child(conn: Connection, work: Callable[[list], None], images: list) -> None:
     """In the forked process: run ``work`` on ``images`` holding the log records, send
-    (error, records, changes) back."""
+    (error, records, changes, MB this process grew by) back."""
+    shared_mb = _rss_mb()  # what it maps of its parent's memory
     records: list[logging.LogRecord] = []
     logging.Logger.callHandlers = lambda _logger, record: records.append(_portable(record))  # type: ignore[method-assign]
     before = _snapshot(images)
@@ -98,10 +117,11 @@ def _child(conn: Connection, work: Callable[[list], None], images: list) -> None
         outcome = (None, records, _changes(images, before))
     except Exception as exc:  # raised again by the parent, after the records
         outcome = (exc, records, None)
+    grown = max(0.0, _own_peak_mb() - shared_mb)
     try:
-        conn.send(outcome)
+        conn.send((*outcome, grown))
     except Exception as exc:  # an unpicklable error: its text still reaches the parent
-        conn.send((RuntimeError(f"{type(outcome[0] or exc).__name__}: {outcome[0] or exc}"), records, None))
+        conn.send((RuntimeError(f"{type(outcome[0] or exc).__name__}: {outcome[0] or exc}"), records, None, grown))
     conn.close()
 
 
@@ -115,26 +135,29 @@ def run_split(images: list, work: Callable[[list], None], processes: int) -> Non
     context = multiprocessing.get_context("fork")
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # a child must not write this process's buffered output again
-    children = []
+    children, grown_mb = [], 0.0
     try:
         for group in groups[1:]:
             receive, send = context.Pipe(duplex=False)
-            child = context.Process(target=_child, args=(send, work, group), name="owl-md-step", daemon=True)
+            child = context.Process(target=_child, args=(send, work, group), name="owl-md-step",
+                                    daemon=True)
             child.start()
             send.close()
             children.append((child, receive, group))
         work(groups[0])
         for child, receive, group in children:
             try:
-                error, records, changes = receive.recv()
+                error, records, changes, grown = receive.recv()
             except EOFError:
                 raise MemoryError(f"an AstroDrizzle step process (pid {child.pid}) died, killed most likely "
                                   f"out of memory (exit code {child.join() or child.exitcode})") from None
             for record in records:
                 logging.getLogger(record.name).handle(record)
+            grown_mb += grown
             if error is not None:
                 raise error
             _apply(group, changes)
+        usage.note_concurrent_peak(_own_peak_mb() + grown_mb)
     finally:
         for child, receive, _ in children:
             receive.close()
