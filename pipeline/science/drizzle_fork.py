@@ -115,7 +115,7 @@ def _child(conn: Connection, work: Callable[[list], None], images: list) -> None
     try:
         work(images)
         outcome = (None, records, _changes(images, before))
-    except Exception as exc:  # raised again by the parent, after the records
+    except BaseException as exc:  # raised again by the parent after the records (crds may raise SystemExit)
         outcome = (exc, records, None)
     grown = max(0.0, _own_peak_mb() - shared_mb)
     try:
@@ -149,8 +149,9 @@ def run_split(images: list, work: Callable[[list], None], processes: int) -> Non
             try:
                 error, records, changes, grown = receive.recv()
             except EOFError:
+                child.join()
                 raise MemoryError(f"an AstroDrizzle step process (pid {child.pid}) died, killed most likely "
-                                  f"out of memory (exit code {child.join() or child.exitcode})") from None
+                                  f"out of memory (exit code {child.exitcode})") from None
             for record in records:
                 logging.getLogger(record.name).handle(record)
             grown_mb += grown
