@@ -82,14 +82,14 @@ def _md(tmp: Path) -> tuple[list[Result], list[Path], Path]:
     forked, two_s, two_cpu = _timed(lambda: drizzle(flts, name, work, cache=cache, processes=2))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     two_cpu += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    os.replace(tmp / "md1_drz.fits", product.path)
 
     def same(path: Path) -> bool:
         with fits.open(path) as a, fits.open(tmp / "plain_drz.fits") as b:
             return all(np.array_equal(a[e].data, b[e].data, equal_nan=True) for e in ("SCI", "WHT", "CTX"))
 
-    identical, two_identical = same(product.path), same(forked.path)
-    os.remove(forked.path)
+    two_identical = same(forked.path)
+    os.replace(tmp / "md1_drz.fits", product.path)  # the 1-process product, for the figures below
+    identical = same(product.path)
     offsets = measured_offsets(product.path, sky.stars)
     load = os.getloadavg()[0]
     imports = _import_figures()
