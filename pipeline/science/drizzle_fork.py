@@ -1,16 +1,18 @@
 """AstroDrizzle's per-image steps in forked processes, every pixel as in the one-process run.
 
-Three of AstroDrizzle's steps treat each input image on its own: the separate drizzle (each image's
-``single_sci``/``single_wht`` is its own output), blot (the median blotted back onto each image's chips)
-and ``driz_cr`` (each image's CR mask from its own blot). drizzlepac runs them one image after the
-other when ``in_memory`` (its own ``num_cores`` path sends the in-memory images through a
-``multiprocessing.Manager``, which on 2 CPUs is slower than one core). ``cdriz`` never releases the
-GIL, so threads cannot share the work: on a node with 2 CPUs or more :func:`per_image_processes` splits
-the images of these steps into contiguous groups, the first done in this process while forked children
-do the others, each child running drizzlepac's own function on its group and sending back what it
-added to its images (their in-memory outputs and chip output names). Nothing is computed differently:
-an image's result depends only on that image and on what the earlier steps left, which the children
-inherit by ``fork``.
+Two of AstroDrizzle's steps treat each input image on its own and gain from a second CPU: the separate
+drizzle (each image's ``single_sci``/``single_wht`` is its own output) and ``driz_cr`` (each image's CR
+mask from its own blotted median). drizzlepac runs them one image after the other when ``in_memory``
+(its own ``num_cores`` path sends the in-memory images through a ``multiprocessing.Manager``, which on
+2 CPUs is slower than one core), and ``cdriz`` never releases the GIL, so threads cannot share the work.
+Blot is per image too, but ``cdriz.tblot`` took ~3x the CPU per chip with two processes at once than
+alone (a loss in wall time), so it stays in one process.
+
+On a node with 2 CPUs or more :func:`per_image_processes` splits the images of these steps into
+contiguous groups, the first done in this process while forked children do the others, each child
+running drizzlepac's own function on its group and sending back what it added to its images (their
+in-memory outputs and chip output names). Nothing is computed differently: an image's result depends
+only on that image and on what the earlier steps left, which the children inherit by ``fork``.
 
 What the one-process run shows is kept: the children's log records are replayed in image order after
 this process's group (the trailer reads as the sequential one, only timestamps differ), and an error
@@ -169,15 +171,15 @@ def run_split(images: list, work: Callable[[list], None], processes: int) -> Non
 
 @contextlib.contextmanager
 def per_image_processes(processes: int, cores: int = 1) -> Iterator[tuple[str, ...]]:
-    """Within the block, AstroDrizzle's separate drizzle, blot and ``driz_cr`` run their images in
+    """Within the block, AstroDrizzle's separate drizzle and ``driz_cr`` run their images in
     ``processes`` processes; yields what was changed (empty: one process, drizzlepac's own
     ``num_cores`` > 1, or a drizzlepac version these were not checked against)."""
     if processes < 2 or cores != 1 or drizzle_exact.drizzlepac_version() != drizzle_exact.CHECKED_DRIZZLEPAC:
         yield ()
         return
-    from drizzlepac import ablot, adrizzle, drizCR
+    from drizzlepac import adrizzle, drizCR
 
-    run_driz, run_driz_img, run_blot = adrizzle.run_driz, adrizzle.run_driz_img, ablot.run_blot
+    run_driz, run_driz_img = adrizzle.run_driz, adrizzle.run_driz_img
     rundrizCR, driz_cr = drizCR.rundrizCR, drizCR._driz_cr
 
     def separate(imageObjectList, output_wcs, paramDict, single, build, wcsmap=None):
@@ -200,12 +202,6 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[tuple[str, .
                   processes)
         return None
 
-    def blot(imageObjectList, output_wcs, paramDict, wcsmap=None):
-        """``run_blot`` (no log lines of its own before or after its per-image loop) on split images."""
-        images = imageObjectList if isinstance(imageObjectList, list) else [imageObjectList]
-        kwargs = {} if wcsmap is None else {"wcsmap": wcsmap}
-        run_split(images, lambda group: run_blot(group, output_wcs, paramDict, **kwargs), processes)
-
     step: dict[str, list | None] = {"images": None}
 
     def crrej(imgObjList, configObj, procSteps=None):
@@ -226,10 +222,10 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[tuple[str, .
             run_split(images, lambda group: [driz_cr(i, i.virtualOutputs, paramDict) for i in group], processes)
         return None
 
-    adrizzle.run_driz, ablot.run_blot = separate, blot
+    adrizzle.run_driz = separate
     drizCR.rundrizCR, drizCR._driz_cr = crrej, first_does_all
     try:
-        yield (f"separate drizzle, blot, driz_cr: images in {processes} processes",)
+        yield (f"separate drizzle, driz_cr: images in {processes} processes",)
     finally:
-        adrizzle.run_driz, adrizzle.run_driz_img, ablot.run_blot = run_driz, run_driz_img, run_blot
+        adrizzle.run_driz, adrizzle.run_driz_img = run_driz, run_driz_img
         drizCR.rundrizCR, drizCR._driz_cr = rundrizCR, driz_cr
