@@ -145,8 +145,8 @@ import json, sys
 from pathlib import Path
 from pipeline.core.names import parse_dataset
 from pipeline.science import drizzle
-*inputs, work, cache = [Path(a) for a in sys.argv[2:]]
-product = drizzle.drizzle(inputs, parse_dataset(sys.argv[1]), work, cache=cache)
+*inputs, work, cache = [Path(a) for a in sys.argv[3:]]
+product = drizzle.drizzle(inputs, parse_dataset(sys.argv[1]), work, cache=cache, processes=int(sys.argv[2]))
 unrelated = ("drizzlepac.tweakreg", "drizzlepac.align", "drizzlepac.runastrodriz", "sklearn")
 print(json.dumps({"path": str(product.path), "fast_paths": product.fast_paths,
                   "loaded": sorted(m for m in unrelated if m in sys.modules)}))
@@ -173,9 +173,11 @@ def _python(script: str, *args: str, cwd: Path) -> str:
                           env=env).stdout
 
 
-def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monkeypatch):
-    """MD (lean drizzlepac import, in_memory, on copies, MDRIZTAB row, the driz_cr fast paths) gives the same
-    pixels as AstroDrizzle run the plain way with the same parameters; each in a fresh process."""
+@pytest.mark.parametrize("processes", [1, 2])
+def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monkeypatch, processes):
+    """MD (lean drizzlepac import, in_memory, on copies, MDRIZTAB row, the driz_cr fast paths, the per-image
+    steps in 1 or 2 processes) gives the same pixels as AstroDrizzle run the plain way with the same
+    parameters; each in a fresh process."""
     monkeypatch.delenv("CRDS_PATH", raising=False)
     simtable.mdriz_table("WFC3", "UVIS", TABLE).writeto(reference_dir(site) / TABLE)
     inputs = _association(site, sky, f"iref${TABLE}")
@@ -184,10 +186,12 @@ def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monk
     for p in inputs:
         shutil.copy2(p, plain / p.name)
     work = site.work_dir(parse_dataset(ASN))
-    said = json.loads(_python(_FRESH_MD, ASN, *map(str, inputs), str(work), str(site.areas.crds),
+    said = json.loads(_python(_FRESH_MD, ASN, str(processes), *map(str, inputs), str(work), str(site.areas.crds),
                               cwd=tmp_path).strip().splitlines()[-1])
     if drizzle_exact.drizzlepac_version() == drizzle_exact.CHECKED_DRIZZLEPAC:  # what is compared
-        assert said["fast_paths"] == ["quickDeriv.qderiv", "drizCR.signal.convolve2d"] and said["loaded"] == []
+        forked = ["separate drizzle, driz_cr: images in 2 processes"] if processes == 2 else []
+        assert said["fast_paths"] == ["quickDeriv.qderiv", "drizCR.signal.convolve2d", *forked]
+        assert said["loaded"] == []
     params, _ = mdriztab.split_operational(mdriztab.choose(inputs[0], len(inputs), site.areas.crds).parameters)
     _python(_PLAIN, ASN, json.dumps(params), *(p.name for p in inputs), cwd=plain)
     assert any(plain.glob("*_single_sci.fits")) and any(plain.glob("*_med.fits"))  # the plain run wrote them

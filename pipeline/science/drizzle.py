@@ -43,7 +43,7 @@ from astropy.io import fits
 from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import copy_atomic, fsync_dir, sha256_file
 from pipeline.core.names import DatasetName
-from pipeline.science import drizzle_exact, mdriztab
+from pipeline.science import drizzle_exact, drizzle_fork, mdriztab
 from pipeline.science.refs import is_na
 
 #: Input suffix → drizzled product suffix.
@@ -182,11 +182,12 @@ def _in_directory(path: Path) -> Iterator[None]:
 
 
 def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: int = 1,
-                     parameters: dict[str, object] | None = None,
-                     fast_paths: bool = True) -> tuple[Path, str, tuple[str, ...]]:
+                     parameters: dict[str, object] | None = None, fast_paths: bool = True,
+                     processes: int = 1) -> tuple[Path, str, tuple[str, ...]]:
     """Run AstroDrizzle offline on ``inputs`` (already inside ``rundir``) with ``parameters`` (an
     MDRIZTAB row; none: drizzlepac's defaults); return (product, log text, the exact fast paths used;
-    ``fast_paths=False``: none, drizzlepac exactly as installed).
+    ``fast_paths=False``: none, drizzlepac exactly as installed). ``processes`` > 1 (with ``fast_paths``):
+    the per-image steps in that many forked processes (:mod:`pipeline.science.drizzle_fork`).
 
     Offline means ``updatewcs=False`` and ``ASTROMETRY_STEP_CONTROL=OFF``: the WCS in the headers is
     used as calibrated, no astrometry database is contacted.
@@ -200,7 +201,8 @@ def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: in
     chatter = io.StringIO()
     try:
         with (_in_directory(rundir), contextlib.redirect_stdout(chatter), warnings.catch_warnings(),
-              drizzle_exact.exact_fast_paths(fast_paths) as used):
+              drizzle_exact.exact_fast_paths(fast_paths) as exact,
+              drizzle_fork.per_image_processes(processes if fast_paths else 1, cores) as forked):
             warnings.simplefilter("ignore")
             astrodrizzle.AstroDrizzle(
                 [p.name for p in inputs], **{"context": True, **(parameters or {})}, output=output, updatewcs=False,
@@ -217,7 +219,7 @@ def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: in
     product = rundir / f"{output}_{suffix}.fits"
     if not product.is_file():
         raise DrizzleFailed(f"AstroDrizzle reported success but wrote no {product.name}")
-    return product, log, used
+    return product, log, exact + forked
 
 
 def _read_log(runfile: Path, chatter: io.StringIO) -> str:
@@ -283,9 +285,11 @@ def drizzle(
     cache: Path | None = None,
     log: Callable[[str], None] = lambda _text: None,
     fast_paths: bool = True,
+    processes: int = 1,
 ) -> DrizzleProduct:
     """Drizzle ``inputs`` (all ``_flt`` or all ``_flc``) into ``work/<product_name>_<drz|drc>.fits`` with
-    the MDRIZTAB row for them (``cache``: the CRDS cache the header's ``iref$`` names resolve to)."""
+    the MDRIZTAB row for them (``cache``: the CRDS cache the header's ``iref$`` names resolve to;
+    ``processes``: CPUs for AstroDrizzle's per-image steps, :mod:`pipeline.science.drizzle_fork`)."""
     kinds = {p.name.rsplit("_", 1)[-1].split(".")[0] for p in inputs}
     if len(kinds) != 1 or not kinds <= PRODUCT_SUFFIX.keys():
         raise BadInput(f"{product_name}: drizzle inputs must all be _flt or all _flc, got "
@@ -307,7 +311,7 @@ def drizzle(
         for copy in copies:
             _without_old_dgeo(copy, log)
         produced, text, used = run_astrodrizzle(copies, product_name.name, rundir, cores=cores,
-                                                parameters=parameters, fast_paths=fast_paths)
+                                                parameters=parameters, fast_paths=fast_paths, processes=processes)
         dropped, why = dropped_inputs(produced, copies, text)
         if dropped:
             raise DrizzleFailed(f"{produced.name}: AstroDrizzle silently dropped {', '.join(dropped)} of "

@@ -10,7 +10,8 @@ peak memory is the sum of the processes' peaks (noted for the memory history: ``
 
 Processes: ``OWL_MD_PROCESSES``, else ``OMP_NUM_THREADS`` (HTCondor sets it to the CPUs the node was
 given: the workflows ask for 2 for MD), else the CPUs this process may use; never more than there are
-sets. 1 gives the sequential loop.
+sets. 1 gives the sequential loop. With one set (no ``_flc``), or more CPUs than sets, the CPUs left go to
+each run's per-image steps (:mod:`pipeline.science.drizzle_fork`).
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ def processes(environ: Mapping[str, str] | None = None) -> int:
     return perchip.threads(mine)
 
 
-def _held(inputs: list[Path], product_name: DatasetName, work: Path, cores: int,
-          cache: Path | None) -> tuple[list[str], DrizzleProduct | None, BaseException | None, int, float]:
+def _held(inputs: list[Path], product_name: DatasetName, work: Path, cores: int, cache: Path | None,
+          cpus: int) -> tuple[list[str], DrizzleProduct | None, BaseException | None, int, float]:
     """One set's drizzle with its warnings held: (warnings, product, error, worker pid, its peak RSS in MB)."""
     said: list[str] = []
     try:
-        product, error = drizzle(inputs, product_name, work, cores=cores, cache=cache, log=said.append), None
+        product, error = drizzle(inputs, product_name, work, cores=cores, cache=cache, log=said.append,
+                                  processes=cpus), None
     except Exception as exc:  # re-raised by the parent, in set order
         product, error = None, exc
     return said, product, error, os.getpid(), usage.peak_rss_mb()
@@ -57,12 +59,15 @@ def drizzle_sets(sets: Mapping[str, list[Path]], product_name: DatasetName, work
                  environ: Mapping[str, str] | None = None) -> list[DrizzleProduct]:
     """:func:`drizzle` each input set (``{"flt": [...], "flc": [...]}``), in processes side by side when
     the node has the CPUs; products in the sets' order."""
-    workers = min(len(sets), processes(environ))
-    if workers < 2:
-        return [drizzle(inputs, product_name, work, cores=cores, cache=cache, log=log) for inputs in sets.values()]
+    cpus = processes(environ)
+    workers = min(len(sets), cpus)
+    if workers < 2:  # one set at a time: each may use the node's CPUs for its per-image steps
+        return [drizzle(inputs, product_name, work, cores=cores, cache=cache, log=log, processes=cpus)
+                for inputs in sets.values()]
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        futures = [pool.submit(_held, inputs, product_name, work, cores, cache) for inputs in sets.values()]
+        futures = [pool.submit(_held, inputs, product_name, work, cores, cache, cpus // workers)
+                   for inputs in sets.values()]
         outcomes = [f.result() for f in futures]
     except BrokenProcessPool as exc:
         raise MemoryError(f"an AstroDrizzle process of {product_name} died (killed, most likely out of memory): "

@@ -1,0 +1,231 @@
+"""AstroDrizzle's per-image steps in forked processes, every pixel as in the one-process run.
+
+Two of AstroDrizzle's steps treat each input image on its own and gain from a second CPU: the separate
+drizzle (each image's ``single_sci``/``single_wht`` is its own output) and ``driz_cr`` (each image's CR
+mask from its own blotted median). drizzlepac runs them one image after the other when ``in_memory``
+(its own ``num_cores`` path sends the in-memory images through a ``multiprocessing.Manager``, which on
+2 CPUs is slower than one core), and ``cdriz`` never releases the GIL, so threads cannot share the work.
+Blot is per image too, but ``cdriz.tblot`` took ~3x the CPU per chip with two processes at once than
+alone (a loss in wall time), so it stays in one process.
+
+On a node with 2 CPUs or more :func:`per_image_processes` splits the images of these steps into
+contiguous groups, the first done in this process while forked children do the others, each child
+running drizzlepac's own function on its group and sending back what it added to its images (their
+in-memory outputs and chip output names). Nothing is computed differently: an image's result depends
+only on that image and on what the earlier steps left, which the children inherit by ``fork``.
+
+What the one-process run shows is kept: the children's log records are replayed in image order after
+this process's group (the trailer reads as the sequential one, only timestamps differ), and an error
+raised for an image is raised here, after the records of the images before it. A child that dies
+(killed, most likely out of memory) fails the run with :class:`MemoryError`. The node's memory is this
+process's peak plus what each child grew beyond the memory it shared at the fork (noted for the memory
+history: ``usage.note_concurrent_peak``); the children hold one image's step outputs each.
+
+Only for the drizzlepac these were checked against (``drizzle_exact.CHECKED_DRIZZLEPAC``) and only with
+drizzlepac's own ``num_cores`` = 1; otherwise AstroDrizzle runs as installed.
+``tests/test_md_parallel.py`` compares the products with the one-process run's, pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import resource
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from pipeline.core import usage
+from pipeline.science import drizzle_exact
+
+_MISSING = object()
+#: An image's additions: (its new in-memory outputs, per chip its new or changed output names).
+Changes = tuple[dict[str, Any], list[dict[str, Any]]]
+
+
+def split(items: list, groups: int) -> list[list]:
+    """``items`` in at most ``groups`` contiguous runs of near-equal length (order kept)."""
+    groups = max(1, min(groups, len(items)))
+    size, extra = divmod(len(items), groups)
+    runs, start = [], 0
+    for i in range(groups):
+        end = start + size + (1 if i < extra else 0)
+        runs.append(items[start:end])
+        start = end
+    return runs
+
+
+def _chips(image) -> list:
+    return image.returnAllChips(extname=image.scienceExt)
+
+
+def _snapshot(images: list) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    return [(dict(image.virtualOutputs), [dict(chip.outputNames) for chip in _chips(image)]) for image in images]
+
+
+def _changes(images: list, before: list) -> list[Changes]:
+    """What the step added to each image since ``before`` (:func:`_snapshot`)."""
+    out = []
+    for image, (outputs, names) in zip(images, before, strict=True):
+        added = {k: v for k, v in image.virtualOutputs.items() if outputs.get(k, _MISSING) is not v}
+        renamed = [{k: v for k, v in chip.outputNames.items() if was.get(k, _MISSING) != v}
+                   for chip, was in zip(_chips(image), names, strict=True)]
+        out.append((added, renamed))
+    return out
+
+
+def _apply(images: list, changes: list[Changes]) -> None:
+    for image, (added, renamed) in zip(images, changes, strict=True):
+        image.virtualOutputs.update(added)
+        for chip, names in zip(_chips(image), renamed, strict=True):
+            chip.outputNames.update(names)
+
+
+def _portable(record: logging.LogRecord) -> logging.LogRecord:
+    """The record with its message rendered, so it pickles whatever its arguments were."""
+    record.msg, record.args = record.getMessage(), None
+    if record.exc_info:
+        record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        record.exc_info = None
+    return record
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux; 0 elsewhere)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _own_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _child(conn: Connection, work: Callable[[list], None], images: list) -> None:
+    """In the forked process: run ``work`` on ``images`` holding the log records, send
+    (error, records, changes, MB this process grew by) back."""
+    shared_mb = _rss_mb()  # what it maps of its parent's memory
+    records: list[logging.LogRecord] = []
+    logging.Logger.callHandlers = lambda _logger, record: records.append(_portable(record))  # type: ignore[method-assign]
+    before = _snapshot(images)
+    try:
+        work(images)
+        outcome = (None, records, _changes(images, before))
+    except BaseException as exc:  # raised again by the parent after the records (crds may raise SystemExit)
+        outcome = (exc, records, None)
+    grown = max(0.0, _own_peak_mb() - shared_mb)
+    try:
+        conn.send((*outcome, grown))
+    except Exception as exc:  # an unpicklable error: its text still reaches the parent
+        conn.send((RuntimeError(f"{type(outcome[0] or exc).__name__}: {outcome[0] or exc}"), records, None, grown))
+    conn.close()
+
+
+def run_split(images: list, work: Callable[[list], None], processes: int) -> None:
+    """``work(images)`` with the images in ``processes`` contiguous groups at once (the first here),
+    the others' results applied and their logs replayed in image order."""
+    groups = split(images, processes)
+    if len(groups) < 2:
+        work(images)
+        return
+    context = multiprocessing.get_context("fork")
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # a child must not write this process's buffered output again
+    children, grown_mb = [], 0.0
+    try:
+        for group in groups[1:]:
+            receive, send = context.Pipe(duplex=False)
+            child = context.Process(target=_child, args=(send, work, group), name="owl-md-step",
+                                    daemon=True)
+            child.start()
+            send.close()
+            children.append((child, receive, group))
+        work(groups[0])
+        for child, receive, group in children:
+            try:
+                error, records, changes, grown = receive.recv()
+            except EOFError:
+                child.join()
+                raise MemoryError(f"an AstroDrizzle step process (pid {child.pid}) died, killed most likely "
+                                  f"out of memory (exit code {child.exitcode})") from None
+            for record in records:
+                logging.getLogger(record.name).handle(record)
+            grown_mb += grown
+            if error is not None:
+                raise error
+            _apply(group, changes)
+        usage.note_concurrent_peak(_own_peak_mb() + grown_mb)
+    finally:
+        for child, receive, _ in children:
+            receive.close()
+            if child.is_alive():
+                child.terminate()
+            child.join()
+
+
+@contextlib.contextmanager
+def per_image_processes(processes: int, cores: int = 1) -> Iterator[tuple[str, ...]]:
+    """Within the block, AstroDrizzle's separate drizzle and ``driz_cr`` run their images in
+    ``processes`` processes; yields what was changed (empty: one process, drizzlepac's own
+    ``num_cores`` > 1, or a drizzlepac version these were not checked against)."""
+    if processes < 2 or cores != 1 or drizzle_exact.drizzlepac_version() != drizzle_exact.CHECKED_DRIZZLEPAC:
+        yield ()
+        return
+    from drizzlepac import adrizzle, drizCR
+
+    run_driz, run_driz_img = adrizzle.run_driz, adrizzle.run_driz_img
+    rundrizCR, driz_cr = drizCR.rundrizCR, drizCR._driz_cr
+
+    def separate(imageObjectList, output_wcs, paramDict, single, build, wcsmap=None):
+        """``run_driz``; for the separate drizzle, its per-image calls held and then run split."""
+        if not single:
+            return run_driz(imageObjectList, output_wcs, paramDict, single, build, wcsmap=wcsmap)
+        calls: list[tuple] = []
+        adrizzle.run_driz_img = lambda *args: calls.append(args)
+        try:
+            run_driz(imageObjectList, output_wcs, paramDict, single, build, wcsmap=wcsmap)
+        finally:
+            adrizzle.run_driz_img = run_driz_img
+        shared_buffers = any(args[13] is not None for args in calls)  # _outsci reused image after image
+        by_image = {id(args[0]): args for args in calls}
+        if shared_buffers or len(by_image) != len(calls):
+            for args in calls:
+                run_driz_img(*args)
+            return None
+        run_split([args[0] for args in calls], lambda images: [run_driz_img(*by_image[id(i)]) for i in images],
+                  processes)
+        return None
+
+    step: dict[str, list | None] = {"images": None}
+
+    def crrej(imgObjList, configObj, procSteps=None):
+        """``rundrizCR`` with its images at hand for :func:`first_does_all`."""
+        step["images"] = list(imgObjList)
+        try:
+            return rundrizCR(imgObjList, configObj, procSteps=procSteps)
+        finally:
+            step["images"] = None
+
+    def first_does_all(sciImage, virtual_outputs, paramDict):
+        """drizCR's per-image call (its serial loop): the first does every image of the step, split;
+        the others find their image done."""
+        images, step["images"] = step["images"], []
+        if images is None:  # not called from rundrizCR: as installed
+            return driz_cr(sciImage, virtual_outputs, paramDict)
+        if images:
+            run_split(images, lambda group: [driz_cr(i, i.virtualOutputs, paramDict) for i in group], processes)
+        return None
+
+    adrizzle.run_driz = separate
+    drizCR.rundrizCR, drizCR._driz_cr = crrej, first_does_all
+    try:
+        yield (f"separate drizzle, driz_cr: images in {processes} processes",)
+    finally:
+        adrizzle.run_driz, adrizzle.run_driz_img = run_driz, run_driz_img
+        drizCR.rundrizCR, drizCR._driz_cr = rundrizCR, driz_cr

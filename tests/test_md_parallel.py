@@ -1,0 +1,158 @@
+"""AstroDrizzle's per-image steps in forked processes (``drizzle_fork``): the product, pixel for pixel and
+header value for value, and the log as in the one-process run; a child's error or death reaches MD."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import resource
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from pipeline.core import usage
+from pipeline.core.names import parse_dataset
+from pipeline.science import drizzle_exact, drizzle_fork, drizzle_sets
+from pipeline.science.drizzle import drizzle
+from pipeline.simulate.mdriztab import mdriz_table
+from tests.products_data import Field, star_field, write_flt
+
+SHAPE = (160, 200)
+ASN = "idn101010"
+#: Header values that differ between any two runs (times, the run's own file names).
+VOLATILE = re.compile(r"^(DATE|IRAF-TLM|PROCTIME|FILENAME|DRZSH\d+)$")
+checked = pytest.mark.skipif(drizzle_exact.drizzlepac_version() != drizzle_exact.CHECKED_DRIZZLEPAC,
+                             reason="the parallel steps are only used with the checked drizzlepac")
+
+
+def _inputs(tmp_path: Path, count: int) -> tuple[list[Path], Path]:
+    """``count`` dithered 2-chip UVIS ``_flt`` files naming the simulated MDRIZTAB, and its CRDS cache."""
+    cache = tmp_path / "crds"
+    (cache / "references" / "hst").mkdir(parents=True)
+    mdriz_table("WFC3", "UVIS", "owlmd000i_mdz.fits").writeto(cache / "references/hst/owlmd000i_mdz.fits")
+    sky = star_field(Field(), 30, SHAPE, seed=3)
+    dithers = [(0.0, 0.0), (7.5, 4.5), (3.25, 11.5)]
+    paths = [write_flt(tmp_path / "src" / f"idn101a{i + 1}q_flt.fits", sky, shape=SHAPE, asn_id=ASN, seed=i,
+                       dither=dithers[i], cosmic_rays=15) for i in range(count)]
+    for path in paths:
+        fits.setval(path, "MDRIZTAB", value="iref$owlmd000i_mdz.fits")
+    return paths, cache
+
+
+def _run(tmp_path: Path, name: str, sources: list[Path], cache: Path, processes: int):
+    work = tmp_path / name
+    work.mkdir()
+    copies = [Path(shutil.copy2(p, work / p.name)) for p in sources]
+    return drizzle(copies, parse_dataset(ASN), work, cache=cache, processes=processes)
+
+
+def _messages(log: str) -> list[str]:
+    """The log's messages without timestamps and timings (which differ between any two runs)."""
+    lines = [re.sub(r"\d+:\d{2}:\d{2}[.\d]*|\d+\.\d* sec\.?|\d{4}-\d{2}-\d{2}[ T][\d:.]+", "T", ln)
+             for ln in log.splitlines()]
+    return [ln for ln in lines if ln.strip()]
+
+
+@checked
+@pytest.mark.parametrize("count", [2, 3])
+def test_two_processes_make_the_one_process_product(tmp_path, count):
+    sources, cache = _inputs(tmp_path, count)
+    one = _run(tmp_path, "one", sources, cache, processes=1)
+    two = _run(tmp_path, "two", sources, cache, processes=2)
+    assert two.fast_paths == (*one.fast_paths, "separate drizzle, driz_cr: images in 2 processes")
+    with fits.open(one.path) as a, fits.open(two.path) as b:
+        assert [h.name for h in a] == [h.name for h in b]
+        for ha, hb in zip(a, b, strict=True):
+            if ha.is_image and ha.data is not None:
+                assert np.array_equal(ha.data, hb.data, equal_nan=True), ha.name
+            elif ha.data is not None:  # the HDRTAB table: byte for byte (NaN included)
+                assert ha.data.tobytes() == hb.data.tobytes(), ha.name
+            keys = [k for k in ha.header if not VOLATILE.match(k)]
+            assert keys == [k for k in hb.header if not VOLATILE.match(k)], ha.name
+            for key in keys:
+                if key not in ("HISTORY", "COMMENT"):
+                    assert ha.header[key] == hb.header[key], (ha.name, key)
+        assert np.count_nonzero(a["CTX"].data) > 0
+    assert _messages(two.log) == _messages(one.log)
+
+
+class _Chip:
+    def __init__(self) -> None:
+        self.outputNames: dict[str, object] = {"data": "x"}
+
+
+class _Image:
+    """Test double of drizzlepac's ``imageObject``: the attributes ``drizzle_fork`` reads and sets."""
+
+    scienceExt = "SCI"
+
+    def __init__(self, name: str) -> None:
+        self.name, self.virtualOutputs, self.chips = name, {}, [_Chip(), _Chip()]
+
+    def returnAllChips(self, extname: str) -> list[_Chip]:
+        return self.chips
+
+
+def _step(images: list[_Image]) -> None:
+    """A per-image step: an array output per image, a chip name, a log line, and a failure on request."""
+    for image in images:
+        logging.getLogger("drizzlepac.test").info("step on %s in %d", image.name, os.getpid())
+        if image.name == "bad":
+            raise ValueError(f"{image.name}: cannot")
+        if image.name == "dies":
+            os._exit(9)
+        image.virtualOutputs[f"{image.name}_out"] = np.full(3, len(image.name), dtype=np.float32)
+        image.chips[1].outputNames["driz_version"] = image.name
+
+
+def test_split_keeps_order_and_balance():
+    assert drizzle_fork.split(list(range(5)), 2) == [[0, 1, 2], [3, 4]]
+    assert drizzle_fork.split([1], 2) == [[1]]
+    assert drizzle_fork.split([1, 2], 8) == [[1], [2]]
+
+
+def test_children_results_come_back_and_logs_in_image_order(caplog):
+    images = [_Image(n) for n in ("a", "bb", "ccc")]
+    with caplog.at_level(logging.INFO, logger="drizzlepac.test"):
+        drizzle_fork.run_split(images, _step, 2)
+    assert [im.virtualOutputs[f"{im.name}_out"].tolist() for im in images] == [[1] * 3, [2] * 3, [3] * 3]
+    assert [im.chips[1].outputNames["driz_version"] for im in images] == ["a", "bb", "ccc"]
+    said = [r.getMessage().split(" in ") for r in caplog.records]
+    assert [s[0] for s in said] == ["step on a", "step on bb", "step on ccc"]
+    assert said[0][1] == said[1][1] == str(os.getpid()) != said[2][1]  # the last group ran in a child
+
+
+def test_a_childs_error_is_raised_after_the_earlier_images_logs(caplog):
+    images = [_Image("a"), _Image("bad")]
+    with caplog.at_level(logging.INFO, logger="drizzlepac.test"), pytest.raises(ValueError, match="bad: cannot"):
+        drizzle_fork.run_split(images, _step, 2)
+    assert [r.getMessage().split(" in ")[0] for r in caplog.records] == ["step on a", "step on bad"]
+    assert "bad_out" not in images[1].virtualOutputs
+
+
+def test_a_child_that_dies_fails_the_run_as_out_of_memory():
+    with pytest.raises(MemoryError, match="died"):
+        drizzle_fork.run_split([_Image("a"), _Image("dies")], _step, 2)
+
+
+def test_a_childs_memory_counts_in_the_nodes_peak():
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+    def grow(images: list[_Image]) -> None:
+        for image in images:
+            image.virtualOutputs["out"] = np.ones(2**26, dtype=np.float32)  # 256 MB, touched
+
+    drizzle_fork.run_split([_Image("a"), _Image("b")], grow, 2)
+    assert usage.peak_rss_mb() >= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 + 200 > own
+
+
+def test_one_set_gets_the_nodes_cpus(monkeypatch):
+    seen = []
+    monkeypatch.setattr(drizzle_sets, "drizzle", lambda *a, processes=1, **k: seen.append(processes))
+    drizzle_sets.drizzle_sets({"flt": []}, parse_dataset(ASN), Path("."), environ={"OMP_NUM_THREADS": "2"})
+    drizzle_sets.drizzle_sets({"flt": []}, parse_dataset(ASN), Path("."), environ={"OMP_NUM_THREADS": "1"})
+    assert seen == [2, 1]
