@@ -276,7 +276,7 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
         chip2.sci_keywords["MEANBLEV"] = float(np.float32((means[2] + means[3]) / 2.0))
         for k, a in enumerate("ABCD"):
             (chip1 if k < 2 else chip2).blev[a] = means[k]
-        fixed, skipped = destripe.remove_stripes(levels)
+        fixed, skipped = destripe.remove_stripes(levels, lambda fn, parts: map_chips(ctx, fn, parts))
         ctx.log(f"DESTRIPE: rows fixed per amp {fixed}, skipped {skipped}; bias levels "
                 f"{', '.join(f'{a} {m:.6g}' for a, m in zip('ABCD', means, strict=True))} e-")
         return True
