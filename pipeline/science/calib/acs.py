@@ -11,12 +11,11 @@ PHOTCORR, statistics.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from astropy.io import fits
 
 from pipeline.core.errors import BadInput, MissingReference, Unsupported
+from pipeline.science.calib import scratch
 from pipeline.science.calib.chip import Chip
 from pipeline.science.calib.context import COMPLETE, SKIPPED, CalContext, check_reference, reference_is_dummy
 from pipeline.science.calib.geometry import Overscan
@@ -257,12 +256,9 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
         amps = [destripe.amp_view(chip1.sci, 0), destripe.amp_view(chip1.sci, 1),
                 destripe.amp_view(chip2.sci, 2), destripe.amp_view(chip2.sci, 3)]
         if ds_int_gain2:  # amps, then chips, in threads
-            work = threading.local()   # one double amp array per thread, reused for its next amp
-
-            def shift(k: int) -> float:
-                if not hasattr(work, "array"):
-                    work.array = np.empty(amps[k].shape)
-                return destripe.bias_shift_in_place(amps[k], k, work.array)
+            def shift(k: int) -> float:   # the double amp arrays are reused, then by ACS2D (scratch)
+                with scratch.borrowed(amps[k].shape, np.float64) as work:
+                    return destripe.bias_shift_in_place(amps[k], k, work)
 
             magics = map_chips(ctx, shift, range(4))
             for k, magic in enumerate(magics):

@@ -27,6 +27,7 @@ from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_t
 from pipeline.science.calib.hrc import single_amp_slots
 from pipeline.science.calib.imageio import Exposure, Imset, read_exposure, read_primary
 from pipeline.science.calib.ir import is_ir
+from pipeline.science.calib.perchip import threads
 from pipeline.science.calib.products import write_product
 from pipeline.science.calib.tables import read_ccdtab, read_crrejtab
 
@@ -82,7 +83,7 @@ def _carry(ctx: CalContext, exposure: Exposure) -> Exposure:
 def ccd_phase(raw: Path | Exposure, *, site: object | None = None, environ: Mapping[str, str] | None = None,
               log: LogSink | None = None) -> Exposure:
     """raw (a file, or the CTE branch's ``rac`` exposure) -> trimmed ``_blv_tmp`` exposure (in memory)."""
-    exposure = raw if isinstance(raw, Exposure) else read_exposure(raw)
+    exposure = raw if isinstance(raw, Exposure) else read_exposure(raw, threads(environ))
     det = detector_of(exposure.primary, exposure.path)
     ctx = new_context(exposure, site=site, environ=environ, log=log)
     flags = det.module.validate(ctx)  # type: ignore[attr-defined]

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.core.errors import MissingReference
+from pipeline.science.calib import scratch
 from pipeline.science.calib.chip import Chip
 from pipeline.science.calib.imageio import RefImset, find_line
-from pipeline.science.calib.numerics import row_blocks
+from pipeline.science.calib.numerics import BLOCK_ROWS, row_blocks
 from pipeline.science.calib.steps.dqi import BADFLAT
 
 
@@ -36,10 +37,11 @@ class RefBlock:
     #: The factor (a scalar or a per-column row) ERR is still to be multiplied by; None: none.
     err_scale: np.ndarray | np.float32 | None = None
 
-    def scaled(self, k: np.ndarray | np.float32, offset: np.float32 | None = None) -> RefBlock:
-        """SCI times ``k`` (a scalar or a per-column row) in float32, ``offset`` added; ERR times
-        ``k`` pending."""
-        sci = np.multiply(self.sci, k, dtype=np.float32)
+    def scaled(self, k: np.ndarray | np.float32, offset: np.float32 | None = None,
+               out: np.ndarray | None = None) -> RefBlock:
+        """SCI times ``k`` (a scalar or a per-column row) in float32 (into ``out`` when given, e.g.
+        a :mod:`~pipeline.science.calib.scratch` buffer), ``offset`` added; ERR times ``k`` pending."""
+        sci = np.multiply(self.sci, k, out=out, dtype=np.float32)
         if offset is not None:
             sci += offset
         err = self.err if self.err_scale is None else self.scaled_err()  # a second factor: the first applied
@@ -114,11 +116,12 @@ def div1d(chip: Chip, ref: RefBlock) -> None:
         dq |= ref.dq[rows]
 
 
-def scale_by_amp(block: RefBlock, k_left: np.float32, k_right: np.float32, ampx: int) -> RefBlock:
+def scale_by_amp(block: RefBlock, k_left: np.float32, k_right: np.float32, ampx: int,
+                 out: np.ndarray | None = None) -> RefBlock:
     """``multgn1d``: columns < ampx times ``k_left``, the rest times ``k_right`` (SCI and ERR)."""
     k = np.full(block.sci.shape[1], k_right, np.float32)
     k[:ampx] = k_left
-    return block.scaled(k[None, :])
+    return block.scaled(k[None, :], out=out)
 
 
 def gain_factors(k0: float, gains: tuple[float, float]) -> tuple[np.float32, np.float32]:
@@ -144,7 +147,13 @@ def line_weighted_mean(values: np.ndarray, dq: np.ndarray, sdqflags: int) -> flo
 
 
 def image_mean(values: np.ndarray, dq: np.ndarray, sdqflags: int) -> float:
-    """calacs's ``AvgSciVal`` (MEANDARK, MEANFLSH): one double mean over every good pixel, as float."""
-    good = (dq & np.uint16(sdqflags)) == 0
-    n = int(np.count_nonzero(good))
-    return float(np.float32(np.sum(values, where=good, dtype=np.float64) / n)) if n else 0.0
+    """calacs's ``AvgSciVal`` (MEANDARK, MEANFLSH): one double mean over every good pixel, as float.
+    The mask is built a block of rows at a time into a borrowed buffer (no full-size temporaries)."""
+    with scratch.borrowed(dq.shape, np.bool_) as good:
+        flags = np.empty((min(BLOCK_ROWS, dq.shape[0]), *dq.shape[1:]), np.uint16)
+        for rows in row_blocks(dq.shape[0]):
+            part = flags[:rows.stop - rows.start]
+            np.bitwise_and(dq[rows], np.uint16(sdqflags), out=part)
+            np.equal(part, 0, out=good[rows])
+        n = int(np.count_nonzero(good))
+        return float(np.float32(np.sum(values, where=good, dtype=np.float64) / n)) if n else 0.0
