@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.core.asntable import ASN_KINDS
 from pipeline.core.errors import BadInput, Unsupported
-from pipeline.science.calib import acs, acssum, sbc, uvis
+from pipeline.science.calib import acs, acssum, sbc, scratch, uvis
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
 from pipeline.science.calib.hrc import single_amp_slots
@@ -100,6 +100,7 @@ def twod_phase(blv: Exposure, out: Path, *, site: object | None = None,
     ctx = new_context(blv, site=site, environ=environ, log=log)
     flags = det.module.validate(ctx)  # type: ignore[attr-defined]
     det.module.twod(ctx, blv, flags)  # type: ignore[attr-defined]
+    scratch.release()   # the temporaries' memory back before the product's pages are written
     ctx.primary_updates.update(extra_primary or {})
     write_product(blv, out, switches=ctx.switches, primary_updates=ctx.primary_updates)
     ctx.log(f"wrote {out.name}")

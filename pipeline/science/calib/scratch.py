@@ -9,7 +9,8 @@ gets the same pages, already mapped. ACS/WFC: BLEVCORR's two double amp arrays (
 ACS2D's scaled dark and masks.
 
 At most :data:`KEEP` buffers are kept (two chips in flight, two temporaries each); a borrow larger
-than every free buffer allocates a new one.
+than every free buffer allocates a new one. :func:`release` gives them all back to the kernel (the
+engine calls it once an exposure's arithmetic is done, before its product is written).
 """
 
 from __future__ import annotations
@@ -45,3 +46,9 @@ def borrowed(shape: tuple[int, ...], dtype: type | np.dtype) -> Iterator[np.ndar
             _free.append(buf)
             _free.sort(key=lambda b: -b.nbytes)
             del _free[KEEP:]
+
+
+def release() -> None:
+    """Drop every free buffer (the memory goes back to the kernel once no array uses it)."""
+    with _lock:
+        _free.clear()
