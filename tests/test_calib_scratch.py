@@ -11,6 +11,7 @@ from astropy.io import fits
 
 from pipeline.science.calib import scratch
 from pipeline.science.calib.imageio import read_exposure
+from pipeline.science.calib.numerics import row_blocks
 from pipeline.science.calib.steps import destripe
 from pipeline.science.calib.steps.refimage import image_mean
 
@@ -107,3 +108,51 @@ class _Run(threading.Thread):
 
     def result(self) -> None:
         self.join()
+
+
+def _masked_extremes(arr: np.ndarray, good: np.ndarray) -> tuple[float, float]:
+    """What the statistics did before: numpy's masked reductions a block of rows at a time, the
+    blocks' results taken with Python's min/max in row order."""
+    inf = np.float32(np.inf)
+    lo, hi = inf, -inf
+    for rows in row_blocks(arr.shape[0]):
+        if np.count_nonzero(good[rows]):
+            lo = min(lo, np.min(arr[rows], where=good[rows], initial=inf))
+            hi = max(hi, np.max(arr[rows], where=good[rows], initial=-inf))
+    return float(lo), float(hi)
+
+
+def test_statistics_extremes_equal_the_masked_reductions_signed_zeros_included() -> None:
+    from pipeline.science.calib.steps.stats import image_stats
+
+    rng = np.random.default_rng(11)
+    shape = (300, 1000)
+    err = np.abs(rng.normal(5.0, 1.0, shape)).astype(np.float32)
+    err[::7, ::5] = 0.0                     # ERR <= 0 is not a good pixel
+    dq = rng.choice(np.array([0, 0, 0, 0, 4, 16], np.uint16), size=shape)
+    half = rng.random(shape) < 0.5
+    for sci in (rng.normal(0.0, 3.0, shape).astype(np.float32),
+                np.where(half, np.abs(rng.normal(0.0, 3.0, shape)), 0.0).astype(np.float32),  # min 0.0
+                np.where(half, np.float32(-0.0), np.float32(0.0))):          # zeros of both signs only
+        sci_kw, err_kw = image_stats(sci, err, dq, 16)
+        good = ((dq & 16) == 0) & (err > 0)
+        lo, hi = _masked_extremes(sci, good)
+        snr = np.divide(sci, err, where=good, out=np.zeros(shape, np.float32))
+        snr_lo, snr_hi = _masked_extremes(snr, good)
+        for got, want in ((sci_kw["GOODMIN"], lo), (sci_kw["GOODMAX"], hi), (sci_kw["SNRMIN"], snr_lo),
+                          (sci_kw["SNRMAX"], snr_hi), (err_kw["GOODMIN"], _masked_extremes(err, good)[0])):
+            assert got == want and np.signbit(got) == np.signbit(want)
+
+
+def test_signed_zero_extremes_keep_the_sign_the_masked_reduction_gives() -> None:
+    """A gathered array's vectorised min/max may pick the other zero; the masked one decides."""
+    from pipeline.science.calib.steps.stats import _extremes
+
+    rng = np.random.default_rng(0)
+    inf = np.float32(np.inf)
+    for _ in range(100):
+        zeros = np.where(rng.random((128, 1000)) < 0.5, np.float32(-0.0), np.float32(0.0))
+        good = rng.random(zeros.shape) < 0.8
+        low, high = _extremes(zeros, good, inf)
+        assert np.signbit(low) == np.signbit(np.min(zeros, where=good, initial=inf))
+        assert np.signbit(high) == np.signbit(np.max(zeros, where=good, initial=-inf))
