@@ -51,7 +51,10 @@ def test_constant_planes_are_read_only_views_with_the_values_of_full_arrays(tmp_
         err[0, 0] = 1.0
     k = np.array([[0.5, 3.0, np.float32(1 / 3), 7.25]], np.float32)
     block = RefBlock(imset.sci(), err, dq).scaled(k)
-    assert block.err.tobytes() == np.multiply(np.full((3, 4), 0.05, np.float32), k, dtype=np.float32).tobytes()
+    want = np.multiply(np.full((3, 4), 0.05, np.float32), k, dtype=np.float32)
+    assert block.err is err   # the factor stays pending: no full-size scaled ERR
+    assert block.scaled_err().tobytes() == want.tobytes()
+    assert block.scaled_err(slice(1, 3)).tobytes() == want[1:3].tobytes()
 
 
 def _ctx(tmp_path: Path, threads: str, sink: list[tuple[str, str]]) -> CalContext:

@@ -11,12 +11,11 @@ PHOTCORR, statistics.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from astropy.io import fits
 
 from pipeline.core.errors import BadInput, MissingReference, Unsupported
+from pipeline.science.calib import scratch
 from pipeline.science.calib.chip import Chip
 from pipeline.science.calib.context import COMPLETE, SKIPPED, CalContext, check_reference, reference_is_dummy
 from pipeline.science.calib.geometry import Overscan
@@ -257,12 +256,9 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
         amps = [destripe.amp_view(chip1.sci, 0), destripe.amp_view(chip1.sci, 1),
                 destripe.amp_view(chip2.sci, 2), destripe.amp_view(chip2.sci, 3)]
         if ds_int_gain2:  # amps, then chips, in threads
-            work = threading.local()   # one double amp array per thread, reused for its next amp
-
-            def shift(k: int) -> float:
-                if not hasattr(work, "array"):
-                    work.array = np.empty(amps[k].shape)
-                return destripe.bias_shift_in_place(amps[k], k, work.array)
+            def shift(k: int) -> float:   # the double amp arrays are reused, then by ACS2D (scratch)
+                with scratch.borrowed(amps[k].shape, np.float64) as work:
+                    return destripe.bias_shift_in_place(amps[k], k, work)
 
             magics = map_chips(ctx, shift, range(4))
             for k, magic in enumerate(magics):
@@ -276,7 +272,7 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
         chip2.sci_keywords["MEANBLEV"] = float(np.float32((means[2] + means[3]) / 2.0))
         for k, a in enumerate("ABCD"):
             (chip1 if k < 2 else chip2).blev[a] = means[k]
-        fixed, skipped = destripe.remove_stripes(levels)
+        fixed, skipped = destripe.remove_stripes(levels, lambda fn, parts: map_chips(ctx, fn, parts))
         ctx.log(f"DESTRIPE: rows fixed per amp {fixed}, skipped {skipped}; bias levels "
                 f"{', '.join(f'{a} {m:.6g}' for a, m in zip('ABCD', means, strict=True))} e-")
         return True

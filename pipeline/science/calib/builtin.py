@@ -21,12 +21,13 @@ import numpy as np
 
 from pipeline.core.asntable import ASN_KINDS
 from pipeline.core.errors import BadInput, Unsupported
-from pipeline.science.calib import acs, acssum, sbc, uvis
+from pipeline.science.calib import acs, acssum, sbc, scratch, uvis
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
 from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
 from pipeline.science.calib.hrc import single_amp_slots
 from pipeline.science.calib.imageio import Exposure, Imset, read_exposure, read_primary
 from pipeline.science.calib.ir import is_ir
+from pipeline.science.calib.perchip import threads
 from pipeline.science.calib.products import write_product
 from pipeline.science.calib.tables import read_ccdtab, read_crrejtab
 
@@ -82,7 +83,7 @@ def _carry(ctx: CalContext, exposure: Exposure) -> Exposure:
 def ccd_phase(raw: Path | Exposure, *, site: object | None = None, environ: Mapping[str, str] | None = None,
               log: LogSink | None = None) -> Exposure:
     """raw (a file, or the CTE branch's ``rac`` exposure) -> trimmed ``_blv_tmp`` exposure (in memory)."""
-    exposure = raw if isinstance(raw, Exposure) else read_exposure(raw)
+    exposure = raw if isinstance(raw, Exposure) else read_exposure(raw, threads(environ))
     det = detector_of(exposure.primary, exposure.path)
     ctx = new_context(exposure, site=site, environ=environ, log=log)
     flags = det.module.validate(ctx)  # type: ignore[attr-defined]
@@ -99,6 +100,7 @@ def twod_phase(blv: Exposure, out: Path, *, site: object | None = None,
     ctx = new_context(blv, site=site, environ=environ, log=log)
     flags = det.module.validate(ctx)  # type: ignore[attr-defined]
     det.module.twod(ctx, blv, flags)  # type: ignore[attr-defined]
+    scratch.release()   # the temporaries' memory back before the product's pages are written
     ctx.primary_updates.update(extra_primary or {})
     write_product(blv, out, switches=ctx.switches, primary_updates=ctx.primary_updates)
     ctx.log(f"wrote {out.name}")

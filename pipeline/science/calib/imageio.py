@@ -10,6 +10,7 @@ Pixel arrays are read memory-mapped and converted once: SCI to float32 (raw data
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,22 +139,46 @@ def open_input(path: Path) -> fits.HDUList:
         raise BadInput(f"cannot read FITS file: {exc}", path=path) from None
 
 
-def read_exposure(path: Path) -> Exposure:
-    """Read an exposure's imsets; a structural problem is :class:`BadInput` naming the file."""
+def _imset_arrays(sci_hdu: fits.ImageHDU, err_hdu: fits.ImageHDU | None,
+                  dq_hdu: fits.ImageHDU | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An imset's SCI, ERR, DQ in float32, float32, uint16 (absent ERR/DQ: zeros)."""
+    sci = _scaled(sci_hdu, np.float32)
+    err = (_constant_or_data(err_hdu, sci.shape, np.float32) if err_hdu is not None
+           else np.zeros(sci.shape, np.float32))
+    dq = (_constant_or_data(dq_hdu, sci.shape, np.uint16) if dq_hdu is not None
+          else np.zeros(sci.shape, np.uint16))
+    return sci, err, dq
+
+
+def read_exposure(path: Path, workers: int = 1) -> Exposure:
+    """Read an exposure's imsets; a structural problem is :class:`BadInput` naming the file.
+
+    The headers are read in order, then the imsets' pixels are converted, with ``workers`` > 1
+    side by side (the calibration passes the chips' threads, :func:`~.perchip.threads`): numpy
+    works without the GIL, and most of a read's time is the first touch of the new arrays (page
+    faults), which two CPUs take in parallel. Every array is converted exactly as in one thread.
+    """
     with open_input(path) as hdul:
         primary = hdul[0].header.copy()
         exp = Exposure(path=path, primary=primary)
+        found = []
         for extver in range(1, n_imsets(primary, hdul) + 1):
             sci_hdu = _find(hdul, "SCI", extver)
             if sci_hdu is None or sci_hdu.data is None:
                 raise BadInput(f"extension SCI,{extver} missing or empty (NEXTEND="
                                f"{primary.get('NEXTEND', 3)})", path=path, keyword="NEXTEND")
-            sci = _scaled(sci_hdu, np.float32)
             err_hdu, dq_hdu = _find(hdul, "ERR", extver), _find(hdul, "DQ", extver)
-            err = (_constant_or_data(err_hdu, sci.shape, np.float32) if err_hdu is not None
-                   else np.zeros(sci.shape, np.float32))
-            dq = (_constant_or_data(dq_hdu, sci.shape, np.uint16) if dq_hdu is not None
-                  else np.zeros(sci.shape, np.uint16))
+            for hdu in (err_hdu, dq_hdu):   # astropy's lazy HDU loading stays in this thread
+                if hdu is not None:
+                    _ = hdu.data
+            found.append((extver, sci_hdu, err_hdu, dq_hdu))
+        workers = min(len(found), workers)
+        if workers < 2:
+            arrays = [_imset_arrays(*hdus) for _, *hdus in found]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="owl-read") as pool:
+                arrays = list(pool.map(lambda f: _imset_arrays(*f[1:]), found))
+        for (extver, sci_hdu, err_hdu, dq_hdu), (sci, err, dq) in zip(found, arrays, strict=True):
             if err.shape != sci.shape or dq.shape != sci.shape:
                 raise BadInput(f"imset {extver}: ERR {err.shape} or DQ {dq.shape} does not match SCI "
                                f"{sci.shape}", path=path)

@@ -20,7 +20,9 @@ then 2048 science columns). All arithmetic is double; results go back as float32
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +38,8 @@ TIME_CONST = (37.290251, 36.180001, 37.867770, 42.461249)
 DC_RATIO = (0.3, 0.3, 0.3, 0.3)
 DSI_SENS = (2.9188919e-3, 10.805754e-3, 12.432145e-3, 3.8596253e-3)
 CROSS_SCALE = 9.1e-5
+#: ``map(fn, items)``, possibly in threads (the chips' :func:`~pipeline.science.calib.perchip.map_chips`).
+Mapper = Callable[[Callable[[Any], Any], Sequence[Any]], Any]
 
 
 def amp_view(chip_sci: np.ndarray, amp: int, full_frame: bool = True) -> np.ndarray:
@@ -261,11 +265,13 @@ def bias_mean(prescan: np.ndarray, good_rows: np.ndarray) -> float:
     return seq_sum(vals[good]) / ntot1 if ntot1 else 0.0
 
 
-def remove_stripes(amps: list[Amp]) -> tuple[int, int]:
+def remove_stripes(amps: list[Amp], mapper: Mapper | None = None) -> tuple[int, int]:
     """The row stripe common to the amps, interpolated along the serial clocking, out of every amp;
     each amp's pixels become ``float32(((double pixel - level) - stripe))`` (the prescan: its double
-    values less the stripe). Returns (rows fixed, rows skipped); ``good`` keeps the rows used."""
-    rows, cols = amps[0].pixels.shape
+    values less the stripe). Returns (rows fixed, rows skipped); ``good`` keeps the rows used.
+    ``mapper`` (``map(fn, items)`` in threads, e.g. :func:`~pipeline.science.calib.perchip.map_chips`)
+    takes the two halves of the rows side by side: every pixel gets the same operations either way."""
+    rows = amps[0].pixels.shape[0]
     means = np.stack([seq_sum(a.prescan, axis=1) / NBIAS_COLS for a in amps])
     stds = np.stack([np.sqrt(seq_sum((a.prescan - m[:, None]) ** 2, axis=1) / (NBIAS_COLS - 1))
                      for a, m in zip(amps, means, strict=True)])
@@ -274,11 +280,23 @@ def remove_stripes(amps: list[Amp]) -> tuple[int, int]:
         a.good[...] = o
     n = ok.sum(axis=0)
     rowmeans = np.where(n >= 2, seq_sum(np.where(ok, means, 0.0), axis=0) / np.maximum(n, 1), 0.0)
-    i = np.arange(rows, dtype=np.float64)[:, None]
+    blocks = list(row_blocks(rows))
+    half = (len(blocks) + 1) // 2
+    parts = [blocks[:half], blocks[half:]] if len(blocks) > 1 else [blocks]
+    (mapper or (lambda fn, items: [fn(item) for item in items]))(
+        lambda part: _subtract_stripes(amps, rowmeans, part), parts)
+    fixed = int((n >= 2).sum())
+    return fixed, rows - fixed
+
+
+def _subtract_stripes(amps: list[Amp], rowmeans: np.ndarray, blocks: list[slice]) -> None:
+    """The stripe model over ``blocks`` of rows, out of every amp, a block at a time (no full-size
+    temporaries; one buffer per call)."""
+    rows, cols = amps[0].pixels.shape
     along = (np.arange(cols, dtype=np.float64)[None, :] - 11.5) / float(cols + 146)
     buf = np.empty((min(BLOCK_ROWS, rows), cols))
-    for block in row_blocks(rows):   # the stripe model a block of rows at a time (no full-size temporaries)
-        pt = i[block] + along
+    for block in blocks:
+        pt = np.arange(block.start, block.stop, dtype=np.float64)[:, None] + along
         lower = np.clip(np.floor(pt).astype(np.int64), 0, rows - 2)
         dist = pt - lower
         interp = rowmeans[lower] + dist * (rowmeans[lower + 1] - rowmeans[lower])
@@ -289,5 +307,3 @@ def remove_stripes(amps: list[Amp]) -> tuple[int, int]:
             part[:, NBIAS_COLS:] -= a.level
             part -= interp
             a.pixels[block] = part
-    fixed = int((n >= 2).sum())
-    return fixed, rows - fixed

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 from pipeline.core.errors import MissingReference, Unsupported
+from pipeline.science.calib import scratch
 from pipeline.science.calib.chip import Chip, Step
 from pipeline.science.calib.context import SKIPPED, CalContext
 from pipeline.science.calib.steps.refimage import cut_reference, div1d
@@ -44,11 +47,13 @@ class FlatCorr(Step):
                 raise MissingReference(f"LFLTFILE {ref.ref.path.name}: size does not match the science "
                                        "data and L-flat interpolation is not available", keyword=keyword,
                                        path=ref.ref.path)
-            if applygain:
-                k = np.float32(np.float32(1.0) / np.float32(chip.ccd.mean_gain))
-                block = block.scaled(k)
-                applygain = False
-            div1d(chip, block)
+            # the gain-scaled flat in a reused buffer (scratch: the dark's, already mapped)
+            with scratch.borrowed(block.sci.shape, np.float32) if applygain else nullcontext() as out:
+                if applygain:
+                    k = np.float32(np.float32(1.0) / np.float32(chip.ccd.mean_gain))
+                    block = block.scaled(k, out=out)
+                    applygain = False
+                div1d(chip, block)
             used.append(ref.ref.path.name)
         if self.to_electrons:
             chip.sci_keywords["BUNIT"] = "ELECTRONS"

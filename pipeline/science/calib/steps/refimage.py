@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.core.errors import MissingReference
+from pipeline.science.calib import scratch
 from pipeline.science.calib.chip import Chip
 from pipeline.science.calib.imageio import RefImset, find_line
-from pipeline.science.calib.numerics import row_blocks
+from pipeline.science.calib.numerics import BLOCK_ROWS, row_blocks
 from pipeline.science.calib.steps.dqi import BADFLAT
 
 
@@ -24,27 +25,32 @@ class RefBlock:
     """Reference SCI/ERR/DQ over the science array (``trim1d`` of each line).
 
     The arrays may be read-only views of the reference file (memory-mapped, big-endian): scale
-    them into new arrays (:meth:`scaled`), never in place.
+    them into new arrays (:meth:`scaled`), never in place. A scaled block keeps ERR as read, with
+    the factor pending (``err_scale``): the steps take ``ERR * k`` a block of rows at a time
+    (:meth:`scaled_err`), so no full-size scaled ERR is ever allocated (fresh pages cost more than
+    the arithmetic on the VMs a CA node runs on). Each element gets the same float32 product.
     """
 
     sci: np.ndarray
     err: np.ndarray
     dq: np.ndarray
+    #: The factor (a scalar or a per-column row) ERR is still to be multiplied by; None: none.
+    err_scale: np.ndarray | np.float32 | None = None
 
-    def scaled(self, k: np.ndarray | np.float32, offset: np.float32 | None = None) -> RefBlock:
-        """SCI and ERR times ``k`` (a scalar or a per-column row) in float32; ``offset`` added to SCI."""
-        sci = np.multiply(self.sci, k, dtype=np.float32)
+    def scaled(self, k: np.ndarray | np.float32, offset: np.float32 | None = None,
+               out: np.ndarray | None = None) -> RefBlock:
+        """SCI times ``k`` (a scalar or a per-column row) in float32 (into ``out`` when given, e.g.
+        a :mod:`~pipeline.science.calib.scratch` buffer), ``offset`` added; ERR times ``k`` pending."""
+        sci = np.multiply(self.sci, k, out=out, dtype=np.float32)
         if offset is not None:
             sci += offset
-        return RefBlock(sci, _times(self.err, k), self.dq)
+        err = self.err if self.err_scale is None else self.scaled_err()  # a second factor: the first applied
+        return RefBlock(sci, err, self.dq, k)
 
-
-def _times(a: np.ndarray, k: np.ndarray | np.float32) -> np.ndarray:
-    """``a * k`` in float32; a constant plane (rows broadcast from one, as an empty reference plane
-    is read) is scaled once, its first row, and stays a broadcast view."""
-    if a.ndim == 2 and a.shape[0] > 1 and a.strides[0] == 0:
-        return np.broadcast_to(np.multiply(a[:1], k, dtype=np.float32), a.shape)
-    return np.multiply(a, k, dtype=np.float32)
+    def scaled_err(self, rows: slice = slice(None)) -> np.ndarray:
+        """ERR over ``rows`` with the pending factor applied (``ERR * k`` in float32, as in C)."""
+        err = self.err[rows]
+        return err if self.err_scale is None else np.multiply(err, self.err_scale, dtype=np.float32)
 
 
 #: Column rule for a subarray of a raw-format (untrimmed, 4-amp) reference: (x0, nx) -> columns.
@@ -85,7 +91,7 @@ def sub1d(chip: Chip, ref: RefBlock) -> None:
     for rows in row_blocks(sci.shape[0]):
         e = err[rows]
         np.square(e, out=e)
-        e += np.square(ref.err[rows], dtype=np.float32)
+        e += np.square(ref.scaled_err(rows), dtype=np.float32)
         np.sqrt(e, out=e)
     dq |= ref.dq
 
@@ -93,7 +99,7 @@ def sub1d(chip: Chip, ref: RefBlock) -> None:
 def div1d(chip: Chip, ref: RefBlock) -> None:
     for rows in row_blocks(chip.sci.shape[0]):
         sci, err, dq = chip.sci[rows], chip.err[rows], chip.dq[rows]
-        f, fe = ref.sci[rows], ref.err[rows]
+        f, fe = ref.sci[rows], ref.scaled_err(rows)
         zero = f == 0
         np.bitwise_or(dq, np.uint16(BADFLAT), out=dq, where=zero)
         ok = ~zero
@@ -110,11 +116,12 @@ def div1d(chip: Chip, ref: RefBlock) -> None:
         dq |= ref.dq[rows]
 
 
-def scale_by_amp(block: RefBlock, k_left: np.float32, k_right: np.float32, ampx: int) -> RefBlock:
+def scale_by_amp(block: RefBlock, k_left: np.float32, k_right: np.float32, ampx: int,
+                 out: np.ndarray | None = None) -> RefBlock:
     """``multgn1d``: columns < ampx times ``k_left``, the rest times ``k_right`` (SCI and ERR)."""
     k = np.full(block.sci.shape[1], k_right, np.float32)
     k[:ampx] = k_left
-    return block.scaled(k[None, :])
+    return block.scaled(k[None, :], out=out)
 
 
 def gain_factors(k0: float, gains: tuple[float, float]) -> tuple[np.float32, np.float32]:
@@ -140,7 +147,13 @@ def line_weighted_mean(values: np.ndarray, dq: np.ndarray, sdqflags: int) -> flo
 
 
 def image_mean(values: np.ndarray, dq: np.ndarray, sdqflags: int) -> float:
-    """calacs's ``AvgSciVal`` (MEANDARK, MEANFLSH): one double mean over every good pixel, as float."""
-    good = (dq & np.uint16(sdqflags)) == 0
-    n = int(np.count_nonzero(good))
-    return float(np.float32(np.sum(values, where=good, dtype=np.float64) / n)) if n else 0.0
+    """calacs's ``AvgSciVal`` (MEANDARK, MEANFLSH): one double mean over every good pixel, as float.
+    The mask is built a block of rows at a time into a borrowed buffer (no full-size temporaries)."""
+    with scratch.borrowed(dq.shape, np.bool_) as good:
+        flags = np.empty((min(BLOCK_ROWS, dq.shape[0]), *dq.shape[1:]), np.uint16)
+        for rows in row_blocks(dq.shape[0]):
+            part = flags[:rows.stop - rows.start]
+            np.bitwise_and(dq[rows], np.uint16(sdqflags), out=part)
+            np.equal(part, 0, out=good[rows])
+        n = int(np.count_nonzero(good))
+        return float(np.float32(np.sum(values, where=good, dtype=np.float64) / n)) if n else 0.0

@@ -114,7 +114,7 @@ class SpotFlat:
         if s.shape != block.sci.shape:
             raise MissingReference(f"CFLTFILE {self.name}: spot flat {self.sci.shape[::-1]} does not cover the "
                                    f"science array", keyword="CFLTFILE")
-        a, ae = np.asarray(block.sci, np.float32), np.asarray(block.err, np.float32)
+        a, ae = np.asarray(block.sci, np.float32), np.asarray(block.scaled_err(), np.float32)
         a_db = a * se
         b_da = s * ae
         err = np.sqrt((a_db * a_db + b_da * b_da).astype(np.float64)).astype(np.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.science.calib import scratch
 from pipeline.science.calib.chip import Chip, Step
 from pipeline.science.calib.context import SKIPPED, CalContext
 from pipeline.science.calib.steps.dqi import END_PIX_AC_AMP, SIZE_SV_OVERSCAN, _ref_columns
@@ -127,15 +128,16 @@ class DarkCorr(Step):
     def run(self, ctx: CalContext, chip: Chip) -> None:
         keyword = "DRKCFILE" if ctx.switches.get("PCTECORR") == "COMPLETE" else "DARKFILE"
         block = cut_reference(chip, ctx.ref_image(keyword).for_chip(chip.number))
-        if self.electrons:
-            k = np.float32(ctx.key("DARKTIME", float, 0.0) if self.darktime is None else self.darktime)
-            block = block.scaled(k)
-        else:
-            kl, kr = gain_factors(ctx.key("EXPTIME", float), chip.gains())
-            block = scale_by_amp(block, kl, kr, chip.ampx)
-        mean = image_mean if self.electrons else line_weighted_mean   # calacs AvgSciVal, calwf3 per line
-        meandark = mean(block.sci, block.dq, chip.sdqflags)
-        sub1d(chip, block)
+        with scratch.borrowed(block.sci.shape, np.float32) as out:   # the scaled dark: reused pages
+            if self.electrons:
+                k = np.float32(ctx.key("DARKTIME", float, 0.0) if self.darktime is None else self.darktime)
+                block = block.scaled(k, out=out)
+            else:
+                kl, kr = gain_factors(ctx.key("EXPTIME", float), chip.gains())
+                block = scale_by_amp(block, kl, kr, chip.ampx, out=out)
+            mean = image_mean if self.electrons else line_weighted_mean   # calacs AvgSciVal, calwf3 per line
+            meandark = mean(block.sci, block.dq, chip.sdqflags)
+            sub1d(chip, block)
         chip.sci_keywords["MEANDARK"] = meandark
         ctx.log(f"chip {chip.number}: dark {ctx.ref_paths[keyword].name} subtracted, MEANDARK = {meandark:g}")
 
