@@ -147,7 +147,7 @@ from pipeline.core.names import parse_dataset
 from pipeline.science import drizzle
 *inputs, work, cache = [Path(a) for a in sys.argv[3:]]
 product = drizzle.drizzle(inputs, parse_dataset(sys.argv[1]), work, cache=cache, processes=int(sys.argv[2]))
-unrelated = ("drizzlepac.tweakreg", "drizzlepac.align", "drizzlepac.runastrodriz", "sklearn")
+unrelated = ("drizzlepac.tweakreg", "drizzlepac.align", "drizzlepac.runastrodriz", "sklearn", "photutils", "tweakwcs")
 print(json.dumps({"path": str(product.path), "fast_paths": product.fast_paths,
                   "loaded": sorted(m for m in unrelated if m in sys.modules)}))
 """
@@ -190,7 +190,8 @@ def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monk
                               cwd=tmp_path).strip().splitlines()[-1])
     if drizzle_exact.drizzlepac_version() == drizzle_exact.CHECKED_DRIZZLEPAC:  # what is compared
         forked = ["separate drizzle, driz_cr: images in 2 processes"] if processes == 2 else []
-        assert said["fast_paths"] == ["quickDeriv.qderiv", "drizCR.signal.convolve2d", *forked]
+        assert said["fast_paths"] == ["quickDeriv.qderiv", "drizCR.signal.convolve2d", "util.print_pkg_versions",
+                                      *forked]
         assert said["loaded"] == []
     params, _ = mdriztab.split_operational(mdriztab.choose(inputs[0], len(inputs), site.areas.crds).parameters)
     _python(_PLAIN, ASN, json.dumps(params), *(p.name for p in inputs), cwd=plain)
@@ -240,6 +241,32 @@ def test_fast_qderiv_is_bit_identical_including_nan_and_inf():
     ours, theirs = drizzle_exact.qderiv(image), quickDeriv.qderiv(image)
     assert ours.dtype == theirs.dtype == np.float32
     assert np.array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+
+
+#: drizzlepac's version lines, then ours, in one fresh interpreter where neither package was imported yet.
+_VERSION_LINES = """
+import contextlib, io, json, sys
+from pipeline.science import drizzle_exact
+drizzle_exact.lean_import("astrodrizzle")
+from drizzlepac import util
+extra = sys.argv[1:]
+with contextlib.redirect_stdout(io.StringIO()) as ours:
+    drizzle_exact.print_pkg_versions(packages=extra)
+imported = sorted(m for m in ("photutils", "tweakwcs") if m in sys.modules)
+with contextlib.redirect_stdout(io.StringIO()) as theirs:
+    util.print_pkg_versions(packages=extra)
+print(json.dumps({"ours": ours.getvalue(), "theirs": theirs.getvalue(), "imported": imported}))
+"""
+
+
+def test_version_lines_equal_drizzlepacs_without_importing_them(tmp_path):
+    """Same text as ``util.print_pkg_versions`` (including a missing package and one without a version), and
+    tweakwcs and photutils are not imported by ours."""
+    said = json.loads(_python(_VERSION_LINES, "no_such_package_owl", "os", cwd=tmp_path).strip().splitlines()[-1])
+    assert said["imported"] == []
+    assert said["ours"] == said["theirs"]
+    assert "photutils Version -> " in said["ours"] and "no_such_package_owl not found in path..." in said["ours"]
+    assert "os No version defined." in said["ours"]
 
 
 def test_fast_paths_only_for_the_checked_drizzlepac(monkeypatch):

@@ -1,4 +1,5 @@
-"""Faster, bit-identical AstroDrizzle: a lean drizzlepac import and two faster ``driz_cr`` pieces.
+"""Faster, bit-identical AstroDrizzle: a lean drizzlepac import, two faster ``driz_cr`` pieces, and the
+log's version lines without importing the packages they name.
 
 ``import drizzlepac`` runs a package ``__init__`` that imports every task (tweakreg, the HAP
 alignment and catalogue code: photutils, scikit-learn, ...), ~3.5 CPU-seconds of which AstroDrizzle
@@ -15,6 +16,10 @@ the slow way:
   convolution of scipy; :func:`convolve2d` sums the shifted mask once per non-zero kernel entry. The
   result is a sum of whole numbers, exact in any order, returned in scipy's dtype; any other call
   (other modes, boundaries, non-integer data or kernels) goes to scipy unchanged.
+
+Beside them, every run's ``util.print_pkg_versions`` imports tweakwcs and photutils (which nothing else
+AstroDrizzle runs loads) only to log their ``__version__``; :func:`print_pkg_versions` writes the same
+lines, taking a not-yet-imported package's version from its installed distribution.
 
 :func:`exact_fast_paths` swaps them in for the duration of one AstroDrizzle run, and only for the
 drizzlepac version they were checked against (:data:`CHECKED_DRIZZLEPAC`): with any other version
@@ -98,6 +103,52 @@ def convolve2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=0
     return signal.convolve2d(in1, in2, mode=mode, boundary=boundary, fillvalue=fillvalue)
 
 
+#: The packages ``drizzlepac.util.print_pkg_versions`` names in every AstroDrizzle log, in its order.
+_LOGGED_PACKAGES = ("drizzlepac", "tweakwcs", "numpy", "astropy", "stwcs", "photutils")
+
+
+def _version_line(software: str, git: bool) -> str:
+    """One package's line as ``print_pkg_versions`` writes it; the version of one of its own packages not yet
+    imported is its installed distribution's (the original imports it to read ``__version__``)."""
+    module = sys.modules.get(software)
+    if module is None and (git or software not in _LOGGED_PACKAGES):  # import it, as the original does
+        try:
+            module = importlib.import_module(software)
+        except Exception:
+            return f"{software} not found in path..."
+    if module is None:
+        try:
+            return f"{software} Version -> {metadata.version(software)} "
+        except (metadata.PackageNotFoundError, ValueError):
+            return f"{software} not found in path..."
+    version = getattr(module, "__version__", None)
+    line = f"{software} Version -> {version} " if isinstance(version, str) else f"{software} No version defined.  "
+    if git:
+        try:
+            line += "\n    GIT version -> " + "-".join([module.__version__, module.__version_post__,
+                                                         module.__version_commit]).rstrip()
+        except Exception:
+            line += " "
+    return line
+
+
+def print_pkg_versions(packages=None, git: bool = False, svn: bool = False, log=None) -> None:
+    """``drizzlepac.util.print_pkg_versions``, the same lines, without importing tweakwcs and photutils
+    (which nothing else in AstroDrizzle loads) just to print their versions: ~0.7-1.5 CPU-s a run."""
+    output = log.info if log is not None else print
+    names = list(_LOGGED_PACKAGES)
+    if packages is not None:
+        names.extend(packages if isinstance(packages, list) else [packages])
+    output("Version Information")
+    output("-" * 20)
+    sysver = sys.version.split("\n")
+    output(f"Python Version {sysver.pop()}")
+    for line in sysver:
+        output(line)
+    for software in names:
+        output(_version_line(software, git))
+
+
 class _Signal(types.ModuleType):
     """``scipy.signal`` as drizCR sees it: :func:`convolve2d` replaced, everything else scipy's."""
 
@@ -140,16 +191,17 @@ def lean_import(submodule: str) -> types.ModuleType:
 
 @contextlib.contextmanager
 def exact_fast_paths(enabled: bool = True) -> Iterator[tuple[str, ...]]:
-    """Within the block, drizzlepac's ``driz_cr`` uses :func:`qderiv` and :func:`convolve2d`; yields the
-    names of what was replaced (empty: not ``enabled`` or another drizzlepac version, nothing replaced)."""
+    """Within the block, drizzlepac's ``driz_cr`` uses :func:`qderiv` and :func:`convolve2d`, and the log's
+    version lines come from :func:`print_pkg_versions`; yields the names of what was replaced (empty: not
+    ``enabled`` or another drizzlepac version, nothing replaced)."""
     if not enabled or drizzlepac_version() != CHECKED_DRIZZLEPAC:
         yield ()
         return
-    from drizzlepac import drizCR, quickDeriv
+    from drizzlepac import drizCR, quickDeriv, util
 
-    saved = (drizCR.signal, quickDeriv.qderiv)
-    drizCR.signal, quickDeriv.qderiv = _Signal(), qderiv
+    saved = (drizCR.signal, quickDeriv.qderiv, util.print_pkg_versions)
+    drizCR.signal, quickDeriv.qderiv, util.print_pkg_versions = _Signal(), qderiv, print_pkg_versions
     try:
-        yield ("quickDeriv.qderiv", "drizCR.signal.convolve2d")
+        yield ("quickDeriv.qderiv", "drizCR.signal.convolve2d", "util.print_pkg_versions")
     finally:
-        drizCR.signal, quickDeriv.qderiv = saved
+        drizCR.signal, quickDeriv.qderiv, util.print_pkg_versions = saved
