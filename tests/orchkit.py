@@ -45,6 +45,7 @@ def make_stage(col: str) -> type[Stage]:
             attempt = len(attempts.read_text().splitlines()) if attempts.exists() else 0
             with open(attempts, "a") as fh:
                 fh.write(f"{os.getpid()}\n")
+            (ctx.work / f".{col}.threads").write_text(os.environ.get("OMP_NUM_THREADS", ""))
             action = _action(col, ctx.dataset.name, attempt)
             if action.startswith("sleep:"):
                 time.sleep(float(action.split(":")[1]))

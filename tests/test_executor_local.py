@@ -194,3 +194,17 @@ def test_killed_executor_leaves_x_or_w_and_resumes_to_the_same_products(site, ki
     assert len(ca_runs) == 1  # the finished member was not redone
     plan.write_text("{}")
     assert products(site) == _reference_products(tmp_path, monkeypatch)
+
+
+def test_each_node_gets_omp_num_threads_from_its_request_cpus(site, kit, tmp_path, monkeypatch):
+    """As HTCondor's starter does on a pool: the stages size their threads by it (CA's chips, MD's processes)."""
+    bb, _ = kit
+    wf = tmp_path / "kit.toml"
+    wf.write_text(KIT_WORKFLOW.read_text().replace('category = "md"', 'category = "md"\nrequest_cpus = 2', 1))
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")   # the executor's own value is not what a node gets
+    [run] = run_local(site, bb, workflow=wf)
+    assert run.succeeded
+    work = site.areas.work
+    assert (work / ASN / ".MD.threads").read_text() == "2"
+    assert (work / ASN / ".RF.threads").read_text() == "1"
+    assert (work / "j9cv58abq" / ".CA.threads").read_text() == "1"
