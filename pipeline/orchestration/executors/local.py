@@ -286,8 +286,8 @@ class LocalExecutor:
         """The node's environment: the executor's, with ``OMP_NUM_THREADS`` set to the CPUs the node asks
         for, as HTCondor's starter sets it on a pool. A stage sizes its threads and processes by it (CA's
         chips, MD's AstroDrizzle processes), so a node runs here as it runs on the pool, and two workers
-        on two cores do not each start two threads (idle 2-core figures: 178 full-frame exposures per
-        hour with every node on both cores, 249 with each node on the CPUs it requests)."""
+        on two cores do not each start two threads (idle 2-core end-to-end figures: 178 full-frame
+        exposures per hour with every node on both cores, 210-249 with each on the CPUs it requests)."""
         return {**self._env, "OMP_NUM_THREADS": str(spec.request_cpus)}
 
     def _ref(self, n: NodeRun) -> hooks.NodeRef:
