@@ -42,6 +42,14 @@ def realdata() -> Path:
     return REALDATA
 
 
+def real_file(relative: str) -> Path:
+    """A file of the real HST data, or skip the test (as the ``realdata`` fixture does) when it is absent."""
+    path = REALDATA / relative
+    if not path.exists():
+        pytest.skip(f"real HST file not found: {path} (set OWL_REALDATA)")
+    return path
+
+
 def require_system(why_missing: str | None) -> None:
     """Skip a test whose system package (PostgreSQL, Chromium) is missing here; under ``CI=true`` fail
     instead, because ``.ci/run`` installs them and a skip there would hide their absence."""

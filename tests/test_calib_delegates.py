@@ -17,7 +17,7 @@ from astropy.io import fits
 
 from pipeline.core.errors import MissingReference, OwlError
 from pipeline.science.calib import calibrate
-from tests.conftest import REALDATA
+from tests.conftest import real_file
 
 FAKE_CALWF3 = """#!/bin/sh
 # test double for calwf3.e: record what we were given, then behave like calwf3
@@ -100,7 +100,7 @@ def test_hstcal_nothing_to_do_is_not_an_error(tmp_path: Path) -> None:
 
 def test_cos_association_without_its_reference_tables_fails_clearly(tmp_path: Path) -> None:
     """The real COS association lacks 17 of its reference tables: one clear MissingReference, no traceback."""
-    src = REALDATA / "cos_fuv_ldfd01010"
+    src = real_file("cos_fuv_ldfd01010")
     inp = tmp_path / "in"
     refs = tmp_path / "refs"
     inp.mkdir()

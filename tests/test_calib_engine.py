@@ -148,9 +148,9 @@ def test_cr_split_association_gives_crj_and_masked_flts(tmp_path: Path) -> None:
     s.refs["CRREJTAB"] = "t_crr.fits"
     import shutil
 
-    from tests.conftest import REALDATA
+    from tests.conftest import real_file
 
-    shutil.copyfile(REALDATA / "reference_files/wfc3/n9i1435li_crr.fits", tmp_path / "t_crr.fits")
+    shutil.copyfile(real_file("reference_files/wfc3/n9i1435li_crr.fits"), tmp_path / "t_crr.fits")
     rng = np.random.default_rng(7)
     sw = {**SWITCHES, "CRCORR": "PERFORM"}
     members = ["iabc01a1q", "iabc01a2q"]

@@ -14,7 +14,7 @@ from pipeline.core.osf import Blackboard
 from pipeline.core.stage import run_stage
 from stages.ca import Calibrate
 from tests.calib_synth import UvisSet, write_raw
-from tests.conftest import REALDATA
+from tests.conftest import real_file
 from tests.test_calib_engine import SWITCHES, make_refs, scene
 
 
@@ -24,7 +24,7 @@ def _setup(site, monkeypatch, *, crsplit: bool) -> tuple[Path, list[str], Blackb
     s = UvisSet()
     make_refs(refdir, s)
     s.refs["CRREJTAB"] = "t_crr.fits"
-    shutil.copyfile(REALDATA / "reference_files/wfc3/n9i1435li_crr.fits", refdir / "t_crr.fits")
+    shutil.copyfile(real_file("reference_files/wfc3/n9i1435li_crr.fits"), refdir / "t_crr.fits")
     monkeypatch.delenv("iref", raising=False)  # references come from the site's CRDS cache
     asn = parse_dataset("iabc01010")
     work = site.work_dir(asn)

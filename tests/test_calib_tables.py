@@ -13,12 +13,12 @@ from pipeline.core.errors import MissingReference
 from pipeline.science.calib import tables as t
 from pipeline.science.calib.geometry import find_overscan
 from tests.calib_synth import UvisSet, write_ccdtab, write_imphttab, write_oscntab
-from tests.conftest import REALDATA as REAL
+from tests.conftest import real_file
 
 
 def _copy(tmp_path: Path, rel: str) -> Path:
     dest = tmp_path / Path(rel).name
-    shutil.copyfile(REAL / rel, dest)
+    shutil.copyfile(real_file(rel), dest)
     return dest
 
 
