@@ -51,8 +51,8 @@ class Ingest(Stage):
                 continue
             read = read_once(pod)  # decoded and hashed from this one buffer
             # bytes receipt checked whole (same hash) skip the packet CRCs; BadInput names the pod (quarantined)
-            checked = checked_sha256(ctx.site, member.name)
-            decoded = decode_pod(pod, data=read.data, trusted_sha256=checked if checked == read.sha256 else None)
+            decoded = decode_pod(pod, data=read.data, data_sha256=read.sha256,
+                                 trusted_sha256=checked_sha256(ctx.site, member.name))
             fields = {**catalogue_fields(header_dict(decoded.primary)), "association": association,
                       "pod_packets": decoded.pod.n_packets}
             self._archive(ctx, archive, member, read, POD_KIND, fields)

@@ -126,7 +126,7 @@ def _expected_length_problem(apid: int, length: int) -> str | None:
 
 
 def scan_pod(source: Path | str | bytes, name: str | None = None, *, data: bytes | None = None,
-             trusted_sha256: str | None = None) -> ScannedPod:
+             trusted_sha256: str | None = None, data_sha256: str | None = None) -> ScannedPod:
     """Validate a pod's structure and index its packets; raise :class:`BadInput` on the first fault.
 
     ``data``: the bytes of the pod file ``source``, already read by the caller (who hashes the same
@@ -135,7 +135,8 @@ def scan_pod(source: Path | str | bytes, name: str | None = None, *, data: bytes
     ``trusted_sha256``: the SHA-256 of a pod already decoded with every check (INGEST archives the pods it
     checked under their hash). Bytes that hash to it skip the packets' CRC-16s, the slowest check (~0.2 s
     per full-frame pod against ~0.03 s for the hash); everything else is still checked. Other bytes get
-    every check."""
+    every check. ``data_sha256``: the hash of ``data`` when the caller has computed it (INGEST hashes the
+    buffer it archives), so it is not computed again."""
     path = None if isinstance(source, bytes) else Path(source)
     if path is None:
         data, name = source, name or "pod"
@@ -147,7 +148,7 @@ def scan_pod(source: Path | str | bytes, name: str | None = None, *, data: bytes
             except FileNotFoundError:
                 raise BadInput(f"pod {path.name} not found at {path.parent}", path=None) from None
     header = read_pod_header(data, name, path)
-    packet_crcs = trusted_sha256 is None or hashlib.sha256(data).hexdigest() != trusted_sha256
+    packet_crcs = trusted_sha256 is None or (data_sha256 or hashlib.sha256(data).hexdigest()) != trusted_sha256
 
     starts, lengths, apids, flags, seqs = [], [], [], [], []
     next_seq: dict[int, int] = {}
@@ -313,10 +314,10 @@ def _science(scanned: ScannedPod, geometry: dict[int, tuple[int, int]], path: Pa
 
 
 def decode_pod(source: Path | str | bytes, name: str | None = None, *, data: bytes | None = None,
-               trusted_sha256: str | None = None) -> DecodedPod:
+               trusted_sha256: str | None = None, data_sha256: str | None = None) -> DecodedPod:
     """Validate and decode a pod into headers, chip pixels and engineering snapshots (``data``,
-    ``trusted_sha256``: see :func:`scan_pod`)."""
-    scanned = scan_pod(source, name, data=data, trusted_sha256=trusted_sha256)
+    ``trusted_sha256``, ``data_sha256``: see :func:`scan_pod`)."""
+    scanned = scan_pod(source, name, data=data, trusted_sha256=trusted_sha256, data_sha256=data_sha256)
     path = None if isinstance(source, bytes) else Path(source)
     name = scanned.name
     headers = _headers(scanned, path)
