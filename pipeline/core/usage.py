@@ -87,12 +87,16 @@ def note_concurrent_peak(mb: float) -> None:
     _concurrent_peak_mb = max(_concurrent_peak_mb, mb)
 
 
+def own_peak_rss_mb() -> float:
+    """This process's own peak resident set (Linux: KiB -> MiB), without its children's."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def peak_rss_mb() -> float:
     """The larger of this process's and its largest child's peak resident set (Linux: KiB -> MiB), or of
     a noted concurrent peak."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own / 1024.0, child / 1024.0, _concurrent_peak_mb)
+    return max(own_peak_rss_mb(), child / 1024.0, _concurrent_peak_mb)
 
 
 def fits_keyword(path: Path, keyword: str) -> str:

@@ -32,7 +32,6 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import resource
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -103,10 +102,6 @@ def _rss_mb() -> float:
         return 0.0
 
 
-def _own_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def _child(conn: Connection, work: Callable[[list], None], images: list) -> None:
     """In the forked process: run ``work`` on ``images`` holding the log records, send
     (error, records, changes, MB this process grew by) back."""
@@ -119,7 +114,7 @@ def _child(conn: Connection, work: Callable[[list], None], images: list) -> None
         outcome = (None, records, _changes(images, before))
     except BaseException as exc:  # raised again by the parent after the records (crds may raise SystemExit)
         outcome = (exc, records, None)
-    grown = max(0.0, _own_peak_mb() - shared_mb)
+    grown = max(0.0, usage.own_peak_rss_mb() - shared_mb)
     try:
         conn.send((*outcome, grown))
     except Exception as exc:  # an unpicklable error: its text still reaches the parent
@@ -160,7 +155,7 @@ def run_split(images: list, work: Callable[[list], None], processes: int) -> Non
             if error is not None:
                 raise error
             _apply(group, changes)
-        usage.note_concurrent_peak(_own_peak_mb() + grown_mb)
+        usage.note_concurrent_peak(usage.own_peak_rss_mb() + grown_mb)
     finally:
         for child, receive, _ in children:
             receive.close()

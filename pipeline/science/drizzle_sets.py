@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import resource
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -81,7 +80,7 @@ def drizzle_sets(sets: Mapping[str, list[Path]], product_name: DatasetName, work
     peaks: dict[int, float] = {}  # per worker: the workers ran at once, getrusage shows only the largest
     for *_, pid, peak in outcomes:
         peaks[pid] = max(peak, peaks.get(pid, 0.0))
-    usage.note_concurrent_peak(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 + sum(peaks.values()))
+    usage.note_concurrent_peak(usage.own_peak_rss_mb() + sum(peaks.values()))
     products = []
     for said, product, error, *_ in outcomes:
         for line in said:
