@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import numpy as np
 
 from pipeline.core.errors import MissingReference, Unsupported
@@ -47,12 +45,12 @@ class FlatCorr(Step):
                 raise MissingReference(f"LFLTFILE {ref.ref.path.name}: size does not match the science "
                                        "data and L-flat interpolation is not available", keyword=keyword,
                                        path=ref.ref.path)
-            # the gain-scaled flat in a reused buffer (scratch: the dark's, already mapped)
-            with scratch.borrowed(block.sci.shape, np.float32) if applygain else nullcontext() as out:
-                if applygain:
-                    k = np.float32(np.float32(1.0) / np.float32(chip.ccd.mean_gain))
-                    block = block.scaled(k, out=out)
-                    applygain = False
+            if applygain:  # the first flat divided gain-scaled, in a reused buffer (scratch: the dark's)
+                k = np.float32(np.float32(1.0) / np.float32(chip.ccd.mean_gain))
+                with scratch.borrowed(block.sci.shape, np.float32) as out:
+                    div1d(chip, block.scaled(k, out=out))
+                applygain = False
+            else:
                 div1d(chip, block)
             used.append(ref.ref.path.name)
         if self.to_electrons:
