@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,25 @@ SIM_REFCACHE = os.environ.setdefault("OWL_SIM_REFCACHE", tempfile.mkdtemp(prefix
 
 REPO = Path(__file__).resolve().parent.parent
 REALDATA = Path(os.environ.get("OWL_REALDATA", REPO.parent / "shared" / "realdata"))
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+               ) -> Iterator[Callable[[str], Path]]:
+    """``mktemp`` for a module's shared data (simulated caches of up to ~2 GB): its directories go when the
+    module's tests are done, unless one of them failed. pytest keeps ``tmp_path_factory`` directories
+    until the session ends, and the suite's would add up to more disk than a CI machine has."""
+    made: list[Path] = []
+    failed_before = request.session.testsfailed
+
+    def mktemp(name: str) -> Path:
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield mktemp
+    if request.session.testsfailed == failed_before:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

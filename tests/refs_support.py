@@ -6,6 +6,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from pipeline.science.refs import write_server_config
@@ -76,6 +78,23 @@ def varied_params(base: dict, count: int, seed: int = 1) -> list[dict]:
 def clean_crds_env(cache: Path) -> dict[str, str]:
     """Only CRDS_PATH (plus what a process needs to start): no server, no mode, no context."""
     return {"CRDS_PATH": str(cache), "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+
+
+def assert_certify_clean(cache: Path, files: list[str], context: str) -> None:
+    """``crds certify`` on ``files`` against ``context`` under ``cache``: exit 0, "0 errors", no ERROR.
+
+    certify's overlap check writes the comparison context's rmap of each reference type to the fixed
+    path ``/tmp/<rmap name>`` and leaves it there; the ones this run added are removed afterwards."""
+    scratch = (Path("/tmp") / p.name for p in (cache / "mappings" / "hst").glob("*.rmap"))
+    added = [p for p in scratch if not p.exists()]
+    try:
+        proc = subprocess.run([sys.executable, "-m", "crds.certify", *files, "--comparison-context", context],
+                              env=clean_crds_env(cache), capture_output=True, text=True, timeout=600)
+    finally:
+        for path in added:
+            path.unlink(missing_ok=True)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and re.search(r"\b0 errors", log) and "ERROR" not in log, log[-3000:]
 
 
 #: A script printing crds's best references (JSON) for ``argv[2:]`` under context ``argv[1]``.

@@ -43,8 +43,8 @@ class Calibrated:
 
 
 @pytest.fixture(scope="module")
-def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Calibrated:
-    data = build(tmp_path_factory.mktemp("calib_sim") / "sim", size="subarray", instruments=("wfc3",),
+def calibrated(module_tmp) -> Calibrated:
+    data = build(module_tmp("calib_sim") / "sim", size="subarray", instruments=("wfc3",),
                  associations=3, seed=1)
     out = data.root / "out"
     inputs: list[Path] = []

@@ -21,8 +21,8 @@ from pipeline.simulate.ctefiles import acs_trap_set, write_acs_pctetab
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory: pytest.TempPathFactory) -> object:
-    return read_acs_pctetab(write_acs_pctetab(tmp_path_factory.mktemp("pcte") / "t_cte.fits"))
+def table(module_tmp) -> object:
+    return read_acs_pctetab(write_acs_pctetab(module_tmp("pcte") / "t_cte.fits"))
 
 
 def test_pctetab_has_the_parallel_set_and_one_serial_set_per_amp(table: object) -> None:

@@ -25,9 +25,9 @@ CALACS = shutil.which("calacs.e")  # real hstcal only where it is installed
 
 
 @pytest.fixture(scope="module")
-def crsplit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def crsplit(module_tmp) -> tuple[Path, dict[str, str]]:
     """A simulated full-frame WFC CR-SPLIT pair whose raws ask for PCTECORR, with best references."""
-    root = tmp_path_factory.mktemp("acscrc")
+    root = module_tmp("acscrc")
     crds, raws = root / "crds", root / "raws"
     build_reference_cache(crds, ["acs"], size="full")
     cte_on = with_pctecorr(load_instrument_defaults(), ["WFC"])

@@ -42,8 +42,8 @@ if os.environ.get("FAKE_HSTCAL_PERTURB"):
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> SimData:
-    return build(tmp_path_factory.mktemp("sim"), size="subarray", instruments=("wfc3",), associations=1)
+def sim(module_tmp) -> SimData:
+    return build(module_tmp("sim"), size="subarray", instruments=("wfc3",), associations=1)
 
 
 @pytest.fixture

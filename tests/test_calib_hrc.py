@@ -21,8 +21,8 @@ from pipeline.simulate import hrc
 
 
 @pytest.fixture(scope="module")
-def jref(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("hrc") / "jref"
+def jref(module_tmp) -> Path:
+    d = module_tmp("hrc") / "jref"
     hrc.write_references(d)
     return d
 

@@ -27,8 +27,8 @@ def _simulate(tmp: Path, exp: IRExposure) -> tuple[Path, Path, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    tmp = tmp_path_factory.mktemp("irsmall")
+def small(module_tmp) -> tuple[Path, Path, Path]:
+    tmp = module_tmp("irsmall")
     raw, _, env = _simulate(tmp, IRExposure("ibsmal01q", samp_seq="RAPID", nsamp=6, aperture="IRSUB64", seed=4))
     out = tmp / "out"
     calibrate([raw], out, engine="builtin", environ=env)
@@ -89,8 +89,8 @@ def test_missing_dark_time_is_a_reference_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def accuracy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
-    tmp = tmp_path_factory.mktemp("iracc")
+def accuracy(module_tmp) -> dict[str, np.ndarray]:
+    tmp = module_tmp("iracc")
     exp = IRExposure("ibacc001q", samp_seq="SPARS25", nsamp=12, aperture="IRSUB256", cr_rate=4e-5, seed=11)
     raw, truth, env = _simulate(tmp, exp)
     calibrate([raw], tmp / "out", engine="builtin", environ=env)

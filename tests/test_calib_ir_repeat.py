@@ -25,8 +25,8 @@ CALWF3 = shutil.which("calwf3.e")  # real hstcal only where it is installed
 
 
 @pytest.fixture(scope="module")
-def repeat(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    d = tmp_path_factory.mktemp("irrepeat")
+def repeat(module_tmp) -> tuple[Path, dict[str, str]]:
+    d = module_tmp("irrepeat")
     maps = detector_maps()
     refs = write_ir_references(maps, d / "refs", darks=[("SPARS25", "SQ64SUB")], filters=["F160W"])
     for k, root in enumerate(ROOTS):

@@ -19,8 +19,8 @@ from pipeline.simulate import acsrefs, sbc
 
 
 @pytest.fixture(scope="module")
-def refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return sbc.write_references(tmp_path_factory.mktemp("jref"))
+def refs(module_tmp) -> dict[str, Path]:
+    return sbc.write_references(module_tmp("jref"))
 
 
 def _run(tmp_path: Path, refs: dict[str, Path], *, raw_edit=None, **kw) -> fits.HDUList:  # type: ignore[no-untyped-def]

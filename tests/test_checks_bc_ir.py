@@ -14,8 +14,8 @@ from pipeline.simulate.irrefs import write_ir_references
 
 
 @pytest.fixture(scope="module")
-def ir_raw(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    tmp = tmp_path_factory.mktemp("bcir")
+def ir_raw(module_tmp) -> tuple[Path, dict[str, str]]:
+    tmp = module_tmp("bcir")
     maps = detector_maps()
     exp = IRExposure("ibbcir01q", samp_seq="SPARS10", nsamp=5, aperture="IRSUB64")
     refs = write_ir_references(maps, tmp / "iref", darks=[("SPARS10", exp.subtype), ("RAPID", exp.subtype)],

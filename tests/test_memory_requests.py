@@ -147,5 +147,5 @@ def test_wrapper_records_each_node(site):
         "FROM node_usage ORDER BY id")]
     assert [(r.stage, r.dataset, r.instrument, r.detector, r.nexp, r.exit_code) for r in rows] == [
         ("RF", "j9cv58020", "ACS", "WFC", 2, 0), ("RF", "j9cv58acq", "ACS", "HRC", 1, int(ExitCode.OUT_OF_MEMORY))]
-    assert all(r.peak_rss_mb > 10 and r.wall_s > 0 for r in rows)
+    assert all(r.peak_rss_mb > 10 and r.wall_s > 0 for r in rows), rows
     assert rows[0].input_mb >= 0.0

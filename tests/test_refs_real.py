@@ -18,12 +18,12 @@ from tests.refs_support import REAL_CONTEXT, copy_raws, manifest_bestrefs, real_
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory, request):
+def cache(module_tmp, request):
     from tests.conftest import REALDATA
 
     if not REALDATA.is_dir():
         pytest.skip("real HST data not available")
-    return real_cache(tmp_path_factory.mktemp("realcrds"), REALDATA)
+    return real_cache(module_tmp("realcrds"), REALDATA)
 
 
 @pytest.fixture(scope="module")

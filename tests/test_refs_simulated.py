@@ -19,10 +19,10 @@ def simulated_raws(directory, seed=7):
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
+def simulated(module_tmp):
     from pipeline.simulate.prebuilt import build_or_link  # linked from the session's prebuilt cache
 
-    root = tmp_path_factory.mktemp("simcrds")
+    root = module_tmp("simcrds")
     context = build_or_link(root / "crds", ("wfc3", "acs"), size="subarray")
     return root / "crds", context, simulated_raws(root)
 

@@ -16,7 +16,7 @@ EXPOSURES = 500
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory):
+def catalogue(module_tmp):
     """A site whose catalogue holds EXPOSURES varied real headers, processed with several real contexts."""
     if not (REALDATA / "crds" / "mappings_hst_2015").is_dir():
         pytest.skip("real HST data not available")
@@ -24,7 +24,7 @@ def catalogue(tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     mp.delenv("CRDS_PATH", raising=False)
-    site = init_site(tmp_path_factory.mktemp("catalogue") / "site")
+    site = init_site(module_tmp("catalogue") / "site")
     real_cache(site.root, REALDATA, NEWEST)
     synthesise(site, EXPOSURES)
     cache = refs.cache_root(site)

@@ -23,8 +23,8 @@ ACS_CTE = ("pctetab", "drkcfile")
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("acsctecrds")
+def cache(module_tmp) -> Path:
+    root = module_tmp("acsctecrds")
     build_reference_cache(root, ("acs",), size="subarray")
     return root
 

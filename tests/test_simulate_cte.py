@@ -3,9 +3,6 @@ best references, a PCTETAB delivery) and CTE trails in UVIS raws whose PCTECORR 
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,20 +18,20 @@ from pipeline.simulate.crdscache import bump_reference, mappings_dir, references
 from pipeline.simulate.ctefiles import observatory_model, time_scaling, trail_charge, trap_model
 from pipeline.simulate.downlink import iter_downlink, write_fits
 from pipeline.simulate.prebuilt import build_or_link  # linked from the session's prebuilt cache
-from tests.refs_support import clean_crds_env
+from tests.refs_support import assert_certify_clean as certify_clean
 
 CTE_TYPES = ("pctetab", "biacfile", "drkcfile")
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ctecrds")
+def cache(module_tmp) -> Path:
+    root = module_tmp("ctecrds")
     build_or_link(root, ("wfc3", "acs"), size="subarray")
     return root
 
 
 @pytest.fixture(scope="module")
-def raws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
+def raws(module_tmp) -> dict[str, list]:
     """The same UVIS singleton simulated with PCTECORR = PERFORM (a site with pctecorr = UVIS) and OMIT."""
     on = with_pctecorr(load_instrument_defaults(), ["UVIS"])
     return {"on": list(iter_downlink(7, "subarray", 1, ("wfc3",), defaults=on)),
@@ -56,11 +53,7 @@ def assert_certify_clean(cache: Path, instrument: str, reftypes: tuple[str, ...]
     files = [str(p) for p in references]
     files += [str(p) for t in reftypes for p in mappings_dir(cache).glob(f"hst_{instrument}_{t}_*.rmap")]
     files += [str(p) for p in mappings_dir(cache).glob(f"hst_{instrument}_*.imap")]
-    proc = subprocess.run([sys.executable, "-m", "crds.certify", *files, "--comparison-context", "hst_0001.pmap"],
-                          env=clean_crds_env(cache), capture_output=True, text=True, timeout=600)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0 and re.search(r"\b0 errors", log), log[-3000:]
-    assert "ERROR" not in log
+    certify_clean(cache, files, "hst_0001.pmap")
 
 
 def test_cte_references_have_the_real_layouts_full_chip(cache: Path) -> None:

@@ -133,8 +133,9 @@ def describe(stage: str, dataset: str, instrument: str, work: Path | list[Path],
 
 
 def record(url: str, sample: Sample, wall_s: float, exit_code: int, busy_timeout: float = 30.0) -> None:
-    """Add one run to the site's history (creating the table on first use)."""
-    add(url, [NodeUsage(*astuple(sample), round(peak_rss_mb(), 1), round(wall_s, 3), int(exit_code), time.time())],
+    """Add one run to the site's history (creating the table on first use). Wall time is kept to the
+    microsecond: a node that fails at once can take under a millisecond, and 0 would read as unmeasured."""
+    add(url, [NodeUsage(*astuple(sample), round(peak_rss_mb(), 1), round(wall_s, 6), int(exit_code), time.time())],
         busy_timeout)
 
 
