@@ -21,7 +21,6 @@ from astropy.io import fits
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.core.asntable import read_asn_table
 from pipeline.core.exitcodes import ExitCode
 from pipeline.science.calib.compare import compare_input, compare_products, inputs_in, relative_difference
 from tests.calib_simdata import SimData, build
@@ -136,12 +135,10 @@ def test_real_calwf3_agrees_bit_for_bit_on_simulated_uvis_subarrays(tmp_path: Pa
 
 @needs_calacs
 def test_real_calacs_agrees_bit_for_bit_on_simulated_wfc_subarray_flts(tmp_path: Path) -> None:
-    """calacs's acsrej is not the wf3rej algorithm the engine runs (docs/calib.md), so the CR-SPLIT
-    association is left out; the dithered pair and the singleton must agree to the bit."""
+    """The dithered pair, the CR-SPLIT pair (ACSREJ's ``_crj`` and the members' ``_flt``) and the
+    singleton, to the bit."""
     data = build(tmp_path / "sim", size="subarray", instruments=("acs",), associations=3)
     env = dict(os.environ, jref=f"{data.crds / 'references' / 'hst'}/")
     for item in inputs_in(data.raws):
-        if item.name.endswith("_asn.fits") and read_asn_table(item).asn_type == "CR-SPLIT":
-            continue
         result = compare_input(item, tmp_path / "work" / item.name[:9], environ=env)
         assert result.ok(0.0), [d.line() for d in result.diffs if not d.within(0.0)]
