@@ -98,28 +98,36 @@ def f32(x: float) -> np.float32:
 
 
 def cr_mode(hist: np.ndarray, hwidth: float, hmin: float) -> float:
-    """``cr_mode``: histogram peak refined by a parabola through its neighbours."""
+    """``cr_mode``: histogram peak refined by a parabola through its neighbours.
+
+    C evaluates ``hmin + 0.5 * hwidth`` and the parabola's ``bpeak + 0.5 + 0.5 * (dh1 - dh2) / denom``
+    in double (the constants are doubles) and rounds once to the float it returns; NumPy 2 would do
+    ``0.5 * float32`` in float32, so those terms are computed on Python floats here."""
     nbins = hist.size
     hw, hm = f32(hwidth), f32(hmin)
+
+    def at(bins: float) -> float:  # hmin + bins * hwidth in double, then the float C returns
+        return float(f32(float(hm) + bins * float(hw)))
+
     if nbins == 1:
-        return float(f32(hm + 0.5 * hw))
+        return at(0.5)
     if nbins == 2:
         if hist[0] > hist[1]:
-            return float(f32(hm + 0.5 * hw))
+            return at(0.5)
         if hist[1] > hist[0]:
-            return float(f32(hm + 1.5 * hw))
+            return at(1.5)
         return float(f32(hm + hw))
     bpeak = int(np.argmax(hist))
     if bpeak == 0:
-        return float(f32(hm + 0.5 * hw))
+        return at(0.5)
     if bpeak == nbins - 1:
-        return float(f32(hm + (nbins - 0.5) * hw))
+        return at(nbins - 0.5)
     dh1 = f32(hist[bpeak] - hist[bpeak - 1])
     dh2 = f32(hist[bpeak] - hist[bpeak + 1])
     denom = f32(dh1 + dh2)
     if abs(denom) < 1e-20:
-        return float(f32(hm + (bpeak + 0.5) * hw))
-    mode = f32(bpeak + 0.5 + 0.5 * (dh1 - dh2) / denom)
+        return at(bpeak + 0.5)
+    mode = f32(bpeak + 0.5 + 0.5 * float(f32(dh1 - dh2)) / float(denom))
     return float(f32(hm + mode * hw))
 
 
@@ -138,7 +146,7 @@ def sky_levels(members: list[Member], skysub: str, badinpdq: int) -> list[float]
     total = np.cumsum(vals, dtype=np.float32)[-1] if vals.size else np.float32(0)  # C float accumulation
     npt = max(vals.size, 1)
     lo = MINVAL if data_min < MINVAL else math.trunc(data_min)
-    mean = math.trunc(float(f32(total / f32(npt))) + 1) if total > 0 else 1
+    mean = math.trunc(float(f32(f32(total / f32(npt)) + f32(1)))) if total > 0 else 1  # C: float + 1
     hi = 2 * mean - lo
     nbins = hi - lo + 1
     if nbins < MIN_BINS:
