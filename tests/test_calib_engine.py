@@ -11,6 +11,7 @@ from astropy.io import fits
 from pipeline.core.asntable import build_asn_table
 from pipeline.core.errors import BadInput, MissingReference, Unsupported
 from pipeline.science.calib import calibrate
+from pipeline.science.calib.steps.stats import image_stats
 from tests.calib_synth import (
     UvisSet,
     write_bpixtab,
@@ -93,6 +94,11 @@ def test_flt_structure_switches_and_provenance(uvis: tuple, tmp_path: Path) -> N
         assert p["PHTRATIO"] == pytest.approx(np.float32(1.1e-19) / np.float32(1.05e-19), rel=1e-6)
         for key in ("NGOODPIX", "GOODMEAN", "SNRMEAN", "MEANBLEV", "MEANDARK", "PHOTFNU"):
             assert key in sci1 and key in sci2, key
+        # as calwf3.e writes them, chip 2's statistics are from before FLUXCORR scaled it
+        sdq = int(sci2.get("SDQFLAGS", p.get("SDQFLAGS", 65535)))
+        scaled, _ = image_stats(h["SCI", 1].data, h["ERR", 1].data, h["DQ", 1].data.astype(np.uint16), sdq)
+        assert scaled["GOODMEAN"] == pytest.approx(sci2["GOODMEAN"] * p["PHTRATIO"], rel=1e-6)
+        assert scaled["GOODMEAN"] != pytest.approx(sci2["GOODMEAN"], rel=1e-3)
         # electrons: (signal - dark*t/gain) * mean_gain; chip 2 scaled by PHTRATIO
         mean_gain = np.float32(sum(s.gains) / 4)
         e1 = np.median(h["SCI", 2].data)

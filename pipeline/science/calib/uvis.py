@@ -27,7 +27,7 @@ from pipeline.science.calib.steps.flat import FLATS, FlatCorr, ShadCorr
 from pipeline.science.calib.steps.noise import ErrInit
 from pipeline.science.calib.steps.phot import FluxCorr, PhotCorr, uvis_photmode
 from pipeline.science.calib.steps.sink import SinkPixels
-from pipeline.science.calib.steps.stats import finish_imset
+from pipeline.science.calib.steps.stats import compute_stats, write_keywords
 from pipeline.science.calib.steps.subtract import BiasCorr, DarkCorr, FlshCorrUvis
 from pipeline.science.calib.steps.trim import trim_overscan
 from pipeline.science.calib.tables import pedigree_is_dummy, read_ccdtab, read_oscntab
@@ -220,10 +220,13 @@ def twod(ctx: CalContext, exposure: Exposure, flags: UvisFlags) -> list[Chip]:
         return chip
 
     chips = map_chips(ctx, one, exposure.imsets)
+    # statistics before FLUXCORR: calwf3's doFlux recomputes the scaled chip's, then reads its SCI and
+    # ERR headers back from the file (openUpdateImage) before writing them, so the _flt keeps the
+    # unscaled chip's GOODMIN ... SNRMEAN (checked against calwf3.e 3.7.3)
+    map_chips(ctx, compute_stats, chips)
     if ctx.perform("FLUXCORR"):
         FluxCorr().run(ctx, chips)
-    # dostat after FLUXCORR: the scaled chip's statistics are the ones kept
-    map_chips(ctx, finish_imset, chips)
+    map_chips(ctx, write_keywords, chips)
     for switch in (*TWOD_SWITCHES, "FLUXCORR", "EXPSCORR"):
         ctx.done(switch)
     return chips

@@ -76,7 +76,7 @@ class ShadCorr(Step):
         if block.sci.shape != chip.sci.shape:
             raise Unsupported(f"SHADFILE {ref.ref.path.name}: binned shading files are not supported by the "
                               "built-in engine", keyword="SHADFILE", path=ref.ref.path)
-        eff = np.float32(np.float32(exptime) / np.float32(chip.ncombine))
+        eff = np.float32(exptime / chip.ncombine)  # C: double EXPTIME / int NCOMBINE, one rounding to float
         k = np.float32(1.0 / float(eff))
         block = block.scaled(k, offset=np.float32(1.0))
         div1d(chip, block)

@@ -73,6 +73,11 @@ def finish_imset(chip: Chip) -> Chip:
     """The end of ACS2D/WF32D for one imset: statistics, then every computed keyword into the SCI
     and ERR headers."""
     compute_stats(chip)
+    return write_keywords(chip)
+
+
+def write_keywords(chip: Chip) -> Chip:
+    """Every computed keyword into the imset's SCI and ERR headers."""
     chip.imset.sci_header.update(chip.sci_keywords)
     chip.imset.err_header.update(chip.err_keywords)
     return chip
