@@ -17,7 +17,7 @@ from pipeline.science.calib.cte.acs_pctetab import read_acs_pctetab
 from pipeline.simulate.crdscache import build_reference_cache, mappings_dir, references_dir
 from pipeline.simulate.ctefiles import acs_observatory_model
 from pipeline.simulate.downlink import iter_downlink, write_fits
-from tests.test_simulate_cte import assert_certify_clean
+from tests.test_simulate_cte import assert_delivery_certifies
 
 ACS_CTE = ("pctetab", "drkcfile")
 
@@ -36,7 +36,7 @@ def _named(cache: Path, suffix: str) -> Path:
 
 
 def test_acs_cte_references_certify_clean(cache: Path) -> None:
-    assert_certify_clean(cache, "acs", ACS_CTE, [_named(cache, s) for s in ("cte", "dkc")])
+    assert_delivery_certifies(cache, "acs", ACS_CTE, [_named(cache, s) for s in ("cte", "dkc")])
 
 
 def test_acs_cte_references_have_the_real_layouts(cache: Path) -> None:

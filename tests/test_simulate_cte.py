@@ -18,7 +18,7 @@ from pipeline.simulate.crdscache import bump_reference, mappings_dir, references
 from pipeline.simulate.ctefiles import observatory_model, time_scaling, trail_charge, trap_model
 from pipeline.simulate.downlink import iter_downlink, write_fits
 from pipeline.simulate.prebuilt import build_or_link  # linked from the session's prebuilt cache
-from tests.refs_support import assert_certify_clean as certify_clean
+from tests.refs_support import assert_certify_clean
 
 CTE_TYPES = ("pctetab", "biacfile", "drkcfile")
 
@@ -45,15 +45,15 @@ def _named(cache: Path, suffix: str) -> Path:
 
 
 def test_cte_references_certify_clean(cache: Path) -> None:
-    assert_certify_clean(cache, "wfc3", CTE_TYPES, [_named(cache, s) for s in ("cte", "bic", "dkc")])
+    assert_delivery_certifies(cache, "wfc3", CTE_TYPES, [_named(cache, s) for s in ("cte", "bic", "dkc")])
 
 
-def assert_certify_clean(cache: Path, instrument: str, reftypes: tuple[str, ...], references: list[Path]) -> None:
+def assert_delivery_certifies(cache: Path, instrument: str, reftypes: tuple[str, ...], references: list[Path]) -> None:
     """crds certify on the references, their rmaps and the instrument's imaps: 0 errors."""
     files = [str(p) for p in references]
     files += [str(p) for t in reftypes for p in mappings_dir(cache).glob(f"hst_{instrument}_{t}_*.rmap")]
     files += [str(p) for p in mappings_dir(cache).glob(f"hst_{instrument}_*.imap")]
-    certify_clean(cache, files, "hst_0001.pmap")
+    assert_certify_clean(cache, files, "hst_0001.pmap")
 
 
 def test_cte_references_have_the_real_layouts_full_chip(cache: Path) -> None:

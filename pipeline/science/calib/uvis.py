@@ -226,7 +226,8 @@ def twod(ctx: CalContext, exposure: Exposure, flags: UvisFlags) -> list[Chip]:
     map_chips(ctx, compute_stats, chips)
     if ctx.perform("FLUXCORR"):
         FluxCorr().run(ctx, chips)
-    map_chips(ctx, write_keywords, chips)
+    for chip in chips:
+        write_keywords(chip)
     for switch in (*TWOD_SWITCHES, "FLUXCORR", "EXPSCORR"):
         ctx.done(switch)
     return chips
