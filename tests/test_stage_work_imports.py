@@ -26,7 +26,9 @@ def test_association_table_is_built_without_astropy_table():
 
 
 def test_association_table_bytes_are_astropys(tmp_path):
-    """The same bytes as ``BinTableHDU.from_columns`` writes for the same columns and cards."""
+    """The same bytes as ``BinTableHDU.from_columns`` writes for the same columns and cards (astropy 8
+    writes EXTNAME after TFIELDS, 7 after the column cards: the table header's cards are compared as
+    a set, every other byte as it is)."""
     ours = build_asn_table("j8bt05010", ["j8bt05njq", "j8bt05nkq"], "CR-SPLIT", present={"j8bt05nkq": False})
     table = ours["ASN"]
     columns = [fits.Column(name=c.name, format=c.format, disp=c.disp, array=np.array(table.data[c.name]))
@@ -37,7 +39,12 @@ def test_association_table_bytes_are_astropys(tmp_path):
     a, b = io.BytesIO(), io.BytesIO()
     ours.writeto(a)
     fits.HDUList([fits.PrimaryHDU(header=ours[0].header), theirs]).writeto(b)
-    assert a.getvalue() == b.getvalue()
+    mine, astropys = a.getvalue(), b.getvalue()
+    with fits.open(io.BytesIO(mine)) as x, fits.open(io.BytesIO(astropys)) as y:
+        assert sorted(c.image for c in x["ASN"].header.cards) == sorted(c.image for c in y["ASN"].header.cards)
+        header, data = x["ASN"].fileinfo()["hdrLoc"], x["ASN"].fileinfo()["datLoc"]
+        assert (y["ASN"].fileinfo()["hdrLoc"], y["ASN"].fileinfo()["datLoc"]) == (header, data)
+    assert mine[:header] == astropys[:header] and mine[data:] == astropys[data:]
     assert list(ours["ASN"].data["MEMPRSNT"]) == [True, False, True]
 
 
