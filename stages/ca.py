@@ -193,7 +193,7 @@ class Calibrate(Stage):
     def _finish(self, ctx: StageContext, name: DatasetName, work: Path, log: LogSink | None) -> None:
         from astropy.io import fits
 
-        from pipeline.core.asntable import read_asn_table
+        from pipeline.core.asntable import ASN_KINDS, read_asn_table
         from pipeline.science.calib import builtin
         from pipeline.science.calib.api import choose_engine
         from pipeline.science.calib.cos import run_calcos
@@ -237,12 +237,13 @@ class Calibrate(Stage):
             if missing:
                 raise BadInput(f"{name}: member intermediates missing ({', '.join(missing)}); run owl-ca on "
                                "every member first")
+            memtype = ASN_KINDS[asn.asn_type][1]
             products = builtin.finish_stack([read_exposure(p) for p in blv_paths], work, asn.products[0],
-                                            site=ctx.site, log=log)
+                                            memtype=memtype, site=ctx.site, log=log)
             blc_paths = [work / m.file("blc_tmp") for m in members]
             if all(p.is_file() for p in blc_paths):
                 products += builtin.finish_stack([read_exposure(p) for p in blc_paths], work, asn.products[0],
-                                                 cte=True, site=ctx.site, log=log)
+                                                 cte=True, memtype=memtype, site=ctx.site, log=log)
         ctx.log(f"{name}: wrote {', '.join(p.name for p in products)}")
 
 

@@ -3,8 +3,9 @@
 Where STScI's ``calwf3.e``/``calacs.e`` are on PATH the last tests run them for real on simulated
 exposures and require bit-identical products. Elsewhere a **test double** stands in for hstcal: a
 small script named ``calwf3.e`` that calibrates its input with the built-in engine (so the products
-agree) and, when ``FAKE_HSTCAL_PERTURB`` is set, changes one SCI pixel by one float32 ulp and one DQ
-bit, so the comparison has something to find. It checks the comparison's side, not hstcal's numerics.
+agree) and, when ``FAKE_HSTCAL_PERTURB`` is set, changes one SCI pixel by one float32 ulp, one DQ
+bit and one switch in the primary header, so the comparison has something to find. It checks the
+comparison's side, not hstcal's numerics.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.core.exitcodes import ExitCode
-from pipeline.science.calib.compare import compare_input, compare_products, inputs_in, relative_difference
+from pipeline.science.calib.compare import (
+    compare_input,
+    compare_products,
+    inputs_in,
+    keyword_differences,
+    relative_difference,
+)
 from tests.calib_simdata import SimData, build
 
 FAKE_HSTCAL = """#!{python}
@@ -37,6 +44,7 @@ if os.environ.get("FAKE_HSTCAL_PERTURB"):
     with fits.open(product, mode="update") as h:
         h["SCI", 1].data[3, 4] = np.nextafter(h["SCI", 1].data[3, 4], np.float32(np.inf))
         h["DQ", 1].data[5, 6] ^= 16
+        h[0].header["FLATCORR"] = "SKIPPED"
 """
 
 
@@ -81,12 +89,48 @@ def test_products_that_agree_and_one_that_differs(tmp_path: Path) -> None:
                       fits.ImageHDU(dq, name="DQ")]).writeto(path)
         return path
     same = compare_products(product(tmp_path / "a_flt.fits", False), product(tmp_path / "b_flt.fits", False))
-    assert [(d.extension, d.differing) for d in same] == [("DQ,1", 0), ("ERR,1", 0), ("SCI,1", 0)]
+    assert [(d.extension, d.differing) for d in same] == [("PRIMARY", 0), ("DQ,1", 0), ("ERR,1", 0), ("SCI,1", 0)]
+    assert all(d.within(0.0) and not d.keywords for d in same)
     diff = {d.extension: d for d in compare_products(tmp_path / "a_flt.fits", product(tmp_path / "c_flt.fits", True))}
     one_ulp_of_6 = float(np.spacing(np.float32(6))) / 6
     assert diff["SCI,1"].differing == 1 and diff["SCI,1"].max_rel == pytest.approx(one_ulp_of_6, rel=1e-6)
     assert diff["DQ,1"].dq_bits == 256 and not diff["DQ,1"].within(1.0)
     assert diff["SCI,1"].within(1e-6) and not diff["SCI,1"].within(0.0)
+
+
+def _hstio_card(key: str, value: float) -> fits.Card:
+    """A float keyword as hstio writes it (``%#14.7E``: 8 significant digits)."""
+    return fits.Card.fromstring(f"{key:<8}= {value:#20.7E} / written by hstio")
+
+
+def test_keywords_compare_at_the_precision_hstcal_writes() -> None:
+    value = float(np.float32(-0.1042318344116211))          # what the built-in engine writes, exactly
+    builtin = fits.Header([("BIASLEVA", value), ("NGOODPIX", 12), ("CRCORR", "PERFORM"), ("DATE", "2017-07-18"),
+                           ("PHOTFLAM", float(np.float32(7.94e-20)))])
+    hstcal = fits.Header([_hstio_card("BIASLEVA", value), ("NGOODPIX", 12), ("CRCORR", "PERFORM  "),
+                          ("DATE", "2026-12-04"), ("ORIGIN", "HSTIO/CFITSIO March 2010")])
+    assert hstcal.cards["BIASLEVA"].image.split("/")[0].strip().endswith("-1.0423183E-01")
+    assert [k.keyword for k in keyword_differences(builtin, hstcal)] == ["PHOTFLAM"]   # only in one: rel 1
+    hstcal.append(_hstio_card("PHOTFLAM", float(np.float32(7.94e-20))))
+    hstcal["NGOODPIX"] = 13
+    (diff,) = keyword_differences(builtin, hstcal)
+    assert (diff.keyword, diff.rel) == ("NGOODPIX", pytest.approx(1 / 13))
+    hstcal["NGOODPIX"], hstcal["CRCORR"] = 12, "COMPLETE"
+    (diff,) = keyword_differences(builtin, hstcal)
+    assert (diff.keyword, diff.rel) == ("CRCORR", 1.0) and "'PERFORM' vs 'COMPLETE'" in diff.line()
+
+
+def test_a_header_difference_fails_the_extension(tmp_path: Path) -> None:
+    def product(path: Path, goodmean: float) -> Path:
+        sci = fits.ImageHDU(np.ones((3, 4), np.float32), name="SCI")
+        sci.header["GOODMEAN"] = goodmean
+        fits.HDUList([fits.PrimaryHDU(), sci]).writeto(path)
+        return path
+    diff = {d.extension: d for d in compare_products(product(tmp_path / "a_flt.fits", 1.0),
+                                                     product(tmp_path / "b_flt.fits", 1.001))}
+    assert diff["SCI,1"].differing == 0 and [k.keyword for k in diff["SCI,1"].keywords] == ["GOODMEAN"]
+    assert not diff["SCI,1"].within(1e-6) and diff["SCI,1"].within(1e-2)
+    assert "keywords differ: GOODMEAN 1.0 vs 1.001" in diff["SCI,1"].line()
 
 
 def test_inputs_in_a_folder_are_associations_and_lone_raws(sim: SimData) -> None:
@@ -98,7 +142,7 @@ def test_compare_against_the_hstcal_test_double(tmp_path: Path, fake_hstcal: Pat
     raw = sim.raw(sim.members()[0])
     result = compare_input(raw, tmp_path / "work")
     assert result.ok(0.0), [d.line() for d in result.diffs]
-    assert {d.extension for d in result.diffs} == {"SCI,1", "ERR,1", "DQ,1"}
+    assert {d.extension for d in result.diffs} == {"PRIMARY", "SCI,1", "ERR,1", "DQ,1"}
 
 
 def test_owl_calibrate_engine_compare_exits_22_beyond_tolerance(tmp_path: Path, fake_hstcal: Path,
@@ -112,6 +156,7 @@ def test_owl_calibrate_engine_compare_exits_22_beyond_tolerance(tmp_path: Path, 
     bad = runner.invoke(main, ["calibrate", "--engine", "compare", "--outdir", str(tmp_path / "b"), "-q", str(raw)])
     assert bad.exit_code == ExitCode.CHECK_FAILED, bad.output
     assert "SCI,1          1 of" in bad.output and "dq bits 0x0010" in bad.output
+    assert "PRIMARY header; keywords differ: FLATCORR 'COMPLETE' vs 'SKIPPED'" in bad.output
     loose = runner.invoke(main, ["check", "engine", str(sim.raws), "--workdir", str(tmp_path / "c"), "-q",
                                  "--tolerance", "1e-6"])
     assert loose.exit_code == ExitCode.CHECK_FAILED, loose.output  # the DQ bit still differs

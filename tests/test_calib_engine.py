@@ -173,7 +173,8 @@ def test_cr_split_association_gives_crj_and_masked_flts(tmp_path: Path) -> None:
     names = sorted(p.name for p in products)
     assert names == ["iabc01011_crj.fits", "iabc01a1q_flt.fits", "iabc01a2q_flt.fits"]
     with fits.open(out / "iabc01011_crj.fits") as crj, fits.open(out / "iabc01a2q_flt.fits") as flt:
-        assert crj[0].header["CRCORR"] == "COMPLETE" and crj[0].header["NCOMBINE"] == 2
+        assert crj[0].header["CRCORR"] == "COMPLETE" and crj["SCI", 1].header["NCOMBINE"] == 2
+        assert (crj[0].header["ASN_MTYP"], crj["ERR", 2].header["EXPNAME"]) == ("PROD-CRJ", "iabc01011")
         assert crj[0].header["TEXPTIME"] == pytest.approx(2 * s.exptime) and crj[0].header["EXPTIME"] == 200
         # raw (row 20, col 30) of chip 1 -> trimmed (20 - TRIMY1, 30 - prescan)
         y, x = 20 - s.geo.vrows, 30 - s.geo.prescan
@@ -181,4 +182,4 @@ def test_cr_split_association_gives_crj_and_masked_flts(tmp_path: Path) -> None:
         assert not fits.getdata(out / "iabc01a1q_flt.fits", ("DQ", 2))[y, x] & 8192
         assert not crj["DQ", 2].data[y, x] & 8192              # one good input remains
         assert crj["SCI", 2].data[y, x] == pytest.approx(np.median(crj["SCI", 2].data), rel=0.05)
-        assert flt[0].header["CRCORR"] == "COMPLETE"
+        assert flt[0].header["CRCORR"] == "PERFORM"   # calwf3 finishes CRCORR in the crj only

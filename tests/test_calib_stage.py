@@ -49,7 +49,7 @@ def test_last_member_node_combines_a_cr_split(site, monkeypatch) -> None:  # typ
     assert not (work / "iabc01011_crj.fits").exists()
     assert run_stage(Calibrate, [members[1], "--site", str(site.root)]) == 0   # the last one combines
     crj = work / "iabc01011_crj.fits"
-    assert crj.is_file() and fits.getval(crj, "NCOMBINE") == 2
+    assert crj.is_file() and fits.getval(crj, "NCOMBINE", ext=1) == 2
     for m in members:
         assert (work / f"{m}_flt.fits").is_file()
         assert fits.getval(work / f"{m}_flt.fits", "CAL_ENG") == "builtin"

@@ -34,15 +34,17 @@ def test_old_dgeofile_is_blanked_in_the_scratch_copy_only(tmp_path: Path) -> Non
     assert fits.getval(copy, "DGEOFILE") == "jref$new_dxy.fits" and len(said) == 1
 
 
-def test_a_single_exposure_drz_may_keep_crcorr_perform(tmp_path: Path) -> None:
-    def drz(n: int) -> Product:
+def test_a_drz_may_keep_its_members_crcorr_perform(tmp_path: Path) -> None:
+    """A drizzled product's primary header is its first input's, and calwf3/calacs leave a CR-SPLIT
+    member's CRCORR at PERFORM (alone or in its association): only other switches are held to COMPLETE."""
+    def drz(n: int, **switches: str) -> Product:
         path = tmp_path / f"j8bt0{n}jcq_drz.fits"
-        h = fits.Header([("CRCORR", "PERFORM"), ("DRIZCORR", "COMPLETE"), ("NDRZIN", n)])
+        h = fits.Header([("CRCORR", "PERFORM"), ("DRIZCORR", "COMPLETE"), ("NDRZIN", n), *switches.items()])
         fits.HDUList([fits.PrimaryHDU(header=h)]).writeto(path)
         return Product.open(path)
 
-    assert list(check_switches(drz(1))) == []
-    assert [k for k, _ in check_switches(drz(2))] == ["CRCORR"]
+    assert list(check_switches(drz(1))) == [] and list(check_switches(drz(2))) == []
+    assert [k for k, _ in check_switches(drz(3, FLATCORR="PERFORM"))] == ["FLATCORR"]
 
 
 @pytest.mark.long  # three real raws through a whole site: make test-long

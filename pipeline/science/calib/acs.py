@@ -265,13 +265,14 @@ def _blev(ctx: CalContext, chips: list[Chip]) -> bool:
                 ctx.log(f"bias shift: amp {'ABCD'[k]} magic square {magic:.4f} e-")
             map_chips(ctx, lambda c: destripe.cross_talk(c.sci), chips)
         else:
+            magics = [0.0] * 4
             ctx.log("readout type/gain not DS_INT at gain 2: no bias shift or cross-talk correction")
         levels = map_chips(ctx, destripe.amp_levels, amps)
         means = [a.level for a in levels]
         chip1.sci_keywords["MEANBLEV"] = float(np.float32((means[0] + means[1]) / 2.0))
         chip2.sci_keywords["MEANBLEV"] = float(np.float32((means[2] + means[3]) / 2.0))
-        for k, a in enumerate("ABCD"):
-            (chip1 if k < 2 else chip2).blev[a] = means[k]
+        for k, a in enumerate("ABCD"):  # BIASLEVx: the total removed, magic square then bias mean (acs->blev +=)
+            (chip1 if k < 2 else chip2).blev[a] = magics[k] + means[k]
         fixed, skipped = destripe.remove_stripes(levels, lambda fn, parts: map_chips(ctx, fn, parts))
         ctx.log(f"DESTRIPE: rows fixed per amp {fixed}, skipped {skipped}; bias levels "
                 f"{', '.join(f'{a} {m:.6g}' for a, m in zip('ABCD', means, strict=True))} e-")
@@ -326,8 +327,8 @@ def ccd(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> Exposure:
         map_chips(ctx, lambda c: sink_detect(ctx, c), chips)
     out = Exposure(path=exposure.path, primary=exposure.primary)
     for c in chips:
-        for amp, level in c.blev.items():
-            if f"BIASLEV{amp}" in ctx.primary:
+        for amp, level in c.blev.items():  # BiasKeywords: existing keywords, non-zero levels only
+            if f"BIASLEV{amp}" in ctx.primary and level != 0.0:
                 ctx.primary_updates[f"BIASLEV{amp}"] = float(np.float32(level))
         c.imset.sci_header.update(c.sci_keywords)
         c.imset.err_header.update(c.err_keywords)
@@ -343,8 +344,7 @@ def twod(ctx: CalContext, exposure: Exposure, flags: AcsFlags) -> list[Chip]:
     if ctx.switches.get("BLEVCORR") != COMPLETE and any(ctx.perform(s) for s in TWOD_SWITCHES[1:]):
         raise BadInput("overscan region not trimmed: ACS2D needs BLEVCORR = COMPLETE", path=ctx.path,
                        keyword="BLEVCORR")
-    wfc = ctx.detector != "HRC"
-    phot = PhotCorr(uvis=False, camera="WFC1" if wfc else "HRC", to_primary=wfc)
+    phot = PhotCorr(uvis=False, camera="HRC" if ctx.detector == "HRC" else "WFC1")
 
     def one(imset: Imset) -> Chip:
         chip = make_chip(ctx, imset, raw=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from pipeline.core.asntable import AsnTable, read_asn_table
+from pipeline.core.asntable import ASN_KINDS, AsnTable, read_asn_table
 from pipeline.core.errors import BadInput, ConfigError, Unsupported
 from pipeline.core.trailer import Trailer
 from pipeline.science.calib import builtin, sbc
@@ -133,5 +133,5 @@ def _builtin(path: Path, asn: AsnTable | None, members: list[Path], outdir: Path
         flc = builtin.calibrate_cte(path, outdir, **kw)
         return [builtin.calibrate_exposure(path, outdir, **kw), *([flc] if flc else [])]
     if asn.asn_type in ("CR-SPLIT", "REPEAT") and asn.products:
-        return builtin.calibrate_stack(members, outdir, asn.products[0], **kw)
+        return builtin.calibrate_stack(members, outdir, asn.products[0], memtype=ASN_KINDS[asn.asn_type][1], **kw)
     return [p for m in members for p in _builtin(m, None, [], outdir, kw)]  # each member's flt (and flc)

@@ -188,11 +188,12 @@ def needs_crcorr(blvs: list[Exposure]) -> bool:
     return len(blvs) >= 2 and any(str(first.get(s, "")).strip().upper() == PERFORM for s in ("CRCORR", "RPTCORR"))
 
 
-def crrej_phase(blvs: list[Exposure], product: str, *, site: object | None = None,
+def crrej_phase(blvs: list[Exposure], product: str, *, memtype: str | None = None, site: object | None = None,
                 environ: Mapping[str, str] | None = None,
                 log: LogSink | None = None) -> tuple[Exposure, list[list[np.ndarray]]]:
     """Combine the members' blv imsets chip by chip; returns the ``_crj_tmp`` exposure and, per
-    member, its per-imset CR masks (8192 where rejected)."""
+    member, its per-imset CR masks (8192 where rejected). ``memtype``: the product's row type in the
+    association table (PROD-CRJ, PROD-RPT), its ``ASN_MTYP`` as calwf3/calacs write it."""
     first = blvs[0]
     det = detector_of(first.primary, first.path)
     ctx = new_context(first, site=site, environ=environ, log=log)
@@ -226,10 +227,11 @@ def crrej_phase(blvs: list[Exposure], product: str, *, site: object | None = Non
         res = combine(members, par, noise, acs=det.electrons_after_ccd)
         for n, m in enumerate(res.crmasks):
             masks[n].append(m)
-        hdr = imset.sci_header.copy()
-        hdr["NCOMBINE"] = len(blvs)
-        crj.imsets.append(Imset(imset.extver, res.sci, res.err, res.dq, hdr, imset.err_header.copy(),
-                                imset.dq_header.copy()))
+        headers = [h.copy() for h in (imset.sci_header, imset.err_header, imset.dq_header)]
+        headers[0]["NCOMBINE"] = len(blvs)
+        for h in headers:  # UExpname: the product's rootname in every extension
+            h["EXPNAME"] = product.lower()
+        crj.imsets.append(Imset(imset.extver, res.sci, res.err, res.dq, *headers))
         if k == 0:
             nrej_first, skysum_first = res.nrej, max(float(np.float32(sum(np.float32(s) for s in res.sky))), 0.0)
         ctx.log(f"CRCORR chip {imset.chip}: sky {', '.join(f'{s:.3f}' for s in res.sky)}; "
@@ -241,11 +243,11 @@ def crrej_phase(blvs: list[Exposure], product: str, *, site: object | None = Non
              SKYSUM=skysum_first, EXPSTART=expstart, EXPEND=expend,
              REJ_RATE=float(np.float32(nrej_first / texpt)),
              EXPFLAG="NORMAL" if flags == {"NORMAL"} else "MIXED",
-             CRSIGMAS=",".join(f"{s:g}" for s in par.sigmas), CRRADIUS=par.radius, CRTHRESH=par.thresh,
+             CRSIGMAS=par.sigmas_text, CRRADIUS=par.radius, CRTHRESH=par.thresh,
              BADINPDQ=par.badinpdq, CRMASK=par.crmask, SCALENSE=par.scalense, INITGUES=par.initgues,
              SKYSUB=par.skysub, MEANEXP=float(np.float32(exptot / len(blvs))))
-    if not det.electrons_after_ccd:  # ACSREJ writes NCOMBINE to the SCI headers only
-        p["NCOMBINE"] = len(blvs)
+    if memtype:  # UMemType: the product's role, not the first member's
+        p["ASN_MTYP"] = memtype.upper()
     if det.electrons_after_ccd:  # ACSREJ: cumulative dark time and flash duration of the members
         for key in ("DARKTIME", "FLASHDUR"):
             p[key] = float(np.cumsum(np.asarray([b.primary.get(key, 0.0) for b in blvs], np.float32),
@@ -291,7 +293,8 @@ def apply_cr_masks(blv: Exposure, masks: list[np.ndarray]) -> None:
         imset.dq[:, cols] |= mask[:, cols]
 
 
-def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) -> list[Path]:
+def calibrate_stack(raws: list[Path], outdir: Path, product: str, *, memtype: str | None = None,
+                    **kw: object) -> list[Path]:
     """CR-SPLIT/REPEAT association: member flts (with CR masks) and the product's crj; with
     PCTECORR, also the CTE branch's member flcs and crc (calwf3 and calacs run their CR rejection on
     the blc set too); for SBC (calacs's ProcessMAMA) ACS2D per member, then ACSSUM into the
@@ -304,10 +307,11 @@ def calibrate_stack(raws: list[Path], outdir: Path, product: str, **kw: object) 
     if detector_of(primary, raws[0]) is SBC:
         flts = [calibrate_exposure(r, outdir, **kw) for r in raws]
         return [*flts, *sum_sbc_repeats(flts, outdir, product, log=kw.get("log"))]  # type: ignore[arg-type]
-    outputs = finish_stack([ccd_phase(r, **kw) for r in raws], outdir, product, **kw)  # type: ignore[arg-type]
+    outputs = finish_stack([ccd_phase(r, **kw) for r in raws], outdir, product,  # type: ignore[arg-type]
+                           memtype=memtype, **kw)
     blcs = cte_blcs(raws, **kw)
     if blcs is not None:
-        outputs += finish_stack(blcs, outdir, product, cte=True, **kw)
+        outputs += finish_stack(blcs, outdir, product, cte=True, memtype=memtype, **kw)
     return outputs
 
 
@@ -334,21 +338,21 @@ def cte_blcs(raws: list[Path], **kw: object) -> list[Exposure] | None:
 
 
 def finish_stack(blvs: list[Exposure], outdir: Path, product: str, *, cte: bool = False,
-                 **kw: object) -> list[Path]:
+                 memtype: str | None = None, **kw: object) -> list[Path]:
     """From the members' ``_blv_tmp`` exposures: CR rejection into ``_crj`` (when CRCORR/RPTCORR is
     PERFORM and there are >= 2 members), the CR masks into each member, then each member's ``_flt``.
     ``cte``: the members are the CTE branch's ``_blc_tmp``, the products ``_crc`` and ``_flc``."""
     outputs: list[Path] = []
     stack, single = ("crc", "flc") if cte else ("crj", "flt")
     if needs_crcorr(blvs):
-        crj, masks = crrej_phase(blvs, product, **kw)  # type: ignore[arg-type]
+        # calacs's FindAsnRoot knows "_crj_tmp" but not "_crc_tmp": ACSREJ's crc keeps the whole temporary
+        # name as ROOTNAME and EXPNAME (calacs 10.5.0); calwf3 strips it
+        acs_crc = cte and detector_of(blvs[0].primary, blvs[0].path).electrons_after_ccd
+        root = f"{product}_crc_tmp" if acs_crc else product
+        crj, masks = crrej_phase(blvs, root, memtype=memtype, **kw)  # type: ignore[arg-type]
         outputs.append(twod_phase(crj, outdir / f"{product}_{stack}.fits", **kw))  # type: ignore[arg-type]
-        acs = detector_of(blvs[0].primary, blvs[0].path).electrons_after_ccd
-        for blv, m in zip(blvs, masks, strict=True):
+        for blv, m in zip(blvs, masks, strict=True):  # the members' CRCORR/RPTCORR stay PERFORM, as in hstcal
             apply_cr_masks(blv, m)
-            for s in ("CRCORR", "RPTCORR"):  # calacs leaves the members' switches at PERFORM
-                if str(blv.primary.get(s, "")).strip().upper() == PERFORM and not acs:
-                    blv.primary[s] = COMPLETE
     for blv in blvs:
         outputs.append(twod_phase(blv, outdir / f"{blv.rootname}_{single}.fits", **kw))  # type: ignore[arg-type]
     return outputs

@@ -26,8 +26,9 @@ from astropy.io import fits
 from pipeline.science.calib.fitswrite import write_file
 from pipeline.science.calib.imageio import Exposure
 
-#: Keywords that describe how raw pixels were stored; they must not survive into float products.
-_STORAGE_KEYS = ("BZERO", "BSCALE", "BLANK", "NPIX1", "NPIX2", "PIXVALUE", "CHECKSUM", "DATASUM")
+#: Keywords that describe how raw pixels were stored, which must not survive into float products, and
+#: the ones hstio reserves (DATAMIN/DATAMAX: never written into a calwf3/calacs product).
+_STORAGE_KEYS = ("BZERO", "BSCALE", "BLANK", "NPIX1", "NPIX2", "PIXVALUE", "CHECKSUM", "DATASUM", "DATAMIN", "DATAMAX")
 
 
 def owlpipe_version() -> str:

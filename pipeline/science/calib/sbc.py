@@ -140,7 +140,7 @@ def twod(ctx: CalContext, exposure: Exposure, flags: SbcFlags) -> list[Chip]:
             DarkCorr(electrons=True, darktime=0.0).run(ctx, chip)
         if ctx.perform("FLATCORR"):
             FlatCorr(to_electrons=False).run(ctx, chip)
-        phot = PhotCorr(uvis=False, camera="SBC", to_primary=False)
+        phot = PhotCorr(uvis=False, camera="SBC")
         chip.sci_keywords["PHOTMODE"] = phot.photmode(ctx, chip)
         if phot.enabled(ctx):
             phot.run(ctx, chip)

@@ -292,6 +292,8 @@ class CRRejParams:
     meanexp: float
     sigmas: tuple[float, ...]
     skysub: str
+    #: The CRSIGMAS string as the table holds it: the crj's CRSIGMAS keyword (``cr_history.c``).
+    sigmas_text: str
     radius: float
     thresh: float
     initgues: str
@@ -354,13 +356,14 @@ def read_crrejtab(path: Path, *, nimages: int, mean_exptime: float, irramp: bool
             raise MissingReference(f"CRREJTAB {path.name}: no {'IRRAMP ' if irramp else ''}row with CRSPLIT={want} "
                                    f"and MEANEXP >= {float(exp_in):g}", keyword="CRREJTAB", path=path)
         r = data[best]
+        sigmas_text = str(r[cols["CRSIGMAS"]]).strip()
         try:
-            sigmas = parse_sigmas(str(r[cols["CRSIGMAS"]]).strip())
+            sigmas = parse_sigmas(sigmas_text)
         except ValueError as exc:
             raise MissingReference(f"CRREJTAB {path.name} row {best + 1}: {exc}",
                                    keyword="CRREJTAB", path=path) from None
         return CRRejParams(
-            row=best + 1, crsplit=want, meanexp=float(meanexp[best]), sigmas=sigmas,
+            row=best + 1, crsplit=want, meanexp=float(meanexp[best]), sigmas=sigmas, sigmas_text=sigmas_text,
             skysub=str(r[cols["SKYSUB"]]).strip(), radius=float(np.float32(r[cols["CRRADIUS"]])),
             thresh=float(np.float32(r[cols["CRTHRESH"]])), initgues=str(r[cols["INITGUES"]]).strip(),
             scalense=float(np.float32(float(str(r[cols["SCALENSE"]]).strip() or 0))),

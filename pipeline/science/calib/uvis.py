@@ -191,7 +191,7 @@ def ccd(ctx: CalContext, exposure: Exposure, flags: UvisFlags) -> Exposure:
                 ctx.primary_updates[f"ATODGN{a}"] = float(np.float32(chip.ccd.atodgain[n]))
                 ctx.primary_updates[f"READNSE{a}"] = float(np.float32(chip.ccd.readnoise[n]))
         for amp, level in chip.blev.items():
-            if f"BIASLEV{amp}" in ctx.primary:
+            if f"BIASLEV{amp}" in ctx.primary and level != 0.0:  # existing keywords, non-zero levels only
                 ctx.primary_updates[f"BIASLEV{amp}"] = float(np.float32(level))
         out.imsets.append(imset)
     for switch in CCD_SWITCHES:

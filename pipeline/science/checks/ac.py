@@ -35,8 +35,10 @@ NOT_DONE_HERE: dict[str, frozenset[str]] = {
     "crc": frozenset({"DRIZCORR"}),
     "sfl": frozenset({"DRIZCORR"}),  # ACS/SBC REPEAT sum (ACSSUM)
     "ima": frozenset({"DRIZCORR"}),   # WFC3/IR intermediate: every read calibrated, not drizzled
-    "drz": frozenset({"PCTECORR"}),
-    "drc": frozenset(),
+    # a drizzled product's primary header is its first input's: a CR-SPLIT/REPEAT member keeps
+    # CRCORR/RPTCORR at PERFORM (calwf3 and calacs finish them in the _crj only)
+    "drz": frozenset({"PCTECORR", "CRCORR", "RPTCORR"}),
+    "drc": frozenset({"CRCORR", "RPTCORR"}),
     "x1d": frozenset(),
     "x1dsum": frozenset(),
 }
@@ -116,10 +118,6 @@ class Product:
 
 def check_switches(p: Product) -> Iterator[tuple[str, str]]:
     skip = NOT_DONE_HERE.get(p.suffix, frozenset())
-    if p.is_drizzled and _text(p.primary.get("NDRZIN")) == "1":
-        # one exposure drizzled alone (a CR-SPLIT member recalibrated without its association):
-        # calwf3/calacs omit CRCORR/RPTCORR for a single image and leave the switch at PERFORM
-        skip = skip | {"CRCORR", "RPTCORR"}
     for key, value in p.primary.items():
         if not key.endswith("CORR") or key in skip:
             continue

@@ -56,14 +56,11 @@ def _imset(extver: int, arrays: tuple[np.ndarray, ...], headers: tuple[fits.Head
     h_err.update(err_kw)
     if "BUNIT" in sci_keywords:
         h_err["BUNIT"] = sci_keywords["BUNIT"]
-    out = [_hdu("SCI", extver, sci, h_sci, constant_ok=False), _hdu("ERR", extver, err, h_err, constant_ok=False),
-           _hdu("DQ", extver, dq, headers[2], constant_ok=False),
-           _hdu("SAMP", extver, samp, headers[3], constant_ok=True),   # hstio: a constant array is a PIXVALUE
-           _hdu("TIME", extver, time, headers[4], constant_ok=True)]
-    for hdu in out:
-        hdu.header["DATAMIN"] = float(np.min(hdu.data)) if hdu.data is not None else 0.0
-        hdu.header["DATAMAX"] = float(np.max(hdu.data)) if hdu.data is not None else 0.0
-    return out
+    # no DATAMIN/DATAMAX: updateHdr computes them, but hstio reserves both and never writes them
+    return [_hdu("SCI", extver, sci, h_sci, constant_ok=False), _hdu("ERR", extver, err, h_err, constant_ok=False),
+            _hdu("DQ", extver, dq, headers[2], constant_ok=False),
+            _hdu("SAMP", extver, samp, headers[3], constant_ok=True),   # hstio: a constant array is a PIXVALUE
+            _hdu("TIME", extver, time, headers[4], constant_ok=True)]
 
 
 def write_ima(ramp: Ramp, det: IRDetector, path: Path, *, switches: Mapping[str, str],

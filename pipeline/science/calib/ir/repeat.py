@@ -88,7 +88,7 @@ def sum_repeats(flts: list[Path], outdir: Path, product: str, *, site: object | 
     updates = {"ROOTNAME": product.upper(), "TEXPTIME": f32(exptot), "EXPTIME": f32(exptot),
                "SKYSUM": max(f32(sum(np.float32(s) for s in res.sky)), 0.0), "EXPSTART": expstart, "EXPEND": expend,
                "REJ_RATE": f32(res.nrej / texpt), "EXPFLAG": "NORMAL" if flags == {"NORMAL"} else "MIXED",
-               "CRSIGMAS": ",".join(f"{s:g}" for s in par.sigmas), "CRRADIUS": par.radius, "CRTHRESH": par.thresh,
+               "CRSIGMAS": par.sigmas_text, "CRRADIUS": par.radius, "CRTHRESH": par.thresh,
                "BADINPDQ": par.badinpdq, "CRMASK": par.crmask, "SCALENSE": par.scalense, "INITGUES": par.initgues,
                "SKYSUB": par.skysub, "MEANEXP": f32(exptot / len(exposures)), "ASN_MTYP": "PROD-RPT"}
     switches = {"RPTCORR": COMPLETE} if str(first.primary.get("RPTCORR", "")).strip().upper() == PERFORM else {}

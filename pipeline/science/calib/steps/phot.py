@@ -66,10 +66,9 @@ class PhotCorr(Step):
     switch = "PHOTCORR"
     label = "PHOTCORR"
 
-    def __init__(self, *, uvis: bool = True, camera: str = "WFC1", to_primary: bool = True) -> None:
-        self.uvis = uvis
+    def __init__(self, *, uvis: bool = True, camera: str = "WFC1") -> None:
+        self.uvis = uvis   # calwf3 also writes PHOTFLAM/PHOTZPT to the primary; calacs (dophot.c) does not
         self.camera = camera
-        self.to_primary = to_primary  # HRC/SBC: the SCI header only
 
     def photmode(self, ctx: CalContext, chip: Chip) -> str:
         expstart = ctx.key("EXPSTART", float)
@@ -92,7 +91,7 @@ class PhotCorr(Step):
         primary = {"PHOTFLAM": kw["PHOTFLAM"], "PHOTZPT": kw["PHOTZPT"]}
         if self.uvis:
             self._uvis_chip_values(ctx, chip, obsmode, vals, primary, path)
-        if chip.extver == 1 and self.to_primary:
+        if chip.extver == 1 and self.uvis:
             ctx.primary_updates.update(primary)
         if not self.uvis and kw["PHOTFLAM"] == f32(-9999.0):  # calacs dophot.c
             ctx.warn("PHOTFLAM = -9999 (extrapolation refused); PHOTCORR skipped")
