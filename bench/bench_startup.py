@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
 from pathlib import Path
 
 from bench.common import Result
@@ -139,6 +139,10 @@ def run() -> list[Result]:
                               details={"cpu_s": round(wrapper_cpu, 3), "python_c_pass_s": round(floor, 3),
                                        "python_c_pass_cpu_s": round(floor_cpu, 3),
                                        "top_imports_ms": _top_imports("import pipeline.core.stage")}))
+        fits_s, fits_cpu = _median(lambda: _until_exit([sys.executable, "-c", "import astropy.io.fits"], env))
+        results.append(Result("import astropy.io.fits (every node that reads FITS pays it)", fits_s, "s",
+                              details={"cpu_s": round(fits_cpu, 3), "astropy": version("astropy"),
+                                       "top_imports_ms": _top_imports("import astropy.io.fits")}))
         cli = _entry("pipeline.cli:main")
         seconds, cpu = _median(lambda: _until_exit([*cli, "--help"], env))
         results.append(Result("owl --help, cold process", seconds, "s", goal=GOAL_S,
