@@ -54,10 +54,17 @@ def test_crsplit_makes_crc_and_flc_beside_crj_and_flt(crsplit, tmp_path: Path) -
         assert crc[0].header["DRKCFILE"].endswith("_dkc.fits")
         assert (crc["SCI", 1].data != crj["SCI", 1].data).any()  # trails removed in the crc only
         assert crc["SCI", 1].header["NCOMBINE"] == len(members)
+        # the headers as calacs 10.5.0 writes them: the product's role, and FindAsnRoot's "_crc_tmp" quirk
+        assert (crj[0].header["ROOTNAME"], crj[0].header["ASN_MTYP"], crj["ERR", 2].header["EXPNAME"]) == \
+            (product.upper(), "PROD-CRJ", product)
+        assert (crc[0].header["ROOTNAME"], crc["DQ", 1].header["EXPNAME"]) == \
+            (f"{product.upper()}_CRC_TMP", f"{product}_crc_tmp")
+        assert "PHOTFLAM" not in crj[0].header and crj["SCI", 1].header["PHOTFLAM"] > 0
     for m in members:
-        with fits.open(made[f"{m}_flc.fits"]) as flc:
+        with fits.open(made[f"{m}_flc.fits"]) as flc, fits.open(made[f"{m}_flt.fits"]) as flt:
             assert flc[0].header["PCTECORR"] == "COMPLETE"
             assert (flc["DQ", 1].data & 8192).any()  # its own ACSREJ run flagged cosmic rays in it
+            assert flt[0].header["CRCORR"] == flc[0].header["CRCORR"] == "PERFORM"  # finished in the crj/crc
 
 
 @pytest.mark.skipif(CALACS is None, reason="calacs.e (hstcal) not installed")
