@@ -67,6 +67,7 @@ def test_crsplit_association_gives_crj_and_masks(jref: Path) -> None:
     crj = fits.open(outs[0])
     assert crj["SCI"].header["NCOMBINE"] == 2 and crj[0].header["CRCORR"] == "COMPLETE"
     assert crj[0].header["DARKTIME"] == 300.0                     # ACSREJ: cumulative dark time
+    assert "EXPFLAG" not in crj[0].header                         # ACSREJ leaves EXPFLAG alone (WF3REJ sets it)
     assert fits.getval(outs[1], "CRCORR") == "PERFORM"            # calacs leaves the members' switch
 
 

@@ -237,15 +237,16 @@ def crrej_phase(blvs: list[Exposure], product: str, *, memtype: str | None = Non
         ctx.log(f"CRCORR chip {imset.chip}: sky {', '.join(f'{s:.3f}' for s in res.sky)}; "
                 f"{res.nrej} pixels rejected")
     expstart, expend = exposure_time_bounds(blvs)
-    flags = {str(b.primary.get("EXPFLAG", "NORMAL")).strip() for b in blvs}
     p = crj.primary
     p.update(ROOTNAME=product.upper(), TEXPTIME=float(np.float32(exptot)), EXPTIME=float(np.float32(exptot)),
              SKYSUM=skysum_first, EXPSTART=expstart, EXPEND=expend,
              REJ_RATE=float(np.float32(nrej_first / texpt)),
-             EXPFLAG="NORMAL" if flags == {"NORMAL"} else "MIXED",
              CRSIGMAS=par.sigmas_text, CRRADIUS=par.radius, CRTHRESH=par.thresh,
              BADINPDQ=par.badinpdq, CRMASK=par.crmask, SCALENSE=par.scalense, INITGUES=par.initgues,
              SKYSUB=par.skysub, MEANEXP=float(np.float32(exptot / len(blvs))))
+    if not det.electrons_after_ccd:  # WF3REJ sums up the members' EXPFLAG; ACSREJ leaves the keyword alone
+        flags = {str(b.primary.get("EXPFLAG", "NORMAL")).strip() for b in blvs}
+        p["EXPFLAG"] = "NORMAL" if flags == {"NORMAL"} else "MIXED"
     if memtype:  # UMemType: the product's role, not the first member's
         p["ASN_MTYP"] = memtype.upper()
     if det.electrons_after_ccd:  # ACSREJ: cumulative dark time and flash duration of the members
