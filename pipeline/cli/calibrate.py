@@ -18,7 +18,7 @@ from pipeline.science.calib.api import ENGINES, calibrate
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--engine", type=click.Choice((*ENGINES, "compare")), default=None,
               help="builtin (numpy engine), hstcal (calwf3.e/calacs.e on PATH), auto "
-                   "(hstcal when installed), or compare (both, products compared; exit 22 beyond "
+                   "(hstcal when installed), or compare (both, products and headers compared; exit 22 beyond "
                    "--tolerance); default: the site's calibration.engine, else auto")
 @tolerance_option
 @click.option("--outdir", type=click.Path(file_okay=False), default=".", show_default=True,

@@ -18,7 +18,8 @@ from pipeline.core.exitcodes import ExitCode
 
 tolerance_option = click.option(
     "--tolerance", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
-    help="largest relative SCI/ERR difference accepted (DQ must agree bit for bit)")
+    help="largest relative difference accepted in SCI/ERR pixels and numeric header keywords (DQ bits "
+         "and other keywords must agree exactly)")
 
 
 def run_comparison(inputs: Sequence[Path], workdir: Path, tolerance: float, site_dir: str | None,
@@ -54,10 +55,11 @@ def run_comparison(inputs: Sequence[Path], workdir: Path, tolerance: float, site
 def engine_cmd(directory: Path, workdir: Path | None, tolerance: float, site_dir: str | None, quiet: bool,
                as_json: bool) -> None:
     """Calibrate every association and lone raw in DIRECTORY with the built-in engine and with hstcal
-    (calwf3.e/calacs.e on PATH) and compare the products extension by extension.
+    (calwf3.e/calacs.e on PATH) and compare the products extension by extension, headers included.
 
-    Prints per extension the pixels that differ, the largest relative difference (SCI/ERR) and the DQ
-    bits that differ. Exit status 22 if anything differs beyond --tolerance.
+    Prints per extension the pixels that differ, the largest relative difference (SCI/ERR), the DQ
+    bits that differ and the header keywords that differ. Exit status 22 if anything differs beyond
+    --tolerance.
     """
     from pipeline.science.calib.compare import inputs_in
 
