@@ -139,6 +139,20 @@ def test_unsupported_detector_and_missing_hstcal(uvis: tuple, tmp_path: Path) ->
         calibrate([raw], tmp_path / "out", engine="hstcal", environ=env)
 
 
+@pytest.mark.parametrize("switches,keyword", [({"PHOTCORR": "OMIT"}, "PHOTCORR"),
+                                               ({"RPTCORR": "PERFORM", "CRCORR": "PERFORM"}, "RPTCORR")])
+def test_switch_combinations_calwf3_refuses(uvis: tuple, tmp_path: Path, switches: dict,  # type: ignore[type-arg]
+                                            keyword: str) -> None:
+    """calwf3's GetCCDSws stops on FLUXCORR without PHOTCORR and on RPTCORR with CRCORR (HEADER_PROBLEM,
+    checked against calwf3.e 3.7.3): so does the engine, naming the switch, before any product is written."""
+    _, raw, env = uvis
+    with fits.open(raw, mode="update") as h:
+        h[0].header.update(switches)
+    with pytest.raises(BadInput) as err:
+        calibrate([raw], tmp_path / "out", engine="builtin", environ=env)
+    assert err.value.keyword == keyword and not list((tmp_path / "out").glob("*.fits"))
+
+
 def test_dummy_reference_skips_its_step(uvis: tuple, tmp_path: Path) -> None:  # type: ignore[type-arg]
     _, raw, env = uvis
     with fits.open(tmp_path / "t_drk.fits", mode="update") as h:
