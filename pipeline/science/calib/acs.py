@@ -66,6 +66,7 @@ def corrects_cte(ctx: CalContext) -> bool:
 
 def validate(ctx: CalContext) -> AcsFlags:
     ctx.read_switches(SWITCHES)
+    ctx.refuse_both_cr_switches()
     for kw, kind in (("ROOTNAME", str), ("EXPTIME", float), ("EXPSTART", float), ("EXPEND", float),
                      ("SUBARRAY", bool), ("CCDAMP", str)):
         ctx.key(kw, kind)

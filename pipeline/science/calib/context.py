@@ -124,6 +124,13 @@ class CalContext:
     def perform(self, name: str) -> bool:
         return self.switches.get(name) == PERFORM
 
+    def refuse_both_cr_switches(self) -> None:
+        """calwf3's GetCCDSws and calacs's GetFlags stop (HEADER_PROBLEM) before any work when RPTCORR
+        and CRCORR are both PERFORM: they are exclusive."""
+        if self.perform("RPTCORR") and self.perform("CRCORR"):
+            raise BadInput("RPTCORR and CRCORR are both PERFORM: set one of them to OMIT", path=self.path,
+                           keyword="RPTCORR")
+
     def done(self, name: str, state: str = COMPLETE) -> None:
         """Record a step's outcome; the product header gets it."""
         if self.switches.get(name) == PERFORM:

@@ -64,6 +64,7 @@ class SbcFlags:
 def validate(ctx: CalContext) -> SbcFlags:
     """Keywords, switches and references as ``getACSKeys``/``Get2dFlags`` check them for a MAMA."""
     ctx.read_switches(SWITCHES)
+    ctx.refuse_both_cr_switches()
     for kw, kind in (("ROOTNAME", str), ("EXPTIME", float), ("EXPSTART", float), ("EXPEND", float),
                      ("SUBARRAY", bool)):
         ctx.key(kw, kind)

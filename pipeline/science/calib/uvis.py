@@ -52,11 +52,8 @@ def validate(ctx: CalContext) -> UvisFlags:
     header value raises :class:`BadInput` naming the keyword.
     """
     ctx.read_switches(SWITCHES)
-    # GetCCDSws refuses these two combinations before any work (a HEADER_PROBLEM in calwf3)
-    if ctx.perform("RPTCORR") and ctx.perform("CRCORR"):
-        raise BadInput("RPTCORR and CRCORR are both PERFORM: set one of them to OMIT", path=ctx.path,
-                       keyword="RPTCORR")
-    if ctx.perform("FLUXCORR") and not ctx.perform("PHOTCORR"):
+    ctx.refuse_both_cr_switches()
+    if ctx.perform("FLUXCORR") and not ctx.perform("PHOTCORR"):  # GetCCDSws: a HEADER_PROBLEM in calwf3
         raise BadInput(f"FLUXCORR = PERFORM needs PHOTCORR = PERFORM (it sets PHTFLAM1/2), not "
                        f"{ctx.switches.get('PHOTCORR')}", path=ctx.path, keyword="PHOTCORR")
     for kw, kind in (("ROOTNAME", str), ("FILTER", str), ("EXPTIME", float), ("EXPSTART", float),
