@@ -23,7 +23,14 @@ from pipeline.core.asntable import ASN_KINDS
 from pipeline.core.errors import BadInput, Unsupported
 from pipeline.science.calib import acs, acssum, sbc, scratch, uvis
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
-from pipeline.science.calib.crrej import Member, chip_noise, combine, exposure_time_bounds, log_parameters
+from pipeline.science.calib.crrej import (
+    Member,
+    chip_noise,
+    combine,
+    exposure_flag,
+    exposure_time_bounds,
+    log_parameters,
+)
 from pipeline.science.calib.hrc import single_amp_slots
 from pipeline.science.calib.imageio import Exposure, Imset, read_exposure, read_primary
 from pipeline.science.calib.ir import is_ir
@@ -240,13 +247,10 @@ def crrej_phase(blvs: list[Exposure], product: str, *, memtype: str | None = Non
     p = crj.primary
     p.update(ROOTNAME=product.upper(), TEXPTIME=float(np.float32(exptot)), EXPTIME=float(np.float32(exptot)),
              SKYSUM=skysum_first, EXPSTART=expstart, EXPEND=expend,
-             REJ_RATE=float(np.float32(nrej_first / texpt)),
-             CRSIGMAS=par.sigmas_text, CRRADIUS=par.radius, CRTHRESH=par.thresh,
-             BADINPDQ=par.badinpdq, CRMASK=par.crmask, SCALENSE=par.scalense, INITGUES=par.initgues,
-             SKYSUB=par.skysub, MEANEXP=float(np.float32(exptot / len(blvs))))
+             REJ_RATE=float(np.float32(nrej_first / texpt)), **par.history(),
+             MEANEXP=float(np.float32(exptot / len(blvs))))
     if not det.electrons_after_ccd:  # WF3REJ sums up the members' EXPFLAG; ACSREJ leaves the keyword alone
-        flags = {str(b.primary.get("EXPFLAG", "NORMAL")).strip() for b in blvs}
-        p["EXPFLAG"] = "NORMAL" if flags == {"NORMAL"} else "MIXED"
+        p["EXPFLAG"] = exposure_flag(blvs)
     if memtype:  # UMemType: the product's role, not the first member's
         p["ASN_MTYP"] = memtype.upper()
     if det.electrons_after_ccd:  # ACSREJ: cumulative dark time and flash duration of the members

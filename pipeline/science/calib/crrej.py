@@ -460,6 +460,12 @@ def exposure_time_bounds(exposures: list[Exposure]) -> tuple[float, float]:
     return min(starts), max(ends)
 
 
+def exposure_flag(exposures: list[Exposure]) -> str:
+    """WF3REJ's EXPFLAG for the combined image: NORMAL when every member's is, else MIXED."""
+    flags = {str(e.primary.get("EXPFLAG", "NORMAL")).strip() for e in exposures}
+    return "NORMAL" if flags == {"NORMAL"} else "MIXED"
+
+
 def log_parameters(ctx: CalContext, par: CRRejParams, nimages: int) -> None:
     ctx.log(f"CRCORR: {nimages} images, CRREJTAB row {par.row}: sigmas {','.join(f'{s:g}' for s in par.sigmas)}, "
             f"sky {par.skysub}, radius {par.radius:g}, thresh {par.thresh:g}, initgues {par.initgues}, "

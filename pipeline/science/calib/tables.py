@@ -302,6 +302,13 @@ class CRRejParams:
     crmask: bool
 
 
+    def history(self) -> dict[str, object]:
+        """The row as ``cr_history.c`` writes it into a ``_crj``'s primary header (CRSIGMAS verbatim)."""
+        return {"CRSIGMAS": self.sigmas_text, "CRRADIUS": self.radius, "CRTHRESH": self.thresh,
+                "BADINPDQ": self.badinpdq, "CRMASK": self.crmask, "SCALENSE": self.scalense,
+                "INITGUES": self.initgues, "SKYSUB": self.skysub}
+
+
 def parse_sigmas(text: str) -> tuple[float, ...]:
     """``"6.5,5.5,4.5"`` → (6.5, 5.5, 4.5); separators , ; / or blank, as ``strtor`` accepts."""
     parts = [p for p in text.replace(";", ",").replace("/", ",").replace(" ", ",").split(",")]

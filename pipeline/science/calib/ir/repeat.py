@@ -24,7 +24,14 @@ import numpy as np
 
 from pipeline.core.errors import BadInput
 from pipeline.science.calib.context import COMPLETE, PERFORM, CalContext
-from pipeline.science.calib.crrej import ChipNoise, Member, combine, exposure_time_bounds, log_parameters
+from pipeline.science.calib.crrej import (
+    ChipNoise,
+    Member,
+    combine,
+    exposure_flag,
+    exposure_time_bounds,
+    log_parameters,
+)
 from pipeline.science.calib.imageio import Exposure, Imset, read_exposure
 from pipeline.science.calib.ir.engine import LogSink, calibrate_ir
 from pipeline.science.calib.products import write_product
@@ -83,14 +90,11 @@ def sum_repeats(flts: list[Path], outdir: Path, product: str, *, site: object | 
     crj = Exposure(path=first.path, primary=first.primary.copy(),
                    imsets=[Imset(1, res.sci, res.err, res.dq, sci_h, err_h, dq_h)])
     expstart, expend = exposure_time_bounds(exposures)
-    flags = {str(e.primary.get("EXPFLAG", "NORMAL")).strip() for e in exposures}
     texpt = exptot if exptot != 0 else float(len(exposures))
     updates = {"ROOTNAME": product.upper(), "TEXPTIME": f32(exptot), "EXPTIME": f32(exptot),
                "SKYSUM": max(f32(sum(np.float32(s) for s in res.sky)), 0.0), "EXPSTART": expstart, "EXPEND": expend,
-               "REJ_RATE": f32(res.nrej / texpt), "EXPFLAG": "NORMAL" if flags == {"NORMAL"} else "MIXED",
-               "CRSIGMAS": par.sigmas_text, "CRRADIUS": par.radius, "CRTHRESH": par.thresh,
-               "BADINPDQ": par.badinpdq, "CRMASK": par.crmask, "SCALENSE": par.scalense, "INITGUES": par.initgues,
-               "SKYSUB": par.skysub, "MEANEXP": f32(exptot / len(exposures)), "ASN_MTYP": "PROD-RPT"}
+               "REJ_RATE": f32(res.nrej / texpt), "EXPFLAG": exposure_flag(exposures), **par.history(),
+               "MEANEXP": f32(exptot / len(exposures)), "ASN_MTYP": "PROD-RPT"}
     switches = {"RPTCORR": COMPLETE} if str(first.primary.get("RPTCORR", "")).strip().upper() == PERFORM else {}
     ctx.log(f"RPTCORR: {len(exposures)} images summed into {product}_crj.fits; {res.nrej} pixels rejected")
     return write_product(crj, outdir / f"{product}_crj.fits", switches=switches, primary_updates=updates)
