@@ -34,7 +34,7 @@ from pipeline.science.calib.crrej import (
 from pipeline.science.calib.hrc import single_amp_slots
 from pipeline.science.calib.imageio import Exposure, Imset, read_exposure, read_primary
 from pipeline.science.calib.ir import is_ir
-from pipeline.science.calib.perchip import threads
+from pipeline.science.calib.perchip import map_chips, threads
 from pipeline.science.calib.products import write_product
 from pipeline.science.calib.tables import read_ccdtab, read_crrejtab
 
@@ -219,7 +219,8 @@ def crrej_phase(blvs: list[Exposure], product: str, *, memtype: str | None = Non
     nrej_first = 0
     texpt = exptot if exptot != 0 else float(len(blvs))
     skysum_first = 0.0
-    for k, imset in enumerate(first.imsets):
+    stacks = []
+    for imset in first.imsets:
         members = []
         for b, efac in zip(blvs, efacs, strict=True):
             im = next((i for i in b.imsets if i.chip == imset.chip), None)
@@ -230,8 +231,9 @@ def crrej_phase(blvs: list[Exposure], product: str, *, memtype: str | None = Non
                                path=b.path)
             bunit = str(im.sci_header.get("BUNIT", "")).strip().upper()
             members.append(Member(b.rootname, im, efac, countrate="/S" in bunit))
-        noise = _rej_noise(ctx, first, imset, electrons=det.electrons_after_ccd)
-        res = combine(members, par, noise, acs=det.electrons_after_ccd)
+        stacks.append((members, _rej_noise(ctx, first, imset, electrons=det.electrons_after_ccd)))
+    results = map_chips(ctx, lambda stack: combine(stack[0], par, stack[1], acs=det.electrons_after_ccd), stacks)
+    for k, (imset, res) in enumerate(zip(first.imsets, results, strict=True)):
         for n, m in enumerate(res.crmasks):
             masks[n].append(m)
         headers = [h.copy() for h in (imset.sci_header, imset.err_header, imset.dq_header)]

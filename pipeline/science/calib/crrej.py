@@ -16,13 +16,16 @@ calwf3 does this with scrolling line buffers, and several of its results depend 
   scaled value after), not a threshold;
 * in the output DQ, bits 2 and 8192 of the inputs are removed before the OR.
 
-All of that is reproduced. The loop over lines is kept (vectorised along the row) because SPILL
-marks made on later lines change how those lines are treated.
+All of that is reproduced. calwf3's loop over lines is not kept: SPILL marks made on later lines
+change how those lines are treated, but only in one direction (more marks, more hits), so the
+marking is computed for the whole image at once and repeated until the marks stop changing
+(:func:`mark`); ``tests/test_calib_crrej.py`` holds it to a line-by-line transcription.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -31,6 +34,7 @@ from pipeline.core.errors import BadInput, Unsupported
 from pipeline.science.calib.context import CalContext
 from pipeline.science.calib.geometry import slot_values
 from pipeline.science.calib.imageio import Exposure, Imset
+from pipeline.science.calib.numerics import row_blocks
 from pipeline.science.calib.tables import CRRejParams
 
 OK, SPILL, EXCLUDE, HIT = 0, 2, 4, 8
@@ -158,12 +162,10 @@ def sky_levels(members: list[Member], skysub: str, badinpdq: int) -> list[float]
     skies = []
     for m in members:
         a = _counts(m)
-        v = a[m.imset.dq == 0]
-        pos = (v - f32(lo)) / f32(hwidth)
-        pos = pos[np.abs(pos) < INT_MAX]
-        h = np.trunc(pos).astype(np.int64)
-        h = h[(h >= 0) & (h < nbins)]
-        skies.append(cr_mode(np.bincount(h, minlength=nbins), hwidth, float(lo)))
+        pos = (a[m.imset.dq == 0] - f32(lo)) / f32(hwidth)
+        # C truncates the position to an int and keeps bins 0..nbins-1: positions in (-1, nbins)
+        inside = pos[(pos > -1) & (pos < nbins)]
+        skies.append(cr_mode(np.bincount(inside.astype(np.int32), minlength=nbins), hwidth, float(lo)))
     return skies
 
 
@@ -245,11 +247,11 @@ def initial_guess(members: list[Member], sky: list[float], par: CRRejParams,
 
 
 def _dilate(h: np.ndarray, reach: int) -> np.ndarray:
-    """Positions within ``reach`` columns of a True in ``h``."""
+    """Positions within ``reach`` columns of a True in ``h`` (along the last axis: each row alone)."""
     out = h.copy()
     for d in range(1, reach + 1):
-        out[d:] |= h[:-d]
-        out[:-d] |= h[d:]
+        out[..., d:] |= h[..., :-d]
+        out[..., :-d] |= h[..., d:]
     return out
 
 
@@ -261,10 +263,139 @@ def _reach(rej2: float, dy: int) -> int:
     return dx
 
 
+@dataclass
+class Marks:
+    """One member's masks after one pass of the line loop, for the whole image at once."""
+
+    #: Each line's mask as the loop found it: the input DQ, or SPILL where an earlier line spilled.
+    before: np.ndarray
+    #: Each line's mask once the line was done (EXCLUDE, HIT and SPILL written).
+    after: np.ndarray
+
+
+def mark(dq: np.ndarray, cand: np.ndarray, spill_center: np.ndarray, spill_future: np.ndarray, *,
+         dqpat: np.int16, width: int, rej2: float) -> Marks:
+    """``rej_loop``'s HIT/SPILL marking of one member, every line at once.
+
+    Line by line, the loop turns a bad-DQ pixel into EXCLUDE (unless an earlier line's hit already
+    overwrote it with SPILL), a candidate that is not EXCLUDE into HIT (and an EXCLUDE candidate that
+    a hit to its left spilled onto before its turn, see :func:`_exclude_chain`), then writes SPILL
+    around each hit on this line and the next ``width`` lines. A line depends on earlier ones only
+    through those SPILL marks, and more marks only make more hits. So the hits of every line are
+    computed with no marks, the marks from those hits, and then, again and again, the hits of the
+    lines whose marks changed and the marks of the lines after them, until nothing changes: the
+    loop's result (the one solution, since each line needs only lines before it). Few lines change
+    after the first round, but a bad column of candidates changes one line per round. The SPILL
+    writes skip a pixel whose value is HIT: on a line not yet done that is an input DQ equal to 8,
+    which nothing else overwrites.
+    """
+    ny = dq.shape[0]
+    # EXCLUDE unless spilled: a bad DQ bit (a DQ of exactly SPILL is left alone), or a DQ of EXCLUDE
+    excludable = (((dq & dqpat) != 0) & (dq != SPILL)) | (dq == EXCLUDE)
+    writable = dq != HIT
+    spills = [(dy, reach) for dy in range(1, min(width, ny - 1) + 1) if (reach := _reach(rej2, dy)) >= 0]
+    spilled = np.zeros(dq.shape, bool)
+
+    def hits_of(rows: np.ndarray) -> np.ndarray:
+        ex = excludable[rows] & ~spilled[rows]
+        found = cand[rows] & ~ex
+        return _exclude_chain(found, cand[rows] & ex & spill_center[rows], rej2) if width > 0 else found
+
+    def spilled_of(rows: np.ndarray) -> np.ndarray:
+        out = np.zeros((rows.size, dq.shape[1]), bool)
+        for dy, reach in spills:
+            has = rows >= dy
+            out[has] |= _dilate(hits[rows[has] - dy], reach) & spill_future[rows[has]] & writable[rows[has]]
+        return out
+
+    every = np.arange(ny)
+    hits = hits_of(every)
+    changed = every   # lines whose hits changed
+    while spills and changed.size:
+        after = np.unique((changed[:, None] + np.arange(1, width + 1)).ravel())
+        after = after[after < ny]
+        marks = spilled_of(after)
+        moved = np.any(marks != spilled[after], axis=1)
+        after = after[moved]
+        spilled[after] = marks[moved]
+        found = hits_of(after)
+        differs = np.any(found != hits[after], axis=1)
+        changed = after[differs]
+        hits[changed] = found[differs]
+    before = np.where(spilled, np.int16(SPILL), dq)
+    row = np.where(excludable & ~spilled, np.int16(EXCLUDE), before)
+    row[hits] = HIT
+    if width > 0:
+        row[_dilate(hits, _reach(rej2, 0)) & spill_center & (row != HIT)] = SPILL
+    return Marks(before, row)
+
+
+def _noise_in(noise: ChipNoise, rows: slice, ny: int, nx: int) -> Iterator[tuple[slice, slice, float, float]]:
+    """(rows within the block, columns, noise2, gain) of each amplifier's part of a block of rows."""
+    for _, part, cols, n2, g in noise.blocks(ny, nx):
+        lo, hi = max(part.start, rows.start), min(part.stop, rows.stop)
+        if lo < hi:
+            yield slice(lo - rows.start, hi - rows.start), cols, n2, g
+
+
+@dataclass
+class Pass:
+    """What one sigma of the loop needs to know besides the images."""
+
+    sig2: np.float32
+    psig2: np.float32
+    scale: np.float32
+    width: int
+    acs: bool
+    #: The first pass after a minimum initial guess: the thresholds are ``sig2 * avevar``.
+    from_variance: bool
+
+
+def _tests(m: Member, pic: np.ndarray, ave: np.ndarray, avevar: np.ndarray, sky: float, noise: ChipNoise,
+           p: Pass) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each pixel's three comparisons of one member in one pass, a block of rows at a time (the
+    temporaries stay in cache): CR candidate (over the threshold), SPILL on its own line and SPILL
+    seen from an earlier line (whose test still compares against a pixel value, see the module)."""
+    ny, nx = ave.shape
+    efac = f32(m.efac)
+    skyv, exp2n = f32(sky), f32(efac * efac)
+    cand, center = np.empty((ny, nx), bool), np.empty((ny, nx), bool)
+    future = center if p.acs else np.empty((ny, nx), bool)
+    for rows in row_blocks(ny):
+        a = ave[rows]
+        d2 = (pic[rows] - a) ** 2
+        if p.acs:
+            e2 = m.imset.err[rows] * m.imset.err[rows]
+            pixsky = np.maximum(a * efac, f32(0))
+            thresh = p.sig2 * (e2 + (p.scale * pixsky) ** 2) / exp2n
+            spth = p.sig2 * e2 / exp2n
+        elif p.from_variance:
+            thresh = p.sig2 * avevar[rows]
+            spth = thresh
+        else:
+            thresh, spth = np.empty_like(a), np.empty_like(a)
+            dum = a * efac + skyv
+            val = np.maximum(dum, f32(0))
+            pixsky = np.maximum(dum - skyv, f32(0))
+            for lr, cols, n2, g in _noise_in(noise, rows, ny, nx):
+                base = f32(n2) + val[lr, cols] / f32(g)
+                thresh[lr, cols] = p.sig2 * (base + (p.scale * pixsky[lr, cols]) ** 2) / exp2n
+                spth[lr, cols] = p.sig2 * base / exp2n
+        np.greater(d2, thresh, out=cand[rows])
+        np.greater(d2, p.psig2 * spth, out=center[rows])
+        if not p.acs:   # the buffer holds the scaled pixel, the raw one on the first width+1 lines
+            np.greater(d2, p.psig2 * pic[rows], out=future[rows])
+            raw = slice(rows.start, min(rows.stop, p.width + 1))
+            if raw.start < raw.stop:
+                local = slice(0, raw.stop - raw.start)
+                np.greater(d2[local], p.psig2 * m.imset.sci[raw], out=future[raw])
+    return cand, center, future
+
+
 def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[float],
            ave: np.ndarray, avevar: np.ndarray, *, acs: bool = False) -> RejResult:
-    """``rej_loop``: iterate the sigmas, mark HIT/SPILL, rebuild the average; the last pass keeps
-    the variance and the DQ bookkeeping.
+    """``rej_loop``: iterate the sigmas, mark HIT/SPILL (:func:`mark`), rebuild the average; the last
+    pass keeps the variance and the DQ bookkeeping.
 
     ``acs``: calacs's ``acsrej_loop`` (since 2016): thresholds from each input's ERR,
     ``sig^2 (ERR^2 + (s max(ave efac, 0))^2) / efac^2`` (SPILL without the SCALENSE term), every
@@ -274,7 +405,7 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
     ny, nx = ave.shape
     width = math.ceil(par.radius)
     rej2 = float(f32(par.radius) * f32(par.radius))
-    psig2 = float(f32(par.thresh) * f32(par.thresh)) if par.thresh > 0 else -1.0
+    psig2 = f32(float(f32(par.thresh) * f32(par.thresh)) if par.thresh > 0 else -1.0)
     scale = f32(f32(par.scalense) / 100.0)
     dqpat = np.int16(np.uint16(par.badinpdq).view(np.int16))
     crflag = np.int16(DATAREJECT)
@@ -290,93 +421,55 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
     nrej = 0
     for it, sigma in enumerate(par.sigmas):
         last = it == niter - 1
-        sig2 = f32(f32(sigma) * f32(sigma))
+        p = Pass(sig2=f32(f32(sigma) * f32(sigma)), psig2=psig2, scale=scale, width=width, acs=acs,
+                 from_variance=not acs and par.initgues[:3] == "min" and it == 0)
         total = np.zeros((ny, nx), np.float32)
         efacsum = np.zeros((ny, nx), np.float32)
-        sumvar = np.zeros((ny, nx), np.float32)
-        err2 = np.zeros((ny, nx), np.float32)
+        sumvar = np.zeros((ny, nx), np.float32) if last and not acs else None
+        err2 = np.zeros((ny, nx), np.float32) if acs else None
         nrej = 0
         for n, m in enumerate(members):
             efac = f32(m.efac)
             if not efac > 0:
                 continue
-            skyv, exp2n = f32(sky[n]), f32(efac * efac)
+            skyv = f32(sky[n])
             pic = pics[n]
-            d2 = (pic - ave) ** 2
-            if acs:
-                e2 = m.imset.err * m.imset.err
-                pixsky = np.maximum(ave * efac, f32(0))
-                thresh = sig2 * (e2 + (scale * pixsky) ** 2) / exp2n
-                spth = sig2 * e2 / exp2n
-            elif par.initgues[:3] == "min" and it == 0:
-                thresh = sig2 * avevar
-                spth = thresh
-            else:
-                thresh = np.empty((ny, nx), np.float32)
-                spth = np.empty((ny, nx), np.float32)
-                dum = ave * efac + skyv
-                val = np.maximum(dum, f32(0))
-                pixsky = np.maximum(dum - skyv, f32(0))
-                for _, rows, cols, n2, g in noise.blocks(ny, nx):
-                    base = f32(n2) + val[rows, cols] / f32(g)
-                    thresh[rows, cols] = sig2 * (base + (scale * pixsky[rows, cols]) ** 2) / exp2n
-                    spth[rows, cols] = sig2 * base / exp2n
-            # the threshold buffer of a line not yet processed still holds pixel values
-            fill = spth if acs else pic.copy()
-            if not acs:
-                fill[:width + 1] = m.imset.sci[:width + 1]
-            spill_center = d2 > f32(psig2) * spth
-            spill_future = d2 > f32(psig2) * fill
-            cand_all = d2 > thresh
-            mask = m.imset.dq.view(np.int16).copy()
-            for line in range(ny):
-                row = mask[line]
-                bufdq = row.copy()
-                row[((bufdq & dqpat) != 0) & (bufdq != SPILL)] = EXCLUDE
-                cand = cand_all[line]
-                hits = cand & (row != EXCLUDE)
-                if width > 0 and hits.any():
-                    hits = _exclude_chain(hits, cand & (row == EXCLUDE) & spill_center[line], rej2)
-                    row[hits] = HIT
-                    for dy in range(0, width + 1):
-                        tgt_line = line + dy
-                        reach = _reach(rej2, dy)
-                        if tgt_line >= ny or reach < 0:
-                            continue
-                        test = spill_center[line] if dy == 0 else spill_future[tgt_line]
-                        tgt = _dilate(hits, reach) & test & (mask[tgt_line] != HIT)
-                        mask[tgt_line][tgt] = SPILL
-                elif hits.any():
-                    row[hits] = HIT
+            cand, center, future = _tests(m, pic, ave, avevar, sky[n], noise, p)
+            marks = mark(m.imset.dq.view(np.int16), cand, center, future, dqpat=dqpat, width=width, rej2=rej2)
+            del cand, center, future
+            for rows in row_blocks(ny):
+                row = marks.after[rows]
                 ok = (row & MASKDQ) == 0
-                total[line][ok] += pic[line][ok] * efac
-                efacsum[line][ok] += efac
-                if acs:
-                    err2[line][ok] += m.imset.err[line][ok] * m.imset.err[line][ok]
-                if last:
-                    dum = pic[line] * efac + skyv
-                    v = np.maximum(dum, f32(0))
-                    for cols, n2, g in noise.line_blocks(line, nx):
-                        okc = ok[cols]
-                        sv = sumvar[line, cols]
-                        sv[okc] += f32(n2) + v[cols][okc] / f32(g)
-                    b = (bufdq | dq2[line]) & ~crflag & ~np.int16(SPILL)
-                    sval = b | dq_out[line]
-                    rej = (row == HIT) | (row == SPILL)
-                    b[rej] |= crflag
-                    nrej += int(rej.sum())
-                    sval[~rej] &= ~crflag
-                    dq2[line] = b
-                    dq_out[line] = sval
-                    crmasks[n][line] = (b & crflag).view(np.uint16)
+                np.add(total[rows], pic[rows] * efac, out=total[rows], where=ok)
+                np.add(efacsum[rows], efac, out=efacsum[rows], where=ok)
+                if err2 is not None:
+                    e = m.imset.err[rows]
+                    np.add(err2[rows], e * e, out=err2[rows], where=ok)
+                if not last:
+                    continue
+                if sumvar is not None:
+                    v = np.maximum(pic[rows] * efac + skyv, f32(0))
+                    sv = sumvar[rows]
+                    for lr, cols, n2, g in _noise_in(noise, rows, ny, nx):
+                        np.add(sv[lr, cols], f32(n2) + v[lr, cols] / f32(g), out=sv[lr, cols], where=ok[lr, cols])
+                b = (marks.before[rows] | dq2[rows]) & ~crflag & ~np.int16(SPILL)
+                sval = b | dq_out[rows]
+                rej = (row == HIT) | (row == SPILL)
+                b[rej] |= crflag
+                nrej += int(rej.sum())
+                sval[~rej] &= ~crflag
+                dq2[rows] = b
+                dq_out[rows] = sval
+                crmasks[n][rows] = (b & crflag).view(np.uint16)
         have = efacsum > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             ave = np.where(have, total / efacsum, ave if not last else f32(0)).astype(np.float32)
-            if last and acs:
+            if last and err2 is not None:
                 ratio = (exptot / np.where(have, efacsum, f32(1))).astype(np.float32)
                 avevar = np.where(have, (ratio * np.sqrt(err2.astype(np.float64))).astype(np.float32),
                                   f32(0)).astype(np.float32)
             elif last:
+                assert sumvar is not None
                 avevar = np.where(have, (np.sqrt(sumvar.astype(np.float64)) / efacsum).astype(np.float32),
                                   f32(0)).astype(np.float32)
     return RejResult(ave, avevar, dq_out.view(np.uint16), list(sky), nrej, crmasks)
@@ -384,19 +477,24 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
 
 def _exclude_chain(hits: np.ndarray, excl_cand: np.ndarray, rej2: float) -> np.ndarray:
     """EXCLUDE pixels that are CR candidates become HITs when an earlier (lower column) hit in the
-    same row spilled onto them before their turn; such a hit can in turn reach the next one."""
-    if not excl_cand.any():
+    same row spilled onto them before their turn; such a hit can in turn reach the next one. Each
+    row of the 2-D arrays on its own; only rows with such candidates are looked at."""
+    lines = np.flatnonzero(excl_cand.any(axis=1))
+    if not lines.size:
         return hits
     reach = _reach(rej2, 0)
-    hits = hits.copy()
+    part, cands = hits[lines], excl_cand[lines]
     while True:
-        right = np.zeros_like(hits)
+        right = np.zeros_like(part)
         for d in range(1, reach + 1):
-            right[d:] |= hits[:-d]
-        new = excl_cand & right & ~hits
+            right[:, d:] |= part[:, :-d]
+        new = cands & right & ~part
         if not new.any():
-            return hits
-        hits |= new
+            break
+        part |= new
+    hits = hits.copy()
+    hits[lines] = part
+    return hits
 
 
 # ---------------------------------------------------------------------------------------- driver
