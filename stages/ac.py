@@ -58,6 +58,7 @@ class AfterCalibrationChecks(Stage):
     column = "AC"
     scope = "association"
     summary = "check that calibration completed and its products are sane"
+    modules = ("pipeline.science.checks.ac",)
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.science.checks import ac  # numpy, astropy: after the OSF claim (fast start-up)

@@ -11,6 +11,7 @@ class BeforeCalibrationChecks(Stage):
     column = "BC"
     scope = "association"
     summary = "check headers, switches and every needed reference before calibration"
+    modules = ("pipeline.science.refs", "pipeline.science.checks.bc")
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.science import refs  # astropy: after the OSF claim (fast start-up)

@@ -67,6 +67,7 @@ class Calibrate(Stage):
     column = "CA"
     scope = "exposure"
     summary = "calibrate an exposure (built-in engine, hstcal or calcos); the last CR-SPLIT member combines"
+    modules = ("pipeline.science.calib.api", "pipeline.science.calib.builtin")
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.science.calib.api import log_sink

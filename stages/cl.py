@@ -24,6 +24,7 @@ class Cleanup(Stage):
     scope = "association"
     summary = ("package each trailer as _trl.fits and archive it; remove the work area of a completed "
                "dataset, keep (and report) that of a failed one")
+    modules = ("pipeline.archive.store",)
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim

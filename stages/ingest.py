@@ -28,6 +28,7 @@ class Ingest(Stage):
     column = "IN"
     scope = "association"
     summary = "Archive the raw pod files (content-addressed, checksummed, catalogued)"
+    modules = ("pipeline.archive.store", "pipeline.science.telemetry.decode")
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.archive.store import (  # SQLAlchemy: after the claim

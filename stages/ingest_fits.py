@@ -49,6 +49,7 @@ class IngestFits(Stage):
     column = "IN"
     scope = "association"
     summary = "Archive staged raw FITS (recalibrate workflow) and put working copies where 2FITS would"
+    modules = ("pipeline.archive.store", "pipeline.core.asntable")
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim

@@ -12,6 +12,7 @@ class IngestPreviews(Stage):
     column = "IP"
     scope = "association"
     summary = "archive the preview JPEGs and spectrum plots (content-addressed, catalogued), all or nothing"
+    modules = ("pipeline.archive.store",)
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim

@@ -13,6 +13,7 @@ class IngestScience(Stage):
     scope = "association"
     summary = ("archive raw, calibrated and drizzled products (content-addressed, catalogued from their "
                "headers), one new version per dataset, all or nothing")
+    modules = ("pipeline.archive.store",)
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim

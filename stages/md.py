@@ -11,6 +11,14 @@ class Drizzle(Stage):
     scope = "association"
     summary = ("AstroDrizzle the members' _flt into <name>_drz.fits and _flc into <name>_drc.fits "
                "(offline, on copies, side by side on a 2-CPU node; fails if drizzlepac drops any input)")
+    modules = ("pipeline.science.drizzle", "pipeline.science.drizzle_sets")
+
+    def load(self, ctx: StageContext) -> None:
+        from pipeline.science import drizzle
+
+        super().load(ctx)
+        if ctx.dataset.instrument.upper() in drizzle.DRIZZLED_INSTRUMENTS:
+            drizzle.import_astrodrizzle()
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.science import drizzle, refs  # astropy, drizzlepac: after the OSF claim (fast start-up)

@@ -12,6 +12,7 @@ class Previews(Stage):
     scope = "association"
     summary = ("write <root>_<suffix>.jpg and _thumb.jpg for raw/flt/flc/crj/drz/drc images and a "
                "flux-versus-wavelength PNG per segment for x1d/x1dsum spectra")
+    modules = ("pipeline.science.preview", "pipeline.science.products")
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.science import preview, products  # numpy, astropy: after the OSF claim (fast start-up)

@@ -12,6 +12,7 @@ class BestRefsStage(Stage):
     column = "RF"
     scope = "association"
     summary = "assign CRDS best reference files to every member's raw header"
+    modules = refs.CRDS_MODULES
 
     def run(self, ctx: StageContext) -> None:
         cache = refs.cache_root(ctx.site)

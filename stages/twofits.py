@@ -29,6 +29,7 @@ class TwoFits(Stage):
     column = "2F"
     scope = "association"
     summary = "Decode pod packets into _raw.fits, _spt.fits and _asn.fits with full headers and switches"
+    modules = ("pipeline.core.asntable", "pipeline.science.telemetry.decode", "pipeline.science.telemetry.rawfits")
 
     def run(self, ctx: StageContext) -> None:
         from pipeline.core.asntable import ASN_KINDS, build_asn_table  # numpy, astropy: after the OSF claim

@@ -12,15 +12,23 @@ class ProbeStage(Stage):
     name = "probe"
     column = "RF"
     summary = "wrapper probe: behaves as --mode says"
+    modules = ("colorsys",)  # a module nothing else here imports: loaded by the wrapper before run
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--mode", default="ok", choices=["ok", "bad", "missing", "crash", "sleep", "oom", "eio"])
+        parser.add_argument("--mode", default="ok", choices=["ok", "bad", "missing", "crash", "sleep", "oom", "eio",
+                                                             "startup"])
 
     def run(self, ctx: StageContext) -> None:
         mode = ctx.options.mode
         if mode == "ok":
             (ctx.work / "done.txt").write_text(" ".join(ctx.members))
             ctx.log("probe did its job")
+        elif mode == "startup":
+            import gc
+            import sys
+
+            seen = ("colorsys" in sys.modules, gc.isenabled(), gc.get_freeze_count() > 0)
+            (ctx.work / "done.txt").write_text(" ".join(map(str, seen)))
         elif mode == "bad":
             bad = ctx.work / "input.pod"
             bad.write_bytes(b"\x00garbage")

@@ -142,3 +142,23 @@ def test_exit_code_table():
     assert dagman_code(ExitCode.MISSING_REFERENCE) == DAGMAN_FATAL
     assert dagman_code(ExitCode.LOCK_TIMEOUT) == ExitCode.LOCK_TIMEOUT
     assert dagman_code(0) == 0
+
+
+def test_stage_modules_load_with_the_collector_paused_then_frozen(site):
+    """The wrapper imports the stage's modules before run (after the OSF claim); a console-script
+    process runs the stage with the collector back on and the loaded modules frozen out of it."""
+    r = run_probe(site, "j9cv58abq", "--mode", "startup")
+    assert r.returncode == 0, r.stderr
+    assert (site.areas.work / "j9cv58abq" / "done.txt").read_text() == "True True True"
+
+
+def test_a_library_process_keeps_its_collector():
+    """Outside a console script (tests, programs using owlpipe) loading changes nothing."""
+    import gc
+
+    from pipeline.core import startup
+
+    frozen = gc.get_freeze_count()
+    with startup.loading():
+        assert gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen

@@ -10,6 +10,8 @@ import importlib
 
 import click
 
+from pipeline.core import startup
+
 #: Subcommand name → ("module:attribute", one-line help). Each area registers its command group with one line.
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("pipeline.cli.site:init", "Create a site in DIRECTORY: owl.toml, its areas and the OSF database."),
@@ -66,7 +68,9 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target[0].split(":")
-        return getattr(importlib.import_module(module), attr)
+        command = getattr(importlib.import_module(module), attr)
+        startup.loaded()
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from the registry's help lines: ``owl --help`` imports no command module."""
@@ -84,3 +88,10 @@ def main() -> None:
 
     Most commands take --site DIR (default: $OWL_SITE or the current directory).
     """
+
+
+def run() -> None:
+    """The ``owl`` console script: :data:`main` with the collector paused until the command's module
+    is loaded (:mod:`pipeline.core.startup`)."""
+    startup.begin()
+    main()

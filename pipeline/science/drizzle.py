@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import time
+import types
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -181,6 +182,15 @@ def _in_directory(path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
+def import_astrodrizzle() -> types.ModuleType:
+    """``drizzlepac.astrodrizzle``, lean (:func:`~pipeline.science.drizzle_exact.lean_import`), offline
+    (``ASTROMETRY_STEP_CONTROL=OFF`` before drizzlepac reads it) and without its import warnings."""
+    os.environ["ASTROMETRY_STEP_CONTROL"] = "OFF"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return drizzle_exact.lean_import("astrodrizzle")
+
+
 def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: int = 1,
                      parameters: dict[str, object] | None = None, fast_paths: bool = True,
                      processes: int = 1) -> tuple[Path, str, tuple[str, ...]]:
@@ -192,10 +202,7 @@ def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: in
     Offline means ``updatewcs=False`` and ``ASTROMETRY_STEP_CONTROL=OFF``: the WCS in the headers is
     used as calibrated, no astrometry database is contacted.
     """
-    os.environ["ASTROMETRY_STEP_CONTROL"] = "OFF"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        astrodrizzle = drizzle_exact.lean_import("astrodrizzle")
+    astrodrizzle = import_astrodrizzle()
 
     runfile = f"{output}_astrodrizzle.log"
     chatter = io.StringIO()

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 OBSERVATORY = "hst"
 NA = "N/A"
+#: The crds modules the functions here import when they run (what a stage loads ahead: ``Stage.modules``).
+CRDS_MODULES = ("crds.core.heavy_client", "crds.core.rmap", "crds.core.selectors", "crds.core.utils")
 
 #: IRAF environment prefix per instrument, as written into headers (``jref$m4r1753rj_bia.fits``).
 IRAF_PREFIX: dict[str, str] = {
