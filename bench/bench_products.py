@@ -33,12 +33,14 @@ def _timed(fn):
 
 
 def _import_figures() -> list[Result]:
-    """What an MD process pays to import AstroDrizzle: the full package vs the lean import MD uses, each in a
-    fresh interpreter (wall, and CPU from the child's rusage)."""
+    """What an MD process pays to import AstroDrizzle: the full package vs the lean import an MD node does
+    (``Drizzle.load``, with the collector paused as in every ``owl-<stage>``), each in a fresh interpreter
+    (wall, and CPU from the child's rusage)."""
     figures = []
+    md_node = ("from pipeline.core import startup; startup.begin()\n"
+               "with startup.loading():\n    from pipeline.science import drizzle; drizzle.import_astrodrizzle()")
     for label, code in (("import drizzlepac (full package)", "from drizzlepac import astrodrizzle"),
-                        ("import drizzlepac as MD does (drizzle_exact.lean_import)",
-                         "from pipeline.science.drizzle_exact import lean_import; lean_import('astrodrizzle')")):
+                        ("import drizzlepac as the MD node does (lean, collector paused)", md_node)):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, capture_output=True)

@@ -28,6 +28,13 @@ def test_blocked_sums_equal_one_cumsum_over_everything() -> None:
     assert seq_sum_minus(a, row) == seq_sum(a - row)
     assert seq_sum_minus(a, row, per_row=True).tobytes() == seq_sum(a - row, axis=1).tobytes()
     assert seq_sum_minus(a[:0], 1.0) == 0.0
+    single = a.astype(np.float32)[::-1]   # float32 pixels, a view with negative strides, as amp views are
+    per_row = seq_sum_minus(single, row, per_row=True)
+    for r in (0, 129, 699):   # C's loop: one double accumulator per row, columns in order
+        total = 0.0
+        for x in single[r]:
+            total += float(x) - float(row[r, 0])
+        assert per_row[r] == total
 
 
 def _reference(tmp_path: Path) -> RefImage:

@@ -146,32 +146,40 @@ def seq_sum(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
 def seq_sum_minus(values: np.ndarray, minus: float | np.ndarray, *, per_row: bool = False) -> np.ndarray | float:
     """``seq_sum(values - minus)`` (all of it, or ``per_row`` along axis 1) for a 2-D ``values``
     (double, or float32 taken exactly into double) and a scalar or per-row ``minus`` (shape (rows, 1)),
-    the difference in double, computed in blocks of rows in one
-    reused buffer, so that neither the difference nor the running sum is ever a full-size array. The
-    running total is carried from block to block in the slot before the block's differences, where
-    the next cumulative sum starts: the same additions, in the same order, as one ``cumsum`` over
-    everything."""
+    the difference in double, computed in blocks of rows in one reused buffer, so that neither the
+    difference nor the running sum is ever a full-size array.
+
+    All of it: the running total is carried from block to block in the slot before the block's
+    differences, where the next cumulative sum starts: the same additions, in the same order, as one
+    ``cumsum`` over everything. Per row: the block's differences are laid out transposed (a row of
+    the block per column of the buffer) and summed over the buffer's first axis, which numpy does one
+    buffer row after the other for all columns at once: each image row's additions in column order,
+    as a C loop does, but many rows per instruction instead of one chain of dependent additions."""
     rows, cols = values.shape
     minus = minus if isinstance(minus, np.ndarray) else np.float64(minus)  # a double, even for float32 values
-    out = np.empty(rows) if per_row else None
+    if per_row:
+        out = np.empty(rows)
+        across = np.empty((cols, min(BLOCK_ROWS, rows)))
+        for block in row_blocks(rows):
+            diff = across[:, :block.stop - block.start]
+            np.subtract(values[block].T, (minus[block] if minus.ndim else minus).T, out=diff)
+            if cols:
+                np.add.reduce(diff, axis=0, out=out[block])
+            else:
+                out[block] = 0.0
+        return out
     total: float | None = None
     buf = np.empty(min(BLOCK_ROWS, rows) * cols + 1)
     for block in row_blocks(rows):
         n = (block.stop - block.start) * cols
         diff = buf[1:1 + n].reshape(block.stop - block.start, cols)
         np.subtract(values[block], minus[block] if minus.ndim else minus, out=diff)
-        if per_row:
-            np.cumsum(diff, axis=1, out=diff)
-            out[block] = diff[:, -1] if cols else 0.0  # type: ignore[index]
-            continue
         if n:
             run = buf[1:1 + n] if total is None else buf[:1 + n]
             if total is not None:
                 run[0] = total
             np.cumsum(run, out=run)
             total = float(run[-1])
-    if per_row:
-        return out  # type: ignore[return-value]
     return 0.0 if total is None else total
 
 
