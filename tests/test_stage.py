@@ -162,3 +162,12 @@ def test_a_library_process_keeps_its_collector():
     with startup.loading():
         assert gc.isenabled()
     assert gc.isenabled() and gc.get_freeze_count() == frozen
+
+
+def test_the_collector_is_frozen_once_per_process():
+    """After a console script's modules are loaded, a later loading() (a long-running command) leaves
+    the collector and its permanent generation alone."""
+    code = ("import gc\nfrom pipeline.core import startup\nstartup.begin()\nwith startup.loading():\n    import json\n"
+            "n = gc.get_freeze_count()\nwith startup.loading():\n    import colorsys\n    assert gc.isenabled()\n"
+            "assert gc.isenabled() and gc.get_freeze_count() == n > 0\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)

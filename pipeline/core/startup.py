@@ -30,8 +30,11 @@ def begin() -> None:
 
 
 def loaded() -> None:
-    """The modules are in: freeze what exists and collect from here on (when :func:`begin` paused)."""
-    if _began and not gc.isenabled():
+    """The modules are in: freeze what exists and collect from here on (when :func:`begin` paused).
+    Once: a long-running command (``owl watch``) never freezes the objects of its later work."""
+    global _began
+    if _began:
+        _began = False
         gc.freeze()
         gc.enable()
 
@@ -39,7 +42,7 @@ def loaded() -> None:
 @contextlib.contextmanager
 def loading() -> Iterator[None]:
     """Import modules inside the block with the collector paused, then :func:`loaded`; a no-op in a
-    process that did not :func:`begin`."""
+    process that did not :func:`begin` or has loaded already."""
     if _began:
         gc.disable()
     try:
