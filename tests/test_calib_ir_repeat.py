@@ -52,8 +52,8 @@ def test_ir_quadrants_follow_get_nsegn() -> None:
     blocks = {(s, r.start, r.stop, c.start, c.stop): g for s, r, c, _, g in n.blocks(64, 80)}
     assert blocks == {(0, 0, 32, 0, 40): 2.5, (0, 32, 64, 0, 40): 2.0, (1, 0, 32, 40, 80): 3.0,
                       (1, 32, 64, 40, 80): 4.0}
-    assert [g for _, _, g in n.line_blocks(31, 80)] == [2.5, 3.0]
-    assert [g for _, _, g in n.line_blocks(32, 80)] == [2.0, 4.0]
+    assert [g for _, _, _, g in n.within(slice(31, 32), 64, 80)] == [2.5, 3.0]
+    assert [g for _, _, _, g in n.within(slice(32, 33), 64, 80)] == [2.0, 4.0]
 
 
 def test_repeat_association_gives_crj_in_electrons(repeat, tmp_path) -> None:

@@ -79,9 +79,13 @@ class ChipNoise:
                 out.append((slot, slice(self.ampy, ny), cols, self.noise2[slot], self.gain[slot]))
         return out
 
-    def line_blocks(self, line: int, nx: int) -> list[tuple[slice, float, float]]:
-        """(columns, noise2, gain) of the amplifiers one image line reads."""
-        return [(cols, n2, g) for _, rows, cols, n2, g in self.blocks(line + 1, nx) if rows.start <= line < rows.stop]
+    def within(self, rows: slice, ny: int, nx: int) -> Iterator[tuple[slice, slice, float, float]]:
+        """(rows counted from ``rows.start``, columns, noise2, gain) of each amplifier's part of a block
+        of ``rows`` of a ``ny`` x ``nx`` image."""
+        for _, part, cols, n2, g in self.blocks(ny, nx):
+            lo, hi = max(part.start, rows.start), min(part.stop, rows.stop)
+            if lo < hi:
+                yield slice(lo - rows.start, hi - rows.start), cols, n2, g
 
 
 @dataclass
@@ -330,14 +334,6 @@ def mark(dq: np.ndarray, cand: np.ndarray, spill_center: np.ndarray, spill_futur
     return Marks(before, row)
 
 
-def _noise_in(noise: ChipNoise, rows: slice, ny: int, nx: int) -> Iterator[tuple[slice, slice, float, float]]:
-    """(rows within the block, columns, noise2, gain) of each amplifier's part of a block of rows."""
-    for _, part, cols, n2, g in noise.blocks(ny, nx):
-        lo, hi = max(part.start, rows.start), min(part.stop, rows.stop)
-        if lo < hi:
-            yield slice(lo - rows.start, hi - rows.start), cols, n2, g
-
-
 @dataclass
 class Pass:
     """What one sigma of the loop needs to know besides the images."""
@@ -377,7 +373,7 @@ def _tests(m: Member, pic: np.ndarray, ave: np.ndarray, avevar: np.ndarray, sky:
             dum = a * efac + skyv
             val = np.maximum(dum, f32(0))
             pixsky = np.maximum(dum - skyv, f32(0))
-            for lr, cols, n2, g in _noise_in(noise, rows, ny, nx):
+            for lr, cols, n2, g in noise.within(rows, ny, nx):
                 base = f32(n2) + val[lr, cols] / f32(g)
                 thresh[lr, cols] = p.sig2 * (base + (p.scale * pixsky[lr, cols]) ** 2) / exp2n
                 spth[lr, cols] = p.sig2 * base / exp2n
@@ -450,7 +446,7 @@ def reject(members: list[Member], par: CRRejParams, noise: ChipNoise, sky: list[
                 if sumvar is not None:
                     v = np.maximum(pic[rows] * efac + skyv, f32(0))
                     sv = sumvar[rows]
-                    for lr, cols, n2, g in _noise_in(noise, rows, ny, nx):
+                    for lr, cols, n2, g in noise.within(rows, ny, nx):
                         np.add(sv[lr, cols], f32(n2) + v[lr, cols] / f32(g), out=sv[lr, cols], where=ok[lr, cols])
                 b = (marks.before[rows] | dq2[rows]) & ~crflag & ~np.int16(SPILL)
                 sval = b | dq_out[rows]

@@ -301,7 +301,6 @@ class CRRejParams:
     badinpdq: int
     crmask: bool
 
-
     def history(self) -> dict[str, object]:
         """The row as ``cr_history.c`` writes it into a ``_crj``'s primary header (CRSIGMAS verbatim)."""
         return {"CRSIGMAS": self.sigmas_text, "CRRADIUS": self.radius, "CRTHRESH": self.thresh,

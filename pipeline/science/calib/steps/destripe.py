@@ -163,10 +163,7 @@ def seq_sum_minus(values: np.ndarray, minus: float | np.ndarray, *, per_row: boo
         for block in row_blocks(rows):
             diff = across[:, :block.stop - block.start]
             np.subtract(values[block].T, (minus[block] if minus.ndim else minus).T, out=diff)
-            if cols:
-                np.add.reduce(diff, axis=0, out=out[block])
-            else:
-                out[block] = 0.0
+            np.add.reduce(diff, axis=0, out=out[block])   # no columns: 0.0, the sum of nothing
         return out
     total: float | None = None
     buf = np.empty(min(BLOCK_ROWS, rows) * cols + 1)
