@@ -19,7 +19,7 @@ from astropy.io import fits
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.names import parse_dataset
 from pipeline.core.stage import run_stage
-from pipeline.science import drizzle_exact, mdriztab
+from pipeline.science import drizzle_exact, drizzle_fork, mdriztab
 from pipeline.simulate import mdriztab as simtable
 from stages.md import Drizzle
 from tests.products_data import Field, star_field
@@ -189,7 +189,8 @@ def test_product_identical_to_a_plain_astrodrizzle_run(site, sky, tmp_path, monk
     said = json.loads(_python(_FRESH_MD, ASN, str(processes), *map(str, inputs), str(work), str(site.areas.crds),
                               cwd=tmp_path).strip().splitlines()[-1])
     if drizzle_exact.drizzlepac_version() == drizzle_exact.CHECKED_DRIZZLEPAC:  # what is compared
-        forked = ["separate drizzle, driz_cr: images in 2 processes"] if processes == 2 else []
+        forked = (["separate drizzle, driz_cr: images in 2 processes", drizzle_fork.FINAL_CHIPS]
+                  if processes == 2 else [])
         assert said["fast_paths"] == ["quickDeriv.qderiv", "drizCR.signal.convolve2d", "util.print_pkg_versions",
                                       *forked]
         assert said["loaded"] == []

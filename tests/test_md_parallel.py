@@ -1,5 +1,6 @@
-"""AstroDrizzle's per-image steps in forked processes (``drizzle_fork``): the product, pixel for pixel and
-header value for value, and the log as in the one-process run; a child's error or death reaches MD."""
+"""AstroDrizzle's per-image steps and the final drizzle's chips in forked processes (``drizzle_fork``,
+``drizzle_final``): the product, pixel for pixel and header value for value, and the log as in the
+one-process run; a child's error or death reaches MD."""
 
 from __future__ import annotations
 
@@ -29,13 +30,15 @@ checked = pytest.mark.skipif(drizzle_exact.drizzlepac_version() != drizzle_exact
                              reason="the parallel steps are only used with the checked drizzlepac")
 
 
-def _inputs(tmp_path: Path, count: int) -> tuple[list[Path], Path]:
+DITHERS = ((0.0, 0.0), (7.5, 4.5), (3.25, 11.5))   # pixels, all within the chip gap
+
+
+def _inputs(tmp_path: Path, count: int, dithers: tuple[tuple[float, float], ...] = DITHERS) -> tuple[list[Path], Path]:
     """``count`` dithered 2-chip UVIS ``_flt`` files naming the simulated MDRIZTAB, and its CRDS cache."""
     cache = tmp_path / "crds"
     (cache / "references" / "hst").mkdir(parents=True)
     mdriz_table("WFC3", "UVIS", "owlmd000i_mdz.fits").writeto(cache / "references/hst/owlmd000i_mdz.fits")
     sky = star_field(Field(), 30, SHAPE, seed=3)
-    dithers = [(0.0, 0.0), (7.5, 4.5), (3.25, 11.5)]
     paths = [write_flt(tmp_path / "src" / f"idn101a{i + 1}q_flt.fits", sky, shape=SHAPE, asn_id=ASN, seed=i,
                        dither=dithers[i], cosmic_rays=15) for i in range(count)]
     for path in paths:
@@ -48,6 +51,23 @@ def _run(tmp_path: Path, name: str, sources: list[Path], cache: Path, processes:
     work.mkdir()
     copies = [Path(shutil.copy2(p, work / p.name)) for p in sources]
     return drizzle(copies, parse_dataset(ASN), work, cache=cache, processes=processes)
+
+
+def _same_products(one: Path, two: Path) -> None:
+    """Pixel for pixel and header value for value (but for what differs between any two runs)."""
+    with fits.open(one) as a, fits.open(two) as b:
+        assert [h.name for h in a] == [h.name for h in b]
+        for ha, hb in zip(a, b, strict=True):
+            if ha.is_image and ha.data is not None:
+                assert np.array_equal(ha.data, hb.data, equal_nan=True), ha.name
+            elif ha.data is not None:  # the HDRTAB table: byte for byte (NaN included)
+                assert ha.data.tobytes() == hb.data.tobytes(), ha.name
+            keys = [k for k in ha.header if not VOLATILE.match(k)]
+            assert keys == [k for k in hb.header if not VOLATILE.match(k)], ha.name
+            for key in keys:
+                if key not in ("HISTORY", "COMMENT"):
+                    assert ha.header[key] == hb.header[key], (ha.name, key)
+        assert np.count_nonzero(a["CTX"].data) > 0
 
 
 def _messages(log: str) -> list[str]:
@@ -63,20 +83,19 @@ def test_two_processes_make_the_one_process_product(tmp_path, count):
     sources, cache = _inputs(tmp_path, count)
     one = _run(tmp_path, "one", sources, cache, processes=1)
     two = _run(tmp_path, "two", sources, cache, processes=2)
-    assert two.fast_paths == (*one.fast_paths, "separate drizzle, driz_cr: images in 2 processes")
-    with fits.open(one.path) as a, fits.open(two.path) as b:
-        assert [h.name for h in a] == [h.name for h in b]
-        for ha, hb in zip(a, b, strict=True):
-            if ha.is_image and ha.data is not None:
-                assert np.array_equal(ha.data, hb.data, equal_nan=True), ha.name
-            elif ha.data is not None:  # the HDRTAB table: byte for byte (NaN included)
-                assert ha.data.tobytes() == hb.data.tobytes(), ha.name
-            keys = [k for k in ha.header if not VOLATILE.match(k)]
-            assert keys == [k for k in hb.header if not VOLATILE.match(k)], ha.name
-            for key in keys:
-                if key not in ("HISTORY", "COMMENT"):
-                    assert ha.header[key] == hb.header[key], (ha.name, key)
-        assert np.count_nonzero(a["CTX"].data) > 0
+    assert two.fast_paths == (*one.fast_paths, "separate drizzle, driz_cr: images in 2 processes",
+                              drizzle_fork.FINAL_CHIPS)
+    _same_products(one.path, two.path)
+    assert _messages(two.log) == _messages(one.log)
+
+
+@checked
+def test_chips_that_meet_on_the_output_are_drizzled_one_after_another(tmp_path):
+    sources, cache = _inputs(tmp_path, 2, dithers=((0.0, 0.0), (2.5, 40.5)))  # across the 31-row chip gap
+    one = _run(tmp_path, "one", sources, cache, processes=1)
+    two = _run(tmp_path, "two", sources, cache, processes=2)
+    assert drizzle_fork.FINAL_CHIPS not in two.fast_paths
+    _same_products(one.path, two.path)
     assert _messages(two.log) == _messages(one.log)
 
 

@@ -226,7 +226,7 @@ def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: in
     product = rundir / f"{output}_{suffix}.fits"
     if not product.is_file():
         raise DrizzleFailed(f"AstroDrizzle reported success but wrote no {product.name}")
-    return product, log, exact + forked
+    return product, log, exact + tuple(forked)
 
 
 def _read_log(runfile: Path, chatter: io.StringIO) -> str:

@@ -29,12 +29,14 @@ drizzlepac's own ``num_cores`` = 1; otherwise AstroDrizzle runs as installed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,8 @@ from pipeline.core import usage
 from pipeline.science import drizzle_exact
 
 _MISSING = object()
+#: What the fast paths say when the final drizzle's chips ran in more than one process.
+FINAL_CHIPS = "final drizzle: chips apart on the output in their own processes"
 #: An image's additions: (its new in-memory outputs, per chip its new or changed output names).
 Changes = tuple[dict[str, Any], list[dict[str, Any]]]
 
@@ -102,24 +106,90 @@ def _rss_mb() -> float:
         return 0.0
 
 
-def _child(conn: Connection, work: Callable[[list], None], images: list) -> None:
-    """In the forked process: run ``work`` on ``images`` holding the log records, send
-    (error, records, changes, MB this process grew by) back."""
-    shared_mb = _rss_mb()  # what it maps of its parent's memory
+@contextlib.contextmanager
+def held_records() -> Iterator[list[logging.LogRecord]]:
+    """Within the block, every log record is kept (rendered: it pickles) instead of handled."""
     records: list[logging.LogRecord] = []
+    handle = logging.Logger.callHandlers
     logging.Logger.callHandlers = lambda _logger, record: records.append(_portable(record))  # type: ignore[method-assign]
-    before = _snapshot(images)
     try:
-        work(images)
-        outcome = (None, records, _changes(images, before))
-    except BaseException as exc:  # raised again by the parent after the records (crds may raise SystemExit)
-        outcome = (exc, records, None)
+        yield records
+    finally:
+        logging.Logger.callHandlers = handle  # type: ignore[method-assign]
+
+
+def replay(records: list[logging.LogRecord]) -> None:
+    """Hand held records to their loggers' handlers, in order."""
+    for record in records:
+        logging.getLogger(record.name).handle(record)
+
+
+@dataclass
+class Outcome:
+    """What a forked task sent back: its error (or None), its log records, its result."""
+
+    error: BaseException | None
+    records: list[logging.LogRecord]
+    result: Any
+
+
+def _child(conn: Connection, task: Callable[[], Any]) -> None:
+    """In the forked process: run ``task`` holding the log records, send (error, records, result,
+    MB this process grew by) back."""
+    shared_mb = _rss_mb()  # what it maps of its parent's memory
+    with held_records() as records:
+        try:
+            outcome = (None, records, task())
+        except BaseException as exc:  # raised again by the parent after the records (crds may raise SystemExit)
+            outcome = (exc, records, None)
     grown = max(0.0, usage.own_peak_rss_mb() - shared_mb)
     try:
         conn.send((*outcome, grown))
-    except Exception as exc:  # an unpicklable error: its text still reaches the parent
+    except Exception as exc:  # an unpicklable error or result: its text still reaches the parent
         conn.send((RuntimeError(f"{type(outcome[0] or exc).__name__}: {outcome[0] or exc}"), records, None, grown))
     conn.close()
+
+
+def fork_tasks(tasks: list[Callable[[], Any]], here: Callable[[], Any]) -> tuple[Any, list[Outcome]]:
+    """Each of ``tasks`` in a forked child while ``here()`` runs in this process; returns what
+    ``here()`` returned and each task's :class:`Outcome`, in order, for the caller to replay and raise.
+    A child that dies (killed, most likely out of memory) raises :class:`MemoryError`; the children's
+    growth counts in the node's peak memory (``usage.note_concurrent_peak``)."""
+    context = multiprocessing.get_context("fork")
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # a child must not write this process's buffered output again
+    children, outcomes, grown_mb = [], [], 0.0
+    try:
+        for task in tasks:
+            receive, send = context.Pipe(duplex=False)
+            child = context.Process(target=_child, args=(send, task), name="owl-md-step", daemon=True)
+            child.start()
+            send.close()
+            children.append((child, receive))
+        mine = here()
+        for child, receive in children:
+            try:
+                error, records, result, grown = receive.recv()
+            except EOFError:
+                child.join()
+                raise MemoryError(f"an AstroDrizzle step process (pid {child.pid}) died, killed most likely "
+                                  f"out of memory (exit code {child.exitcode})") from None
+            grown_mb += grown
+            outcomes.append(Outcome(error, records, result))
+        usage.note_concurrent_peak(usage.own_peak_rss_mb() + grown_mb)
+        return mine, outcomes
+    finally:
+        for child, receive in children:
+            receive.close()
+            if child.is_alive():
+                child.terminate()
+            child.join()
+
+
+def _changed_by(work: Callable[[list], None], images: list) -> list[Changes]:
+    before = _snapshot(images)
+    work(images)
+    return _changes(images, before)
 
 
 def run_split(images: list, work: Callable[[list], None], processes: int) -> None:
@@ -129,50 +199,29 @@ def run_split(images: list, work: Callable[[list], None], processes: int) -> Non
     if len(groups) < 2:
         work(images)
         return
-    context = multiprocessing.get_context("fork")
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()  # a child must not write this process's buffered output again
-    children, grown_mb = [], 0.0
-    try:
-        for group in groups[1:]:
-            receive, send = context.Pipe(duplex=False)
-            child = context.Process(target=_child, args=(send, work, group), name="owl-md-step",
-                                    daemon=True)
-            child.start()
-            send.close()
-            children.append((child, receive, group))
-        work(groups[0])
-        for child, receive, group in children:
-            try:
-                error, records, changes, grown = receive.recv()
-            except EOFError:
-                child.join()
-                raise MemoryError(f"an AstroDrizzle step process (pid {child.pid}) died, killed most likely "
-                                  f"out of memory (exit code {child.exitcode})") from None
-            for record in records:
-                logging.getLogger(record.name).handle(record)
-            grown_mb += grown
-            if error is not None:
-                raise error
-            _apply(group, changes)
-        usage.note_concurrent_peak(usage.own_peak_rss_mb() + grown_mb)
-    finally:
-        for child, receive, _ in children:
-            receive.close()
-            if child.is_alive():
-                child.terminate()
-            child.join()
+    _, outcomes = fork_tasks([functools.partial(_changed_by, work, group) for group in groups[1:]],
+                             lambda: work(groups[0]))
+    for group, outcome in zip(groups[1:], outcomes, strict=True):
+        replay(outcome.records)
+        if outcome.error is not None:
+            raise outcome.error
+        _apply(group, outcome.result)
 
 
 @contextlib.contextmanager
-def per_image_processes(processes: int, cores: int = 1) -> Iterator[tuple[str, ...]]:
+def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
     """Within the block, AstroDrizzle's separate drizzle and ``driz_cr`` run their images in
-    ``processes`` processes; yields what was changed (empty: one process, drizzlepac's own
-    ``num_cores`` > 1, or a drizzlepac version these were not checked against)."""
+    ``processes`` processes, and the final drizzle its chips as far as their footprints allow
+    (:mod:`pipeline.science.drizzle_final`); yields what was changed, growing as it is used (empty:
+    one process, drizzlepac's own ``num_cores`` > 1, or a drizzlepac version these were not checked
+    against)."""
+    used: list[str] = []
     if processes < 2 or cores != 1 or drizzle_exact.drizzlepac_version() != drizzle_exact.CHECKED_DRIZZLEPAC:
-        yield ()
+        yield used
         return
     from drizzlepac import adrizzle, drizCR
+
+    from pipeline.science import drizzle_final  # imported here: it builds on this module
 
     run_driz, run_driz_img = adrizzle.run_driz, adrizzle.run_driz_img
     rundrizCR, driz_cr = drizCR.rundrizCR, drizCR._driz_cr
@@ -180,7 +229,11 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[tuple[str, .
     def separate(imageObjectList, output_wcs, paramDict, single, build, wcsmap=None):
         """``run_driz``; for the separate drizzle, its per-image calls held and then run split."""
         if not single:
-            return run_driz(imageObjectList, output_wcs, paramDict, single, build, wcsmap=wcsmap)
+            with drizzle_final.chips_in_processes(adrizzle, processes) as final:
+                run_driz(imageObjectList, output_wcs, paramDict, single, build, wcsmap=wcsmap)
+            if final.split > 1 and FINAL_CHIPS not in used:
+                used.append(FINAL_CHIPS)
+            return None
         calls: list[tuple] = []
         adrizzle.run_driz_img = lambda *args: calls.append(args)
         try:
@@ -220,7 +273,8 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[tuple[str, .
     adrizzle.run_driz = separate
     drizCR.rundrizCR, drizCR._driz_cr = crrej, first_does_all
     try:
-        yield (f"separate drizzle, driz_cr: images in {processes} processes",)
+        used.append(f"separate drizzle, driz_cr: images in {processes} processes")
+        yield used
     finally:
         adrizzle.run_driz, adrizzle.run_driz_img = run_driz, run_driz_img
         drizCR.rundrizCR, drizCR._driz_cr = rundrizCR, driz_cr
