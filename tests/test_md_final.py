@@ -37,17 +37,25 @@ def _output_wcs(like, shape: tuple[int, int], rotation: float):
 
 @checked
 @pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")   # a header without an image
-@pytest.mark.parametrize(("kernel", "pixfrac", "rotation"),
-                         [("square", 1.0, 0.0), ("square", 0.8, 37.0), ("turbo", 1.0, 90.0), ("point", 1.0, 12.0),
-                          ("gaussian", 1.0, 200.0), ("lanczos3", 1.0, 63.0), ("square", 1.6, 5.0)])
-def test_a_footprint_holds_every_pixel_tdriz_touches(tmp_path, kernel, pixfrac, rotation):
+@pytest.mark.parametrize(("kernel", "pixfrac", "rotation", "sip"),
+                         [("square", 1.0, 0.0, False), ("square", 0.8, 37.0, True), ("turbo", 1.0, 90.0, False),
+                          ("point", 1.0, 12.0, True), ("gaussian", 1.0, 200.0, False), ("lanczos3", 1.0, 63.0, True),
+                          ("square", 1.6, 5.0, True)])
+def test_a_footprint_holds_every_pixel_tdriz_touches(tmp_path, kernel, pixfrac, rotation, sip):
     from drizzlepac import cdriz
     from stwcs.wcsutil import HSTWCS
 
     shape = (120, 150)
     flt = write_flt(tmp_path / "idn101a1q_flt.fits", star_field(Field(), 10, shape), shape=shape,
                     asn_id="idn101010", dither=(0.0, 0.0), cosmic_rays=0)
+    if sip:   # a distortion of several pixels at the corners, as drizzlepac maps it (SIP)
+        with fits.open(flt, mode="update") as hdul:
+            h = hdul["SCI", 1].header
+            h["CTYPE1"], h["CTYPE2"] = "RA---TAN-SIP", "DEC--TAN-SIP"
+            h.update({"A_ORDER": 2, "B_ORDER": 2, "A_2_0": 3e-4, "A_1_1": -2e-4, "A_0_2": 1e-4,
+                      "B_2_0": -1e-4, "B_1_1": 2.5e-4, "B_0_2": 2e-4})
     chip = HSTWCS(fits.open(flt), ext=("SCI", 1))
+    assert chip.sip is not None or not sip
     out_shape = (330, 300)
     out = _output_wcs(chip, out_shape, rotation)
     insci = np.ones(shape, dtype=np.float32)
