@@ -24,10 +24,10 @@ class Cleanup(Stage):
     scope = "association"
     summary = ("package each trailer as _trl.fits and archive it; remove the work area of a completed "
                "dataset, keep (and report) that of a failed one")
-    modules = ("pipeline.archive.store",)
+    modules = ("pipeline.archive.ingest",)
 
     def run(self, ctx: StageContext) -> None:
-        from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim
+        from pipeline.archive.ingest import ArchiveIngest  # after the OSF claim
 
         datasets = [ctx.dataset, *(m for m in ctx.member_names() if m != ctx.dataset)]
         batches = []
@@ -37,7 +37,7 @@ class Cleanup(Stage):
                 continue
             packaged = package_trailer(text, ctx.work / name.file("trl"), dataset=name.name)
             batches.append((name, [(packaged, "trl")], {"stage": "CL"}))
-        versions = Archive(ctx.site).ingest_many(batches)
+        versions = ArchiveIngest(ctx.site).ingest_many(batches)
         for (name, files, _meta), version in zip(batches, versions, strict=True):
             ctx.log(f"archived {files[0][0].name} as {name} version {version}")
         unfinished = self._unfinished(ctx, [d.name for d in datasets])

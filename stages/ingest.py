@@ -20,7 +20,7 @@ from pipeline.core.names import DatasetName
 from pipeline.core.stage import Stage, StageContext, stage_main
 
 if TYPE_CHECKING:
-    from pipeline.archive.store import Archive, ReadOnce
+    from pipeline.archive.ingest import ArchiveIngest, ReadOnce
 
 
 class Ingest(Stage):
@@ -28,11 +28,11 @@ class Ingest(Stage):
     column = "IN"
     scope = "association"
     summary = "Archive the raw pod files (content-addressed, checksummed, catalogued)"
-    modules = ("pipeline.archive.store", "pipeline.science.telemetry.decode")
+    modules = ("pipeline.archive.ingest", "pipeline.science.telemetry.decode")
 
     def run(self, ctx: StageContext) -> None:
-        from pipeline.archive.store import (  # SQLAlchemy: after the claim
-            Archive,
+        from pipeline.archive.ingest import (  # after the claim
+            ArchiveIngest,
             catalogue_fields,
             header_dict,
             read_once,
@@ -41,7 +41,7 @@ class Ingest(Stage):
         from pipeline.science.telemetry.receipt import associations_dir, checked_sha256, received_pod
         from pipeline.science.telemetry.sources import ASN_RECORD_KIND, POD_KIND, newest_archived
 
-        archive = Archive(ctx.site)
+        archive = ArchiveIngest(ctx.site)
         association = ctx.dataset.name if ctx.dataset.is_association else None
         for member in ctx.member_names():
             pod = received_pod(ctx.site, member.name)
@@ -65,7 +65,7 @@ class Ingest(Stage):
                 raise BadInput(f"{ctx.dataset}: association record {record} missing (was the DAN received?)")
 
     @staticmethod
-    def _archive(ctx: StageContext, archive: Archive, dataset: DatasetName, source: Path | ReadOnce, kind: str,
+    def _archive(ctx: StageContext, archive: ArchiveIngest, dataset: DatasetName, source: Path | ReadOnce, kind: str,
                  metadata: dict) -> None:
         """Archive one file (read once: by the archive, or already by the caller); a rerun gets the served version."""
         path = source if isinstance(source, Path) else source.path

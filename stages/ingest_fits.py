@@ -49,14 +49,14 @@ class IngestFits(Stage):
     column = "IN"
     scope = "association"
     summary = "Archive staged raw FITS (recalibrate workflow) and put working copies where 2FITS would"
-    modules = ("pipeline.archive.store", "pipeline.core.asntable")
+    modules = ("pipeline.archive.ingest", "pipeline.core.asntable")
 
     def run(self, ctx: StageContext) -> None:
-        from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim
+        from pipeline.archive.ingest import ArchiveIngest  # after the OSF claim
         from pipeline.core.asntable import read_asn_table  # numpy, astropy: after the OSF claim
 
         source = staging_dir(ctx.site, ctx.dataset)
-        archive = Archive(ctx.site)
+        archive = ArchiveIngest(ctx.site)
         association = ctx.dataset.name if ctx.dataset.is_association else None
         if association is not None:
             table = source / ctx.dataset.file("asn")

@@ -12,16 +12,16 @@ class IngestPreviews(Stage):
     column = "IP"
     scope = "association"
     summary = "archive the preview JPEGs and spectrum plots (content-addressed, catalogued), all or nothing"
-    modules = ("pipeline.archive.store",)
+    modules = ("pipeline.archive.ingest",)
 
     def run(self, ctx: StageContext) -> None:
-        from pipeline.archive.store import Archive  # SQLAlchemy: after the OSF claim
+        from pipeline.archive.ingest import ArchiveIngest  # after the OSF claim
 
         found = products.preview_files(ctx.work, ctx.dataset, ctx.member_names())
         if not found:
             raise BadInput(f"{ctx.dataset}: no preview in {ctx.work} to archive (has PVW run?)")
         batches = [(root, files, {"stage": "INGEST_PVW"}) for root, files in found.items()]
-        versions = Archive(ctx.site).ingest_many(batches)
+        versions = ArchiveIngest(ctx.site).ingest_many(batches)
         for (root, files, _meta), version in zip(batches, versions, strict=True):
             ctx.log(f"archived {len(files)} preview(s) of {root} as version {version}")
 

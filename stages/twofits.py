@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from astropy.io import fits
 
-    from pipeline.archive.store import Archive
+    from pipeline.archive.ingest import ArchiveIngest
     from pipeline.science.telemetry.dan import AssociationEntry
 
 
@@ -51,7 +51,7 @@ class TwoFits(Stage):
             ctx.log(f"wrote {out.name}: {asn.type} association of {len(asn.members)} members")
 
     @staticmethod
-    def _convert(ctx: StageContext, archive: Callable[[], Archive], member: DatasetName,
+    def _convert(ctx: StageContext, archive: Callable[[], ArchiveIngest], member: DatasetName,
                  asn: AssociationEntry | None) -> fits.Header:
         """Write one member's _raw and _spt; return the raw primary header."""
         from pipeline.core.asntable import ASN_KINDS

@@ -33,7 +33,7 @@ TRAILER_HEADER = {"XTENSION": "TABLE", "BITPIX": 8, "NAXIS": 2, "NAXIS1": 132, "
 
 def _template(path: Path) -> dict[str, Any]:
     """A catalogued header as the archive stores it (primary wins over the first extension)."""
-    from pipeline.archive.store import read_fits_headers
+    from pipeline.archive.ingest import read_fits_headers
 
     found = read_fits_headers(path)
     if found is None:
@@ -160,7 +160,8 @@ def _insert(engine, versions: list[dict]) -> None:
 
 def synthesise(site, count: int, seed: int = 7) -> float:
     """Insert ``count`` catalogued exposures (a fifth with an older version too); return seconds taken."""
-    from pipeline.archive.store import Archive, catalogue_fields
+    from pipeline.archive.ingest import catalogue_fields
+    from pipeline.archive.store import Archive
 
     t0 = time.perf_counter()
     engine = Archive(site).engine  # creates the catalogue tables
@@ -259,7 +260,8 @@ def add_boundary_exposures(site, old, new, cases: list[tuple[str, str, str]], pe
     Dates next to a USEAFTER are where a selection that shares lookups between exposures would go
     wrong if it grouped them carelessly. Returns how many were inserted.
     """
-    from pipeline.archive.store import Archive, catalogue_fields
+    from pipeline.archive.ingest import catalogue_fields
+    from pipeline.archive.store import Archive
 
     rng = random.Random(seed)
     rows = []

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.archive.store import Archive, read_once
+from pipeline.archive.ingest import read_once
+from pipeline.archive.store import Archive
 from pipeline.core.errors import BadInput
 from pipeline.core.stage import run_stage
 from stages.dan_receipt import run as receive

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from pipeline.archive.ingest import ArchiveIngest
 from pipeline.archive.store import Archive, ArchiveVersion
 from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard
@@ -42,7 +43,7 @@ def test_ingest_sci_archives_each_dataset(site):
 def test_file_changed_during_ingest_leaves_nothing(site, capsys, monkeypatch):
     work = _work(site)
     victim = work / f"{MEMBERS[1]}_flt.fits"
-    original = Archive._stage_file
+    original = ArchiveIngest._stage_file   # what the stage uses
 
     def stage_then_change(self, path, kind):
         staged = original(self, path, kind)
@@ -52,7 +53,7 @@ def test_file_changed_during_ingest_leaves_nothing(site, capsys, monkeypatch):
                 fh.write(b"\x7f")
         return staged
 
-    monkeypatch.setattr(Archive, "_stage_file", stage_then_change)
+    monkeypatch.setattr(ArchiveIngest, "_stage_file", stage_then_change)
     assert run_stage(IngestScience, [ASN]) == 20
     err = capsys.readouterr().err
     assert f"{victim.name} changed between copy and catalogue" in err and "nothing archived" in err

@@ -76,3 +76,21 @@ def test_ac_reads_pixels_from_the_map_without_a_copy(tmp_path):
     assert isinstance(base, mmap.mmap)  # a view of the file's map, not a copy
     (failure,) = check_flagged_fraction(product)
     assert failure[0] == "DQ,1" and "50.0% of pixels" in failure[1]
+
+
+def test_archiving_nodes_ingest_without_sqlalchemy(site, tmp_path):
+    """INGEST, INGEST_SCI, INGEST_PVW, INGEST_FITS and CL archive through the DB-API layer; SQLAlchemy
+    (~0.13 s of every such node) is imported only to create the catalogue on a fresh site."""
+    from pipeline.archive.store import Archive
+
+    Archive(site)   # the site's catalogue exists, as after its first ingest
+    trailer = tmp_path / "idn101a1q_trl.txt"
+    trailer.write_text("a trailer")
+    code = ("from pathlib import Path\nfrom pipeline.core.config import load_site\n"
+            "from pipeline.archive.ingest import ArchiveIngest\n"
+            f"archive = ArchiveIngest(load_site(Path({str(site.root)!r})))\n"
+            f"assert archive.ingest('idn101a1q', [(Path({str(trailer)!r}), 'trl')]) == 1\n"
+            "assert [f.kind for f in archive.files('idn101a1q')] == ['trl']")
+    assert heavy_modules_after(code, ("sqlalchemy",)) == []
+    assert set(Archive(site).metadata("idn101a1q").values()) == {None}   # a trailer names no field
+    assert [f.name for f in Archive(site).files("idn101a1q", 1)] == [trailer.name]

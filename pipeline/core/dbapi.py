@@ -181,12 +181,16 @@ class Database:
                     cur.execute(statement.replace("{serial}", "INTEGER" if self.dialect == "sqlite" else "SERIAL"))
 
     def _missing(self, ddl: dict[str, Sequence[str]]) -> list[str]:
+        present = self.tables()
+        return [t for t in ddl if t not in present]
+
+    def tables(self) -> set[str]:
+        """The names of the tables the database has (in PostgreSQL: in the current schema)."""
         if self.dialect == "sqlite":
             query = "SELECT name FROM sqlite_master WHERE type = 'table'"
         else:
             query = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-        present = {r[0] for r in self.read(query)}
-        return [t for t in ddl if t not in present]
+        return {r[0] for r in self.read(query)}
 
 
 class Cursor:

@@ -19,7 +19,7 @@ from pipeline.science.telemetry.dan import AssociationEntry
 from pipeline.science.telemetry.receipt import association_record, checked_sha256, received_pod
 
 if TYPE_CHECKING:
-    from pipeline.archive.store import Archive
+    from pipeline.archive.ingest import ArchiveIngest
 
 POD_KIND = "pod"
 ASN_RECORD_KIND = "dan_asn"
@@ -34,22 +34,22 @@ class PodSource:
     sha256: str | None = None
 
 
-def archive_opener(site: Site) -> Callable[[], Archive]:
+def archive_opener(site: Site) -> Callable[[], ArchiveIngest]:
     """The site's archive, opened on first call only: while receipt holds the pods and the association
-    record, 2FITS never needs it (nor SQLAlchemy's ~0.35 CPU-s import)."""
+    record, 2FITS never needs it."""
 
     @functools.cache
-    def opened() -> Archive:
-        from pipeline.archive.store import Archive
+    def opened() -> ArchiveIngest:
+        from pipeline.archive.ingest import ArchiveIngest
 
-        return Archive(site)
+        return ArchiveIngest(site)
 
     return opened
 
 
-def newest_archived(archive: Archive, dataset: DatasetName, kind: str) -> tuple[str, int] | None:
+def newest_archived(archive: ArchiveIngest, dataset: DatasetName, kind: str) -> tuple[str, int] | None:
     """(sha256, version) of the newest archived file of a kind, or None."""
-    from pipeline.archive.store import NotArchived
+    from pipeline.archive.ingest import NotArchived
 
     try:
         newest = archive.files(dataset, kind=kind)
@@ -58,7 +58,7 @@ def newest_archived(archive: Archive, dataset: DatasetName, kind: str) -> tuple[
     return (newest[0].sha256, newest[0].version) if newest else None
 
 
-def find_pod(site: Site, archive: Callable[[], Archive], member: DatasetName) -> PodSource:
+def find_pod(site: Site, archive: Callable[[], ArchiveIngest], member: DatasetName) -> PodSource:
     """The received pod if receipt still has it, else the newest archived one (``archive``: see
     :func:`archive_opener`)."""
     pod = received_pod(site, member.name)
@@ -70,7 +70,7 @@ def find_pod(site: Site, archive: Callable[[], Archive], member: DatasetName) ->
     return PodSource(archive().blob_path(newest[0]), True, newest[0])
 
 
-def find_association(site: Site, archive: Callable[[], Archive], association: DatasetName) -> AssociationEntry:
+def find_association(site: Site, archive: Callable[[], ArchiveIngest], association: DatasetName) -> AssociationEntry:
     record = association_record(site, association.name)
     if record is not None:
         return record
