@@ -10,7 +10,7 @@ PROCESSES = 8
 
 
 def _create(url: str, barrier) -> str:
-    from pipeline.archive.store import _TABLES
+    from pipeline.archive.tables import _TABLES
     from pipeline.core.db import create_tables, engine_for
     from pipeline.core.osf import Blackboard
 

@@ -2,7 +2,7 @@
 version per call) and the newest files of a dataset out, on the plain DB-API layer
 (:mod:`pipeline.core.dbapi`) the OSF uses, without SQLAlchemy (whose import costs each archiving node
 ~0.13 s). :class:`pipeline.archive.store.Archive` adds the catalogue's queries on top; both work on
-the same tables, which :mod:`pipeline.archive.store` defines (and creates, the first time).
+the same tables, which :mod:`pipeline.archive.tables` defines (and creates, the first time).
 
 Files live under ``site.areas.archive/blobs/ab/<sha256>``, named by their content, written once
 (temporary file, fsync, hard link into place: an existing blob is never overwritten) and made
@@ -256,7 +256,7 @@ def _is_fits(path: Path) -> bool:
 
 
 # -- the archive's write path and file lookups -------------------------------------------------------
-#: The catalogue's tables (their definitions: :mod:`pipeline.archive.store`).
+#: The catalogue's tables (their definitions: :mod:`pipeline.archive.tables`).
 TABLES = ("archive_version", "archive_file")
 #: The JSON columns of ``archive_version``: stored as JSON text, ``null`` for None, as SQLAlchemy does.
 _JSON = ("software", "header", "extra")
@@ -276,7 +276,7 @@ class ArchiveIngest:
         self.db = Database(site.database_url, site.database.busy_timeout)
         self.lock_timeout = site.database.busy_timeout
         if set(TABLES) - self.db.tables():   # a fresh site: the definitions create them (SQLAlchemy, once)
-            from pipeline.archive.store import create_catalogue
+            from pipeline.archive.tables import create_catalogue
 
             create_catalogue(site)
         self.tmp.mkdir(parents=True, exist_ok=True)

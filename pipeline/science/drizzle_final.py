@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.science.drizzle_fork import fork_tasks, held_records, replay
+from pipeline.science.forked import fork_tasks, held_records, replay
 
 #: The chip's outline is sampled every OUTLINE_STEP input pixels; a footprint row takes the columns of
 #: every outline segment that reaches it, so a row may gain up to a segment's length.

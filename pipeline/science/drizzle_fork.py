@@ -30,19 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
-import multiprocessing
-import os
-import sys
-import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-from pipeline.core import usage
-from pipeline.science import drizzle_exact
+from pipeline.science import drizzle_exact, drizzle_final
+from pipeline.science.forked import fork_tasks, replay
 
 _MISSING = object()
 #: What the fast paths say when the final drizzle's chips ran in more than one process.
@@ -89,103 +81,6 @@ def _apply(images: list, changes: list[Changes]) -> None:
             chip.outputNames.update(names)
 
 
-def _portable(record: logging.LogRecord) -> logging.LogRecord:
-    """The record with its message rendered, so it pickles whatever its arguments were."""
-    record.msg, record.args = record.getMessage(), None
-    if record.exc_info:
-        record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        record.exc_info = None
-    return record
-
-
-def _rss_mb() -> float:
-    """This process's resident memory now (Linux; 0 elsewhere)."""
-    try:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-@contextlib.contextmanager
-def held_records() -> Iterator[list[logging.LogRecord]]:
-    """Within the block, every log record is kept (rendered: it pickles) instead of handled."""
-    records: list[logging.LogRecord] = []
-    handle = logging.Logger.callHandlers
-    logging.Logger.callHandlers = lambda _logger, record: records.append(_portable(record))  # type: ignore[method-assign]
-    try:
-        yield records
-    finally:
-        logging.Logger.callHandlers = handle  # type: ignore[method-assign]
-
-
-def replay(records: list[logging.LogRecord]) -> None:
-    """Hand held records to their loggers' handlers, in order."""
-    for record in records:
-        logging.getLogger(record.name).handle(record)
-
-
-@dataclass
-class Outcome:
-    """What a forked task sent back: its error (or None), its log records, its result."""
-
-    error: BaseException | None
-    records: list[logging.LogRecord]
-    result: Any
-
-
-def _child(conn: Connection, task: Callable[[], Any]) -> None:
-    """In the forked process: run ``task`` holding the log records, send (error, records, result,
-    MB this process grew by) back."""
-    shared_mb = _rss_mb()  # what it maps of its parent's memory
-    with held_records() as records:
-        try:
-            outcome = (None, records, task())
-        except BaseException as exc:  # raised again by the parent after the records (crds may raise SystemExit)
-            outcome = (exc, records, None)
-    grown = max(0.0, usage.own_peak_rss_mb() - shared_mb)
-    try:
-        conn.send((*outcome, grown))
-    except Exception as exc:  # an unpicklable error or result: its text still reaches the parent
-        conn.send((RuntimeError(f"{type(outcome[0] or exc).__name__}: {outcome[0] or exc}"), records, None, grown))
-    conn.close()
-
-
-def fork_tasks(tasks: list[Callable[[], Any]], here: Callable[[], Any]) -> tuple[Any, list[Outcome]]:
-    """Each of ``tasks`` in a forked child while ``here()`` runs in this process; returns what
-    ``here()`` returned and each task's :class:`Outcome`, in order, for the caller to replay and raise.
-    A child that dies (killed, most likely out of memory) raises :class:`MemoryError`; the children's
-    growth counts in the node's peak memory (``usage.note_concurrent_peak``)."""
-    context = multiprocessing.get_context("fork")
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()  # a child must not write this process's buffered output again
-    children, outcomes, grown_mb = [], [], 0.0
-    try:
-        for task in tasks:
-            receive, send = context.Pipe(duplex=False)
-            child = context.Process(target=_child, args=(send, task), name="owl-md-step", daemon=True)
-            child.start()
-            send.close()
-            children.append((child, receive))
-        mine = here()
-        for child, receive in children:
-            try:
-                error, records, result, grown = receive.recv()
-            except EOFError:
-                child.join()
-                raise MemoryError(f"an AstroDrizzle step process (pid {child.pid}) died, killed most likely "
-                                  f"out of memory (exit code {child.exitcode})") from None
-            grown_mb += grown
-            outcomes.append(Outcome(error, records, result))
-        usage.note_concurrent_peak(usage.own_peak_rss_mb() + grown_mb)
-        return mine, outcomes
-    finally:
-        for child, receive in children:
-            receive.close()
-            if child.is_alive():
-                child.terminate()
-            child.join()
-
-
 def _changed_by(work: Callable[[list], None], images: list) -> list[Changes]:
     before = _snapshot(images)
     work(images)
@@ -221,7 +116,6 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
         return
     from drizzlepac import adrizzle, drizCR
 
-    from pipeline.science import drizzle_final  # imported here: it builds on this module
 
     run_driz, run_driz_img = adrizzle.run_driz, adrizzle.run_driz_img
     rundrizCR, driz_cr = drizCR.rundrizCR, drizCR._driz_cr
