@@ -94,3 +94,16 @@ def test_archiving_nodes_ingest_without_sqlalchemy(site, tmp_path):
     assert heavy_modules_after(code, ("sqlalchemy",)) == []
     assert set(Archive(site).metadata("idn101a1q").values()) == {None}   # a trailer names no field
     assert [f.name for f in Archive(site).files("idn101a1q", 1)] == [trailer.name]
+
+
+def test_previews_lay_out_chips_without_astropy_wcs(tmp_path):
+    """PVW places the chips on the sky with pipeline.science.tansip: astropy.wcs (with astropy.coordinates,
+    units and table, ~0.2 s) stays unimported."""
+    from tests.products_data import Field, star_field, write_flt
+
+    flt = write_flt(tmp_path / "idn101a1q_flt.fits", star_field(Field(), 10, (60, 80)), shape=(60, 80))
+    code = (f"from pathlib import Path\nfrom pipeline.science.preview import make_previews\n"
+            f"make_previews(Path({str(flt)!r}), Path({str(tmp_path / 'out')!r}))\n"
+            "import sys\nassert 'astropy.wcs' not in sys.modules, 'astropy.wcs imported'")
+    assert heavy_modules_after(code, ("scipy",)) == []
+    assert (tmp_path / "out" / "idn101a1q_flt.jpg").is_file()

@@ -10,7 +10,8 @@ the pixels shown, as it always was from a strided sample.
 Pixels are shown with an asinh stretch between robust limits (sky minus a few noise sigmas, a high
 percentile), so faint sky and bright stars both stay visible. Bad pixels (serious DQ flags, zero
 drizzle weight, NaN) are masked and drawn black. A file with several chips is laid out as the chips
-sit on the sky: their WCSs place each chip relative to the first (no resampling), with the gap
+sit on the sky: their WCSs (TAN with SIP, :mod:`pipeline.science.tansip`; the NPOL/D2IM corrections of
+under a pixel are not applied) place each chip relative to the first (no resampling), with the gap
 between them left black; north is wherever the detector puts it, as in STScI's previews.
 
 Spectra (``_x1d``, ``_x1dsum``, ``_sx1``) get one flux-versus-wavelength PNG per segment or order,
@@ -35,6 +36,7 @@ from pipeline.core.errors import BadInput
 from pipeline.core.fsutil import atomic_write
 from pipeline.core.names import BadName, split_file_name
 from pipeline.science.countstretch import counts_stretch, is_sparse
+from pipeline.science.tansip import TanSip
 
 THUMB_SIZE = 128
 #: DQ bits that make a pixel unfit to show when the header names none (WFC3/ACS SDQFLAGS default).
@@ -136,20 +138,6 @@ def read_decimated(chip: Chip, step: int) -> None:
         chip.bad |= ~(_stored(wht, step) > 0)
 
 
-def _chip_wcs(header: fits.Header):
-    import warnings
-
-    from astropy.wcs import WCS, FITSFixedWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            w = WCS(header, naxis=2)
-        except Exception:  # any unusable WCS means "lay out without it"
-            return None
-    return w if w.has_celestial else None
-
-
 def layout(chips: list[Chip]) -> tuple[int, int]:
     """Place chips as on the sky (relative to the first chip's pixel grid); return the canvas (ny, nx).
 
@@ -158,16 +146,16 @@ def layout(chips: list[Chip]) -> tuple[int, int]:
     """
     placed = False
     if len(chips) > 1:
-        ref = _chip_wcs(chips[0].header)
+        ref = TanSip.from_header(chips[0].header)
         if ref is not None:
             origins = []
             for chip in chips:
-                w = _chip_wcs(chip.header)
+                w = TanSip.from_header(chip.header)
                 if w is None:
                     break
                 ny, nx = chip.shape
-                ra, dec = w.all_pix2world([(nx - 1) / 2], [(ny - 1) / 2], 0)
-                cx, cy = ref.all_world2pix(ra, dec, 0)
+                ra, dec = w.pix2world(np.array([(nx - 1) / 2]), np.array([(ny - 1) / 2]))
+                cx, cy = ref.world2pix(ra, dec)
                 origins.append((cx[0] - (nx - 1) / 2, cy[0] - (ny - 1) / 2))
             span = max(max(c.shape) for c in chips) * 4
             if len(origins) == len(chips) and all(math.isfinite(x) and math.isfinite(y) and abs(x) < span
