@@ -76,8 +76,6 @@ class NotArchived(OwlError):
     code = ExitCode.USAGE
 
 
-
-
 # -- what callers get back -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class ArchivedFile:
@@ -260,7 +258,7 @@ def _is_fits(path: Path) -> bool:
 TABLES = ("archive_version", "archive_file")
 #: The JSON columns of ``archive_version``: stored as JSON text, ``null`` for None, as SQLAlchemy does.
 _JSON = ("software", "header", "extra")
-_FILE_COLUMNS = "dataset, version, kind, name, sha256, size, ingested"
+_FILE_COLUMNS = ("dataset", "version", "kind", "name", "sha256", "size", "ingested")   # ArchivedFile's order
 
 
 class ArchiveIngest:
@@ -599,7 +597,7 @@ class ArchiveIngest:
             source = ("archive_file f JOIN (SELECT kind, MAX(version) AS v FROM archive_file WHERE dataset = ? "
                       "GROUP BY kind) newest ON f.kind = newest.kind AND f.version = newest.v")
             params.insert(0, name)
-        columns = ", ".join(f"f.{c.strip()}" for c in _FILE_COLUMNS.split(","))
+        columns = ", ".join(f"f.{c}" for c in _FILE_COLUMNS)
         rows = self.db.read(f"SELECT {columns} FROM {source} WHERE {' AND '.join(where)} ORDER BY f.kind, f.name",
                             params)
         return [self._archived(*r) for r in rows]
