@@ -104,6 +104,18 @@ def test_a_footprint_is_the_outline_cross_section_widened():
     assert (lo == 0).all() and (hi == 49).all()
 
 
+def test_a_chip_just_off_the_frame_still_reaches_its_edge():
+    x = np.array([10.0, 30.0, 30.0, 10.0, 10.0])
+    below = np.array([-8.0, -8.0, -0.3, -0.3, -8.0])   # 0.3 pixel under row 0: tdriz writes row 0
+    lo, hi = drizzle_final.footprint(x, below, 1.0, (40, 50))
+    assert np.flatnonzero(lo <= hi).tolist() == [0, 1] and lo[0] <= 9 and hi[0] >= 31   # the reach: one row more
+    above = np.array([39.3, 39.3, 47.0, 47.0, 39.3])   # its lowest edge rounds to row 39
+    lo, hi = drizzle_final.footprint(x, above, 1.0, (40, 50))
+    assert np.flatnonzero(lo <= hi).tolist() == [38, 39]
+    lo, hi = drizzle_final.footprint(x, below - 10.0, 2.0, (40, 50))   # out of reach
+    assert not np.any(lo <= hi)
+
+
 class _Shift:
     """A WCS test double: sky = pixel + offset, output pixel = sky."""
 
@@ -113,6 +125,8 @@ class _Shift:
         self.dx, self.dy = dx, dy
 
     def all_pix2world(self, x, y, origin):
+        if self.dx < 0:
+            raise ValueError("no solution")   # a WCS that will not map
         return x + self.dx, y + self.dy
 
     def all_world2pix(self, x, y, origin):
@@ -130,6 +144,7 @@ def _fake_drizzlepac(fail: int = 0) -> types.SimpleNamespace:
         ny, nx = insci.shape
         rows = slice(int(input_wcs.dy), int(input_wcs.dy) + ny)
         cols = slice(int(input_wcs.dx), int(input_wcs.dx) + nx)
+        cols = slice(abs(cols.start), abs(cols.start) + nx)   # an unmappable test WCS still drizzles
         outsci[rows, cols] = outsci[rows, cols] * 0.5 + insci * uniqid
         outwht[rows, cols] += 1
         outcon[0, rows, cols] |= 1 << (uniqid - 1)
@@ -144,14 +159,15 @@ def _fake_drizzlepac(fail: int = 0) -> types.SimpleNamespace:
     return namespace
 
 
-def _final(processes: int, fail: int = 0) -> tuple[list[np.ndarray], list[str], int]:
+def _final(processes: int, fail: int = 0, unmappable: bool = False) -> tuple[list[np.ndarray], list[str], int]:
     """Four 10 x 30 chips: two on top (rows 0-11 after a dither), two below (rows 40-51)."""
     fake = _fake_drizzlepac(fail)
     arrays = [np.full((60, 40), -1.0, np.float32), np.zeros((60, 40), np.float32), np.zeros((1, 60, 40), np.int32)]
     offsets = [(0, 0), (0, 40), (3, 2), (3, 42)]
-    calls = [{"insci": np.full((10, 30), k + 1.0, np.float32), "input_wcs": _Shift(dx, dy), "inwht": None,
+    wcs = [_Shift(-dx if unmappable and k == 3 else dx, dy) for k, (dx, dy) in enumerate(offsets)]
+    calls = [{"insci": np.full((10, 30), k + 1.0, np.float32), "input_wcs": wcs[k], "inwht": None,
               "output_wcs": _Shift(), "outsci": arrays[0], "outwht": arrays[1], "outcon": arrays[2], "expin": 1.0,
-              "in_units": "cps", "wt_scl": 1.0, "uniqid": k + 1} for k, (dx, dy) in enumerate(offsets)]
+              "in_units": "cps", "wt_scl": 1.0, "uniqid": k + 1} for k in range(len(offsets))]
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append   # type: ignore[method-assign]
@@ -180,6 +196,17 @@ def test_chips_apart_run_in_two_processes_as_one_after_another():
     assert pids["drizzle 1"] == pids["drizzle 3"] == str(os.getpid()) != pids["drizzle 2"] == pids["drizzle 4"]
 
 
+def test_batches_and_unmappable_chips_keep_the_one_after_another_result(monkeypatch):
+    alone, said_alone, _ = _final(1)
+    monkeypatch.setattr(drizzle_final, "HELD_PER_PROCESS", 1)   # two calls at a time: (1, 2), then (3, 4)
+    batched, said, split = _final(2)
+    assert split == 2 and [a.tobytes() for a in batched] == [a.tobytes() for a in alone]
+    assert [s.split(" in ")[0] for s in said] == [s.split(" in ")[0] for s in said_alone]
+    monkeypatch.setattr(drizzle_final, "HELD_PER_PROCESS", 4)
+    unmapped, _, split = _final(2, unmappable=True)
+    assert split == 0 and [a.tobytes() for a in unmapped] == [a.tobytes() for a in alone]
+
+
 def test_a_childs_error_is_raised_with_the_log_kept():
     with pytest.raises(ValueError, match="chip 4: cannot"):
         _final(2, fail=4)
@@ -192,5 +219,6 @@ def test_a_childs_error_is_raised_with_the_log_kept():
             _final(2, fail=4)
     finally:
         LOG.removeHandler(handler)
-    assert [r.split(" in ")[0] for r in records][:3] == ["prepare 1", "drizzle 1", "after 1"]
-    assert "prepare 4" in records
+    said = [r.split(" in ")[0] for r in records]
+    assert said[:3] == ["prepare 1", "drizzle 1", "after 1"]
+    assert said[-2:] == ["prepare 4", "drizzle 4"]   # the failing call's own record too

@@ -539,7 +539,7 @@ class ArchiveIngest:
         plain = ("dataset", "version", "ingested", *(k for k in FIELDS if k not in _JSON))
         columns = (*plain, *_JSON)
         values = ", ".join(["?"] * len(plain) + [self._json_param()] * len(_JSON))
-        insert = f"INSERT INTO archive_version ({', '.join(columns)}) VALUES ({values}) RETURNING id"
+        insert = f"INSERT INTO archive_version ({', '.join(columns)}) VALUES ({values})"
         newest = (f"SELECT version, {', '.join(FIELDS)}, header FROM archive_version WHERE dataset = ? "
                   "ORDER BY version DESC LIMIT 1")
         try:
@@ -559,7 +559,7 @@ class ArchiveIngest:
                     row = {"dataset": b.dataset.name, "version": number, "ingested": now, **fields,
                            "header": header, "extra": b.extra or None}
                     params = [row.get(k) for k in plain] + [json.dumps(row.get(k)) for k in _JSON]
-                    ((version_id,),) = cur.fetchall(insert, params)
+                    version_id = cur.insert(insert, params)
                     cur.executemany("INSERT INTO archive_file (version_id, dataset, version, kind, name, sha256, "
                                     "size, ingested) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                     [(version_id, b.dataset.name, number, s.kind, s.name, s.sha256, s.size, now)

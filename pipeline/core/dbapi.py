@@ -205,6 +205,15 @@ class Cursor:
         self._cur.execute(self._db.sql(statement), tuple(params))
         return self._cur.rowcount
 
+    def insert(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """Run one INSERT into a table with an ``id`` key; the new row's id (``RETURNING`` on PostgreSQL;
+        SQLite's ``lastrowid``, as SQLite has ``RETURNING`` only from 3.35 and EL9 ships 3.34)."""
+        if self._db.dialect == "sqlite":
+            self._cur.execute(statement, tuple(params))
+            return int(self._cur.lastrowid)
+        self._cur.execute(self._db.sql(statement + " RETURNING id"), tuple(params))
+        return int(self._cur.fetchone()[0])
+
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         self._cur.executemany(self._db.sql(statement), [tuple(r) for r in rows])
 

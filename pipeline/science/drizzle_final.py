@@ -11,14 +11,17 @@ the same contributions in the same order as when the chips go one after another.
 
 How: while drizzlepac's ``run_driz`` runs the final drizzle, its ``do_driz`` calls are held. The
 per-chip preparation (masks, weights, the CR bits written to the inputs' DQ) still runs here, in its
-order. When the call of the chip whose product is written next comes (``doWrite``), each held chip's
+order. When the call of the chip whose product is written next comes (``doWrite``), or a batch of
+:data:`HELD_PER_PROCESS` calls per process is full (their inputs are held in memory), each held chip's
 footprint on the output is computed from its WCS as a superset (its outline mapped to the output,
 widened by the kernel's reach and a margin, as one interval per output row); chips whose footprints
 meet go in one group, in their order; the groups run at once, the first here on drizzlepac's output
 arrays, the others in forked children on shared copies of their footprints, which are then copied
-back. With a single group (one chip per input, a dither across the gap) the calls run here, one after
-another, as installed. The log reads as the one-process run's: each call's records are replayed in
-call order, between the records this process made around the calls.
+back. With a single group (one chip per input, a dither across the gap) or a WCS that will not map,
+the calls run here, one after another, as installed. A failure stops the run as it would have, but
+later: every chip's preparation (the CR bits in the inputs' DQ included) has run by then. The log
+reads as the one-process run's: each call's records are replayed in call order, between the records
+this process made around the calls.
 
 Only with a fill value of INDEF (drizzlepac's default; a fill value makes every ``tdriz`` call write
 every empty pixel) and drizzlepac's own WCS mapping (``wcsmap`` None); otherwise as installed.
@@ -51,6 +54,9 @@ MARGIN = 2
 #: (``dobox``'s ``pfo``; gaussian at least 1.2 pixels); any other kernel: the largest, lanczos3's.
 KERNEL_REACH = {"square": 0.5, "point": 0.5, "turbo": 0.5, "gaussian": 1.2, "lanczos2": 2.0, "lanczos3": 3.0}
 OUTPUTS = ("outsci", "outwht", "outcon")
+#: Held calls per process before they run: each holds its chip's data and weights (~70 MB for a
+#: full-frame UVIS or WFC chip); batches run one after another, so every pixel's order is kept.
+HELD_PER_PROCESS = 4
 
 
 @dataclass
@@ -93,25 +99,27 @@ def outline(input_wcs: Any, output_wcs: Any, shape: tuple[int, int]) -> tuple[np
 def footprint(x: np.ndarray, y: np.ndarray, reach: float, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Per output row, the first and last column (lo > hi: none) a chip with this outline can touch:
     every row between an outline segment's ends gets the segment's columns, so each row holds its
-    whole cross-section; then ``reach`` pixels more each way, in columns and in rows."""
+    whole cross-section; then ``reach`` pixels more each way, in columns and in rows (a chip just off
+    the frame still reaches its edge rows)."""
     ny, nx = shape
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):  # an outline that does not map: anywhere
         return np.zeros(ny, dtype=np.int64), np.full(ny, nx - 1, dtype=np.int64)
-    x0, x1, y0, y1 = x[:-1], x[1:], y[:-1], y[1:]
-    first = np.clip(np.floor(np.minimum(y0, y1)), 0, ny - 1).astype(np.int64)
-    last = np.clip(np.ceil(np.maximum(y0, y1)), 0, ny - 1).astype(np.int64)
+    wide = math.ceil(reach)
+    rows_all = ny + 2 * wide   # rows -wide .. ny - 1 + wide, indexed from 0
+    x0, x1, y0, y1 = x[:-1], x[1:], y[:-1] + wide, y[1:] + wide
+    first = np.clip(np.floor(np.minimum(y0, y1)), 0, rows_all - 1).astype(np.int64)
+    last = np.clip(np.ceil(np.maximum(y0, y1)), 0, rows_all - 1).astype(np.int64)
     spans = last - first + 1
     rows = np.repeat(first, spans) + (np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans))
-    inside = (np.maximum(y0, y1) >= 0) & (np.minimum(y0, y1) <= ny - 1)
-    keep = np.repeat(inside, spans)
-    lo = np.full(ny, np.inf)
-    hi = np.full(ny, -np.inf)
+    keep = np.repeat((np.maximum(y0, y1) >= 0) & (np.minimum(y0, y1) <= rows_all - 1), spans)
+    lo = np.full(rows_all, np.inf)
+    hi = np.full(rows_all, -np.inf)
     np.minimum.at(lo, rows[keep], np.repeat(np.minimum(x0, x1), spans)[keep])
     np.maximum.at(hi, rows[keep], np.repeat(np.maximum(x0, x1), spans)[keep])
-    wide = math.ceil(reach)
     window = 2 * wide + 1
     lo = np.lib.stride_tricks.sliding_window_view(np.pad(lo, wide, constant_values=np.inf), window).min(axis=1)
     hi = np.lib.stride_tricks.sliding_window_view(np.pad(hi, wide, constant_values=-np.inf), window).max(axis=1)
+    lo, hi = lo[wide:wide + ny], hi[wide:wide + ny]   # the frame's own rows
     empty = ~np.isfinite(lo)
     lo = np.clip(np.floor(np.where(empty, nx, lo - reach)), 0, nx).astype(np.int64)
     hi = np.clip(np.ceil(np.where(empty, -1, hi + reach)), -1, nx - 1).astype(np.int64)
@@ -182,10 +190,14 @@ def _run(do_driz: Callable[..., str], held: list[Held], outputs: dict[str, np.nd
 
 
 def _run_here(do_driz: Callable[..., str], held: list[Held], outputs: dict[str, np.ndarray] | None = None
-              ) -> list[list[logging.LogRecord]]:
-    """:func:`_run` in a child: its calls' records come back to the parent."""
-    _run(do_driz, held, outputs)
-    return [call.records for call in held]
+              ) -> tuple[list[list[logging.LogRecord]], BaseException | None]:
+    """:func:`_run` in a child: its calls' records come back to the parent, with the error that
+    stopped them (the failing call's records included)."""
+    try:
+        _run(do_driz, held, outputs)
+    except Exception as exc:  # raised again by the parent after these records
+        return [call.records for call in held], exc
+    return [call.records for call in held], None
 
 
 class FinalChips:
@@ -207,12 +219,13 @@ class FinalChips:
         return self.run_driz_chip(*args, **kwargs)
 
     def hold(self, *args: Any, **kwargs: Any) -> str:
-        """``do_driz``, held until the chip whose product is written next; then all held run."""
+        """``do_driz``, held until the chip whose product is written next (or a batch is full); then
+        all held run."""
         bound = self.parameters.bind(*args, **kwargs)
         bound.apply_defaults()
         self._stop_holding_records()
         self.held.append(Held(dict(bound.arguments)))
-        if self.writing:
+        if self.writing or len(self.held) >= HELD_PER_PROCESS * self.processes:
             self.flush()
             return tdriz_version()
         self.records = contextlib.ExitStack()
@@ -233,12 +246,20 @@ class FinalChips:
                 and (fill is None or str(fill).strip().upper() in ("", "INDEF", "NONE"))
                 and all(call.arguments[name] is first[name] for call in held for name in OUTPUTS))
 
+    @staticmethod
+    def _footprints(held: list[Held]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The calls' footprints; none (one call after another, as installed) when a WCS will not map."""
+        try:
+            return [chip_footprint(call.arguments) for call in held]
+        except Exception:  # an output or chip WCS astropy cannot invert: drizzlepac's own path decides
+            return []
+
     def flush(self) -> None:
         """Run the held calls (in groups at once when their footprints allow), then replay the log."""
         self._stop_holding_records()
         held, self.held = self.held, []
         try:
-            footprints = [chip_footprint(call.arguments) for call in held] if self._parallel(held) else []
+            footprints = self._footprints(held) if self._parallel(held) else []
             runs = groups(footprints, self.processes) if footprints else []
             if len(runs) < 2:
                 _run(self.do_driz, held)
@@ -263,8 +284,11 @@ class FinalChips:
             replay(outcome.records)
             if outcome.error is not None:
                 raise outcome.error
-            for i, records in zip(run, outcome.result, strict=True):
-                held[i].records = records
+            records, error = outcome.result
+            for i, kept in zip(run, records, strict=True):
+                held[i].records = kept
+            if error is not None:
+                raise error
         for name, array in arrays.items():
             np.copyto(array, shared[name], where=elsewhere)
 
