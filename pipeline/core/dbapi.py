@@ -162,10 +162,11 @@ class Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield Cursor(self, conn.cursor())
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:   # a failed COMMIT too: the cached connection must not stay inside it
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def ensure_tables(self, ddl: dict[str, Sequence[str]]) -> None:
         """Create the missing tables of ``ddl`` (table name -> its CREATE TABLE and CREATE INDEX statements,
