@@ -184,3 +184,62 @@ def test_file_changed_after_its_read_is_refused(site):
     with pytest.raises(BadInput, match="changed after it was read"):
         arch.ingest(DATASET, [(read, "pod")])
     assert arch.versions(DATASET) == [] and list(arch.tmp.iterdir()) == []
+
+
+def _several(site, tmp_path) -> list[tuple[Path, str, bytes]]:
+    """Files of one ingest: three in the work area (linked), two outside the site (copied)."""
+    work = site.areas.work / DATASET
+    files = [(work / f"{DATASET}_{k}.fits", k) for k in ("raw", "flt", "crj")]
+    files += [(tmp_path / "user" / f"{DATASET}_{k}.jpg", k) for k in ("prev", "thumb")]
+    return [(path, kind, _payload(path, (1 << 20) + 7 * i)) for i, (path, kind) in enumerate(files)]
+
+
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_files_of_one_ingest_staged_side_by_side_are_each_read_once(site, tmp_path, reads, monkeypatch, cpus):
+    """Staging runs in threads when the node has CPUs for them (OMP_NUM_THREADS: HTCondor's request_cpus);
+    either way each file is read once and catalogued with its own kind and hash."""
+    monkeypatch.setenv("OMP_NUM_THREADS", cpus)
+    monkeypatch.setattr("pipeline.archive.ingest.read_fits_headers", lambda path: ({}, None))  # payloads, not FITS
+    files = _several(site, tmp_path)
+    arch = Archive(site)
+    assert arch.ingest(DATASET, [(path, kind) for path, kind, _data in files]) == 1
+    stored = {f.name: f for f in arch.files(DATASET)}
+    assert sorted(stored) == sorted(path.name for path, _kind, _data in files)
+    for path, kind, data in files:
+        assert stored[path.name].kind == kind and stored[path.name].sha256 == hashlib.sha256(data).hexdigest()
+        assert reads[path.stat().st_ino] == len(data)
+    assert list(arch.tmp.iterdir()) == []
+
+
+def test_one_file_failing_to_stage_leaves_nothing_of_the_others(site, tmp_path, monkeypatch):
+    """The others were staged beside it: their temporary links and copies go, no blob, no version."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setattr("pipeline.archive.ingest.read_fits_headers", lambda path: ({}, None))
+    files = _several(site, tmp_path)
+    arch = Archive(site)
+    real = arch._stage_file
+
+    def stage(path: Path, kind: str):
+        if kind == "flt":
+            raise OSError(f"{path.name}: input/output error")
+        return real(path, kind)
+
+    monkeypatch.setattr(arch, "_stage_file", stage)
+    with pytest.raises(OSError, match=r"_flt\.fits: input/output error"):
+        arch.ingest(DATASET, [(path, kind) for path, kind, _data in files])
+    assert arch.versions(DATASET) == [] and list(arch.tmp.iterdir()) == []
+    assert not any(p.is_file() for p in arch.blobs.rglob("*") if p.parent != arch.tmp)
+    assert all(path.stat().st_nlink == 1 for path, _kind, _data in files)
+
+
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_an_unreadable_header_stops_the_ingest_while_its_files_hash(site, tmp_path, monkeypatch, cpus):
+    """Headers are read while the files are staged: a file that is not FITS is refused by name, and
+    what was staged beside it is removed."""
+    monkeypatch.setenv("OMP_NUM_THREADS", cpus)
+    files = _several(site, tmp_path)   # random bytes named .fits: no FITS header
+    arch = Archive(site)
+    with pytest.raises(BadInput, match=rf"{DATASET}_raw\.fits: not a readable FITS file"):
+        arch.ingest(DATASET, [(path, kind) for path, kind, _data in files])
+    assert arch.versions(DATASET) == [] and list(arch.tmp.iterdir()) == []
+    assert all(path.stat().st_nlink == 1 for path, _kind, _data in files)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -41,3 +42,15 @@ def settle(environ: dict[str, str] | os._Environ = os.environ) -> list[str]:
 
 #: What :func:`settle` changed in this process, one sentence each (empty on a normal machine).
 NOTES: list[str] = settle()
+
+
+def cpus(environ: Mapping[str, str] | None = None) -> int:
+    """CPUs this process may keep busy: ``OMP_NUM_THREADS`` (HTCondor sets it to the slot's
+    ``request_cpus``), else the CPUs it may run on."""
+    value = (os.environ if environ is None else environ).get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

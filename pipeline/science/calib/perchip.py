@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from pipeline.core import hostenv
 from pipeline.science.calib.context import CalContext
 
 T = TypeVar("T")
@@ -35,14 +36,8 @@ def threads(environ: Mapping[str, str] | None = None) -> int:
     """Threads for the chips of one exposure: ``OWL_CALIB_THREADS``, else ``OMP_NUM_THREADS``, else
     the usable CPUs."""
     env = os.environ if environ is None else environ
-    for name in (THREADS_VARIABLE, "OMP_NUM_THREADS"):
-        value = env.get(name, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    value = env.get(THREADS_VARIABLE, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else hostenv.cpus(env)
 
 
 def map_chips(ctx: CalContext, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
