@@ -44,14 +44,21 @@ def _cache() -> Path:
     return CACHE
 
 
+def _owl(*args: str) -> None:
+    """Run the ``owl`` command beside this interpreter, as an operator would."""
+    done = subprocess.run([str(Path(sys.executable).parent / "owl"), *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"owl {args[0]} failed: {done.stderr.strip()[-300:]}")
+
+
 def _site(root: Path):
-    from pipeline.core.config import init_site, load_site
+    from pipeline.core.config import load_site
 
     os.environ["OWL_SITE"] = str(root)
     # the site's own override variable, inherited by every node: with hstcal on PATH 'auto' would
     # time calwf3/calacs instead of owlpipe's engine
     os.environ["OWL_CALIBRATION__ENGINE"] = ENGINE
-    init_site(root)
+    _owl("init", str(root))   # the site as an operator creates it: areas, OSF, archive catalogue
     site = load_site(root)
     site.areas.crds.rmdir()
     site.areas.crds.symlink_to(_cache(), target_is_directory=True)
@@ -59,11 +66,8 @@ def _site(root: Path):
 
 
 def _simulate(site) -> None:
-    sim = subprocess.run([str(Path(sys.executable).parent / "owl"), "simulate", "--site", str(site.root), "--size",
-                          "full", "--associations", "3", "--instruments", "wfc3,acs", "--seed", "15"],
-                         capture_output=True, text=True)
-    if sim.returncode != 0:
-        raise RuntimeError(f"owl simulate failed: {sim.stderr.strip()[-300:]}")
+    _owl("simulate", "--site", str(site.root), "--size", "full", "--associations", "3", "--instruments", "wfc3,acs",
+         "--seed", "15")
 
 
 def _usage(site) -> tuple[list, dict[str, str]]:

@@ -13,12 +13,14 @@ from pipeline.core.config import init_site
 @click.option("--name", help="site name written into owl.toml")
 @reports_errors
 def init(directory: str, name: str | None) -> None:
-    """Create a site in DIRECTORY: owl.toml, its areas and the OSF database."""
+    """Create a site in DIRECTORY: owl.toml, its areas, the OSF database and the archive's catalogue."""
+    from pipeline.archive.tables import create_catalogue
     from pipeline.core.osf import Blackboard
     from pipeline.core.siteid import site_identity
 
     site = init_site(directory, name=name)
     bb = Blackboard(site.database_url, site.database.busy_timeout)
+    create_catalogue(site)  # here, so that no archiving node pays SQLAlchemy's import to create it
     click.echo(f"site {site.name!r} ready in {site.root}")
     click.echo(f"  configuration: {site.config_file}")
     click.echo(f"  database:      {site.database_url}")
