@@ -14,7 +14,8 @@ from pipeline.core import startup
 
 #: Subcommand name → ("module:attribute", one-line help). Each area registers its command group with one line.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "init": ("pipeline.cli.site:init", "Create a site in DIRECTORY: owl.toml, its areas and the OSF database."),
+    "init": ("pipeline.cli.site:init",
+             "Create a site in DIRECTORY: owl.toml, its areas, the OSF database and the archive's catalogue."),
     "config": ("pipeline.cli.site:config", "Inspect a site's configuration."),
     "osf": ("pipeline.cli.osf:osf",
             "Observation Status File blackboard: one row per dataset, one letter per stage column."),
