@@ -71,8 +71,10 @@ def _same_products(one: Path, two: Path) -> None:
 
 
 def _messages(log: str) -> list[str]:
-    """The log's messages without timestamps and timings (which differ between any two runs)."""
-    lines = [re.sub(r"\d+:\d{2}:\d{2}[.\d]*|\d+\.\d* sec\.?|\d{4}-\d{2}-\d{2}[ T][\d:.]+", "T", ln)
+    """The log's messages without timestamps and timings (which differ between any two runs). drizzlepac
+    writes a step's sub-second part as ``str(microseconds / 1e6)[1:-3]``: an 'e' when it falls below
+    1e-4 s (``5e-05`` gives ``e``)."""
+    lines = [re.sub(r"\d+:\d{2}:\d{2}[.\de]*|\d+\.\d* sec\.?|\d{4}-\d{2}-\d{2}[ T][\d:.]+", "T", ln)
              for ln in log.splitlines()]
     return [ln for ln in lines if ln.strip()]
 
