@@ -558,7 +558,6 @@ class ArchiveIngest:
             raise
         return created
 
-
     def _json_param(self) -> str:
         """The placeholder of a JSON value: PostgreSQL takes its text cast; SQLite stores the text."""
         return "?" if self.db.dialect == "sqlite" else "CAST(? AS JSON)"

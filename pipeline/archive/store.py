@@ -1,4 +1,4 @@
-"""The archive's catalogue queries and its table definitions (SQLAlchemy).
+"""The archive's catalogue queries (SQLAlchemy).
 
 :class:`Archive` is the site's content-addressed store and catalogue
 (:class:`pipeline.archive.ingest.ArchiveIngest`: ingest, versions, the newest files) plus what the

@@ -207,6 +207,7 @@ class FinalChips:
         self.processes = processes
         self.do_driz, self.run_driz_chip = adrizzle.do_driz, adrizzle.run_driz_chip
         self.parameters = inspect.signature(self.do_driz)
+        self.chip_parameters = inspect.signature(self.run_driz_chip)
         self.held: list[Held] = []
         self.writing = False
         self.split = 0   # the most groups any flush ran in
@@ -214,7 +215,7 @@ class FinalChips:
 
     def chip(self, *args: Any, **kwargs: Any) -> Any:
         """``run_driz_chip``, noting whether this chip's product is written after its drizzle."""
-        bound = inspect.signature(self.run_driz_chip).bind(*args, **kwargs)
+        bound = self.chip_parameters.bind(*args, **kwargs)
         self.writing = bool(bound.arguments["doWrite"])
         return self.run_driz_chip(*args, **kwargs)
 
@@ -227,9 +228,9 @@ class FinalChips:
         self.held.append(Held(dict(bound.arguments)))
         if self.writing or len(self.held) >= HELD_PER_PROCESS * self.processes:
             self.flush()
-            return tdriz_version()
-        self.records = contextlib.ExitStack()
-        self.held[-1].after = self.records.enter_context(held_records())
+        else:
+            self.records = contextlib.ExitStack()
+            self.held[-1].after = self.records.enter_context(held_records())
         return tdriz_version()
 
     def _stop_holding_records(self) -> None:

@@ -116,7 +116,6 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
         return
     from drizzlepac import adrizzle, drizCR
 
-
     run_driz, run_driz_img = adrizzle.run_driz, adrizzle.run_driz_img
     rundrizCR, driz_cr = drizCR.rundrizCR, drizCR._driz_cr
 
@@ -124,10 +123,10 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
         """``run_driz``; for the separate drizzle, its per-image calls held and then run split."""
         if not single:
             with drizzle_final.chips_in_processes(adrizzle, processes) as final:
-                run_driz(imageObjectList, output_wcs, paramDict, single, build, wcsmap=wcsmap)
+                result = run_driz(imageObjectList, output_wcs, paramDict, single, build, wcsmap=wcsmap)
             if final.split > 1 and FINAL_CHIPS not in used:
                 used.append(FINAL_CHIPS)
-            return None
+            return result
         calls: list[tuple] = []
         adrizzle.run_driz_img = lambda *args: calls.append(args)
         try:
