@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import re
+import time
 
 from pipeline.core.trailer import Trailer, package_trailer, parse_line, read_trl_fits
 
@@ -58,3 +59,27 @@ def test_package_round_trip(tmp_path, realdata):
     # STScI's own _trl.fits reads with the same reader.
     stsci = read_trl_fits(realdata / "cos_fuv_ldfd01010/calibrated_stsci/ldfd01vnq_trl.fits.gz")
     assert stsci[0].startswith("2017181074130-I-INFO")
+
+
+def test_packaged_bytes_are_astropys(tmp_path, monkeypatch):
+    """The _trl.fits written in plain Python is, byte for byte, what astropy's TableHDU writes for
+    the same rows, DATE, FILENAME and ROOTNAME: with and without a ROOTNAME, one row or many."""
+    from astropy.io import fits
+
+    monkeypatch.setattr("time.gmtime", lambda *_: time.struct_time((2026, 12, 4, 23, 59, 0, 4, 339, 0)))
+    for dataset, lines in ((None, []), ("j9cv58abq", ["short", "it's " + "y" * 300, "\ttab", "é"])):
+        text = tmp_path / "t.trl"
+        text.write_text("".join(line + "\n" for line in lines))
+        ours = package_trailer(text, tmp_path / "ours_trl.fits", dataset=dataset)
+        with fits.open(ours) as hdul:   # the rows (test_package_round_trip checks them), as astropy reads them
+            rows = list(hdul[1].data["TEXT_FILE"])
+        assert len(rows) == (1 if not lines else 6)
+        primary = fits.PrimaryHDU()
+        primary.header["DATE"] = ("2026-12-04", "Creation date")
+        primary.header["FILENAME"] = ("ours_trl.fits", "Name of file")
+        if dataset:
+            primary.header["ROOTNAME"] = dataset
+        table = fits.TableHDU.from_columns([fits.Column(name="TEXT_FILE", format="A132", array=rows)], name="trl")
+        fits.HDUList([primary, table]).writeto(tmp_path / "astropy_trl.fits")
+        assert ours.read_bytes() == (tmp_path / "astropy_trl.fits").read_bytes()
+        (tmp_path / "astropy_trl.fits").unlink()

@@ -50,6 +50,7 @@ from pipeline.core.config import Site
 from pipeline.core.dbapi import Database, is_lock_error, lock_timeout
 from pipeline.core.errors import BadInput, OwlError
 from pipeline.core.exitcodes import ExitCode
+from pipeline.core.fitscards import read_cards
 from pipeline.core.fsutil import _CHUNK, file_lock, fsync_dir, sha256_file
 from pipeline.core.names import DatasetName, parse_dataset
 
@@ -170,14 +171,15 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
-def header_dict(header) -> dict[str, Any]:
-    """A FITS header's keywords as a JSON-safe dict (no COMMENT/HISTORY; first value of a repeat wins)."""
+def header_dict(header: Any) -> dict[str, Any]:
+    """A FITS header's keywords as a JSON-safe dict (no COMMENT/HISTORY; first value of a repeat wins).
+    ``header``: an astropy ``Header`` or the (keyword, value) cards of :func:`~pipeline.core.fitscards.read_cards`."""
+    cards = ((c.keyword, c.value) for c in header.cards) if hasattr(header, "cards") else header
     out: dict[str, Any] = {}
-    for card in header.cards:
-        key = card.keyword
+    for key, value in cards:
         if key in _SKIP_CARDS or key in out:
             continue
-        out[key] = _json_value(card.value)
+        out[key] = _json_value(value)
     return out
 
 
@@ -238,7 +240,16 @@ def _float(value: Any) -> float | None:
 
 
 def read_fits_headers(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
-    """(primary, first extension) headers of a FITS file as dicts; None if it is not FITS."""
+    """(primary, first extension) headers of a FITS file as dicts; None if it is not FITS.
+
+    Read in plain Python (:mod:`pipeline.core.fitscards`: an archiving node needs no numpy or
+    astropy); a file with cards that module leaves alone is read by astropy, as it always was."""
+    try:
+        cards = read_cards(path, hdus=2)
+    except OSError:
+        return None
+    if cards is not None:
+        return header_dict(cards[0]), (header_dict(cards[1]) if len(cards) > 1 else None)
     from astropy.io import fits
 
     try:

@@ -102,11 +102,12 @@ class Trailer:
 def package_trailer(trailer_path: Path | str, out_fits: Path | str, *, dataset: str | None = None) -> Path:
     """Write a trailer as ``_trl.fits``: an ASCII table, one 132-character row per line, as STScI does.
 
-    Longer lines are wrapped onto continuation rows so that nothing is cut off.
+    Longer lines are wrapped onto continuation rows so that nothing is cut off. The bytes are those
+    astropy's ``TableHDU`` writes (``tests/test_trailer.py`` compares them), made here in plain Python
+    (:mod:`pipeline.core.fitscards`): CL, which packages every trailer, imports neither numpy nor astropy.
     """
-    from astropy.io import fits
-
-    from pipeline.core.fsutil import atomic_write_fits
+    from pipeline.core.fitscards import ascii_table, header_bytes
+    from pipeline.core.fsutil import atomic_write
 
     rows: list[str] = []
     for line in Path(trailer_path).read_text(errors="replace").splitlines() or [""]:
@@ -115,14 +116,17 @@ def package_trailer(trailer_path: Path | str, out_fits: Path | str, *, dataset: 
             rows.append(line[:TRL_LINE_WIDTH])
             line = "    " + line[TRL_LINE_WIDTH:]
         rows.append(line)
-    primary = fits.PrimaryHDU()
-    primary.header["DATE"] = (time.strftime("%Y-%m-%d", time.gmtime()), "Creation date")
-    primary.header["FILENAME"] = (Path(out_fits).name, "Name of file")
+    primary = [("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", 8, "array data type"),
+               ("NAXIS", 0, "number of array dimensions"), ("EXTEND", True, ""),
+               ("DATE", time.strftime("%Y-%m-%d", time.gmtime()), "Creation date"),
+               ("FILENAME", Path(out_fits).name, "Name of file")]
     if dataset:
-        primary.header["ROOTNAME"] = dataset
-    col = fits.Column(name="TEXT_FILE", format=f"A{TRL_LINE_WIDTH}", array=rows)
-    table = fits.TableHDU.from_columns([col], name="trl")
-    return atomic_write_fits(fits.HDUList([primary, table]), out_fits)
+        primary.append(("ROOTNAME", dataset, ""))
+    with atomic_write(out_fits) as fh:
+        fh.write(header_bytes(primary))
+        for part in ascii_table(rows, TRL_LINE_WIDTH, column="TEXT_FILE", extname="TRL"):
+            fh.write(part)
+    return Path(out_fits)
 
 
 def read_trl_fits(path: Path | str) -> list[str]:
