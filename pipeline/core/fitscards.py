@@ -166,15 +166,16 @@ def _open(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # type: ignore[return-value]
 
 
-def read_cards(path: Path | str, hdus: int = 2) -> list[list[tuple[str, Value | None]]] | None:
-    """The (keyword, value) cards of the first ``hdus`` headers of a FITS file (fewer when the file
-    has fewer), commentary cards with None; None when the file holds anything this module does not
-    read itself (ask astropy then). A missing or unreadable file raises ``OSError``."""
+def read_cards(path: Path | str, hdus: int | None = 2) -> list[list[tuple[str, Value | None]]] | None:
+    """The (keyword, value) cards of the first ``hdus`` headers of a FITS file (all with None; fewer
+    when the file has fewer), commentary cards with None; None when the file holds anything this
+    module does not read itself (ask astropy then). A missing or unreadable file raises ``OSError``."""
     path = Path(path)
+    limit = hdus if hdus is not None else float("inf")
     with _open(path) as fh:
         try:
             out: list[list[tuple[str, Value | None]]] = []
-            while len(out) < hdus:
+            while len(out) < limit:
                 cards = _header(fh)
                 if cards is None:
                     break
@@ -184,11 +185,21 @@ def read_cards(path: Path | str, hdus: int = 2) -> list[list[tuple[str, Value | 
                 if any(k == "ZIMAGE" and v is True for k, v in cards):
                     raise _Unusual("a tile-compressed image (astropy shows its image header)")
                 out.append(cards)
-                if len(out) < hdus:
+                if len(out) < limit:
                     fh.seek(_data_size(cards), 1)
             return out or None
         except (_Unusual, EOFError, gzip.BadGzipFile):
             return None
+
+
+def values(cards: Iterable[tuple[str, Value | None]]) -> dict[str, Value]:
+    """A header's keywords and values, commentary dropped, the first of a repeated keyword kept (as
+    astropy's ``Header[keyword]`` answers)."""
+    out: dict[str, Value] = {}
+    for keyword, value in cards:
+        if keyword not in COMMENTARY:
+            out.setdefault(keyword, value)  # type: ignore[arg-type]
+    return out
 
 
 # -- writing ---------------------------------------------------------------------------------------

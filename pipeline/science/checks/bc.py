@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from astropy.io import fits
-
 from pipeline.core.errors import BadInput
+from pipeline.core.fitscards import read_cards, values
 from pipeline.core.names import BadName, rootname_of
 from pipeline.science.checks.rules import Failure, Rule, run_rules
 from pipeline.science.refs import IRAF_PREFIX, NA, locate_reference
+
+#: A header as the rules read it: keyword -> value, the first of a repeated keyword.
+Header = Mapping[str, Any]
 
 #: WFC3/IR MULTIACCUM raws: their mode and the imset layout of each read.
 IR_MODE = ("WFC3", "IR")
@@ -171,27 +173,38 @@ def _text(value: Any) -> str:
     return str(value).strip() if value is not None else ""
 
 
+def read_headers(path: Path, hdus: int | None) -> list[Header]:
+    """The first ``hdus`` headers of a FITS file (None: all), read in plain Python
+    (:mod:`pipeline.core.fitscards`: BC reads no pixels and needs neither numpy nor astropy); a file
+    with cards that module leaves alone is read by astropy, as it always was."""
+    cards = read_cards(path, hdus)
+    if cards is not None:
+        return [values(c) for c in cards]
+    from astropy.io import fits
+
+    with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
+        return [h.header.copy() for h in (hdul if hdus is None else hdul[:hdus])]
+
+
 @dataclass
 class RawFile:
     """A raw exposure's headers (no pixels are read) and where its references should be."""
 
     path: Path
-    primary: fits.Header
-    extensions: list[fits.Header]
+    primary: Header
+    extensions: list[Header]
     cache: Path
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     #: exposures combined by CRCORR/RPTCORR (the association's member count); None = from the header
     members: int | None = None
-    _reference_headers: dict[Path, tuple[fits.Header, fits.Header | None]] = field(
+    _reference_headers: dict[Path, tuple[Header, Header | None]] = field(
         default_factory=dict, init=False, repr=False)
 
     @classmethod
     def open(cls, path: Path, cache: Path, *, members: int | None = None,
              environ: Mapping[str, str] | None = None) -> RawFile:
         try:
-            with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
-                primary = hdul[0].header.copy()
-                extensions = [h.header.copy() for h in hdul[1:]]
+            primary, *extensions = read_headers(path, None)
         except OSError as exc:
             raise BadInput(f"{Path(path).name}: not a readable FITS file: {exc}", path=path) from None
         return cls(Path(path), primary, extensions, cache, dict(os.environ if environ is None else environ),
@@ -224,7 +237,7 @@ class RawFile:
         counts = [self.primary.get("CRSPLIT", 1), self.primary.get("NRPTEXP", 1)]
         return max(int(c) if isinstance(c, int | float) else 1 for c in counts)
 
-    def sci_headers(self) -> list[fits.Header]:
+    def sci_headers(self) -> list[Header]:
         return [h for h in self.extensions if _text(h.get("EXTNAME")).upper() == "SCI"]
 
     def binning(self) -> tuple[int, int]:
@@ -233,12 +246,11 @@ class RawFile:
         return (int(source.get("BINAXIS1", self.primary.get("BINAXIS1", 1))),
                 int(source.get("BINAXIS2", self.primary.get("BINAXIS2", 1))))
 
-    def reference_headers(self, path: Path) -> tuple[fits.Header, fits.Header | None]:
+    def reference_headers(self, path: Path) -> tuple[Header, Header | None]:
         """(primary, first extension) headers of a reference file, read once per check run."""
         if path not in self._reference_headers:
-            with fits.open(path, memmap=True) as hdul:
-                first = hdul[1].header.copy() if len(hdul) > 1 else None
-                self._reference_headers[path] = (hdul[0].header.copy(), first)
+            primary, *rest = read_headers(path, 2)
+            self._reference_headers[path] = (primary, rest[0] if rest else None)
         return self._reference_headers[path]
 
 
@@ -420,8 +432,8 @@ def check_references_match(raw: RawFile) -> Iterator[tuple[str, str]]:
         yield from _match_reference(raw, need, path.name, primary, first)
 
 
-def _match_reference(raw: RawFile, need: RefNeed, name: str, primary: fits.Header,
-                     first: fits.Header | None) -> Iterator[tuple[str, str]]:
+def _match_reference(raw: RawFile, need: RefNeed, name: str, primary: Header,
+                     first: Header | None) -> Iterator[tuple[str, str]]:
     key = need.keyword
     if need.dummy_is_error and _text(primary.get("PEDIGREE")).upper().startswith("DUMMY"):
         yield key, f"{name} has PEDIGREE=DUMMY, which is an error for {key}"
