@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from pipeline.science.calib import fitswrite
 from pipeline.science.calib.fitswrite import BLOCK_BYTES, write_images
 from pipeline.science.calib.imageio import Exposure, Imset
 from pipeline.science.calib.products import build_hdulist, write_product
@@ -32,14 +33,20 @@ def _exposure(tmp_path: Path) -> Exposure:
     return Exposure(path=tmp_path / "ab1234xyq_raw.fits", primary=primary, imsets=imsets)
 
 
-def test_written_bytes_are_astropys_and_the_arrays_are_untouched(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_written_bytes_are_astropys_and_the_arrays_are_untouched(tmp_path: Path, monkeypatch, workers: int) -> None:
+    """One thread, or several writing bands of rows (many, and a partial one: BAND_BYTES made small)
+    at their own offsets: the same bytes as astropy's writeto."""
+    monkeypatch.setattr(fitswrite, "BAND_BYTES", 3 * BLOCK_BYTES // 2)
     exposure = _exposure(tmp_path)
     before = [(im.sci.copy(), im.err.copy(), im.dq.copy()) for im in exposure.imsets]
     hdul = build_hdulist(exposure, switches={"FLATCORR": "COMPLETE"}, primary_updates={"MEANBLEV": 1.5},
                          engine="builtin", filename="ab1234xyq_flt.fits")
     ours, theirs = tmp_path / "ours.fits", tmp_path / "theirs.fits"
     with open(ours, "wb") as fh:
-        write_images(hdul, fh)
+        write_images(hdul, fh, workers)
+        fh.flush()
+        assert fh.tell() == ours.stat().st_size   # the file object is left at the end of what was written
     for im, (sci, err, dq) in zip(exposure.imsets, before, strict=True):
         assert im.sci.tobytes() == sci.tobytes() and im.err.tobytes() == err.tobytes()
         assert im.dq.tobytes() == dq.tobytes()
@@ -65,5 +72,6 @@ def test_write_product_is_atomic_and_readable(tmp_path: Path) -> None:
 def test_unsigned_pixels_are_refused_not_written_wrong(tmp_path: Path) -> None:
     hdul = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((3, 4), np.float32))])
     hdul[1].data = np.zeros((3, 4), np.uint32)
-    with open(tmp_path / "x.fits", "wb") as fh, pytest.raises(ValueError, match="uint32"):
-        write_images(hdul, fh)
+    for workers in (1, 2):
+        with open(tmp_path / "x.fits", "wb") as fh, pytest.raises(ValueError, match="uint32"):
+            write_images(hdul, fh, workers)
