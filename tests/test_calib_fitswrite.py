@@ -37,7 +37,7 @@ def _exposure(tmp_path: Path) -> Exposure:
 def test_written_bytes_are_astropys_and_the_arrays_are_untouched(tmp_path: Path, monkeypatch, workers: int) -> None:
     """One thread, or several writing bands of rows (many, and a partial one: BAND_BYTES made small)
     at their own offsets: the same bytes as astropy's writeto."""
-    monkeypatch.setattr(fitswrite, "BAND_BYTES", 3 * BLOCK_BYTES // 2)
+    monkeypatch.setattr(fitswrite, "BAND_BYTES", 3 * BLOCK_BYTES // 8)   # SCI/ERR: 6 bands, DQ: 3, each with a partial
     exposure = _exposure(tmp_path)
     before = [(im.sci.copy(), im.err.copy(), im.dq.copy()) for im in exposure.imsets]
     hdul = build_hdulist(exposure, switches={"FLATCORR": "COMPLETE"}, primary_updates={"MEANBLEV": 1.5},
@@ -69,9 +69,29 @@ def test_write_product_is_atomic_and_readable(tmp_path: Path) -> None:
         assert np.array_equal(hdul["ERR", 2].data, exposure.imsets[1].err)
 
 
-def test_unsigned_pixels_are_refused_not_written_wrong(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dtype", [np.uint32, np.int8])
+def test_pixels_needing_bzero_are_refused_not_written_wrong(tmp_path: Path, dtype: type) -> None:
     hdul = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((3, 4), np.float32))])
-    hdul[1].data = np.zeros((3, 4), np.uint32)
+    hdul[1].data = np.zeros((3, 4), dtype)
     for workers in (1, 2):
-        with open(tmp_path / "x.fits", "wb") as fh, pytest.raises(ValueError, match="uint32"):
+        with open(tmp_path / "x.fits", "wb") as fh, pytest.raises(ValueError, match=np.dtype(dtype).name):
             write_images(hdul, fh, workers)
+
+
+def test_a_failing_writer_thread_leaves_no_file(tmp_path: Path, monkeypatch) -> None:
+    """A band that cannot be written fails the whole write: the error is raised and neither the
+    product nor its temporary file is left behind."""
+    monkeypatch.setattr(fitswrite, "BAND_BYTES", BLOCK_BYTES // 4)
+    calls = []
+
+    def failing(fd: int, rows: np.ndarray, offset: int) -> None:
+        calls.append(offset)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fitswrite, "_write_band", failing)
+    exposure = _exposure(tmp_path)
+    out = tmp_path / "out" / "ab1234xyq_flt.fits"
+    with pytest.raises(OSError, match="No space left"):
+        write_product(exposure, out, switches={}, primary_updates={}, workers=2)
+    assert len(calls) >= 3 and list(out.parent.iterdir()) == []   # the bands not started are cancelled

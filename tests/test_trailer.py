@@ -67,13 +67,13 @@ def test_packaged_bytes_are_astropys(tmp_path, monkeypatch):
     from astropy.io import fits
 
     monkeypatch.setattr("time.gmtime", lambda *_: time.struct_time((2026, 12, 4, 23, 59, 0, 4, 339, 0)))
-    for dataset, lines in ((None, []), ("j9cv58abq", ["short", "it's " + "y" * 300, "\ttab", "é"])):
+    for dataset, lines in ((None, []), ("j9cv58abq", ["short", "it's " + "y" * 300, "\ttab", "é", "nul at the end\0"])):
         text = tmp_path / "t.trl"
         text.write_text("".join(line + "\n" for line in lines))
         ours = package_trailer(text, tmp_path / "ours_trl.fits", dataset=dataset)
         with fits.open(ours) as hdul:   # the rows (test_package_round_trip checks them), as astropy reads them
             rows = list(hdul[1].data["TEXT_FILE"])
-        assert len(rows) == (1 if not lines else 6)
+        assert len(rows) == (1 if not lines else 7)
         primary = fits.PrimaryHDU()
         primary.header["DATE"] = ("2026-12-04", "Creation date")
         primary.header["FILENAME"] = ("ours_trl.fits", "Name of file")

@@ -5,15 +5,17 @@ two-HDU ASCII table; importing ``astropy.io.fits`` (with numpy) for either costs
 otherwise finishes in a few tenths. :func:`read_cards` understands the cards HST files are made of
 (``KEY     = value / comment`` with a string, logical, integer or real value; long strings on
 CONTINUE cards; commentary cards) and gives up, returning None, on anything else (HIERARCH, an
-undefined or complex value, a record-valued keyword, a malformed card, random groups, a
-tile-compressed image, a short file): the caller then asks astropy, so an unusual file gets exactly
-the answer it always got. Values are what astropy's ``Card.value`` gives, trailing blanks of a string
-stripped (``tests/test_fitscards.py`` holds the two equal on real HST files).
+undefined or complex value, a record-valued keyword, a malformed card, a primary without
+``SIMPLE = T`` and ``EXTEND = T``, random groups, a tile-compressed image, data past the end of
+the file): the caller then asks astropy, so an unusual file gets exactly the answer it always got.
+Values are what astropy's ``Card.value`` gives, trailing blanks of a string stripped
+(``tests/test_fitscards.py`` holds the two equal on real HST files).
 """
 
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -49,6 +51,8 @@ def _string(field: str) -> tuple[str, str]:
             raise _Unusual("unterminated string")
         out.append(field[i:j])
         if field[j + 1:j + 2] == "'":
+            if field[j + 2:].lstrip(" ").startswith("/"):   # astropy ends the string at the pair's second quote
+                raise _Unusual("a doubled quote before a slash")
             out.append("'")
             i = j + 2
             continue
@@ -79,7 +83,9 @@ def _long_string(card: str, continued: list[str]) -> str:
     """A string value continued on CONTINUE cards, as astropy joins it: each part's string (blanks at
     its end dropped, then one trailing ``&``), the parts end to end."""
     parts = []
-    for field in (card[10:], *(c[8:] for c in continued)):
+    if any(c[8:10] != "  " for c in continued):
+        raise _Unusual("CONTINUE without blanks in columns 9-10")
+    for field in (card[10:], *(c[10:] for c in continued)):
         text = field.lstrip()
         if not text.startswith("'"):
             raise _Unusual("CONTINUE without a string")
@@ -99,7 +105,7 @@ def parse_card(card: str, continued: list[str] | None = None) -> tuple[str, Valu
     keyword = card[:8].rstrip()
     if keyword in COMMENTARY and not continued:
         return keyword, None
-    if not _KEYWORD.match(keyword) or keyword in ("HIERARCH", "CONTINUE") or card[8:10] != "= ":
+    if not _KEYWORD.match(keyword) or keyword in ("HIERARCH", "CONTINUE", "END") or card[8:10] != "= ":
         raise _Unusual(f"card {card[:10]!r}")
     return keyword, (_long_string(card, continued) if continued else parse_value(card[10:]))
 
@@ -169,10 +175,12 @@ def _open(path: Path) -> BinaryIO:
 def read_cards(path: Path | str, hdus: int | None = 2) -> list[list[tuple[str, Value | None]]] | None:
     """The (keyword, value) cards of the first ``hdus`` headers of a FITS file (all with None; fewer
     when the file has fewer), commentary cards with None; None when the file holds anything this
-    module does not read itself (ask astropy then). A missing or unreadable file raises ``OSError``."""
+    module does not read itself (ask astropy then): a primary without ``SIMPLE = T`` and ``EXTEND = T``
+    among them. A missing or unreadable file raises ``OSError``."""
     path = Path(path)
     limit = hdus if hdus is not None else float("inf")
     with _open(path) as fh:
+        total = None if isinstance(fh, gzip.GzipFile) else os.fstat(fh.fileno()).st_size
         try:
             out: list[list[tuple[str, Value | None]]] = []
             while len(out) < limit:
@@ -182,13 +190,18 @@ def read_cards(path: Path | str, hdus: int | None = 2) -> list[list[tuple[str, V
                 first = cards[0][0] if cards else ""
                 if first != ("SIMPLE" if not out else "XTENSION"):
                     raise _Unusual(f"header {len(out)} starts with {first!r}")
+                if not out and (cards[0][1] is not True or values(cards).get("EXTEND") is not True):
+                    raise _Unusual("SIMPLE or EXTEND not T (astropy reads such a primary its own way)")
                 if any(k == "ZIMAGE" and v is True for k, v in cards):
                     raise _Unusual("a tile-compressed image (astropy shows its image header)")
                 out.append(cards)
                 if len(out) < limit:
-                    fh.seek(_data_size(cards), 1)
+                    size = _data_size(cards)
+                    if total is not None and fh.tell() + size > total:
+                        raise _Unusual("data beyond the end of the file")   # astropy says what it makes of it
+                    fh.seek(size, 1)
             return out or None
-        except (_Unusual, EOFError, gzip.BadGzipFile):
+        except (_Unusual, EOFError, gzip.BadGzipFile, ValueError, OverflowError):   # last two: an unseekable size
             return None
 
 
@@ -206,10 +219,13 @@ def values(cards: Iterable[tuple[str, Value | None]]) -> dict[str, Value]:
 def format_card(keyword: str, value: str | bool | int, comment: str = "") -> str:
     """One fixed-format card as astropy writes it: integers and logicals right-justified to column 30,
     strings quoted from column 11 (at least 8 characters inside the quotes), `` / comment`` after.
-    Reals are not written here (their digits are astropy's own choice)."""
+    Reals are not written here (their digits are astropy's own choice), nor a card that does not fit
+    in 80 characters (astropy would shorten its comment or continue its string): both are errors."""
     if isinstance(value, float):
         raise TypeError(f"{keyword}: real values are not formatted here")
-    if isinstance(value, str):
+    if value == "":
+        text = f"{keyword:<8}= ''"
+    elif isinstance(value, str):
         quoted = "'" + value.replace("'", "''").ljust(8) + "'"
         text = f"{keyword:<8}= {quoted:<20}"
     else:
@@ -239,6 +255,7 @@ def ascii_table(rows: list[str], width: int, *, column: str, extname: str) -> It
         ("TTYPE1", column, ""), ("TFORM1", f"A{width}", ""), ("TBCOL1", 1, ""),
         ("EXTNAME", extname, "extension name"),
     ])
+    rows = [r.rstrip("\0") for r in rows]   # as astropy's column (numpy bytes) drops a row's trailing NULs
     if any(len(r) > width for r in rows):
         raise ValueError(f"a row is longer than {width} characters")
     data = "".join(r.ljust(width) for r in rows).encode("ascii")

@@ -49,7 +49,7 @@ ASINH_SOFTENING = 0.02
 #: Pixels sampled to estimate limits (a strided sample keeps large frames fast). The three order
 #: statistics on a million values took ~28 ms per image, ~0.15 s of a full-frame association's
 #: PVW node; a quarter of that moves the limits by about a hundredth of the sky's sigma (the
-#: 99.8th percentile still rests on 500 pixels).
+#: 99.8th percentile still rests on at least 500 pixels).
 LIMIT_SAMPLE = 250_000
 #: Longest side of the full-size preview; a larger picture is decimated by the smallest whole factor that fits.
 PREVIEW_MAX = 1280

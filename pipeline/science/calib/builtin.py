@@ -109,7 +109,7 @@ def twod_phase(blv: Exposure, out: Path, *, site: object | None = None,
     det.module.twod(ctx, blv, flags)  # type: ignore[attr-defined]
     scratch.release()   # the temporaries' memory back before the product's pages are written
     ctx.primary_updates.update(extra_primary or {})
-    write_product(blv, out, switches=ctx.switches, primary_updates=ctx.primary_updates)
+    write_product(blv, out, switches=ctx.switches, primary_updates=ctx.primary_updates, workers=threads(environ))
     ctx.log(f"wrote {out.name}")
     return out
 

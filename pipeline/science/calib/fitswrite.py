@@ -36,8 +36,9 @@ BAND_BYTES = 8 << 20
 
 def _rows(data: np.ndarray) -> np.ndarray:
     """``data`` as a 2-D array of rows (a view where it can be); only types FITS stores as they are."""
-    if data.dtype.kind not in "fi" and data.dtype != np.uint8:
-        raise ValueError(f"cannot write {data.dtype} pixels (unsigned and boolean images need BZERO scaling)")
+    if (data.dtype.kind not in "fi" and data.dtype != np.uint8) or data.dtype == np.int8:
+        raise ValueError(f"cannot write {data.dtype} pixels (unsigned, signed-byte and boolean images need "
+                         "BZERO scaling)")
     return data if data.ndim == 2 else np.ascontiguousarray(data).reshape(-1, data.shape[-1])
 
 
@@ -93,7 +94,7 @@ def write_images(hdul: fits.HDUList, fh: BinaryIO, workers: int = 1) -> None:
     fh.flush()
     bands, offset = [], start
     for header, data in images:
-        os.pwrite(fd, header, offset)   # headers are a few kB: written here, in order
+        _pwrite_all(fd, header, offset)   # headers are a few kB: written here, in order
         offset += len(header)
         if data is None:
             continue
@@ -127,7 +128,8 @@ def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
 
 def write_file(hdul: fits.HDUList, path: Path, workers: int | None = None) -> Path:
     """:func:`write_images` to ``path`` atomically (temporary name, fsync, rename); ``workers``: the
-    calibration's threads (:func:`~pipeline.science.calib.perchip.threads`) unless given."""
+    calibration's threads (:func:`~pipeline.science.calib.perchip.threads` of its environment), else
+    those of this process's environment."""
     with atomic_write(path) as fh:
         write_images(hdul, fh, perchip.threads() if workers is None else workers)
     return path

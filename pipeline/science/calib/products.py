@@ -105,7 +105,8 @@ def build_hdulist(exposure: Exposure, *, switches: Mapping[str, str], primary_up
 
 
 def write_product(exposure: Exposure, path: Path, *, switches: Mapping[str, str],
-                  primary_updates: Mapping[str, object], engine: str = "builtin") -> Path:
+                  primary_updates: Mapping[str, object], engine: str = "builtin", workers: int | None = None) -> Path:
+    """The product, written atomically by ``workers`` threads (None: :func:`~.fitswrite.write_file`'s default)."""
     hdul = build_hdulist(exposure, switches=switches, primary_updates=primary_updates, engine=engine,
                          filename=path.name)
-    return write_file(hdul, path)
+    return write_file(hdul, path, workers)

@@ -182,8 +182,8 @@ def read_headers(path: Path, hdus: int | None) -> list[Header]:
         return [values(c) for c in cards]
     from astropy.io import fits
 
-    with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
-        return [h.header.copy() for h in (hdul if hdus is None else hdul[:hdus])]
+    with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:   # the same mappings either way
+        return [values((c.keyword, c.value) for c in h.header.cards) for h in (hdul if hdus is None else hdul[:hdus])]
 
 
 @dataclass
