@@ -9,7 +9,7 @@ import sys
 import pytest
 from astropy.io import fits
 
-from pipeline.core.errors import CheckFailed
+from pipeline.core.errors import BadInput, CheckFailed
 from pipeline.core.exitcodes import ExitCode
 from pipeline.science import refs
 from pipeline.science.checks import bc
@@ -139,3 +139,15 @@ def test_checking_a_raw_imports_neither_numpy_nor_astropy(tmp_path, cache):
             "print(sorted(m for m in ('numpy', 'astropy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_damaged_gzip_raw_is_bad_input(tmp_path, cache):
+    import gzip
+
+    raw = cs.write_raw(tmp_path)
+    packed = bytearray(gzip.compress(raw.read_bytes()))
+    packed[30:60] = b"\xff" * 30
+    bad = tmp_path / f"{raw.name}.gz"
+    bad.write_bytes(bytes(packed))
+    with pytest.raises(BadInput, match="not a readable FITS file"):
+        bc.check_raw(bad, cache, environ={})

@@ -186,3 +186,14 @@ def test_archiving_imports_neither_numpy_nor_astropy(tmp_path):
             "print(sorted(m for m in ('numpy', 'astropy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_damaged_gzip_is_not_fits(tmp_path):
+    """A .fits.gz whose deflate stream is damaged: no headers (the archive then refuses the file as
+    not readable FITS), not a zlib error out of the node."""
+    good = _write(tmp_path / "good.fits", [*PRIMARY, "INSTRUME= 'ACS     '"], IMAGE)
+    packed = bytearray(gzip.compress(good.read_bytes()))
+    packed[30:60] = b"\xff" * 30
+    (tmp_path / "bad.fits.gz").write_bytes(bytes(packed))
+    assert read_cards(tmp_path / "bad.fits.gz") is None
+    assert read_fits_headers(tmp_path / "bad.fits.gz") is None

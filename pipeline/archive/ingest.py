@@ -39,6 +39,7 @@ import os
 import re
 import secrets
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -259,7 +260,7 @@ def read_fits_headers(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None
                 science = header_dict(hdul[1].header)
             except IndexError:
                 science = None
-    except (OSError, ValueError):
+    except (OSError, ValueError, zlib.error):   # zlib: a damaged .gz
         return None
     return primary, science
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -201,7 +202,7 @@ def read_cards(path: Path | str, hdus: int | None = 2) -> list[list[tuple[str, V
                         raise _Unusual("data beyond the end of the file")   # astropy says what it makes of it
                     fh.seek(size, 1)
             return out or None
-        except (_Unusual, EOFError, gzip.BadGzipFile, ValueError, OverflowError):   # last two: an unseekable size
+        except (_Unusual, EOFError, ValueError, gzip.BadGzipFile, zlib.error):   # astropy then says what it makes of it
             return None
 
 

@@ -9,6 +9,7 @@ instruments and detectors without such a table get the generic "every named refe
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,7 +206,7 @@ class RawFile:
              environ: Mapping[str, str] | None = None) -> RawFile:
         try:
             primary, *extensions = read_headers(path, None)
-        except OSError as exc:
+        except (OSError, zlib.error) as exc:   # zlib: a damaged .gz
             raise BadInput(f"{Path(path).name}: not a readable FITS file: {exc}", path=path) from None
         return cls(Path(path), primary, extensions, cache, dict(os.environ if environ is None else environ),
                    members)
