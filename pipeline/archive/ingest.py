@@ -51,7 +51,7 @@ from pipeline.core.config import Site
 from pipeline.core.dbapi import Database, is_lock_error, lock_timeout
 from pipeline.core.errors import BadInput, OwlError
 from pipeline.core.exitcodes import ExitCode
-from pipeline.core.fitscards import read_cards
+from pipeline.core.fitscards import astropy_cards, read_cards, values
 from pipeline.core.fsutil import _CHUNK, file_lock, fsync_dir, sha256_file
 from pipeline.core.names import DatasetName, parse_dataset
 
@@ -66,8 +66,6 @@ FIELDS = ("association", "instrument", "detector", "target", "ra", "dec", "filte
 #: Software-version keywords worth recording (the record of processing).
 SOFTWARE_KEYWORDS = ("OPUS_VER", "CAL_VER", "CSYS_VER", "CALWF3_V", "CALACS_V", "CALCOS_V", "DRIZ_VER",
                      "PYDRIZ_V", "UPWCSVER", "PYWCSVER", "OWL_VER", "CTE_VER")  # CTE_VER: the _flc's CTE model
-#: Header cards that carry no parameter worth selecting on.
-_SKIP_CARDS = {"", "COMMENT", "HISTORY"}
 
 
 class ArchiveError(OwlError):
@@ -175,13 +173,8 @@ def _json_value(value: Any) -> Any:
 def header_dict(header: Any) -> dict[str, Any]:
     """A FITS header's keywords as a JSON-safe dict (no COMMENT/HISTORY; first value of a repeat wins).
     ``header``: an astropy ``Header`` or the (keyword, value) cards of :func:`~pipeline.core.fitscards.read_cards`."""
-    cards = ((c.keyword, c.value) for c in header.cards) if hasattr(header, "cards") else header
-    out: dict[str, Any] = {}
-    for key, value in cards:
-        if key in _SKIP_CARDS or key in out:
-            continue
-        out[key] = _json_value(value)
-    return out
+    cards = astropy_cards(header) if hasattr(header, "cards") else header
+    return {key: _json_value(value) for key, value in values(cards).items()}
 
 
 def _clean(value: Any) -> Any:

@@ -20,7 +20,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 #: FITS logical record; headers and data areas are padded to a multiple of it.
 RECORD = 2880
@@ -146,9 +146,8 @@ def _parse_all(images: list[str]) -> list[tuple[str, Value | None]]:
     return cards
 
 
-def _data_size(cards: list[tuple[str, Value | None]]) -> int:
-    """Bytes of the data area that follows a header, padding included."""
-    h = dict(reversed(cards))   # the first of a repeated keyword, as astropy reads it
+def _data_size(h: dict[str, Value]) -> int:
+    """Bytes of the data area that follows a header (its :func:`values`), padding included."""
     if h.get("GROUPS") is True:
         raise _Unusual("random groups")
     bitpix, naxis = h.get("BITPIX"), h.get("NAXIS")
@@ -191,13 +190,14 @@ def read_cards(path: Path | str, hdus: int | None = 2) -> list[list[tuple[str, V
                 first = cards[0][0] if cards else ""
                 if first != ("SIMPLE" if not out else "XTENSION"):
                     raise _Unusual(f"header {len(out)} starts with {first!r}")
-                if not out and (cards[0][1] is not True or values(cards).get("EXTEND") is not True):
+                keywords = values(cards)
+                if not out and (cards[0][1] is not True or keywords.get("EXTEND") is not True):
                     raise _Unusual("SIMPLE or EXTEND not T (astropy reads such a primary its own way)")
-                if any(k == "ZIMAGE" and v is True for k, v in cards):
+                if keywords.get("ZIMAGE") is True:
                     raise _Unusual("a tile-compressed image (astropy shows its image header)")
                 out.append(cards)
                 if len(out) < limit:
-                    size = _data_size(cards)
+                    size = _data_size(keywords)
                     if total is not None and fh.tell() + size > total:
                         raise _Unusual("data beyond the end of the file")   # astropy says what it makes of it
                     fh.seek(size, 1)
@@ -214,6 +214,12 @@ def values(cards: Iterable[tuple[str, Value | None]]) -> dict[str, Value]:
         if keyword not in COMMENTARY:
             out.setdefault(keyword, value)  # type: ignore[arg-type]
     return out
+
+
+def astropy_cards(header: Any) -> Iterator[tuple[str, Value | None]]:
+    """The (keyword, value) pairs of an astropy ``Header``, as :func:`read_cards` gives a header's
+    (for the callers' astropy fallback; this module never imports astropy)."""
+    return ((card.keyword, card.value) for card in header.cards)
 
 
 # -- writing ---------------------------------------------------------------------------------------

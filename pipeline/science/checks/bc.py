@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import BadInput
-from pipeline.core.fitscards import read_cards, values
+from pipeline.core.fitscards import astropy_cards, read_cards, values
 from pipeline.core.names import BadName, rootname_of
 from pipeline.science.checks.rules import Failure, Rule, run_rules
 from pipeline.science.refs import IRAF_PREFIX, NA, locate_reference
@@ -184,7 +184,7 @@ def read_headers(path: Path, hdus: int | None) -> list[Header]:
     from astropy.io import fits
 
     with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:   # the same mappings either way
-        return [values((c.keyword, c.value) for c in h.header.cards) for h in (hdul if hdus is None else hdul[:hdus])]
+        return [values(astropy_cards(h.header)) for h in (hdul if hdus is None else hdul[:hdus])]
 
 
 @dataclass
