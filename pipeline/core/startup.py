@@ -8,22 +8,34 @@ modules are in, :func:`loaded` moves every object there is to the permanent gene
 (``gc.freeze``: module-level objects, never garbage) and turns the collector back on, so the work
 itself is collected as usual and its collections no longer walk the modules.
 
+:func:`begin` also asks numpy for ordinary 4 KiB pages (``NUMPY_MADVISE_HUGEPAGE=0``, unless the
+operator has set it). numpy marks every array of 4 MiB or more for transparent huge pages, and where
+the kernel's ``defrag`` setting is ``madvise`` (Debian's default) each first touch of such an array
+may compact memory to find a free 2 MiB page. On the 2-core Firecracker VMs owlpipe is benchmarked
+on, a node's arrays then cost seconds of system time whenever the guest had handed its free memory
+back to the host: 500 MB of ``np.ones`` took 3.0-3.3 s of system time with huge pages against
+0.22-0.29 s without, and ``owl calibrate`` on a full-frame ACS/WFC exposure 2.1-2.3 s against
+1.1-1.4 s. The calibration walks each array a few times, so the larger TLB reach is worth little.
+
 Only a process that started through a console script (:func:`begin`) is touched: a test run or a
-program using owlpipe as a library keeps its collector as it is.
+program using owlpipe as a library keeps its collector and numpy's page policy as they are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import os
 from collections.abc import Iterator
 
 _began = False
 
 
 def begin() -> None:
-    """At a console script's entry: no collections until the command's modules are loaded."""
+    """At a console script's entry: no collections until the command's modules are loaded, and
+    numpy's arrays on ordinary pages (read by numpy when it is imported, and by the node's children)."""
     global _began
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     if gc.isenabled():
         gc.disable()
         _began = True
