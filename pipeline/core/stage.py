@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn
 
-from pipeline.core import hostenv, startup, usage
+from pipeline.core import heap, hostenv, startup, usage
 from pipeline.core.config import Site, load_site
 from pipeline.core.errors import BadInput, LockTimeout, OwlError, TransientIO
 from pipeline.core.exitcodes import ExitCode, meaning
@@ -276,6 +276,7 @@ def stage_main(stage_cls: type[Stage]) -> Callable[[list[str] | None], NoReturn]
 
     def main(argv: list[str] | None = None) -> NoReturn:
         startup.begin()
+        heap.keep_freed_memory()   # a node's full-frame temporaries reuse freed pages
         sys.exit(run_stage(stage_cls, argv))
 
     main.__doc__ = f"Run the {stage_cls.__name__} stage."
