@@ -299,8 +299,9 @@ def mark(dq: np.ndarray, cand: np.ndarray, spill_center: np.ndarray, spill_futur
     writable = dq != HIT
     spills = [(dy, reach) for dy in range(1, min(width, ny - 1) + 1) if (reach := _reach(rej2, dy)) >= 0]
     spilled = np.zeros(dq.shape, bool)
+    spill_target = spill_future & writable   # where a hit on an earlier line may write SPILL
 
-    def hits_of(rows: np.ndarray) -> np.ndarray:
+    def hits_of(rows: np.ndarray | slice) -> np.ndarray:
         ex = excludable[rows] & ~spilled[rows]
         found = cand[rows] & ~ex
         return _exclude_chain(found, cand[rows] & ex & spill_center[rows], rej2) if width > 0 else found
@@ -309,16 +310,25 @@ def mark(dq: np.ndarray, cand: np.ndarray, spill_center: np.ndarray, spill_futur
         out = np.zeros((rows.size, dq.shape[1]), bool)
         for dy, reach in spills:
             has = rows >= dy
-            out[has] |= _dilate(hits[rows[has] - dy], reach) & spill_future[rows[has]] & writable[rows[has]]
+            out[has] |= _dilate(hits[rows[has] - dy], reach) & spill_target[rows[has]]
+        return out
+
+    def spilled_everywhere() -> np.ndarray:
+        """:func:`spilled_of` every line, with views instead of copies of the whole image."""
+        out = np.zeros(dq.shape, bool)
+        for dy, reach in spills:
+            near = _dilate(hits[:ny - dy], reach)
+            near &= spill_target[dy:]
+            out[dy:] |= near
         return out
 
     every = np.arange(ny)
-    hits = hits_of(every)
+    hits = hits_of(slice(None))
     changed = every   # lines whose hits changed
     while spills and changed.size:
         after = np.unique((changed[:, None] + np.arange(1, width + 1)).ravel())
         after = after[after < ny]
-        marks = spilled_of(after)
+        marks = spilled_everywhere()[1:] if after.size == ny - 1 else spilled_of(after)   # lines 1.. or a few
         moved = np.any(marks != spilled[after], axis=1)
         after = after[moved]
         spilled[after] = marks[moved]
