@@ -9,7 +9,8 @@ block stays in the heap and the next array reuses its pages. Measured on the 2-c
 (where a page fault costs several microseconds): a full-frame UVIS CR-SPLIT pair through
 ``owl calibrate`` 5.6-5.9 s -> 4.1-4.2 s (page faults 1.3 M -> 0.5 M, system time 4.0-4.8 s ->
 1.3-1.4 s, peak RSS within 5 %); AstroDrizzle on a full-frame pair: faults 2.1 M -> 0.4 M, system
-time 4.6-9.2 s -> 2.3-2.6 s, peak RSS 1.46 -> 1.89 GB.
+time 4.6-9.2 s -> 2.3-2.6 s, but peak RSS 1.46 -> 1.89 GB, so the MD node keeps glibc's default
+(``Stage.keeps_freed_memory``): its two processes would come within 0.3 GiB of its 4 GB request.
 
 Only processes that end when their work ends call :func:`keep_freed_memory` (stage nodes,
 ``owl calibrate``): a long-running ``owl watch`` or ``owl serve`` would keep its peak for good.
