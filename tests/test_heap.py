@@ -9,14 +9,17 @@ import sys
 
 import pytest
 
-from pipeline.core.heap import keep_freed_memory
+from pipeline.core.heap import keep_freed_memory, operator_set
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
 #: Makes and drops ten 64 MB arrays (each one mmap of its own by default) and prints the page faults.
+#: Transparent huge pages are off for the child (PR_SET_THP_DISABLE), so that a fault is a 4 KiB page
+#: whatever the machine's THP setting.
 _CHURN = """
-import resource, sys
+import ctypes, resource, sys
+ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)
 import numpy
 from pipeline.core.heap import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
@@ -35,17 +38,29 @@ def _churn(mode: str, env: dict[str, str]) -> tuple[str, int]:
     return kept, int(faults)
 
 
+def _plain_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES" and not k.startswith("MALLOC_")}
+
+
+@glibc
 def test_freed_arrays_are_reused_instead_of_faulted_in_again():
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    env["NUMPY_MADVISE_HUGEPAGE"] = "0"   # 4 KiB pages: faults count pages
     pages = 64 * 2**20 // os.sysconf("SC_PAGE_SIZE")
-    kept, faults = _churn("keep", env)
+    kept, faults = _churn("keep", _plain_environment())
     assert kept == "True" and faults < 2 * pages
-    _, faults = _churn("default", env)
+    _, faults = _churn("default", _plain_environment())
     assert faults > 8 * pages
 
 
-def test_an_operators_malloc_tunables_win():
-    assert keep_freed_memory({"GLIBC_TUNABLES": "glibc.malloc.mmap_max=4"}) is False
-    kept, _ = _churn("keep", {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+@glibc
+def test_an_operators_mmap_or_trim_setting_wins():
+    kept, _ = _churn("keep", {**_plain_environment(), "GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1000000"})
     assert kept == "False"
+
+
+def test_only_the_settings_it_changes_count_as_the_operators():
+    assert operator_set({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.mmap_max=4"})
+    assert operator_set({"MALLOC_TRIM_THRESHOLD_": "0"})
+    assert operator_set({"MALLOC_MMAP_THRESHOLD_": "65536"})
+    assert not operator_set({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.tcache_count=0"})
+    assert not operator_set({})
+    assert keep_freed_memory({"GLIBC_TUNABLES": "glibc.malloc.mmap_max=4"}) is False

@@ -10,6 +10,7 @@ import click
 
 from pipeline.cli.common import echo_json, json_option, open_site, reports_errors
 from pipeline.cli.engine import run_comparison, tolerance_option
+from pipeline.core import startup
 from pipeline.core.heap import keep_freed_memory
 from pipeline.core.procexit import skip_exit_collection
 from pipeline.science.calib.api import ENGINES, calibrate
@@ -40,7 +41,8 @@ def calibrate_cmd(inputs: tuple[str, ...], engine: str | None, tolerance: float,
     CRDS cache. Exit codes follow the owlpipe table (21: missing reference, 23: unsupported mode).
     """
     skip_exit_collection()   # ~0.3 s of the whole process at exit (pipeline/core/procexit.py)
-    keep_freed_memory()      # full-frame temporaries reuse freed pages (pipeline/core/heap.py)
+    if startup.console_script():   # the command as a process, not a library call (tests, notebooks)
+        keep_freed_memory()        # full-frame temporaries reuse freed pages (pipeline/core/heap.py)
     if engine == "compare":
         run_comparison([Path(p) for p in inputs], Path(outdir), tolerance, site_dir, as_json, quiet)
         return

@@ -86,7 +86,7 @@ class Stage:
     #: after the OSF claim, so that the claim comes first (fast start-up).
     modules: ClassVar[tuple[str, ...]] = ()
     #: Whether the node keeps freed memory in its heap for reuse (:mod:`pipeline.core.heap`): fewer
-    #: page faults for a little more peak memory.
+    #: page faults, for a higher peak where fragments pile up (AstroDrizzle: +0.4 GB a process).
     keeps_freed_memory: ClassVar[bool] = True
 
     def load(self, ctx: StageContext) -> None:

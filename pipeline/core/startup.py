@@ -8,14 +8,16 @@ modules are in, :func:`loaded` moves every object there is to the permanent gene
 (``gc.freeze``: module-level objects, never garbage) and turns the collector back on, so the work
 itself is collected as usual and its collections no longer walk the modules.
 
-:func:`begin` also asks numpy for ordinary 4 KiB pages (``NUMPY_MADVISE_HUGEPAGE=0``, unless the
-operator has set it). numpy marks every array of 4 MiB or more for transparent huge pages, and where
-the kernel's ``defrag`` setting is ``madvise`` (Debian's default) each first touch of such an array
-may compact memory to find a free 2 MiB page. On the 2-core Firecracker VMs owlpipe is benchmarked
-on, a node's arrays then cost seconds of system time whenever the guest had handed its free memory
-back to the host: 500 MB of ``np.ones`` took 3.0-3.3 s of system time with huge pages against
-0.22-0.29 s without, and ``owl calibrate`` on a full-frame ACS/WFC exposure 2.1-2.3 s against
-1.1-1.4 s. The calibration walks each array a few times, so the larger TLB reach is worth little.
+:func:`begin` also tells numpy not to ask for huge pages (``NUMPY_MADVISE_HUGEPAGE=0``, unless the
+operator has set it; children such as the local executor's nodes inherit it). numpy marks every
+array of 4 MiB or more with ``madvise(MADV_HUGEPAGE)``, and where the kernel's transparent huge
+pages are ``madvise`` (Debian's default) each first touch of such an array may compact memory to
+find a free 2 MiB page. On the 2-core Firecracker VMs owlpipe is benchmarked on, a node's arrays
+then cost seconds of system time whenever the guest had handed its free memory back to the host:
+500 MB of ``np.ones`` took 3.0-3.3 s of system time with numpy's request against 0.22-0.29 s
+without, and ``owl calibrate`` on a full-frame ACS/WFC exposure 2.1-2.3 s against 1.1-1.4 s. The
+calibration walks each array a few times, so the larger TLB reach is worth little. (Where huge pages
+are ``always``, the kernel still uses them; only numpy's request is withdrawn.)
 
 Only a process that started through a console script (:func:`begin`) is touched: a test run or a
 program using owlpipe as a library keeps its collector and numpy's page policy as they are.
@@ -29,16 +31,24 @@ import os
 from collections.abc import Iterator
 
 _began = False
+_console = False
 
 
 def begin() -> None:
     """At a console script's entry: no collections until the command's modules are loaded, and
     numpy's arrays on ordinary pages (read by numpy when it is imported, and by the node's children)."""
-    global _began
+    global _began, _console
+    _console = True
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     if gc.isenabled():
         gc.disable()
         _began = True
+
+
+def console_script() -> bool:
+    """Whether this process started through a console script (:func:`begin`): process-wide
+    settings such as :func:`pipeline.core.heap.keep_freed_memory` are only for such processes."""
+    return _console
 
 
 def loaded() -> None:
