@@ -10,8 +10,9 @@ those comes from the main heap) and the next array reuses its pages. The price: 
 its own peak, and ``np.zeros`` on reused memory has to clear it. Measured on the 2-core benchmark VM
 (where a page fault costs several microseconds): a full-frame UVIS CR-SPLIT pair through
 ``owl calibrate`` 5.6-5.9 s -> 4.1-4.6 s (page faults 1.3 M -> 0.5 M, system time 4.0-4.8 s ->
-1.4-1.6 s, peak RSS 1.55-1.65 -> 1.61-1.66 GB); a full-frame ACS/WFC exposure: time and peak RSS
-unchanged within noise. AstroDrizzle on a full-frame pair: faults 2.1 M -> 0.4 M, system time
+1.4-1.6 s, peak RSS 1.55-1.65 -> 1.61-1.66 GB); a full-frame ACS/WFC exposure 1.43-1.49 s ->
+0.99-1.00 s in one hour, unchanged within noise in another (the price of a fault varies), peak RSS
+unchanged. AstroDrizzle on a full-frame pair: faults 2.1 M -> 0.4 M, system time
 4.6-9.2 s -> 2.3-2.6 s, but peak RSS 1.46 -> 1.89 GB, so the MD node keeps glibc's default
 (``Stage.keeps_freed_memory``): its two processes would come within 0.3 GiB of its 4 GB request.
 
