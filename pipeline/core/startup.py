@@ -36,7 +36,7 @@ _console = False
 
 def begin() -> None:
     """At a console script's entry: no collections until the command's modules are loaded, and
-    numpy's arrays on ordinary pages (read by numpy when it is imported, and by the node's children)."""
+    numpy told not to ask for huge pages (read by numpy when it is imported, and by children)."""
     global _began, _console
     _console = True
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
