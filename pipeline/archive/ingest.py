@@ -39,7 +39,6 @@ import os
 import re
 import secrets
 import time
-import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -51,7 +50,7 @@ from pipeline.core.config import Site
 from pipeline.core.dbapi import Database, is_lock_error, lock_timeout
 from pipeline.core.errors import BadInput, OwlError
 from pipeline.core.exitcodes import ExitCode
-from pipeline.core.fitscards import astropy_cards, read_cards, values
+from pipeline.core.fitscards import astropy_cards, header_values, values
 from pipeline.core.fsutil import _CHUNK, file_lock, fsync_dir, sha256_file
 from pipeline.core.names import DatasetName, parse_dataset
 
@@ -172,7 +171,7 @@ def _json_value(value: Any) -> Any:
 
 def header_dict(header: Any) -> dict[str, Any]:
     """A FITS header's keywords as a JSON-safe dict (no COMMENT/HISTORY; first value of a repeat wins).
-    ``header``: an astropy ``Header`` or the (keyword, value) cards of :func:`~pipeline.core.fitscards.read_cards`."""
+    ``header``: an astropy ``Header`` or (keyword, value) pairs (:mod:`pipeline.core.fitscards`)."""
     cards = astropy_cards(header) if hasattr(header, "cards") else header
     return {key: _json_value(value) for key, value in values(cards).items()}
 
@@ -236,26 +235,13 @@ def _float(value: Any) -> float | None:
 def read_fits_headers(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
     """(primary, first extension) headers of a FITS file as dicts; None if it is not FITS.
 
-    Read in plain Python (:mod:`pipeline.core.fitscards`: an archiving node needs no numpy or
-    astropy); a file with cards that module leaves alone is read by astropy, as it always was."""
+    Read in plain Python (:func:`~pipeline.core.fitscards.header_values`: an archiving node needs no
+    numpy or astropy); a file with cards that module leaves alone is read by astropy, as it always was."""
     try:
-        cards = read_cards(path, hdus=2)
-    except OSError:
+        primary, *rest = (header_dict(h.items()) for h in header_values(path, 2))
+    except (OSError, ValueError):
         return None
-    if cards is not None:
-        return header_dict(cards[0]), (header_dict(cards[1]) if len(cards) > 1 else None)
-    from astropy.io import fits
-
-    try:
-        with fits.open(path, lazy_load_hdus=True, memmap=False) as hdul:
-            primary = header_dict(hdul[0].header)
-            try:
-                science = header_dict(hdul[1].header)
-            except IndexError:
-                science = None
-    except (OSError, ValueError, zlib.error):   # zlib: a damaged .gz
-        return None
-    return primary, science
+    return primary, (rest[0] if rest else None)
 
 
 def _is_fits(path: Path) -> bool:

@@ -7,7 +7,8 @@ otherwise finishes in a few tenths. :func:`read_cards` understands the cards HST
 CONTINUE cards; commentary cards) and gives up, returning None, on anything else (HIERARCH, an
 undefined or complex value, a record-valued keyword, a malformed card, a primary without
 ``SIMPLE = T`` and ``EXTEND = T``, random groups, a tile-compressed image, data past the end of
-the file): the caller then asks astropy, so an unusual file gets exactly the answer it always got.
+the file): :func:`header_values` then asks astropy (imported only then), so an unusual file gets
+exactly the answer it always got.
 Values are what astropy's ``Card.value`` gives, trailing blanks of a string stripped
 (``tests/test_fitscards.py`` holds the two equal on real HST files).
 """
@@ -217,9 +218,25 @@ def values(cards: Iterable[tuple[str, Value | None]]) -> dict[str, Value]:
 
 
 def astropy_cards(header: Any) -> Iterator[tuple[str, Value | None]]:
-    """The (keyword, value) pairs of an astropy ``Header``, as :func:`read_cards` gives a header's
-    (for the callers' astropy fallback; this module never imports astropy)."""
+    """The (keyword, value) pairs of an astropy ``Header``, as :func:`read_cards` gives a header's."""
     return ((card.keyword, card.value) for card in header.cards)
+
+
+def header_values(path: Path | str, hdus: int | None = 2) -> list[dict[str, Value]]:
+    """The first ``hdus`` headers of a FITS file (None: all) as :func:`values` mappings: read here when
+    :func:`read_cards` can, else by astropy (imported only then), which gives the same mappings.
+    A missing, unreadable or damaged file (a broken gzip stream too) raises ``OSError``; a file astropy
+    cannot make sense of raises what astropy raises (``ValueError``...)."""
+    cards = read_cards(path, hdus)
+    if cards is not None:
+        return [values(c) for c in cards]
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
+            return [values(astropy_cards(h.header)) for h in (hdul if hdus is None else hdul[:hdus])]
+    except zlib.error as exc:
+        raise OSError(f"damaged compressed data ({exc})") from exc
 
 
 # -- writing ---------------------------------------------------------------------------------------

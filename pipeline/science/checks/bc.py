@@ -9,14 +9,13 @@ instruments and detectors without such a table get the generic "every named refe
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import BadInput
-from pipeline.core.fitscards import astropy_cards, read_cards, values
+from pipeline.core.fitscards import header_values
 from pipeline.core.names import BadName, rootname_of
 from pipeline.science.checks.rules import Failure, Rule, run_rules
 from pipeline.science.refs import IRAF_PREFIX, NA, locate_reference
@@ -174,19 +173,6 @@ def _text(value: Any) -> str:
     return str(value).strip() if value is not None else ""
 
 
-def read_headers(path: Path, hdus: int | None) -> list[Header]:
-    """The first ``hdus`` headers of a FITS file (None: all), read in plain Python
-    (:mod:`pipeline.core.fitscards`: BC reads no pixels and needs neither numpy nor astropy); a file
-    with cards that module leaves alone is read by astropy, as it always was."""
-    cards = read_cards(path, hdus)
-    if cards is not None:
-        return [values(c) for c in cards]
-    from astropy.io import fits
-
-    with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:   # the same mappings either way
-        return [values(astropy_cards(h.header)) for h in (hdul if hdus is None else hdul[:hdus])]
-
-
 @dataclass
 class RawFile:
     """A raw exposure's headers (no pixels are read) and where its references should be."""
@@ -205,8 +191,8 @@ class RawFile:
     def open(cls, path: Path, cache: Path, *, members: int | None = None,
              environ: Mapping[str, str] | None = None) -> RawFile:
         try:
-            primary, *extensions = read_headers(path, None)
-        except (OSError, zlib.error) as exc:   # zlib: a damaged .gz
+            primary, *extensions = header_values(path, None)
+        except OSError as exc:
             raise BadInput(f"{Path(path).name}: not a readable FITS file: {exc}", path=path) from None
         return cls(Path(path), primary, extensions, cache, dict(os.environ if environ is None else environ),
                    members)
@@ -250,7 +236,7 @@ class RawFile:
     def reference_headers(self, path: Path) -> tuple[Header, Header | None]:
         """(primary, first extension) headers of a reference file, read once per check run."""
         if path not in self._reference_headers:
-            primary, *rest = read_headers(path, 2)
+            primary, *rest = header_values(path, 2)
             self._reference_headers[path] = (primary, rest[0] if rest else None)
         return self._reference_headers[path]
 
