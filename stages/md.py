@@ -24,6 +24,7 @@ class Drizzle(Stage):
             drizzle.import_astrodrizzle()
 
     def run(self, ctx: StageContext) -> None:
+        from pipeline.core import hostenv
         from pipeline.science import drizzle, refs  # astropy, drizzlepac: after the OSF claim (fast start-up)
         from pipeline.science.drizzle_sets import drizzle_sets, processes
 
@@ -38,7 +39,7 @@ class Drizzle(Stage):
             return
         cores = ctx.site.calibration.drizzle_cores
         sets = drizzle.association_inputs(ctx.work, members)
-        side_by_side = min(len(sets), processes())
+        side_by_side = min(len(sets), hostenv.cpus_now(processes()))
         for kind, inputs in sets.items():
             ctx.log(f"AstroDrizzle {len(inputs)} _{kind} input(s) on {cores} core(s)"
                     + (f", {side_by_side} products side by side" if side_by_side > 1 else "") + ": "

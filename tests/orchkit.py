@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.core import hostenv
 from pipeline.core.errors import BadInput, TransientIO
 from pipeline.core.stage import Stage, StageContext, run_stage
 
@@ -46,6 +47,7 @@ def make_stage(col: str) -> type[Stage]:
             with open(attempts, "a") as fh:
                 fh.write(f"{os.getpid()}\n")
             (ctx.work / f".{col}.threads").write_text(os.environ.get("OMP_NUM_THREADS", ""))
+            cpus_now = [hostenv.cpus_now(hostenv.cpus())]   # what the node may keep busy, at start and end
             action = _action(col, ctx.dataset.name, attempt)
             if action.startswith("sleep:"):
                 time.sleep(float(action.split(":")[1]))
@@ -55,6 +57,8 @@ def make_stage(col: str) -> type[Stage]:
                 raise BadInput(f"kit {col}: simulated bad input")
             elif action == "crash":
                 os.kill(os.getpid(), 9)
+            cpus_now.append(hostenv.cpus_now(hostenv.cpus()))
+            (ctx.work / f".{col}.cpus_now").write_text(" ".join(map(str, cpus_now)))
             area = ctx.site.areas.work
             digest = hashlib.sha256(f"{col} {ctx.dataset.name} {' '.join(sorted(ctx.members))}".encode())
             earlier = sorted(p for d in {ctx.dataset.name, *ctx.members} for p in (area / d).glob("*.out")

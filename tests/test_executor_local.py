@@ -208,3 +208,55 @@ def test_each_node_gets_omp_num_threads_from_its_request_cpus(site, kit, tmp_pat
     assert (work / ASN / ".MD.threads").read_text() == "2"
     assert (work / ASN / ".RF.threads").read_text() == "1"
     assert (work / "j9cv58abq" / ".CA.threads").read_text() == "1"
+
+
+def _overlaps(events: list) -> list[set]:
+    """The sets of nodes (dataset, node) that ran at once, from the listener's start/done events."""
+    running: set = set()
+    seen = []
+    for e, d, n in events:
+        if e == "start":
+            running.add((d, n))
+            seen.append(set(running))
+        elif e in ("done", "failed", "retry"):
+            running.discard((d, n))
+    return seen
+
+
+def test_md_nodes_of_two_dags_run_side_by_side_on_the_cpus_left(site, kit, tmp_path, monkeypatch):
+    """MAXJOBS counts per DAG, as DAGMan counts it; the machine's CPUs are shared: the MD that starts
+    beside another may keep 1 of 2 CPUs busy, and both once the other has ended (its request_cpus)."""
+    bb, plan = kit
+    register(bb, "j9cv59020", ("j9cv59abq",))
+    plan.write_text(json.dumps({"MD": {"j9cv59020": ["sleep:4.0"], "*": ["sleep:1.0"]}}))
+    wf = tmp_path / "kit.toml"
+    wf.write_text(KIT_WORKFLOW.read_text().replace('category = "md"', 'category = "md"\nrequest_cpus = 2', 1))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")   # the executor's machine: 2 CPUs
+    events = []
+    runs = run_local(site, bb, events=events, datasets=(ASN, "j9cv59020"), workflow=wf)
+    assert all(r.succeeded for r in runs)
+    assert {(ASN, "MD"), ("j9cv59020", "MD")} in _overlaps(events), "md = 1 was applied across DAGs"
+    later = [d for e, d, n in events if e == "start" and n == "MD"][1]
+    work = site.areas.work
+    assert (work / later / ".MD.threads").read_text() == "2"               # OMP_NUM_THREADS: its request
+    assert (work / later / ".MD.cpus_now").read_text().split()[0] == "1"   # started beside the other MD
+    assert (work / "j9cv59020" / ".MD.cpus_now").read_text().split()[1] == "2"  # alone at its end
+    assert (work / ASN / ".RF.cpus_now").read_text() == "1 1"
+
+
+def test_jobs_start_only_while_their_memory_requests_fit(site, kit, tmp_path, monkeypatch):
+    """Like a partitionable slot: the running jobs' requests never exceed the machine's memory, and a job
+    that asks for more than all of it runs alone rather than never."""
+    bb, _ = kit
+    register(bb, "j9cv59020", ("j9cv59abq",))
+    small = load_site(site.root, overrides={"executor.memory_mb": 1100})  # CA asks 2 GB, the others 512 MB
+    kit_site(small, tmp_path, monkeypatch)
+    events = []
+    runs = run_local(small, bb, events=events, datasets=(ASN, "j9cv59020"), workers=4)
+    assert all(r.succeeded for r in runs)
+    together = _overlaps(events)
+    assert {(ASN, "INGEST"), ("j9cv59020", "INGEST")} in together   # 2 x 512 MB fit in 1100 MB
+    for group in together:
+        assert len(group) <= 2
+        if any(n.startswith("CA_") for _, n in group):
+            assert len(group) == 1, f"a 2 GB CA job ran beside another in 1100 MB: {group}"

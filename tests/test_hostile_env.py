@@ -90,3 +90,28 @@ def test_a_stage_imports_telemetry_without_home(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == str(tmp_path / f"owlpipe-home-{os.getuid()}")
+
+
+@pytest.mark.parametrize(("limit", "expected"), [("1073741824\n", 1024), ("max\n", None), (None, None)])
+def test_memory_mb_is_the_container_limit_when_lower(tmp_path, monkeypatch, limit, expected):
+    """The local executor shares this much memory among its jobs: a cgroup limit below the machine's wins."""
+    from pipeline.core import hostenv
+
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    path = tmp_path / "memory.max"
+    if limit is not None:
+        path.write_text(limit)
+    monkeypatch.setattr(hostenv, "CGROUP_MEMORY_LIMITS", (path, tmp_path / "absent"))
+    assert hostenv.memory_mb() == (expected if expected is not None else physical)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("1\n", 1), ("2", 2), ("7", 4), ("0", 1), ("", 4), ("x", 4), (None, 4)])
+def test_cpus_now_reads_the_executors_file_and_never_exceeds_the_request(tmp_path, text, expected):
+    """What a node started beside other jobs may keep busy now; no file (a pool slot) or junk: all of it."""
+    from pipeline.core import hostenv
+
+    path = tmp_path / "MD.cpus"
+    if text is not None:
+        path.write_text(text)
+    assert hostenv.cpus_now(4, {hostenv.CPUS_NOW_VARIABLE: str(path)}) == expected
+    assert hostenv.cpus_now(4, {}) == 4

@@ -177,3 +177,23 @@ def test_one_set_gets_the_nodes_cpus(monkeypatch):
     drizzle_sets.drizzle_sets({"flt": []}, parse_dataset(ASN), Path("."), environ={"OMP_NUM_THREADS": "2"})
     drizzle_sets.drizzle_sets({"flt": []}, parse_dataset(ASN), Path("."), environ={"OMP_NUM_THREADS": "1"})
     assert seen == [2, 1]
+
+
+def test_split_uses_no_more_processes_than_the_node_may_keep_busy_now(tmp_path, monkeypatch):
+    """The local executor lowers and raises a node's CPUs as other jobs come and go (hostenv.cpus_now):
+    each split reads it when it starts."""
+    from pipeline.core import hostenv
+
+    now = tmp_path / "MD.cpus"
+    monkeypatch.setenv(hostenv.CPUS_NOW_VARIABLE, str(now))
+
+    def work(group: list) -> None:
+        for image in group:
+            image.virtualOutputs["pid"] = os.getpid()
+
+    for allowed, groups in (("1", 1), ("2", 2)):
+        now.write_text(allowed)
+        images = [_Image("a"), _Image("b")]
+        assert drizzle_fork.run_split(images, work, 2) == groups
+        pids = [i.virtualOutputs["pid"] for i in images]
+        assert pids[0] == os.getpid() and (pids[1] == os.getpid()) == (groups == 1)

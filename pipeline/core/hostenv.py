@@ -44,6 +44,25 @@ def settle(environ: dict[str, str] | os._Environ = os.environ) -> list[str]:
 NOTES: list[str] = settle()
 
 
+#: Names a file holding how many of its CPUs a node may keep busy now (the local executor rewrites it
+#: as other jobs start and end); absent on a pool, where a slot's CPUs are the node's throughout.
+CPUS_NOW_VARIABLE = "OWL_CPUS_NOW_FILE"
+
+
+def cpus_now(most: int, environ: Mapping[str, str] | None = None) -> int:
+    """Of ``most`` CPUs, those this node may keep busy at this moment: the number in
+    ``OWL_CPUS_NOW_FILE`` when it is lower (read at each split of work, so a node started beside
+    another job gets the CPUs that job leaves), else ``most``."""
+    path = (os.environ if environ is None else environ).get(CPUS_NOW_VARIABLE)
+    if not path:
+        return most
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return most
+    return max(1, min(most, int(text))) if text.isdigit() else most
+
+
 def cpus(environ: Mapping[str, str] | None = None) -> int:
     """CPUs this process may keep busy: ``OMP_NUM_THREADS`` (HTCondor sets it to the slot's
     ``request_cpus``), else the CPUs it may run on."""
@@ -54,3 +73,25 @@ def cpus(environ: Mapping[str, str] | None = None) -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+#: Where a container's memory limit is read (cgroup v2, then v1); "max" or a huge number means none.
+CGROUP_MEMORY_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+
+
+def memory_mb() -> int | None:
+    """The memory (MB) this machine gives its processes: physical memory, or the container's limit
+    when that is lower (what a job may really use before the OOM killer comes); None if unknown."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+        total = 0
+    for path in CGROUP_MEMORY_LIMITS:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and (total == 0 or 0 < int(text) < total):
+            total = int(text)
+        break
+    return total // 2**20 or None

@@ -9,7 +9,9 @@ Blot is per image too, but ``cdriz.tblot`` took ~3x the CPU per chip with two pr
 alone (a loss in wall time), so it stays in one process.
 
 On a node with 2 CPUs or more :func:`per_image_processes` splits the images of these steps into
-contiguous groups, the first done in this process while forked children do the others, each child
+contiguous groups (as many as it may keep CPUs busy when the step starts: the local executor gives a
+node started beside another job fewer and raises them as jobs end), the first done in this process while
+forked children do the others, each child
 running drizzlepac's own function on its group and sending back what it added to its images (their
 in-memory outputs and chip output names). Nothing is computed differently: an image's result depends
 only on that image and on what the earlier steps left, which the children inherit by ``fork``.
@@ -33,12 +35,15 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from pipeline.core import hostenv
 from pipeline.science import drizzle_exact, drizzle_final
 from pipeline.science.forked import fork_tasks, replay
 
 _MISSING = object()
 #: What the fast paths say when the final drizzle's chips ran in more than one process.
 FINAL_CHIPS = "final drizzle: chips apart on the output in their own processes"
+#: What the fast paths say when the separate drizzle or driz_cr ran its images in that many processes.
+PER_IMAGE = "separate drizzle, driz_cr: images in {} processes"
 #: An image's additions: (its new in-memory outputs, per chip its new or changed output names).
 Changes = tuple[dict[str, Any], list[dict[str, Any]]]
 
@@ -87,13 +92,14 @@ def _changed_by(work: Callable[[list], None], images: list) -> list[Changes]:
     return _changes(images, before)
 
 
-def run_split(images: list, work: Callable[[list], None], processes: int) -> None:
-    """``work(images)`` with the images in ``processes`` contiguous groups at once (the first here),
-    the others' results applied and their logs replayed in image order."""
-    groups = split(images, processes)
+def run_split(images: list, work: Callable[[list], None], processes: int) -> int:
+    """``work(images)`` with the images in up to ``processes`` contiguous groups at once (the first here;
+    no more groups than the node may keep CPUs busy now, :func:`hostenv.cpus_now`), the others' results
+    applied and their logs replayed in image order; returns the number of groups."""
+    groups = split(images, hostenv.cpus_now(processes))
     if len(groups) < 2:
         work(images)
-        return
+        return 1
     _, outcomes = fork_tasks([functools.partial(_changed_by, work, group) for group in groups[1:]],
                              lambda: work(groups[0]))
     for group, outcome in zip(groups[1:], outcomes, strict=True):
@@ -101,16 +107,31 @@ def run_split(images: list, work: Callable[[list], None], processes: int) -> Non
         if outcome.error is not None:
             raise outcome.error
         _apply(group, outcome.result)
+    return len(groups)
 
 
 @contextlib.contextmanager
 def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
-    """Within the block, AstroDrizzle's separate drizzle and ``driz_cr`` run their images in
-    ``processes`` processes, and the final drizzle its chips as far as their footprints allow
+    """Within the block, AstroDrizzle's separate drizzle and ``driz_cr`` run their images in up to
+    ``processes`` processes, and the final drizzle its chips as far as their footprints allow (at each
+    step no more processes than the node may keep busy then: :func:`hostenv.cpus_now`)
     (:mod:`pipeline.science.drizzle_final`); yields what was changed, growing as it is used (empty:
     one process, drizzlepac's own ``num_cores`` > 1, or a drizzlepac version these were not checked
     against)."""
     used: list[str] = []
+    most = 1  # the most processes a per-image split has used
+
+    def note(groups: int) -> None:
+        """Say that the per-image steps ran split, with the most processes a split used."""
+        nonlocal most
+        if groups <= most:
+            return
+        if most > 1:
+            used[used.index(PER_IMAGE.format(most))] = PER_IMAGE.format(groups)
+        else:
+            used.append(PER_IMAGE.format(groups))
+        most = groups
+
     if processes < 2 or cores != 1 or drizzle_exact.drizzlepac_version() != drizzle_exact.CHECKED_DRIZZLEPAC:
         yield used
         return
@@ -122,7 +143,7 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
     def separate(imageObjectList, output_wcs, paramDict, single, build, wcsmap=None):
         """``run_driz``; for the separate drizzle, its per-image calls held and then run split."""
         if not single:
-            with drizzle_final.chips_in_processes(adrizzle, processes) as final:
+            with drizzle_final.chips_in_processes(adrizzle, hostenv.cpus_now(processes)) as final:
                 result = run_driz(imageObjectList, output_wcs, paramDict, single, build, wcsmap=wcsmap)
             if final.split > 1 and FINAL_CHIPS not in used:
                 used.append(FINAL_CHIPS)
@@ -139,8 +160,8 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
             for args in calls:
                 run_driz_img(*args)
             return None
-        run_split([args[0] for args in calls], lambda images: [run_driz_img(*by_image[id(i)]) for i in images],
-                  processes)
+        note(run_split([args[0] for args in calls],
+                       lambda images: [run_driz_img(*by_image[id(i)]) for i in images], processes))
         return None
 
     step: dict[str, list | None] = {"images": None}
@@ -160,13 +181,13 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
         if images is None:  # not called from rundrizCR: as installed
             return driz_cr(sciImage, virtual_outputs, paramDict)
         if images:
-            run_split(images, lambda group: [driz_cr(i, i.virtualOutputs, paramDict) for i in group], processes)
+            note(run_split(images, lambda group: [driz_cr(i, i.virtualOutputs, paramDict) for i in group],
+                           processes))
         return None
 
     adrizzle.run_driz = separate
     drizCR.rundrizCR, drizCR._driz_cr = crrej, first_does_all
     try:
-        used.append(f"separate drizzle, driz_cr: images in {processes} processes")
         yield used
     finally:
         adrizzle.run_driz, adrizzle.run_driz_img = run_driz, run_driz_img

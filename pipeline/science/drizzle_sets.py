@@ -10,8 +10,9 @@ peak memory is the sum of the processes' peaks (noted for the memory history: ``
 
 Processes: ``OWL_MD_PROCESSES``, else ``OMP_NUM_THREADS`` (HTCondor sets it to the CPUs the node was
 given: the workflows ask for 2 for MD), else the CPUs this process may use; never more than there are
-sets. 1 gives the sequential loop. With one set (no ``_flc``), or more CPUs than sets, the CPUs left go to
-each run's per-image steps (:mod:`pipeline.science.drizzle_fork`).
+sets; fewer when the local executor says the node may keep fewer busy now (``OWL_CPUS_NOW_FILE``,
+:func:`pipeline.core.hostenv.cpus_now`). 1 gives the sequential loop. With one set (no ``_flc``), or
+more CPUs than sets, the CPUs left go to each run's per-image steps (:mod:`pipeline.science.drizzle_fork`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from pipeline.core import usage
+from pipeline.core import hostenv, usage
 from pipeline.core.names import DatasetName
 from pipeline.science.calib import perchip
 from pipeline.science.drizzle import DrizzleProduct, drizzle
@@ -59,7 +60,7 @@ def drizzle_sets(sets: Mapping[str, list[Path]], product_name: DatasetName, work
     """:func:`drizzle` each input set (``{"flt": [...], "flc": [...]}``), in processes side by side when
     the node has the CPUs; products in the sets' order."""
     cpus = processes(environ)
-    workers = min(len(sets), cpus)
+    workers = min(len(sets), hostenv.cpus_now(cpus, environ))
     if workers < 2:  # one set at a time: each may use the node's CPUs for its per-image steps
         return [drizzle(inputs, product_name, work, cores=cores, cache=cache, log=log, processes=cpus)
                 for inputs in sets.values()]

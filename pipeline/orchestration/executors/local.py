@@ -2,9 +2,18 @@
 
 Each node is a subprocess of its ``owl-<stage>`` executable, run between the same PRE and POST
 hooks DAGMan runs (:mod:`pipeline.orchestration.executors.hooks`, called in-process), with the same retries and
-``UNLESS-EXIT`` rule, PRE_SKIP and DEFER codes, node priorities and per-category MAXJOBS (applied
-across all DAGs this executor runs, since they share one machine), under a pool of
-``executor.workers`` concurrent jobs.
+``UNLESS-EXIT`` rule, PRE_SKIP and DEFER codes, node priorities and per-category MAXJOBS (per DAG, as
+DAGMan counts them), under a pool of ``executor.workers`` concurrent jobs on one machine.
+
+The machine is shared as a partitionable slot shares it: a job starts only while the memory its node
+requests (the DAG's learned ``request_memory``, grown per retry) fits beside the running jobs' requests
+in the machine's memory (a job runs alone if it would never fit). A job's ``OMP_NUM_THREADS`` is its
+``request_cpus``, as on a pool; a node asking for more than one CPU also gets a file
+(``OWL_CPUS_NOW_FILE``, :func:`pipeline.core.hostenv.cpus_now`) saying how many it may keep busy now:
+what the other running jobs leave of the machine's CPUs (at least 1), raised as they end and lowered
+as new ones start. So what limits MD nodes across DAGs here is what limits them on a pool, CPUs and
+memory: two associations' MD nodes run side by side on a 2-core machine, one process each, and the
+one left alone splits its next steps over both CPUs.
 
 Resuming needs no rescue file: the OSF is the record. A node whose column is complete is done; any
 other node runs again. Children die with the executor (``PR_SET_PDEATHSIG``), so a crash leaves
@@ -30,6 +39,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO
 
+from pipeline.core import hostenv
 from pipeline.core.config import Site
 from pipeline.core.errors import OwlError
 from pipeline.core.exitcodes import ExitCode
@@ -37,7 +47,8 @@ from pipeline.core.osf import Blackboard
 from pipeline.orchestration.dag import DagFiles, expand, stage_executable, write_dag
 from pipeline.orchestration.executors import hooks
 from pipeline.orchestration.executors.workers import WorkerBoard
-from pipeline.orchestration.workflow import DatasetGraph, Node, StageSpec, Workflow
+from pipeline.orchestration.memory import retry_memory
+from pipeline.orchestration.workflow import DatasetGraph, Node, Workflow
 
 #: Local stand-in for DAGMan's DEFER delay: how long a held or busy node waits before its PRE reruns.
 LOCAL_DEFER_SECONDS = 5.0
@@ -72,6 +83,14 @@ class NodeRun:
     returncode: int | None = None
     #: Exit code the stage gave on its last attempt (what the operator wants to read).
     exit_code: int | None = None
+    #: What the running job holds of the machine: the CPUs it may keep busy now and the memory (MB) it asked for.
+    cpus: int = 0
+    memory_mb: int = 0
+
+    @property
+    def elastic(self) -> bool:
+        """Its CPUs follow the machine's (:func:`pipeline.core.hostenv.cpus_now`): it asks for more than one."""
+        return self.node.stage.request_cpus > 1
 
     @property
     def name(self) -> str:
@@ -89,6 +108,8 @@ class DagRun:
     lock_fd: int
     #: The controller's submission id, when the DAG came from one.
     submission: int | None = None
+    #: MAXJOBS per category for this DAG (the workflow's, the site's throttles winning).
+    limits: dict[str, int] = field(default_factory=dict)
     nodes: dict[str, NodeRun] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -160,10 +181,12 @@ class LocalExecutor:
         self.listener = listener
         self.poll = poll
         self.dags: list[DagRun] = []
-        self.limits: dict[str, int] = {}
         self._seq = itertools.count()
         self._preexec = _die_with_parent()
         self._env = {**os.environ, **site.environment()}
+        #: The machine the jobs share: the CPUs this process may use, and the memory (MB) they may ask for.
+        self.cpus = hostenv.cpus(self._env)
+        self.memory_mb = site.executor.memory_mb or hostenv.memory_mb() or sys.maxsize
         self._logs: dict[NodeRun, list[IO]] = {}
         self.board = WorkerBoard(site.areas.dags / "workers", self.workers)  # what each worker runs, for the console
 
@@ -184,10 +207,9 @@ class LocalExecutor:
             release(fd)
             raise
         run = DagRun(graph, files, workflow.priority(self.site) if priority is None else priority, next(self._seq), fd,
-                     submission)
+                     submission, limits=workflow.max_jobs(self.site))
         for node in graph.nodes.values():
             run.nodes[node.name] = NodeRun(node, run, State.DONE if node.name in files.done else State.WAITING)
-        self.limits.update(workflow.max_jobs(self.site))
         self.dags.append(run)
         self._promote(run)
         return run
@@ -208,6 +230,7 @@ class LocalExecutor:
         for d in self.dags:
             self._promote(d)
         self._start_ready()
+        self._share_cpus()
         for d in self.dags:
             if d.finished is None and (not d.active or (d.files.halt.exists() and not d.count(State.RUNNING))):
                 self._close(d)
@@ -266,34 +289,84 @@ class LocalExecutor:
                        key=lambda n: (-(n.dag.priority + n.node.stage.priority), n.dag.seq,
                                       list(n.dag.nodes).index(n.name)))
         running = self.running()
-        per_category: dict[str, int] = {}
-        for n in running:
-            if n.node.stage.category:
-                per_category[n.node.stage.category] = per_category.get(n.node.stage.category, 0) + 1
         slots = self.workers - len(running)
+        cpus = self.cpus - sum(n.cpus for n in running)
+        memory = self.memory_mb - sum(n.memory_mb for n in running)
         for n in ready:
             if slots <= 0:
                 break
-            cat = n.node.stage.category
-            if cat and per_category.get(cat, 0) >= self.limits.get(cat, self.workers):
+            need = self._memory_mb(n)
+            if self._category_full(n) or (need > memory and slots < self.workers):
                 continue
-            if self._launch(n):
+            grant = max(1, min(n.node.stage.request_cpus, cpus))
+            if self._launch(n, grant, need):
                 slots -= 1
-                if cat:
-                    per_category[cat] = per_category.get(cat, 0) + 1
+                cpus -= grant
+                memory -= need
 
-    def _node_env(self, spec: StageSpec) -> dict[str, str]:
-        """The node's environment: the executor's, with ``OMP_NUM_THREADS`` set to the CPUs the node asks
-        for, as HTCondor's starter sets it on a pool. A stage sizes its threads and processes by it (CA's
-        chips, MD's AstroDrizzle processes), so a node runs here as it runs on the pool, and two workers
-        on two cores do not each start two threads (idle 2-core end-to-end figures: 178 full-frame
-        exposures per hour with every node on both cores, 210-249 with each on the CPUs it requests)."""
-        return {**self._env, "OMP_NUM_THREADS": str(spec.request_cpus)}
+    def _share_cpus(self) -> None:
+        """Keep the running jobs' CPUs within the machine's: when jobs have started beside a node that asks
+        for several, it keeps fewer busy (the latest started give up first, never below 1); when jobs end,
+        it may keep more again (the earliest started first), up to its request."""
+        elastic = sorted((n for n in self.running() if n.elastic), key=lambda n: n.started)
+        spare = self.cpus - sum(n.cpus for n in self.running())
+        for n in reversed(elastic):
+            cut = min(n.cpus - 1, max(0, -spare))
+            if cut:
+                self._give_cpus(n, n.cpus - cut)
+                spare += cut
+        for n in elastic:
+            more = min(n.node.stage.request_cpus - n.cpus, max(0, spare))
+            if more:
+                self._give_cpus(n, n.cpus + more)
+                spare -= more
+
+    @staticmethod
+    def _cpus_file(n: NodeRun) -> Path:
+        return n.dag.files.node_dir / f"{n.name}.cpus"
+
+    def _give_cpus(self, n: NodeRun, cpus: int) -> None:
+        """Record and tell the job how many CPUs it may keep busy now (a whole file, renamed into place)."""
+        n.cpus = cpus
+        path = self._cpus_file(n)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(f"{cpus}\n")
+        os.replace(tmp, path)
+
+    @staticmethod
+    def _category_full(n: NodeRun) -> bool:
+        """DAGMan's MAXJOBS: the node's category already has its limit of running jobs in this DAG."""
+        cat = n.node.stage.category
+        if not cat or cat not in n.dag.limits:
+            return False
+        running = sum(1 for m in n.dag.nodes.values() if m.state is State.RUNNING and m.node.stage.category == cat)
+        return running >= n.dag.limits[cat]
+
+    @staticmethod
+    def _memory_mb(n: NodeRun) -> int:
+        """The memory this attempt asks for: the DAG's learned first request, grown per retry as the
+        submit description's ``request_memory`` grows it on a pool."""
+        first = n.dag.files.memory.get(n.name)
+        return retry_memory(first.mb if first is not None else n.node.stage.request_memory, n.retry)
+
+    def _node_env(self, n: NodeRun) -> dict[str, str]:
+        """The node's environment: the executor's, with ``OMP_NUM_THREADS`` set to the CPUs it requests, as
+        HTCondor's starter sets it to the slot's CPUs on a pool, and for a node asking for several the file
+        saying how many it may keep busy now. A stage sizes its threads and processes by them (CA's chips,
+        MD's AstroDrizzle processes), so two jobs on two cores do not each start two (idle 2-core
+        end-to-end figures: 178 full-frame exposures per hour with every node on both cores, 210-249 with
+        each on the CPUs it requests)."""
+        env = {**self._env, "OMP_NUM_THREADS": str(n.node.stage.request_cpus)}
+        if n.elastic:
+            env[hostenv.CPUS_NOW_VARIABLE] = str(self._cpus_file(n))
+        else:
+            env.pop(hostenv.CPUS_NOW_VARIABLE, None)
+        return env
 
     def _ref(self, n: NodeRun) -> hooks.NodeRef:
         return hooks.NodeRef(self.site, n.node.stage.column, n.node.dataset, n.name)
 
-    def _launch(self, n: NodeRun) -> bool:
+    def _launch(self, n: NodeRun, cpus: int, memory_mb: int) -> bool:
         """PRE hook, then the job; False when the node did not start (skipped, deferred or failed)."""
         code = hooks.pre(self.bb, self._ref(n))
         if code == hooks.PRE_SKIP_CODE:
@@ -312,6 +385,8 @@ class LocalExecutor:
         argv = [str(stage_executable(spec, n.dag.graph.workflow)), n.node.dataset, "--site", str(self.site.root),
                 *spec.arguments]
         files.node_dir.mkdir(parents=True, exist_ok=True)
+        if n.elastic:
+            self._give_cpus(n, cpus)
         out = open(files.node_output(n.name), "ab")  # noqa: SIM115  (closed when the job ends)
         err = open(files.node_error(n.name), "ab")  # noqa: SIM115
         banner = f"---- {time.strftime('%Y-%m-%dT%H:%M:%S')} attempt {n.retry + 1}: {' '.join(argv)}\n".encode()
@@ -320,7 +395,7 @@ class LocalExecutor:
         out.flush()
         err.flush()
         try:
-            n.proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self._node_env(spec),
+            n.proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self._node_env(n),
                                       cwd=self.site.root, preexec_fn=self._preexec)
         except OSError as exc:  # not executable, bad interpreter: a site problem, not worth a retry
             err.write(f"cannot start {argv[0]}: {exc}\n".encode())
@@ -330,6 +405,7 @@ class LocalExecutor:
             return False
         self._logs[n] = [out, err]
         n.state = State.RUNNING
+        n.cpus, n.memory_mb = cpus, memory_mb
         n.started = time.monotonic()
         self.board.started(n.proc.pid, files.dataset, n.name, n.node.dataset, spec.column, n.retry + 1)
         self._emit("start", n.dag, n)
