@@ -24,9 +24,8 @@ class Drizzle(Stage):
             drizzle.import_astrodrizzle()
 
     def run(self, ctx: StageContext) -> None:
-        from pipeline.core import hostenv
         from pipeline.science import drizzle, refs  # astropy, drizzlepac: after the OSF claim (fast start-up)
-        from pipeline.science.drizzle_sets import drizzle_sets, processes
+        from pipeline.science.drizzle_sets import drizzle_sets, side_by_side
 
         if ctx.dataset.instrument.upper() not in drizzle.DRIZZLED_INSTRUMENTS:
             ctx.log(f"MD does not apply to {ctx.dataset.instrument.upper()} data: no drizzled product")
@@ -39,12 +38,13 @@ class Drizzle(Stage):
             return
         cores = ctx.site.calibration.drizzle_cores
         sets = drizzle.association_inputs(ctx.work, members)
-        side_by_side = min(len(sets), hostenv.cpus_now(processes()))
+        at_once = side_by_side(len(sets))
         for kind, inputs in sets.items():
             ctx.log(f"AstroDrizzle {len(inputs)} _{kind} input(s) on {cores} core(s)"
-                    + (f", {side_by_side} products side by side" if side_by_side > 1 else "") + ": "
+                    + (f", {at_once} products side by side" if at_once > 1 else "") + ": "
                     + " ".join(p.name for p in inputs))
-        products = drizzle_sets(sets, ctx.dataset, ctx.work, cores=cores, cache=refs.cache_root(ctx.site), log=ctx.warn)
+        products = drizzle_sets(sets, ctx.dataset, ctx.work, cores=cores, cache=refs.cache_root(ctx.site), log=ctx.warn,
+                                workers=at_once)
         for inputs, product in zip(sets.values(), products, strict=True):
             if product.mdriztab is None:
                 ctx.log(f"no MDRIZTAB named in {inputs[0].name} (MDRIZTAB absent or N/A): AstroDrizzle ran "

@@ -228,12 +228,13 @@ def test_md_nodes_of_two_dags_run_side_by_side_on_the_cpus_left(site, kit, tmp_p
     beside another may keep 1 of 2 CPUs busy, and both once the other has ended (its request_cpus)."""
     bb, plan = kit
     register(bb, "j9cv59020", ("j9cv59abq",))
-    plan.write_text(json.dumps({"MD": {"j9cv59020": ["sleep:4.0"], "*": ["sleep:1.0"]}}))
+    # the other MD, then its DAG's last two nodes, end well before this one (slow CI start-ups included)
+    plan.write_text(json.dumps({"MD": {"j9cv59020": ["sleep:7.0"], "*": ["sleep:2.5"]}}))
     wf = tmp_path / "kit.toml"
     wf.write_text(KIT_WORKFLOW.read_text().replace('category = "md"', 'category = "md"\nrequest_cpus = 2', 1))
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")   # the executor's machine: 2 CPUs
+    machine = load_site(site.root, overrides={"executor.cpus": 2, "executor.memory_mb": 64000})
     events = []
-    runs = run_local(site, bb, events=events, datasets=(ASN, "j9cv59020"), workflow=wf)
+    runs = run_local(machine, bb, events=events, datasets=(ASN, "j9cv59020"), workflow=wf)
     assert all(r.succeeded for r in runs)
     assert {(ASN, "MD"), ("j9cv59020", "MD")} in _overlaps(events), "md = 1 was applied across DAGs"
     later = [d for e, d, n in events if e == "start" and n == "MD"][1]

@@ -73,6 +73,8 @@ class Database(_Section):
 class Executor(_Section):
     kind: Literal["local", "condor"] = "local"
     workers: int = bounded(2, ge=1, le=256)
+    #: CPUs the local executor's jobs share; 0: those this machine gives the executor.
+    cpus: int = bounded(0, ge=0, le=1024)
     #: Memory (MB) the local executor's jobs may ask for in all; 0: the machine's (or its container's).
     memory_mb: int = bounded(0, ge=0)
 

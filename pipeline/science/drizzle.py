@@ -197,7 +197,7 @@ def run_astrodrizzle(inputs: list[Path], output: str, rundir: Path, *, cores: in
     """Run AstroDrizzle offline on ``inputs`` (already inside ``rundir``) with ``parameters`` (an
     MDRIZTAB row; none: drizzlepac's defaults); return (product, log text, the exact fast paths used;
     ``fast_paths=False``: none, drizzlepac exactly as installed). ``processes`` > 1 (with ``fast_paths``):
-    the per-image steps in that many forked processes (:mod:`pipeline.science.drizzle_fork`).
+    the per-image steps in up to that many forked processes (:mod:`pipeline.science.drizzle_fork`).
 
     Offline means ``updatewcs=False`` and ``ASTROMETRY_STEP_CONTROL=OFF``: the WCS in the headers is
     used as calibrated, no astrometry database is contacted.

@@ -116,8 +116,8 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
     ``processes`` processes, and the final drizzle its chips as far as their footprints allow (at each
     step no more processes than the node may keep busy then: :func:`hostenv.cpus_now`)
     (:mod:`pipeline.science.drizzle_final`); yields what was changed, growing as it is used (empty:
-    one process, drizzlepac's own ``num_cores`` > 1, or a drizzlepac version these were not checked
-    against)."""
+    one process, no split that used more than one, drizzlepac's own ``num_cores`` > 1, or a drizzlepac
+    version these were not checked against)."""
     used: list[str] = []
     most = 1  # the most processes a per-image split has used
 
@@ -143,7 +143,10 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
     def separate(imageObjectList, output_wcs, paramDict, single, build, wcsmap=None):
         """``run_driz``; for the separate drizzle, its per-image calls held and then run split."""
         if not single:
-            with drizzle_final.chips_in_processes(adrizzle, hostenv.cpus_now(processes)) as final:
+            now = hostenv.cpus_now(processes)
+            if now < 2:  # the chips one after another, as installed
+                return run_driz(imageObjectList, output_wcs, paramDict, single, build, wcsmap=wcsmap)
+            with drizzle_final.chips_in_processes(adrizzle, now) as final:
                 result = run_driz(imageObjectList, output_wcs, paramDict, single, build, wcsmap=wcsmap)
             if final.split > 1 and FINAL_CHIPS not in used:
                 used.append(FINAL_CHIPS)

@@ -42,6 +42,12 @@ def processes(environ: Mapping[str, str] | None = None) -> int:
     return perchip.threads(mine)
 
 
+def side_by_side(sets: int, environ: Mapping[str, str] | None = None) -> int:
+    """How many of ``sets`` input sets run at once: no more than the node's processes, and no more
+    than it may keep busy now."""
+    return min(sets, hostenv.cpus_now(processes(environ), environ))
+
+
 def _held(inputs: list[Path], product_name: DatasetName, work: Path, cores: int, cache: Path | None,
           cpus: int) -> tuple[list[str], DrizzleProduct | None, BaseException | None, int, float]:
     """One set's drizzle with its warnings held: (warnings, product, error, worker pid, its peak RSS in MB)."""
@@ -56,11 +62,11 @@ def _held(inputs: list[Path], product_name: DatasetName, work: Path, cores: int,
 
 def drizzle_sets(sets: Mapping[str, list[Path]], product_name: DatasetName, work: Path, *, cores: int = 1,
                  cache: Path | None = None, log: Callable[[str], None] = lambda _text: None,
-                 environ: Mapping[str, str] | None = None) -> list[DrizzleProduct]:
-    """:func:`drizzle` each input set (``{"flt": [...], "flc": [...]}``), in processes side by side when
-    the node has the CPUs; products in the sets' order."""
+                 environ: Mapping[str, str] | None = None, workers: int | None = None) -> list[DrizzleProduct]:
+    """:func:`drizzle` each input set (``{"flt": [...], "flc": [...]}``), ``workers`` of them side by side
+    (default :func:`side_by_side`); products in the sets' order."""
     cpus = processes(environ)
-    workers = min(len(sets), hostenv.cpus_now(cpus, environ))
+    workers = side_by_side(len(sets), environ) if workers is None else workers
     if workers < 2:  # one set at a time: each may use the node's CPUs for its per-image steps
         return [drizzle(inputs, product_name, work, cores=cores, cache=cache, log=log, processes=cpus)
                 for inputs in sets.values()]

@@ -89,7 +89,8 @@ class NodeRun:
 
     @property
     def elastic(self) -> bool:
-        """Its CPUs follow the machine's (:func:`pipeline.core.hostenv.cpus_now`): it asks for more than one."""
+        """Its CPUs follow the machine's (:func:`pipeline.core.hostenv.cpus_now`, which stages read where they
+        size their threads or processes): it asks for more than one."""
         return self.node.stage.request_cpus > 1
 
     @property
@@ -185,7 +186,7 @@ class LocalExecutor:
         self._preexec = _die_with_parent()
         self._env = {**os.environ, **site.environment()}
         #: The machine the jobs share: the CPUs this process may use, and the memory (MB) they may ask for.
-        self.cpus = hostenv.cpus(self._env)
+        self.cpus = site.executor.cpus or hostenv.cpus({})
         self.memory_mb = site.executor.memory_mb or hostenv.memory_mb() or sys.maxsize
         self._logs: dict[NodeRun, list[IO]] = {}
         self.board = WorkerBoard(site.areas.dags / "workers", self.workers)  # what each worker runs, for the console
@@ -295,8 +296,11 @@ class LocalExecutor:
         for n in ready:
             if slots <= 0:
                 break
+            if self._category_full(n):
+                continue
             need = self._memory_mb(n)
-            if self._category_full(n) or (need > memory and slots < self.workers):
+            if need > memory and slots < self.workers:
+                memory -= need  # held for it: nodes ranked after it do not start in the memory it waits for
                 continue
             grant = max(1, min(n.node.stage.request_cpus, cpus))
             if self._launch(n, grant, need):
@@ -330,8 +334,9 @@ class LocalExecutor:
         n.cpus = cpus
         path = self._cpus_file(n)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(f"{cpus}\n")
-        os.replace(tmp, path)
+        with contextlib.suppress(OSError):  # advice only: the job keeps the last number it read
+            tmp.write_text(f"{cpus}\n")
+            os.replace(tmp, path)
 
     @staticmethod
     def _category_full(n: NodeRun) -> bool:

@@ -41,8 +41,9 @@ def threads(environ: Mapping[str, str] | None = None) -> int:
 
 
 def map_chips(ctx: CalContext, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``[fn(item) for item in items]``, the items in threads, logs and errors as in that loop."""
-    workers = min(len(items), threads(ctx.environ))
+    """``[fn(item) for item in items]``, the items in threads (no more than the node may keep busy now:
+    :func:`hostenv.cpus_now`), logs and errors as in that loop."""
+    workers = min(len(items), hostenv.cpus_now(threads(ctx.environ), ctx.environ))
     if workers < 2:
         return [fn(item) for item in items]
 
