@@ -261,3 +261,17 @@ def test_jobs_start_only_while_their_memory_requests_fit(site, kit, tmp_path, mo
         assert len(group) <= 2
         if any(n.startswith("CA_") for _, n in group):
             assert len(group) == 1, f"a 2 GB CA job ran beside another in 1100 MB: {group}"
+
+
+def test_shortest_node_by_the_sites_history_goes_first_among_equals(site, kit):
+    """One worker, two equal DAGs: the second's INGEST (history: quick) runs before the first's CA nodes
+    (no history: counted longest), where submission order alone would run the whole first DAG first."""
+    from pipeline.core import usage
+
+    bb, _ = kit
+    register(bb, "j9cv59020", ("j9cv59abq",))
+    usage.add(site.database_url, [usage.NodeUsage("IN", ASN, "ACS", "WFC", 2, 1.0, 100.0, 0.2, 0, time.time())])
+    events = []
+    run_local(site, bb, workers=1, events=events, datasets=(ASN, "j9cv59020"), workflow=KIT_SHORT)
+    starts = [(d, n) for e, d, n in events if e == "start"]
+    assert starts[:2] == [(ASN, "INGEST"), ("j9cv59020", "INGEST")], starts

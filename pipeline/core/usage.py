@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import resource
+import statistics
 import time
 from dataclasses import astuple, dataclass
 from pathlib import Path
@@ -149,6 +150,17 @@ def all_runs(url: str, busy_timeout: float = 30.0) -> list[NodeUsage]:
     """Every recorded run, oldest first (what a benchmark or a report walks)."""
     rows = _open(url, busy_timeout).read(f"SELECT {_FIELDS} FROM node_usage ORDER BY id", [])
     return [NodeUsage(*r) for r in rows]
+
+
+def typical_walls(url: str, busy_timeout: float = 30.0, window: int = 10 * WINDOW) -> dict[tuple[str, str], float]:
+    """{(stage, instrument): median wall time (s)} of the most recent successful runs: how long a
+    scheduler may expect such a node to take."""
+    rows = _open(url, busy_timeout).read(
+        "SELECT stage, instrument, wall_s FROM node_usage WHERE exit_code = 0 ORDER BY id DESC LIMIT ?", [window])
+    walls: dict[tuple[str, str], list[float]] = {}
+    for stage, instrument, wall in rows:
+        walls.setdefault((stage, instrument), []).append(wall)
+    return {key: statistics.median(values) for key, values in walls.items()}
 
 
 def percentile(values: list[float], pct: float) -> float:

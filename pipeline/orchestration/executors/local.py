@@ -3,7 +3,11 @@
 Each node is a subprocess of its ``owl-<stage>`` executable, run between the same PRE and POST
 hooks DAGMan runs (:mod:`pipeline.orchestration.executors.hooks`, called in-process), with the same retries and
 ``UNLESS-EXIT`` rule, PRE_SKIP and DEFER codes, node priorities and per-category MAXJOBS (per DAG, as
-DAGMan counts them), under a pool of ``executor.workers`` concurrent jobs on one machine.
+DAGMan counts them), under a pool of ``executor.workers`` concurrent jobs on one machine. Among ready
+nodes of equal priority the shortest goes first, by the site's history (the median wall time of the
+stage on the instrument, ``node_usage``; a node with no history counts as longest), then submission
+order: an association's quick early nodes do not wait behind two long MD nodes, so its own MD is
+ready to run beside theirs.
 
 The machine is shared as a partitionable slot shares it: a job starts only while the memory its node
 requests (the DAG's learned ``request_memory``, grown per retry) fits beside the running jobs' requests
@@ -27,7 +31,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import itertools
+import math
 import os
 import signal
 import subprocess
@@ -39,10 +45,11 @@ from enum import Enum
 from pathlib import Path
 from typing import IO
 
-from pipeline.core import hostenv
+from pipeline.core import hostenv, usage
 from pipeline.core.config import Site
 from pipeline.core.errors import OwlError
 from pipeline.core.exitcodes import ExitCode
+from pipeline.core.names import parse_dataset
 from pipeline.core.osf import Blackboard
 from pipeline.orchestration.dag import DagFiles, expand, stage_executable, write_dag
 from pipeline.orchestration.executors import hooks
@@ -119,6 +126,10 @@ class DagRun:
     def dataset(self) -> str:
         return self.graph.dataset
 
+    @functools.cached_property
+    def instrument(self) -> str:
+        return parse_dataset(self.graph.dataset).instrument.upper()
+
     def count(self, *states: State) -> int:
         return sum(1 for n in self.nodes.values() if n.state in states)
 
@@ -189,6 +200,8 @@ class LocalExecutor:
         self.cpus = site.executor.cpus or hostenv.cpus({})
         self.memory_mb = site.executor.memory_mb or hostenv.memory_mb() or sys.maxsize
         self._logs: dict[NodeRun, list[IO]] = {}
+        #: {(stage column, instrument): median wall time (s)} from the site's history, renewed as jobs end.
+        self._walls = usage.typical_walls(site.database_url, site.database.busy_timeout)
         self.board = WorkerBoard(site.areas.dags / "workers", self.workers)  # what each worker runs, for the console
 
     # -- submitting ----------------------------------------------------------------------------
@@ -225,9 +238,11 @@ class LocalExecutor:
 
     def step(self) -> None:
         """Collect finished jobs, then start what the workers and throttles allow."""
-        for n in self.running():
-            if n.proc is not None and n.proc.poll() is not None:
-                self._finish(n, n.proc.returncode)
+        ended = [n for n in self.running() if n.proc is not None and n.proc.poll() is not None]
+        for n in ended:
+            self._finish(n, n.proc.returncode)
+        if ended:  # their wall times are in the history now
+            self._walls = usage.typical_walls(self.site.database_url, self.site.database.busy_timeout)
         for d in self.dags:
             self._promote(d)
         self._start_ready()
@@ -287,7 +302,7 @@ class LocalExecutor:
         now = time.monotonic()
         ready = sorted((n for d in self.dags if d.finished is None and not d.files.halt.exists()
                         for n in d.nodes.values() if n.state is State.READY and n.not_before <= now),
-                       key=lambda n: (-(n.dag.priority + n.node.stage.priority), n.dag.seq,
+                       key=lambda n: (-(n.dag.priority + n.node.stage.priority), self._expected_s(n), n.dag.seq,
                                       list(n.dag.nodes).index(n.name)))
         running = self.running()
         slots = self.workers - len(running)
@@ -307,6 +322,10 @@ class LocalExecutor:
                 slots -= 1
                 cpus -= grant
                 memory -= need
+
+    def _expected_s(self, n: NodeRun) -> float:
+        """How long the node is likely to take: its stage's median on its instrument, else the longest."""
+        return self._walls.get((n.node.stage.column, n.dag.instrument), math.inf)
 
     def _share_cpus(self) -> None:
         """Keep the running jobs' CPUs within the machine's: when jobs have started beside a node that asks
