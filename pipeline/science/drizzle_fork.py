@@ -117,20 +117,13 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
     step no more processes than the node may keep busy then: :func:`hostenv.cpus_now`)
     (:mod:`pipeline.science.drizzle_final`); yields what was changed, growing as it is used (empty:
     one process, no split that used more than one, drizzlepac's own ``num_cores`` > 1, or a drizzlepac
-    version these were not checked against)."""
+    version these were not checked against; complete when the block has ended)."""
     used: list[str] = []
-    most = 1  # the most processes a per-image split has used
+    most = 1  # the most processes a per-image split has used (said first in ``used`` when the block ends)
 
     def note(groups: int) -> None:
-        """Say that the per-image steps ran split, with the most processes a split used."""
         nonlocal most
-        if groups <= most:
-            return
-        if most > 1:
-            used[used.index(PER_IMAGE.format(most))] = PER_IMAGE.format(groups)
-        else:
-            used.append(PER_IMAGE.format(groups))
-        most = groups
+        most = max(most, groups)
 
     if processes < 2 or cores != 1 or drizzle_exact.drizzlepac_version() != drizzle_exact.CHECKED_DRIZZLEPAC:
         yield used
@@ -195,3 +188,5 @@ def per_image_processes(processes: int, cores: int = 1) -> Iterator[list[str]]:
     finally:
         adrizzle.run_driz, adrizzle.run_driz_img = run_driz, run_driz_img
         drizCR.rundrizCR, drizCR._driz_cr = rundrizCR, driz_cr
+        if most > 1:
+            used.insert(0, PER_IMAGE.format(most))

@@ -197,7 +197,7 @@ class LocalExecutor:
         self._preexec = _die_with_parent()
         self._env = {**os.environ, **site.environment()}
         #: The machine the jobs share: the CPUs this process may use, and the memory (MB) they may ask for.
-        self.cpus = site.executor.cpus or hostenv.cpus({})
+        self.cpus = site.executor.cpus or hostenv.cpus({})  # {}: the machine's, not this process's OMP_NUM_THREADS
         self.memory_mb = site.executor.memory_mb or hostenv.memory_mb() or sys.maxsize
         self._logs: dict[NodeRun, list[IO]] = {}
         #: {(stage column, instrument): median wall time (s)} from the site's history, renewed as jobs end.
@@ -331,8 +331,9 @@ class LocalExecutor:
         """Keep the running jobs' CPUs within the machine's: when jobs have started beside a node that asks
         for several, it keeps fewer busy (the latest started give up first, never below 1); when jobs end,
         it may keep more again (the earliest started first), up to its request."""
-        elastic = sorted((n for n in self.running() if n.elastic), key=lambda n: n.started)
-        spare = self.cpus - sum(n.cpus for n in self.running())
+        running = self.running()
+        elastic = sorted((n for n in running if n.elastic), key=lambda n: n.started)
+        spare = self.cpus - sum(n.cpus for n in running)
         for n in reversed(elastic):
             cut = min(n.cpus - 1, max(0, -spare))
             if cut:
@@ -370,8 +371,7 @@ class LocalExecutor:
     def _memory_mb(n: NodeRun) -> int:
         """The memory this attempt asks for: the DAG's learned first request, grown per retry as the
         submit description's ``request_memory`` grows it on a pool."""
-        first = n.dag.files.memory.get(n.name)
-        return retry_memory(first.mb if first is not None else n.node.stage.request_memory, n.retry)
+        return retry_memory(n.dag.files.memory[n.name].mb, n.retry)
 
     def _node_env(self, n: NodeRun) -> dict[str, str]:
         """The node's environment: the executor's, with ``OMP_NUM_THREADS`` set to the CPUs it requests, as
