@@ -12,9 +12,6 @@ class Drizzle(Stage):
     summary = ("AstroDrizzle the members' _flt into <name>_drz.fits and _flc into <name>_drc.fits "
                "(offline, on copies, side by side on a 2-CPU node; fails if drizzlepac drops any input)")
     modules = ("pipeline.science.drizzle", "pipeline.science.drizzle_sets")
-    # AstroDrizzle's processes would hold ~0.7 GiB more at their peak (3.0 -> 3.7 GiB in all for a
-    # full-frame pair in two processes) against the workflow's 4 GB request, for ~4 % of its time.
-    keeps_freed_memory = False
 
     def load(self, ctx: StageContext) -> None:
         from pipeline.science import drizzle

@@ -13,8 +13,11 @@ its own peak, and ``np.zeros`` on reused memory has to clear it. Measured on the
 1.4-1.6 s, peak RSS 1.55-1.65 -> 1.61-1.66 GB); a full-frame ACS/WFC exposure 1.43-1.49 s ->
 0.99-1.00 s in one hour, unchanged within noise in another (the price of a fault varies), peak RSS
 unchanged. AstroDrizzle on a full-frame pair: faults 2.1 M -> 0.4 M, system time
-4.6-9.2 s -> 2.3-2.6 s, but peak RSS 1.46 -> 1.89 GB, so the MD node keeps glibc's default
-(``Stage.keeps_freed_memory``): its two processes would come within 0.3 GiB of its 4 GB request.
+4.6-9.2 s -> 2.3-2.6 s, peak RSS 1.42 -> 1.85 GB in one process (MD's own figure for its two
+processes, ``pipeline.science.forked``: 1.8 -> 2.1 GB, half the workflow's 4 GB request). Where two
+associations' MD nodes share the machine, the faults cost most: the end-to-end benchmark's three
+full-frame associations took 56.3-60.6 s against 59.5-62.7 s in four interleaved pairs of runs, MD's
+system time 20-26 s -> 15-19 s in all.
 
 Only processes that end when their work ends call :func:`keep_freed_memory` (stage nodes, ``owl
 calibrate`` run as a command): a long-running ``owl watch`` or ``owl serve`` would keep its peak for

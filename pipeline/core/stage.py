@@ -85,9 +85,6 @@ class Stage:
     #: The heavy modules :meth:`run` imports (numpy, astropy, SQLAlchemy...): loaded by :meth:`load`
     #: after the OSF claim, so that the claim comes first (fast start-up).
     modules: ClassVar[tuple[str, ...]] = ()
-    #: Whether the node keeps freed memory in its heap for reuse (:mod:`pipeline.core.heap`): fewer
-    #: page faults, for a higher peak where fragments pile up (AstroDrizzle: +0.4 GB a process).
-    keeps_freed_memory: ClassVar[bool] = True
 
     def load(self, ctx: StageContext) -> None:
         """Import what :meth:`run` needs; the wrapper calls it with the collector paused
@@ -279,8 +276,7 @@ def stage_main(stage_cls: type[Stage]) -> Callable[[list[str] | None], NoReturn]
 
     def main(argv: list[str] | None = None) -> NoReturn:
         startup.begin()
-        if stage_cls.keeps_freed_memory:   # a node's full-frame temporaries reuse freed pages
-            heap.keep_freed_memory()
+        heap.keep_freed_memory()   # a node's full-frame temporaries reuse freed pages
         sys.exit(run_stage(stage_cls, argv))
 
     main.__doc__ = f"Run the {stage_cls.__name__} stage."
