@@ -14,7 +14,8 @@ its own peak, and ``np.zeros`` on reused memory has to clear it. Measured on the
 0.99-1.00 s in one hour, unchanged within noise in another (the price of a fault varies), peak RSS
 unchanged. AstroDrizzle on a full-frame pair: faults 2.1 M -> 0.4 M, system time
 4.6-9.2 s -> 2.3-2.6 s, peak RSS 1.42 -> 1.85 GB in one process (MD's own figure for its two
-processes, ``pipeline.science.forked``: 1.8 -> 2.1 GB, half the workflow's 4 GB request). Where two
+processes, ``pipeline.science.forked``: 1.8 -> 2.1 GB; with its ``_flt`` and ``_flc`` sets side by side the
+process tree's summed RSS 2.74 -> 3.26 GiB, inside the workflow's 4 GB request). Where two
 associations' MD nodes share the machine, the faults cost most: the end-to-end benchmark's three
 full-frame associations took 56.3-60.6 s against 59.5-62.7 s in four interleaved pairs of runs, MD's
 system time 20-26 s -> 15-19 s in all.
