@@ -132,3 +132,33 @@ def test_silent_drop_detected(site, sky, capsys, monkeypatch):
     assert f"{ASN}_drz.fits: AstroDrizzle silently dropped {paths[1].name} of 2 input(s)" in err
     assert "zero exposure time" in err
     assert (site.areas.quarantine / paths[1].name).exists()
+
+
+def test_provenance_rewrites_only_the_primary_header(tmp_path):
+    """The recorded product is the new primary header, then the product's own bytes after its
+    primary header, unchanged; the product AstroDrizzle wrote is left as it was."""
+    product = tmp_path / "idn101010_drz.fits"
+    sci = fits.ImageHDU(np.arange(12000, dtype=np.float32).reshape(100, 120), name="SCI")
+    primary = fits.PrimaryHDU()
+    for i in range(30):  # a nearly full first block
+        primary.header.add_history(f"AstroDrizzle step {i}")
+    fits.HDUList([primary, sci, fits.ImageHDU(np.ones((100, 120), np.float32), name="WHT")]).writeto(product)
+    before = product.read_bytes()
+    with fits.open(product) as hdul:
+        rest = hdul.fileinfo(0)["datLoc"]
+    inputs = [drizzle.DrizzleInput(tmp_path / f"{m}_flt.fits", m, "WFC3", "UVIS", "hst_0349.pmap", "ab" * 32)
+              for m in MEMBERS]
+
+    recorded = drizzle.add_provenance(product, inputs, "hst_0349.pmap")
+
+    assert product.read_bytes() == before
+    with fits.open(recorded) as hdul:
+        hdul.verify("exception")
+        h = hdul[0].header
+        assert (h["NDRZIN"], h["DRZIN002"], h["DRZSH001"], h["CRDS_CTX"]) == (2, f"{MEMBERS[1]}_flt.fits", "ab" * 32,
+                                                                           "hst_0349.pmap")
+        assert h["DRIZCORR"] == "COMPLETE" and any("defaults (no MDRIZTAB)" in str(v) for v in h["HISTORY"])
+        grown = hdul.fileinfo(0)["datLoc"]
+        assert grown > rest  # the header needed more blocks: the case astropy's update mode writes twice
+        assert np.array_equal(hdul["SCI"].data, sci.data)
+    assert recorded.read_bytes()[grown:] == before[rest:]

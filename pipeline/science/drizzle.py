@@ -42,7 +42,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from pipeline.core.errors import BadInput
-from pipeline.core.fsutil import copy_atomic, fsync_dir, sha256_file
+from pipeline.core.fsutil import fsync_dir, sha256_file
 from pipeline.core.names import DatasetName
 from pipeline.science import drizzle_exact, drizzle_fork, mdriztab
 from pipeline.science.refs import is_na
@@ -244,11 +244,15 @@ def software_versions() -> dict[str, str]:
 
 
 def add_provenance(product: Path, inputs: list[DrizzleInput], crds_context: str | None,
-                   choice: mdriztab.Choice | None = None) -> None:
+                   choice: mdriztab.Choice | None = None) -> Path:
     """Record inputs (name + sha256), software versions, CRDS context and the AstroDrizzle parameters'
-    source (MDRIZTAB table, row and values, or drizzlepac's defaults) in the product's primary header."""
+    source (MDRIZTAB table, row and values, or drizzlepac's defaults) in the product's primary header.
+
+    Returns the recorded product, a new file beside ``product``: the new primary header's blocks, then
+    the rest of ``product`` as it is, copied by the kernel. (astropy's update mode writes a file whose
+    header grows twice over: a 0.4 GB ``_drz`` to a temporary file, then back.)"""
     versions = software_versions()
-    with fits.open(product, mode="update") as hdul:
+    with fits.open(product) as hdul:  # the header only: the data are copied below as bytes
         h = hdul[0].header
         h["FILENAME"] = product.name
         h["NDRZIN"] = (len(inputs), "number of exposures drizzled into this product")
@@ -256,7 +260,7 @@ def add_provenance(product: Path, inputs: list[DrizzleInput], crds_context: str 
             h[f"DRZIN{i:03d}"] = (item.path.name, "drizzle input")
             h[f"DRZSH{i:03d}"] = item.sha256  # sha256 of the input as drizzled (no room for a comment)
         h["DRIZ_VER"] = (f"drizzlepac {versions['drizzlepac']}", "AstroDrizzle software version")
-        h["STWCSVER"] = (versions["stwcs"], "STWCS version (WCS used as calibrated, not updated)")
+        h["STWCSVER"] = (versions["stwcs"], "STWCS version (WCS as calibrated, not updated)")
         h["OWL_VER"] = (versions["owlpipe"], "owlpipe version that ran MD")
         if crds_context:
             h["CRDS_CTX"] = (crds_context, "CRDS context the inputs were calibrated with")
@@ -269,6 +273,15 @@ def add_provenance(product: Path, inputs: list[DrizzleInput], crds_context: str 
         else:
             h.add_history(f"AstroDrizzle parameters: drizzlepac {versions['drizzlepac']} defaults (no MDRIZTAB)")
         h["DRIZCORR"] = "COMPLETE"
+        header, rest = h.tostring().encode("ascii"), hdul.fileinfo(0)["datLoc"]
+    recorded = product.with_name(f"{product.name}.recorded")
+    with open(product, "rb") as src, open(recorded, "wb") as out:
+        out.write(header)
+        out.flush()
+        end, offset = os.fstat(src.fileno()).st_size, rest
+        while offset < end:
+            offset += os.sendfile(out.fileno(), src.fileno(), offset, end - offset)
+    return recorded
 
 
 def _without_old_dgeo(copy: Path, log: Callable[[str], None]) -> None:
@@ -314,7 +327,9 @@ def drizzle(
         shutil.rmtree(rundir)
     rundir.mkdir(parents=True)
     try:
-        copies = [copy_atomic(c.path, rundir / c.path.name) for c in checked]
+        # scratch for AstroDrizzle to edit, removed whole after the run or by the next one: a kernel-side
+        # copy, neither fsynced nor renamed (copy_atomic's disk write doubled the copy's time)
+        copies = [Path(shutil.copyfile(c.path, rundir / c.path.name)) for c in checked]
         for copy in copies:
             _without_old_dgeo(copy, log)
         produced, text, used = run_astrodrizzle(copies, product_name.name, rundir, cores=cores,
@@ -324,9 +339,9 @@ def drizzle(
             raise DrizzleFailed(f"{produced.name}: AstroDrizzle silently dropped {', '.join(dropped)} of "
                                 f"{len(copies)} input(s){f' ({why})' if why else ''}; product discarded",
                                 path=work / dropped[0])
-        add_provenance(produced, checked, contexts[-1] if contexts else None, choice)
+        recorded = add_provenance(produced, checked, contexts[-1] if contexts else None, choice)
         target = work / produced.name
-        os.replace(produced, target)  # same file system: the product appears whole or not at all
+        os.replace(recorded, target)  # same file system: the product appears whole or not at all
         fsync_dir(work)
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
