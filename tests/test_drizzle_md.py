@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -162,3 +164,18 @@ def test_provenance_rewrites_only_the_primary_header(tmp_path):
         assert grown > rest  # the header needed more blocks: the case astropy's update mode writes twice
         assert np.array_equal(hdul["SCI"].data, sci.data)
     assert recorded.read_bytes()[grown:] == before[rest:]
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin"])
+def test_append_tail_copies_from_offset(tmp_path, monkeypatch, platform):
+    """By the kernel on Linux, through a buffer elsewhere (macOS's sendfile sends only to sockets):
+    the same bytes either way, after what ``out`` already holds."""
+    from pipeline.core import fsutil
+
+    monkeypatch.setattr(fsutil.sys, "platform", platform)
+    data = os.urandom(3 * 2**20 + 123)
+    (tmp_path / "src").write_bytes(data)
+    with open(tmp_path / "src", "rb") as src, open(tmp_path / "out", "wb") as out:
+        out.write(b"HEAD")
+        fsutil.append_tail(out, src, 2880)
+    assert (tmp_path / "out").read_bytes() == b"HEAD" + data[2880:]

@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -108,6 +109,22 @@ def copy_atomic(src: Path | str, dest: Path | str) -> Path:
     with atomic_write(dest) as out, open(src, "rb") as inp:
         shutil.copyfileobj(inp, out, _CHUNK)
     return Path(dest)
+
+
+def append_tail(out: IO[bytes], src: IO[bytes], offset: int) -> None:
+    """Append ``src``'s bytes from ``offset`` to its end to ``out``: copied by the kernel on Linux
+    (``sendfile``; macOS's sends only to sockets), through a buffer elsewhere."""
+    out.flush()
+    end = os.fstat(src.fileno()).st_size
+    if not sys.platform.startswith("linux"):
+        src.seek(offset)
+        shutil.copyfileobj(src, out, _CHUNK)
+        return
+    while offset < end:
+        sent = os.sendfile(out.fileno(), src.fileno(), offset, end - offset)
+        if sent == 0:  # the source shrank under us
+            raise OSError(f"{getattr(src, 'name', src)}: ended at byte {offset} of {end} while being copied")
+        offset += sent
 
 
 def move_file(src: Path | str, dest_dir: Path | str) -> Path:

@@ -42,7 +42,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from pipeline.core.errors import BadInput
-from pipeline.core.fsutil import fsync_dir, sha256_file
+from pipeline.core.fsutil import append_tail, fsync_dir, sha256_file
 from pipeline.core.names import DatasetName
 from pipeline.science import drizzle_exact, drizzle_fork, mdriztab
 from pipeline.science.refs import is_na
@@ -249,7 +249,7 @@ def add_provenance(product: Path, inputs: list[DrizzleInput], crds_context: str 
     source (MDRIZTAB table, row and values, or drizzlepac's defaults) in the product's primary header.
 
     Returns the recorded product, a new file beside ``product``: the new primary header's blocks, then
-    the rest of ``product`` as it is, copied by the kernel. (astropy's update mode writes a file whose
+    the rest of ``product`` as it is (:func:`append_tail`). (astropy's update mode writes a file whose
     header grows twice over: a 0.4 GB ``_drz`` to a temporary file, then back.)"""
     versions = software_versions()
     with fits.open(product) as hdul:  # the header only: the data are copied below as bytes
@@ -277,10 +277,7 @@ def add_provenance(product: Path, inputs: list[DrizzleInput], crds_context: str 
     recorded = product.with_name(f"{product.name}.recorded")
     with open(product, "rb") as src, open(recorded, "wb") as out:
         out.write(header)
-        out.flush()
-        end, offset = os.fstat(src.fileno()).st_size, rest
-        while offset < end:
-            offset += os.sendfile(out.fileno(), src.fileno(), offset, end - offset)
+        append_tail(out, src, rest)
     return recorded
 
 
