@@ -9,6 +9,9 @@ import os
 import re
 import resource
 import shutil
+import signal
+import time
+from multiprocessing import util as mp_util
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,8 @@ from astropy.io import fits
 
 from pipeline.core import usage
 from pipeline.core.names import parse_dataset
-from pipeline.science import drizzle_exact, drizzle_fork, drizzle_sets
+from pipeline.core.stage import install_sigterm
+from pipeline.science import drizzle_exact, drizzle_fork, drizzle_sets, forked
 from pipeline.science.drizzle import drizzle
 from pipeline.simulate.mdriztab import mdriz_table
 from tests.products_data import Field, star_field, write_flt
@@ -158,6 +162,44 @@ def test_a_childs_error_is_raised_after_the_earlier_images_logs(caplog):
 def test_a_child_that_dies_fails_the_run_as_out_of_memory():
     with pytest.raises(MemoryError, match="died"):
         drizzle_fork.run_split([_Image("a"), _Image("dies")], _step, 2)
+
+
+@pytest.fixture
+def stage_sigterm():
+    """SIGTERM handled as a stage node handles it (raising), as the forked children inherit it."""
+    previous = signal.getsignal(signal.SIGTERM)
+    install_sigterm()
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_child_that_sent_its_outcome_exits_by_itself(tmp_path, capfd, stage_sigterm):
+    """Not terminated while it exits (its exit handlers still running)."""
+    finished = tmp_path / "finished"
+
+    def task() -> int:
+        mp_util.Finalize(None, lambda: (time.sleep(0.5), finished.write_text("yes")), exitpriority=0)
+        return 7
+
+    mine, outcomes = forked.fork_tasks([task], lambda: 1)
+    assert (mine, [o.result for o in outcomes]) == (1, [7])
+    assert finished.read_text() == "yes"
+    assert "owl-md-step" not in capfd.readouterr().err
+
+
+def test_children_of_a_failing_node_end_quietly(capfd, stage_sigterm):
+    """Terminated when this process fails, a child dies without a traceback in the log it shares,
+    even while it exits (its exit handlers still running)."""
+
+    def task() -> None:
+        mp_util.Finalize(None, lambda: time.sleep(30), exitpriority=0)
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="here failed"):
+        forked.fork_tasks([task], lambda: (time.sleep(0.5), int("here failed")))
+    assert time.monotonic() - started < 10
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Interrupted" not in err
 
 
 def test_a_childs_memory_counts_in_the_nodes_peak():

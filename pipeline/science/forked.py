@@ -13,6 +13,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core import usage
+
+#: How long a child that has sent its outcome gets to exit by itself before it is terminated.
+EXIT_GRACE_S = 10.0
 
 
 def _portable(record: logging.LogRecord) -> logging.LogRecord:
@@ -70,7 +74,9 @@ class Outcome:
 
 def _child(conn: Connection, task: Callable[[], Any]) -> None:
     """In the forked process: run ``task`` holding the log records, send (error, records, result,
-    MB this process grew by) back."""
+    MB this process grew by) back. SIGTERM ends it quietly: the stage's handler it inherited would
+    raise, and multiprocessing would print that into the log it shares with its parent."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     shared_mb = _rss_mb()  # what it maps of its parent's memory
     with held_records() as records:
         try:
@@ -93,7 +99,7 @@ def fork_tasks(tasks: list[Callable[[], Any]], here: Callable[[], Any]) -> tuple
     context = multiprocessing.get_context("fork")
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # a child must not write this process's buffered output again
-    children, outcomes, grown_mb = [], [], 0.0
+    children, outcomes, grown_mb, received = [], [], 0.0, False
     try:
         for task in tasks:
             receive, send = context.Pipe(duplex=False)
@@ -112,10 +118,13 @@ def fork_tasks(tasks: list[Callable[[], Any]], here: Callable[[], Any]) -> tuple
             grown_mb += grown
             outcomes.append(Outcome(error, records, result))
         usage.note_concurrent_peak(usage.own_peak_rss_mb() + grown_mb)
+        received = True
         return mine, outcomes
     finally:
         for child, receive in children:
             receive.close()
-            if child.is_alive():
+            if received:  # it has sent its outcome and is exiting: let it finish
+                child.join(EXIT_GRACE_S)
+            if child.is_alive():  # this process is failing or interrupted, or the child hangs
                 child.terminate()
             child.join()
