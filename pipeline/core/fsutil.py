@@ -114,12 +114,12 @@ def copy_atomic(src: Path | str, dest: Path | str) -> Path:
 def append_tail(out: IO[bytes], src: IO[bytes], offset: int) -> None:
     """Append ``src``'s bytes from ``offset`` to its end to ``out``: copied by the kernel on Linux
     (``sendfile``; macOS's sends only to sockets), through a buffer elsewhere."""
-    out.flush()
-    end = os.fstat(src.fileno()).st_size
     if not sys.platform.startswith("linux"):
         src.seek(offset)
         shutil.copyfileobj(src, out, _CHUNK)
         return
+    out.flush()  # what ``out`` holds goes first
+    end = os.fstat(src.fileno()).st_size
     while offset < end:
         sent = os.sendfile(out.fileno(), src.fileno(), offset, end - offset)
         if sent == 0:  # the source shrank under us

@@ -99,7 +99,7 @@ def fork_tasks(tasks: list[Callable[[], Any]], here: Callable[[], Any]) -> tuple
     context = multiprocessing.get_context("fork")
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # a child must not write this process's buffered output again
-    children, outcomes, grown_mb, received = [], [], 0.0, False
+    children, outcomes, grown_mb = [], [], 0.0
     try:
         for task in tasks:
             receive, send = context.Pipe(duplex=False)
@@ -118,12 +118,11 @@ def fork_tasks(tasks: list[Callable[[], Any]], here: Callable[[], Any]) -> tuple
             grown_mb += grown
             outcomes.append(Outcome(error, records, result))
         usage.note_concurrent_peak(usage.own_peak_rss_mb() + grown_mb)
-        received = True
         return mine, outcomes
     finally:
-        for child, receive in children:
+        for i, (child, receive) in enumerate(children):
             receive.close()
-            if received:  # it has sent its outcome and is exiting: let it finish
+            if i < len(outcomes):  # it has sent its outcome and is exiting: let it finish
                 child.join(EXIT_GRACE_S)
             if child.is_alive():  # this process is failing or interrupted, or the child hangs
                 child.terminate()
